@@ -1,0 +1,52 @@
+// An application message on its way through the broker: immutable once routed, shared by
+// reference count between the retained store, session queues and in-flight windows.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "mqtt/codec.h"
+#include "mqtt/packet.h"
+
+namespace starling::broker {
+
+using Clock = std::chrono::steady_clock;
+
+// One encoded PUBLISH of this message for one wire variant; receivers copy it and patch the
+// first byte and packet id (see mqtt::PublishLayout).
+struct EncodedPublish {
+  std::string bytes;
+  mqtt::PublishLayout layout;
+  bool ready = false;
+};
+
+struct Message {
+  std::string topic;
+  std::string payload;
+  uint8_t qos = 0;
+  bool retain = false;
+  // Only the properties that travel with a message: payload format, content type, response
+  // topic, correlation data, user properties. Expiry is kept as a deadline below; subscription
+  // ids and topic aliases belong to each delivery.
+  mqtt::Properties properties;
+  bool has_expiry = false;
+  Clock::time_point expires_at{};
+  Clock::time_point received_at{};
+  std::string origin_client_id;  // for No Local
+
+  // Encoded variants: [v5 ? 1 : 0][qos > 0 ? 1 : 0]. Filled by the routing thread before any
+  // receiver sees the message and never written after; readers that find a variant not ready
+  // encode for themselves.
+  mutable std::array<std::array<EncodedPublish, 2>, 2> encoded;
+
+  bool expired(Clock::time_point now) const { return has_expiry && now >= expires_at; }
+  // Remaining expiry in seconds (at least 1 while not expired), for the re-encoded property.
+  uint32_t remaining_expiry(Clock::time_point now) const;
+};
+
+using MessagePtr = std::shared_ptr<const Message>;
+
+}  // namespace starling::broker

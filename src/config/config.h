@@ -1,0 +1,112 @@
+// Starling's configuration: one TOML file, every key with a default, validated at load.
+// An unknown key or a bad value is an error that names the file, the line and the reason.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace starling::config {
+
+struct Endpoint {
+  std::string host = "127.0.0.1";  // IPv4 or IPv6 literal, or a host name ("localhost")
+  uint16_t port = 0;
+  bool operator==(const Endpoint&) const = default;
+};
+
+// "127.0.0.1:1883", "[::1]:1883", "0.0.0.0:1883", ":1883" (all IPv4 interfaces).
+// Throws std::invalid_argument with a reason.
+Endpoint parse_endpoint(const std::string& text);
+std::string to_string(const Endpoint& e);
+
+struct Listener {
+  std::string name;
+  Endpoint bind;
+  std::string protocol = "mqtt";  // "mqtt" for now; "ws" comes with the WebSocket work
+  bool operator==(const Listener&) const = default;
+};
+
+struct MqttSettings {
+  uint32_t max_packet_size = 1024 * 1024;  // bytes; inbound limit, advertised in CONNACK (5.0)
+  uint16_t receive_maximum = 1024;         // inbound QoS 1/2 in flight per client
+  uint16_t max_inflight = 256;             // outbound cap (also bounded by the client's)
+  uint16_t topic_alias_maximum = 64;       // inbound aliases we accept per connection
+  uint8_t max_qos = 2;
+  bool retain_available = true;
+  bool wildcard_subscriptions = true;
+  bool shared_subscriptions = true;
+  bool subscription_identifiers = true;
+  uint16_t max_keep_alive = 65535;         // seconds; larger requests are lowered (5.0)
+  uint32_t max_session_expiry = 0xFFFFFFFF;  // seconds
+  bool allow_empty_client_id = true;       // assign one (5.0 and 3.1.1 clean session)
+  uint32_t retry_interval_ms = 0;          // 0: resend only on reconnect, as the spec asks
+  bool operator==(const MqttSettings&) const = default;
+};
+
+struct Limits {
+  uint32_t max_queued_messages = 10000;         // per session, QoS 1/2 waiting to be sent
+  uint64_t max_queued_bytes = 64ull << 20;      // per session
+  uint64_t max_out_buffer_bytes = 8ull << 20;   // per connection; QoS 0 beyond it is dropped
+  uint32_t max_connections = 0;                 // 0: no limit
+  uint32_t max_topic_length = 65535;
+  uint32_t max_topic_levels = 128;
+  uint32_t max_subscriptions_per_client = 0;    // 0: no limit
+  uint32_t max_client_id_length = 65535;
+  uint32_t connect_timeout_ms = 10000;          // a CONNECT must arrive within this
+  bool operator==(const Limits&) const = default;
+};
+
+struct Config {
+  std::string source;                  // file the config came from ("" = built-in defaults)
+  std::vector<Listener> listeners;     // default: one "mqtt" listener on 127.0.0.1:1883
+  Endpoint http{"127.0.0.1", 8080};
+  bool http_enabled = true;
+  std::string data_dir = "data";
+  std::string durability = "batch";    // "none" | "batch" | "always"
+  unsigned threads = 0;                // 0: one per core
+  std::string log_level = "info";      // trace debug info warn error critical off
+  uint32_t sys_interval_s = 10;        // $SYS publish interval; 0 disables
+  MqttSettings mqtt;
+  Limits limits;
+};
+
+// A config error with the place it was found. what() is "file:line: reason".
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const std::string& file, int line, const std::string& reason);
+  const std::string& file() const { return file_; }
+  int line() const { return line_; }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string file_;
+  int line_;
+  std::string reason_;
+};
+
+Config defaults();
+
+// Loads and validates a TOML file on top of the defaults. Throws ConfigError.
+Config load_file(const std::string& path);
+// The same from text (path is used in messages only). Throws ConfigError.
+Config load_string(const std::string& text, const std::string& path);
+
+// Command-line overrides, applied after the file.
+struct Overrides {
+  std::optional<std::string> bind;  // replaces the first MQTT listener's bind
+  std::optional<std::string> http;  // "off" disables HTTP
+  std::optional<std::string> data_dir;
+  std::optional<unsigned> threads;
+  std::optional<std::string> log_level;
+};
+// Throws ConfigError (file "command line", line 0).
+void apply_overrides(Config& config, const Overrides& overrides);
+
+// Settings that may change on SIGHUP without a restart. Returns the names of the settings that
+// changed but need a restart (listeners, threads, data dir, ...), for the log.
+std::vector<std::string> reload_into(Config& live, const Config& fresh);
+
+}  // namespace starling::config

@@ -1,0 +1,27 @@
+// Topic names and topic filters (section 4.7): validation and matching rules.
+#pragma once
+
+#include <string_view>
+
+namespace starling::mqtt {
+
+// Well-formed UTF-8 as MQTT requires (section 1.5.4): no U+0000, no surrogates, no overlong
+// forms. Control characters other than U+0000 are allowed.
+bool valid_utf8(std::string_view s);
+
+// A PUBLISH topic: non-empty, valid UTF-8, no '+' or '#', at most 65535 bytes.
+bool valid_topic_name(std::string_view topic);
+
+// A SUBSCRIBE filter: non-empty; '#' only as the whole last level; '+' only as a whole level.
+// Shared filters "$share/{group}/{filter}" are accepted when the group is non-empty and holds
+// no '+', '#' or '/', and the filter after it is valid.
+bool valid_topic_filter(std::string_view filter);
+
+// Splits "$share/group/filter". Returns false when the filter is not a shared one.
+bool split_shared_filter(std::string_view filter, std::string_view& group, std::string_view& rest);
+
+// Does the (non-shared) filter match the topic? '$'-topics are not matched by a filter that
+// starts with '+' or '#'.
+bool topic_matches(std::string_view filter, std::string_view topic);
+
+}  // namespace starling::mqtt
