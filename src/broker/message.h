@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
@@ -48,5 +49,20 @@ struct Message {
 };
 
 using MessagePtr = std::shared_ptr<const Message>;
+
+// What one receiver's PUBLISH adds to the message's own fields.
+struct PerDelivery {
+  const std::vector<uint32_t>* subscription_ids = nullptr;
+  uint32_t expiry_seconds = 0;  // the remaining message expiry, when the message has one
+  uint16_t topic_alias = 0;
+  bool omit_topic = false;  // the alias is already known to the receiver
+};
+
+// Encodes the message as a PUBLISH for one receiver (flags and packet id to be patched).
+mqtt::PublishLayout encode_message(const Message& m, mqtt::Version version, uint8_t qos,
+                                   const PerDelivery& per, std::string& out);
+
+// Fills m.encoded for the variant if not ready. Routing thread only, before fan-out.
+void prepare_variant(const Message& m, mqtt::Version version, bool with_packet_id);
 
 }  // namespace starling::broker

@@ -37,6 +37,9 @@ class RetainedStore {
   void for_each(const std::function<void(const MessagePtr&)>& visit) const;
   size_t size() const { return count_; }
 
+  // Trie nodes below the root, counted by a full walk; lets tests check that erase prunes.
+  size_t node_count_for_testing() const;
+
  private:
   struct Node;
   std::unique_ptr<Node> root_;

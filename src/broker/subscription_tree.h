@@ -63,6 +63,9 @@ class SubscriptionTree {
 
   size_t subscription_count() const { return count_; }  // shared memberships included
 
+  // Trie nodes below the root, counted by a full walk; lets tests check that unsubscribe prunes.
+  size_t node_count_for_testing() const;
+
  private:
   struct Node;
   std::unique_ptr<Node> root_;

@@ -42,8 +42,12 @@ def against_mosquitto():
 class Broker:
     """One broker process. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, config_text=None, extra_args=None, threads=2, data_dir=None):
+    def __init__(self, config_text=None, extra_args=None, threads=2, data_dir=None,
+                 mosquitto_config=""):
         self.config_text = config_text
+        # Extra mosquitto.conf lines (e.g. "max_packet_size 1000\n") so that a test needing a
+        # Starling limit can set Mosquitto's equivalent and still run against it.
+        self.mosquitto_config = mosquitto_config
         self.extra_args = list(extra_args or [])
         self.threads = threads
         self.port = free_port()
@@ -62,6 +66,7 @@ class Broker:
             with open(conf, "w") as f:
                 f.write(f"listener {self.port} {HOST}\nallow_anonymous true\n"
                         "max_queued_messages 10000\n")
+                f.write(self.mosquitto_config)
             return ["mosquitto", "-c", conf]
         binary = os.environ.get("STARLING_BIN")
         if not binary:
@@ -121,3 +126,259 @@ class Broker:
 
     def __exit__(self, *exc):
         self.cleanup()
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for the paho-based tests (subscribe, retained, will, session, shared, $SYS).
+
+import itertools as _itertools
+import queue as _queue
+import threading as _threading
+import uuid as _uuid
+
+_unique_counter = _itertools.count(1)
+
+
+def unique(prefix="t"):
+    """A name (client id, topic level) that no other test or earlier run uses."""
+    return f"{prefix}-{os.getpid()}-{next(_unique_counter)}-{_uuid.uuid4().hex[:6]}"
+
+
+def reason_value(code):
+    """An int from a paho ReasonCodes object or an int."""
+    return code if isinstance(code, int) else code.value
+
+
+class MqttClient:
+    """A paho-mqtt client driven synchronously: each call waits for the broker's answer.
+
+    Received PUBLISHes (paho MQTTMessage objects: topic, payload, qos, retain, dup, properties)
+    are queued; get()/collect()/drain()/expect_nothing() read them.
+    """
+
+    def __init__(self, port, version=5, client_id=None, clean=True, session_expiry=None,
+                 keepalive=60, connect_properties=None):
+        import paho.mqtt.client as mqtt
+        self._mqtt = mqtt
+        self.port = port
+        self.version = version
+        self.client_id = client_id if client_id is not None else unique("c")
+        self.clean = clean
+        self.session_expiry = session_expiry
+        self.keepalive = keepalive
+        self.connect_properties = connect_properties
+        kwargs = {} if version == 5 else {"clean_session": clean}
+        self.client = mqtt.Client(client_id=self.client_id,
+                                  protocol=mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311,
+                                  reconnect_on_failure=False, **kwargs)
+        self.messages = _queue.Queue()
+        self._cond = _threading.Condition()
+        self._acks = {}             # mid -> SUBACK/UNSUBACK reason codes
+        self._connack = None        # (session_present, reason code)
+        self.disconnect_reason = None  # reason code of a DISCONNECT from the broker (5.0)
+        self.disconnected = _threading.Event()
+        self._looping = False
+        c = self.client
+        c.on_connect = self._on_connect
+        c.on_subscribe = self._on_subscribe
+        c.on_unsubscribe = self._on_unsubscribe
+        c.on_message = lambda _c, _u, msg: self.messages.put(msg)
+        c.on_disconnect = self._on_disconnect
+
+    # -- callbacks (paho's network thread) --
+    def _on_connect(self, _c, _u, flags, rc, properties=None):
+        with self._cond:
+            self._connack = (int(flags.get("session present", 0)), reason_value(rc))
+            self.connack_properties = properties
+            self._cond.notify_all()
+
+    def _on_subscribe(self, _c, _u, mid, codes, properties=None):
+        with self._cond:
+            self._acks[mid] = [reason_value(x) for x in codes]
+            self._cond.notify_all()
+
+    def _on_unsubscribe(self, _c, _u, mid, properties=None, codes=None):
+        with self._cond:
+            if codes is None:
+                codes = []
+            elif not isinstance(codes, list):
+                codes = [codes]
+            self._acks[mid] = [reason_value(x) for x in codes]
+            self._cond.notify_all()
+
+    def _on_disconnect(self, _c, _u, rc, properties=None):
+        if self.version == 5 and rc is not None and not isinstance(rc, int):
+            self.disconnect_reason = rc.value
+        self.disconnected.set()
+
+    def _wait(self, predicate, timeout, what):
+        with self._cond:
+            if not self._cond.wait_for(predicate, timeout):
+                raise AssertionError(f"{self.client_id}: no {what} within {timeout}s")
+
+    # -- connection --
+    def will_set(self, topic, payload=None, qos=0, retain=False, properties=None):
+        self.client.will_set(topic, payload, qos, retain, properties)
+        return self
+
+    def connect(self, timeout=5.0, expect_rc=0):
+        """Connects and waits for CONNACK; returns session present (0/1)."""
+        props = self.connect_properties
+        if self.version == 5 and self.session_expiry is not None:
+            if props is None:
+                props = self.properties("CONNECT")
+            props.SessionExpiryInterval = self.session_expiry
+        self._connack = None
+        self.disconnected.clear()
+        if self.version == 5:
+            self.client.connect(HOST, self.port, self.keepalive, clean_start=self.clean,
+                                properties=props)
+        else:
+            self.client.connect(HOST, self.port, self.keepalive)
+        self.client.loop_start()
+        self._looping = True
+        self._wait(lambda: self._connack is not None, timeout, "CONNACK")
+        if expect_rc is not None and self._connack[1] != expect_rc:
+            raise AssertionError(f"CONNACK reason {self._connack[1]:#x}, expected {expect_rc:#x}")
+        return self._connack[0]
+
+    @property
+    def session_present(self):
+        return self._connack[0] if self._connack else None
+
+    @staticmethod
+    def properties(packet):
+        """An empty paho Properties for a packet type name: "PUBLISH", "WILLMESSAGE", ..."""
+        from paho.mqtt.properties import Properties
+        from paho.mqtt.packettypes import PacketTypes
+        return Properties(getattr(PacketTypes, packet))
+
+    def disconnect(self, reason=None, properties=None, timeout=5.0):
+        """A normal DISCONNECT (5.0: with the given reason code), then stops the network loop."""
+        if self._looping:
+            rc = None
+            if reason is not None:
+                from paho.mqtt.reasoncodes import ReasonCodes
+                from paho.mqtt.packettypes import PacketTypes
+                rc = ReasonCodes(PacketTypes.DISCONNECT, identifier=reason)
+            self.client.disconnect(reasoncode=rc, properties=properties)
+            self.disconnected.wait(timeout)
+            self._stop_loop()
+
+    def drop(self, timeout=5.0):
+        """Loses the connection without DISCONNECT (the broker sees the socket close)."""
+        if self._looping:
+            sock = self.client.socket()
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.disconnected.wait(timeout)
+            self._stop_loop()
+
+    def _stop_loop(self):
+        self.client.loop_stop()
+        self._looping = False
+        try:
+            sock = self.client.socket()
+            if sock is not None:
+                sock.close()
+        except OSError:
+            pass
+
+    def close(self):
+        """Idempotent cleanup for tearDown/finally."""
+        try:
+            self.disconnect(timeout=2.0)
+        except Exception:
+            self._stop_loop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- operations --
+    def subscribe(self, topic, qos=0, options=None, sub_id=None, properties=None, timeout=5.0):
+        """SUBSCRIBE and wait for SUBACK; returns the list of reason codes / granted QoS.
+
+        topic: a filter (with qos or 5.0 options) or a list of (filter, qos-or-options).
+        """
+        if sub_id is not None:
+            properties = properties or self.properties("SUBSCRIBE")
+            properties.SubscriptionIdentifier = sub_id
+        if isinstance(topic, list):
+            rc, mid = self.client.subscribe(topic, properties=properties)
+        elif options is not None:
+            rc, mid = self.client.subscribe(topic, options=options, properties=properties)
+        else:
+            rc, mid = self.client.subscribe(topic, qos, properties=properties)
+        if rc != 0:
+            raise AssertionError(f"subscribe not sent: rc {rc}")
+        self._wait(lambda: mid in self._acks, timeout, "SUBACK")
+        return self._acks.pop(mid)
+
+    def unsubscribe(self, topic, timeout=5.0):
+        """UNSUBSCRIBE and wait for UNSUBACK; returns its reason codes (5.0) or []."""
+        rc, mid = self.client.unsubscribe(topic)
+        if rc != 0:
+            raise AssertionError(f"unsubscribe not sent: rc {rc}")
+        self._wait(lambda: mid in self._acks, timeout, "UNSUBACK")
+        return self._acks.pop(mid)
+
+    def publish(self, topic, payload=b"", qos=0, retain=False, properties=None, timeout=5.0):
+        """PUBLISH and wait until it is written (QoS 0) or acknowledged (PUBACK/PUBCOMP)."""
+        info = self.client.publish(topic, payload, qos, retain, properties)
+        info.wait_for_publish(timeout)
+        if not info.is_published():
+            raise AssertionError(f"publish to {topic} not completed within {timeout}s")
+        return info
+
+    # -- received messages --
+    def get(self, timeout=5.0):
+        try:
+            return self.messages.get(timeout=timeout)
+        except _queue.Empty:
+            raise AssertionError(f"{self.client_id}: no message within {timeout}s") from None
+
+    def collect(self, n, timeout=5.0):
+        """Exactly the next n messages (fails if fewer arrive within timeout)."""
+        deadline = time.monotonic() + timeout
+        out = []
+        while len(out) < n:
+            left = deadline - time.monotonic()
+            try:
+                out.append(self.messages.get(timeout=max(left, 0.001)))
+            except _queue.Empty:
+                raise AssertionError(
+                    f"{self.client_id}: got {len(out)} of {n} messages within {timeout}s: "
+                    f"{[(m.topic, m.payload) for m in out][:20]}") from None
+        return out
+
+    def drain(self, wait=1.0):
+        """Every message that arrives within `wait` seconds of silence."""
+        out = []
+        while True:
+            try:
+                out.append(self.messages.get(timeout=wait))
+            except _queue.Empty:
+                return out
+
+    def expect_nothing(self, wait=1.0):
+        got = self.drain(wait)
+        if got:
+            raise AssertionError(f"{self.client_id}: unexpected messages "
+                                 f"{[(m.topic, m.payload, m.retain) for m in got][:20]}")
+
+
+def user_properties(msg):
+    """The user properties of a received 5.0 message as a list of (name, value)."""
+    props = getattr(msg, "properties", None)
+    return list(getattr(props, "UserProperty", []) or []) if props else []
+
+
+def subscription_ids(msg):
+    props = getattr(msg, "properties", None)
+    return sorted(getattr(props, "SubscriptionIdentifier", []) or []) if props else []

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Starling needs, only those missing. Sourced by run.sh/test.sh.
+# Usage: deps.sh [build|test]
+set -euo pipefail
+
+build_packages=(cmake g++ make pkg-config libspdlog-dev libfmt-dev libtomlplusplus-dev
+  libcli11-dev)
+test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
+  python3 python3-paho-mqtt mosquitto-clients)
+
+wanted=("${build_packages[@]}")
+if [[ "${1:-build}" == "test" ]]; then
+  wanted+=("${test_packages[@]}")
+fi
+
+missing=()
+for pkg in "${wanted[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -q
+  "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds Release and starts the broker with its built-in defaults
+# (MQTT on 127.0.0.1:1883). Extra arguments go to starling, e.g. ./scripts/run.sh --config my.toml
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/deps.sh build
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSTARLING_TESTS=OFF >/dev/null
+cmake --build build/release --target starling -j"$(nproc)"
+exec ./build/release/starling "$@"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds with ASan+UBSan and runs every test (unit, integration,
+# a bounded fuzz run of the codec). Extra arguments go to ctest, e.g. -R integration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/deps.sh test
+
+jobs=$(nproc)
+
+# The fuzzers need clang's libFuzzer; they build only the codec.
+CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSTARLING_FUZZ=ON >/dev/null
+cmake --build build/fuzz -j"$jobs"
+
+cmake -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTARLING_SANITIZE=ON \
+  -DSTARLING_FUZZ_DIR="$PWD/build/fuzz/fuzz" >/dev/null
+cmake --build build/test -j"$jobs"
+
+cd build/test
+ctest --output-on-failure -j"$jobs" "$@"

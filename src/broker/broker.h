@@ -1,0 +1,116 @@
+// The broker's shared state and the publish path: session registry, subscription tree,
+// retained store, delayed wills, $SYS. Any worker thread calls into it; it never touches
+// sockets (see ConnectionControl for the few things it asks of connections).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/message.h"
+#include "broker/retained_store.h"
+#include "broker/session.h"
+#include "broker/subscription_tree.h"
+#include "config/config.h"
+
+namespace starling::broker {
+
+struct PublishOutcome {
+  size_t receivers = 0;    // sessions the message was sent or queued to
+  bool congested = false;  // a receiver's queue is filling: the publisher should pause
+};
+
+class Broker {
+ public:
+  explicit Broker(const config::Config& config);
+  ~Broker();
+
+  // The settings in force; replaced whole on reload.
+  std::shared_ptr<const config::Config> settings() const;
+  void reload(const config::Config& fresh);
+
+  // --- Sessions ---------------------------------------------------------------------------
+  struct OpenResult {
+    SessionPtr session;
+    bool present = false;     // an existing session was resumed
+    Attachment taken_over;    // a connection that held the session (kick it with 0x8E)
+  };
+  OpenResult open_session(const std::string& client_id, bool clean_start, uint32_t expiry,
+                          Attachment link, const ClientCapabilities& caps,
+                          const DeliveryLimits& limits);
+  // The connection went away. Ends the session when it does not outlive it.
+  void close_session(const SessionPtr& session, Attachment link, Clock::time_point now);
+  // Removes the session, its subscriptions, and hands shared-subscription messages it had not
+  // completed to other members of their groups.
+  void end_session(const SessionPtr& session, Clock::time_point now);
+
+  // --- Publish ----------------------------------------------------------------------------
+  // Routes msg to every matching subscription (and stores it when retained). publisher may be
+  // null (wills, $SYS). publisher_link is where to resume reading after congestion.
+  PublishOutcome publish(const MessagePtr& msg, const Session* publisher,
+                         Attachment publisher_link, Clock::time_point now);
+
+  // --- Subscriptions ----------------------------------------------------------------------
+  // Adds or replaces; returns true when the subscription already existed.
+  bool subscribe(const SessionPtr& session, const std::string& filter,
+                 const SubscriptionOptions& options);
+  bool unsubscribe(const SessionPtr& session, const std::string& filter);
+  // Sends the retained messages matching filter to session (after its SUBACK).
+  void deliver_retained(const SessionPtr& session, const std::string& filter,
+                        const SubscriptionOptions& options, Clock::time_point now);
+
+  // --- Wills ------------------------------------------------------------------------------
+  void publish_will(const mqtt::Will& will, const std::string& client_id, Clock::time_point now);
+  void schedule_will(const mqtt::Will& will, const std::string& client_id, Clock::time_point due);
+  void cancel_will(const std::string& client_id);
+
+  // --- Housekeeping: called every second from one thread ----------------------------------
+  void tick(Clock::time_point now);
+
+  // --- Figures ------------------------------------------------------------------------------
+  void client_connected() { connected_clients_.fetch_add(1, std::memory_order_relaxed); }
+  void client_disconnected() { connected_clients_.fetch_sub(1, std::memory_order_relaxed); }
+  int64_t connected_clients() const { return connected_clients_.load(std::memory_order_relaxed); }
+  size_t session_count() const;
+  size_t subscription_count() const;
+  size_t retained_count() const;
+  Clock::time_point started_at() const { return started_at_; }
+
+ private:
+  void publish_sys(Clock::time_point now);
+  void redeliver_shared(std::vector<Delivery>&& deliveries, const Session* leaving,
+                        Clock::time_point now);
+  Session* pick_shared_member(SharedGroup& group, const Session* exclude);
+
+  mutable std::mutex settings_mutex_;
+  std::shared_ptr<const config::Config> settings_;
+
+  mutable std::mutex sessions_mutex_;
+  std::unordered_map<std::string, SessionPtr> sessions_;
+  std::multimap<Clock::time_point, std::weak_ptr<Session>> expiry_queue_;  // by sessions_mutex_
+
+  mutable std::shared_mutex tree_mutex_;
+  SubscriptionTree tree_;
+
+  mutable std::shared_mutex retained_mutex_;
+  RetainedStore retained_;
+
+  std::mutex wills_mutex_;
+  std::unordered_map<std::string, PendingWill> pending_wills_;
+
+  std::atomic<int64_t> connected_clients_{0};
+  Clock::time_point started_at_;
+  Clock::time_point next_sys_{};
+};
+
+// Builds a message from a will (for publish_will and tests).
+MessagePtr make_will_message(const mqtt::Will& will, const std::string& client_id,
+                             Clock::time_point now);
+
+}  // namespace starling::broker

@@ -1,0 +1,608 @@
+#include "broker/client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+
+#include "broker/connection_control.h"
+#include "metrics/counters.h"
+#include "mqtt/topic.h"
+
+namespace starling::broker {
+
+namespace {
+
+using mqtt::PacketType;
+using mqtt::Version;
+namespace rc = mqtt::reason;
+
+std::string assign_client_id() {
+  static std::atomic<uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("starling-{:012x}-{}", rng() & 0xFFFFFFFFFFFFull,
+                     counter.fetch_add(1, std::memory_order_relaxed));
+}
+
+size_t topic_levels(std::string_view topic) {
+  return static_cast<size_t>(std::count(topic.begin(), topic.end(), '/')) + 1;
+}
+
+}  // namespace
+
+Client::Client(Broker& broker, Transport& transport)
+    : broker_(broker),
+      transport_(transport),
+      created_at_(Clock::now()),
+      last_packet_at_(created_at_),
+      settings_(broker.settings()) {
+  max_packet_size_ = settings_->mqtt.max_packet_size;
+  receive_maximum_ = settings_->mqtt.receive_maximum;
+  topic_alias_maximum_ = settings_->mqtt.topic_alias_maximum;
+}
+
+Client::~Client() = default;
+
+// --- Failure paths --------------------------------------------------------------------------
+
+bool Client::fail(uint8_t reason_code, const char* why) {
+  if (closing_) return false;
+  spdlog::debug("client '{}' ({}): closing: {} (0x{:02x})", client_id_, transport_.peer(), why,
+                reason_code);
+  metrics::add(metrics::Counter::ProtocolErrors);
+  if (connected_ && version_ == Version::V5) {
+    mqtt::Disconnect d;
+    d.reason_code = reason_code;
+    if (problem_information()) d.properties.reason_string = why;
+    std::string bytes;
+    mqtt::encode_disconnect(d, version_, bytes);
+    transport_.send(bytes);
+    metrics::count_packet_out(14);
+  }
+  closing_ = true;
+  transport_.close();
+  return false;
+}
+
+void Client::refuse_connect(uint8_t reason_code, const char* why) {
+  spdlog::debug("connect from {} refused: {} (0x{:02x})", transport_.peer(), why, reason_code);
+  metrics::add(metrics::Counter::ConnectionsRefused);
+  mqtt::Properties props;
+  if (version_ == Version::V5 && problem_information()) props.reason_string = why;
+  send_connack(false, reason_code, std::move(props));
+  closing_ = true;
+  transport_.close();
+}
+
+void Client::send_connack(bool session_present, uint8_t reason_code, mqtt::Properties props) {
+  mqtt::Connack ack;
+  ack.session_present = session_present;
+  ack.reason_code = reason_code;
+  ack.properties = std::move(props);
+  std::string bytes;
+  mqtt::encode_connack(ack, version_, bytes);
+  transport_.send(bytes);
+  metrics::count_packet_out(2);
+}
+
+void Client::on_packet_too_large() {
+  if (!connected_) {
+    closing_ = true;
+    transport_.close();
+    return;
+  }
+  fail(rc::PacketTooLarge, "packet exceeds the maximum packet size");
+}
+
+void Client::on_malformed_frame() { fail(rc::MalformedPacket, "malformed remaining length"); }
+
+void Client::disconnect(uint8_t reason_code, const char* reason_string) {
+  if (closing_) return;
+  if (connected_ && version_ == Version::V5) {
+    mqtt::Disconnect d;
+    d.reason_code = reason_code;
+    if (reason_string && problem_information()) d.properties.reason_string = reason_string;
+    std::string bytes;
+    mqtt::encode_disconnect(d, version_, bytes);
+    transport_.send(bytes);
+    metrics::count_packet_out(14);
+  }
+  closing_ = true;
+  transport_.close();
+}
+
+// --- Dispatch -------------------------------------------------------------------------------
+
+bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet) {
+  if (closing_) return false;
+  last_packet_at_ = Clock::now();
+  metrics::count_packet_in(header.first_byte >> 4);
+  std::string_view body = packet.substr(header.header_size);
+  const PacketType type = header.type();
+  if (!connected_) {
+    if (type != PacketType::Connect) {
+      closing_ = true;
+      transport_.close();  // the first packet must be CONNECT (3.1.0-1): close, no answer
+      return false;
+    }
+    return handle_connect(header.flags(), body);
+  }
+  switch (type) {
+    case PacketType::Publish:
+      return handle_publish(header, packet, body);
+    case PacketType::Puback:
+    case PacketType::Pubrec:
+    case PacketType::Pubrel:
+    case PacketType::Pubcomp:
+      return handle_ack(type, header.flags(), body);
+    case PacketType::Subscribe:
+      return handle_subscribe(header.flags(), body);
+    case PacketType::Unsubscribe:
+      return handle_unsubscribe(header.flags(), body);
+    case PacketType::Pingreq: {
+      auto st = mqtt::decode_empty(header.flags(), body);
+      if (!st.ok()) return fail(st.code, st.message);
+      std::string bytes;
+      mqtt::encode_pingresp(bytes);
+      transport_.send(bytes);
+      metrics::count_packet_out(13);
+      return true;
+    }
+    case PacketType::Disconnect:
+      return handle_disconnect(header.flags(), body);
+    case PacketType::Connect:
+      return fail(rc::ProtocolError, "second CONNECT on a connection");
+    case PacketType::Auth:
+      if (version_ != Version::V5) return fail(rc::MalformedPacket, "AUTH before MQTT 5.0");
+      return fail(rc::ProtocolError, "AUTH without an authentication method");
+    default:
+      return fail(rc::MalformedPacket, "packet type not allowed from a client");
+  }
+}
+
+// --- CONNECT --------------------------------------------------------------------------------
+
+bool Client::handle_connect(uint8_t flags, std::string_view body) {
+  const auto& mqtt_cfg = settings_->mqtt;
+  mqtt::Connect c;
+  mqtt::Status st = mqtt::decode_connect(flags, body, c);
+  version_ = c.version;
+  if (!st.ok()) {
+    if (st.code == rc::UnsupportedProtocolVersion) {
+      // Answer in a form the client can read: 3.1.1 CONNACK code 1 unless it asked for 5.0.
+      refuse_connect(rc::UnsupportedProtocolVersion, st.message);
+    } else if (version_ == Version::V5) {
+      refuse_connect(st.code, st.message);
+    } else {
+      metrics::add(metrics::Counter::ProtocolErrors);
+      closing_ = true;
+      transport_.close();
+    }
+    return false;
+  }
+  if (c.properties.request_problem_information) {
+    request_problem_information_ = *c.properties.request_problem_information != 0;
+  }
+  if (c.properties.authentication_method) {
+    refuse_connect(rc::BadAuthenticationMethod, "enhanced authentication is not supported");
+    return false;
+  }
+
+  // Client identifier.
+  bool assigned = false;
+  if (c.client_id.empty()) {
+    if (!mqtt_cfg.allow_empty_client_id || version_ == Version::V31 ||
+        (version_ == Version::V311 && !c.clean_start)) {
+      refuse_connect(rc::ClientIdentifierNotValid, "empty client identifier");
+      return false;
+    }
+    c.client_id = assign_client_id();
+    assigned = true;
+  }
+  if (c.client_id.size() > settings_->limits.max_client_id_length ||
+      (version_ == Version::V31 && c.client_id.size() > 23 && false)) {
+    refuse_connect(rc::ClientIdentifierNotValid, "client identifier too long");
+    return false;
+  }
+
+  // Will.
+  if (c.will) {
+    if (!mqtt::valid_topic_name(c.will->topic)) {
+      refuse_connect(rc::TopicNameInvalid, "invalid will topic");
+      return false;
+    }
+    if (c.will->qos > mqtt_cfg.max_qos) {
+      refuse_connect(rc::QosNotSupported, "will QoS above the maximum QoS");
+      return false;
+    }
+    if (c.will->retain && !mqtt_cfg.retain_available) {
+      refuse_connect(rc::RetainNotSupported, "retained wills are not available");
+      return false;
+    }
+  }
+
+  client_id_ = c.client_id;
+  mqtt::Properties props;
+
+  // Keep-alive: lowered to our maximum (announced as Server Keep Alive on 5.0).
+  keep_alive_ = c.keep_alive;
+  if (version_ == Version::V5 && keep_alive_ > mqtt_cfg.max_keep_alive) {
+    keep_alive_ = mqtt_cfg.max_keep_alive;
+    props.server_keep_alive = keep_alive_;
+  }
+
+  // Session expiry: 3.1.1 clean session 0 means the session never expires.
+  uint32_t expiry = 0;
+  if (version_ == Version::V5) {
+    expiry = c.properties.session_expiry_interval.value_or(0);
+    if (expiry > mqtt_cfg.max_session_expiry) {
+      expiry = mqtt_cfg.max_session_expiry;
+      props.session_expiry_interval = expiry;
+    }
+  } else if (!c.clean_start) {
+    expiry = 0xFFFFFFFF;
+  }
+  session_expiry_was_zero_ = expiry == 0;
+
+  ClientCapabilities caps;
+  caps.version = version_;
+  if (version_ == Version::V5) {
+    caps.receive_maximum = c.properties.receive_maximum.value_or(65535);
+    caps.maximum_packet_size = c.properties.maximum_packet_size.value_or(0);
+    caps.topic_alias_maximum = c.properties.topic_alias_maximum.value_or(0);
+  }
+  DeliveryLimits limits;
+  limits.max_queued_messages = settings_->limits.max_queued_messages;
+  limits.max_queued_bytes = settings_->limits.max_queued_bytes;
+  limits.max_out_buffer_bytes = settings_->limits.max_out_buffer_bytes;
+  limits.max_inflight = mqtt_cfg.max_inflight;
+
+  auto opened = broker_.open_session(client_id_, c.clean_start, expiry, transport_.attachment(),
+                                     caps, limits);
+  session_ = opened.session;
+  if (opened.taken_over) {
+    if (auto* control = connection_control()) control->kick(opened.taken_over, rc::SessionTakenOver);
+  }
+  will_ = std::move(c.will);
+  connected_ = true;
+  broker_.client_connected();
+
+  if (version_ == Version::V5) {
+    if (assigned) props.assigned_client_identifier = client_id_;
+    props.receive_maximum = receive_maximum_;
+    props.maximum_packet_size = max_packet_size_;
+    props.topic_alias_maximum = topic_alias_maximum_;
+    if (mqtt_cfg.max_qos < 2) props.maximum_qos = mqtt_cfg.max_qos;
+    props.retain_available = mqtt_cfg.retain_available ? 1 : 0;
+    props.wildcard_subscription_available = mqtt_cfg.wildcard_subscriptions ? 1 : 0;
+    props.subscription_identifier_available = mqtt_cfg.subscription_identifiers ? 1 : 0;
+    props.shared_subscription_available = mqtt_cfg.shared_subscriptions ? 1 : 0;
+  }
+  send_connack(opened.present, rc::Success, std::move(props));
+  spdlog::debug("client '{}' connected from {} (v{}, clean {}, keepalive {})", client_id_,
+                transport_.peer(), static_cast<int>(version_), c.clean_start, keep_alive_);
+  session_->resume_delivery(Clock::now());
+  return true;
+}
+
+// --- PUBLISH --------------------------------------------------------------------------------
+
+bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view packet,
+                            std::string_view body) {
+  const auto& mqtt_cfg = settings_->mqtt;
+  thread_local mqtt::Publish p;
+  p.properties = mqtt::Properties{};
+  mqtt::Status st = mqtt::decode_publish(header.flags(), body, version_, p);
+  if (!st.ok()) return fail(st.code, st.message);
+  metrics::add(metrics::Counter::MessagesReceived);
+
+  if (p.qos > mqtt_cfg.max_qos) return fail(rc::QosNotSupported, "QoS above the maximum QoS");
+  if (p.retain && !mqtt_cfg.retain_available) {
+    return fail(rc::RetainNotSupported, "retain is not available");
+  }
+
+  // Topic aliases (5.0): an alias with a topic sets it, an alias alone uses it.
+  bool used_alias = false;
+  if (p.properties.topic_alias) {
+    uint16_t alias = *p.properties.topic_alias;
+    if (alias == 0 || alias > topic_alias_maximum_) {
+      return fail(rc::TopicAliasInvalid, "topic alias out of range");
+    }
+    if (inbound_aliases_.size() < alias) inbound_aliases_.resize(topic_alias_maximum_);
+    if (p.topic.empty()) {
+      if (inbound_aliases_[alias - 1].empty()) {
+        return fail(rc::ProtocolError, "unknown topic alias");
+      }
+      p.topic = inbound_aliases_[alias - 1];
+    } else {
+      inbound_aliases_[alias - 1] = p.topic;
+    }
+    used_alias = true;
+  }
+  if (!mqtt::valid_topic_name(p.topic)) return fail(rc::TopicNameInvalid, "invalid topic name");
+  const auto& limits = settings_->limits;
+  if (p.topic.size() > limits.max_topic_length || topic_levels(p.topic) > limits.max_topic_levels) {
+    return fail(rc::TopicNameInvalid, "topic name exceeds the configured limits");
+  }
+
+  // Exactly once: a retransmitted QoS 2 PUBLISH whose id awaits PUBREL is acknowledged again
+  // but not routed again.
+  if (p.qos == 2) {
+    if (session_->inbound_qos2_count() >= receive_maximum_ && !p.dup) {
+      return fail(rc::ReceiveMaximumExceeded, "more QoS 2 messages in flight than allowed");
+    }
+    if (!session_->begin_inbound_qos2(p.packet_id)) {
+      mqtt::Ack rec;
+      rec.type = PacketType::Pubrec;
+      rec.packet_id = p.packet_id;
+      std::string bytes;
+      mqtt::encode_ack(rec, version_, bytes);
+      transport_.send(bytes);
+      metrics::count_packet_out(5);
+      return true;
+    }
+  }
+
+  const Clock::time_point now = Clock::now();
+  auto msg = std::make_shared<Message>();
+  msg->qos = p.qos;
+  msg->retain = p.retain;
+  msg->received_at = now;
+  msg->origin_client_id = client_id_;
+  if (version_ == Version::V5) {
+    auto& in = p.properties;
+    msg->properties.payload_format_indicator = in.payload_format_indicator;
+    msg->properties.content_type = std::move(in.content_type);
+    msg->properties.response_topic = std::move(in.response_topic);
+    msg->properties.correlation_data = std::move(in.correlation_data);
+    msg->properties.user_properties = std::move(in.user_properties);
+    if (in.message_expiry_interval) {
+      msg->has_expiry = true;
+      msg->expires_at = now + std::chrono::seconds(*in.message_expiry_interval);
+    }
+  }
+  // The incoming bytes are already the encoding for receivers of the same version and QoS
+  // class: forward them as they are (flags and packet id are patched per receiver).
+  if (!used_alias) {
+    auto& slot = msg->encoded[version_ == Version::V5][p.qos > 0];
+    slot.bytes.assign(packet);
+    slot.layout.size = static_cast<uint32_t>(packet.size());
+    slot.layout.packet_id_offset =
+        p.qos > 0 ? static_cast<uint32_t>(header.header_size + 2 + p.topic.size()) : 0;
+    slot.ready = true;
+  }
+  msg->topic = std::move(p.topic);
+  msg->payload = std::move(p.payload);
+
+  PublishOutcome outcome = broker_.publish(msg, session_.get(), transport_.attachment(), now);
+
+  if (p.qos > 0) {
+    mqtt::Ack ack;
+    ack.type = p.qos == 1 ? PacketType::Puback : PacketType::Pubrec;
+    ack.packet_id = p.packet_id;
+    if (version_ == Version::V5 && outcome.receivers == 0) {
+      ack.reason_code = rc::NoMatchingSubscribers;
+    }
+    std::string bytes;
+    mqtt::encode_ack(ack, version_, bytes);
+    transport_.send(bytes);
+    metrics::count_packet_out(p.qos == 1 ? 4 : 5);
+  }
+  if (outcome.congested) transport_.pause_reading(true);
+  return true;
+}
+
+// --- Acknowledgements -----------------------------------------------------------------------
+
+bool Client::handle_ack(PacketType type, uint8_t flags, std::string_view body) {
+  mqtt::Ack ack;
+  mqtt::Status st = mqtt::decode_ack(type, flags, body, version_, ack);
+  if (!st.ok()) return fail(st.code, st.message);
+  const Clock::time_point now = Clock::now();
+  switch (type) {
+    case PacketType::Puback:
+      session_->on_puback(ack.packet_id, now);
+      break;
+    case PacketType::Pubrec:
+      if (!session_->on_pubrec(ack.packet_id, now, ack.reason_code >= 0x80)) {
+        mqtt::Ack rel;
+        rel.type = PacketType::Pubrel;
+        rel.packet_id = ack.packet_id;
+        rel.reason_code = rc::PacketIdentifierNotFound;
+        std::string bytes;
+        mqtt::encode_ack(rel, version_, bytes);
+        transport_.send(bytes);
+        metrics::count_packet_out(6);
+      }
+      break;
+    case PacketType::Pubrel: {
+      mqtt::Ack comp;
+      comp.type = PacketType::Pubcomp;
+      comp.packet_id = ack.packet_id;
+      if (!session_->release_inbound_qos2(ack.packet_id)) {
+        comp.reason_code = rc::PacketIdentifierNotFound;
+      }
+      std::string bytes;
+      mqtt::encode_ack(comp, version_, bytes);
+      transport_.send(bytes);
+      metrics::count_packet_out(7);
+      break;
+    }
+    case PacketType::Pubcomp:
+      session_->on_pubcomp(ack.packet_id, now);
+      break;
+    default:
+      break;
+  }
+  return true;
+}
+
+// --- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------------------
+
+bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
+  const auto& mqtt_cfg = settings_->mqtt;
+  mqtt::Subscribe sub;
+  mqtt::Status st = mqtt::decode_subscribe(flags, body, version_, sub);
+  if (!st.ok()) return fail(st.code, st.message);
+
+  uint32_t sub_id = 0;
+  if (!sub.properties.subscription_identifiers.empty()) {
+    if (!mqtt_cfg.subscription_identifiers) {
+      return fail(rc::SubscriptionIdentifiersNotSupported,
+                  "subscription identifiers are not supported");
+    }
+    sub_id = sub.properties.subscription_identifiers.front();
+  }
+
+  mqtt::Suback ack;
+  ack.packet_id = sub.packet_id;
+  struct Accepted {
+    std::string filter;
+    SubscriptionOptions options;
+    bool existed;
+    bool shared;
+  };
+  std::vector<Accepted> accepted;
+  const uint32_t max_subs = settings_->limits.max_subscriptions_per_client;
+  const uint8_t invalid_filter = version_ == Version::V5 ? rc::TopicFilterInvalid : 0x80;
+  for (const auto& req : sub.subscriptions) {
+    std::string_view group, rest;
+    const bool shared = mqtt::split_shared_filter(req.filter, group, rest);
+    const std::string_view plain = shared ? rest : std::string_view(req.filter);
+    if (!mqtt::valid_topic_filter(req.filter)) {
+      ack.reason_codes.push_back(invalid_filter);
+      continue;
+    }
+    if (shared && req.no_local) {
+      return fail(rc::ProtocolError, "No Local on a shared subscription");
+    }
+    if (shared && !mqtt_cfg.shared_subscriptions) {
+      ack.reason_codes.push_back(version_ == Version::V5 ? rc::SharedSubscriptionsNotSupported
+                                                         : 0x80);
+      continue;
+    }
+    if (!mqtt_cfg.wildcard_subscriptions &&
+        plain.find_first_of("+#") != std::string_view::npos) {
+      ack.reason_codes.push_back(version_ == Version::V5 ? rc::WildcardSubscriptionsNotSupported
+                                                         : 0x80);
+      continue;
+    }
+    if (plain.size() > settings_->limits.max_topic_length ||
+        topic_levels(plain) > settings_->limits.max_topic_levels) {
+      ack.reason_codes.push_back(invalid_filter);
+      continue;
+    }
+    if (max_subs != 0 && session_->subscriptions().size() >= max_subs &&
+        !session_->subscriptions().count(req.filter)) {
+      ack.reason_codes.push_back(version_ == Version::V5 ? rc::QuotaExceeded : 0x80);
+      continue;
+    }
+    SubscriptionOptions options;
+    options.qos = std::min(req.qos, mqtt_cfg.max_qos);
+    options.no_local = req.no_local;
+    options.retain_as_published = req.retain_as_published;
+    options.retain_handling = req.retain_handling;
+    options.subscription_id = sub_id;
+    bool existed = broker_.subscribe(session_, req.filter, options);
+    accepted.push_back(Accepted{req.filter, options, existed, shared});
+    ack.reason_codes.push_back(options.qos);
+  }
+  std::string bytes;
+  mqtt::encode_suback(ack, version_, bytes);
+  transport_.send(bytes);
+  metrics::count_packet_out(9);
+
+  // Retained messages after the SUBACK (retain handling 0: always, 1: only for a new
+  // subscription, 2: never; never for shared subscriptions, section 4.8.2).
+  const Clock::time_point now = Clock::now();
+  for (const auto& a : accepted) {
+    if (a.shared || a.options.retain_handling == 2) continue;
+    if (a.options.retain_handling == 1 && a.existed) continue;
+    broker_.deliver_retained(session_, a.filter, a.options, now);
+  }
+  return true;
+}
+
+bool Client::handle_unsubscribe(uint8_t flags, std::string_view body) {
+  mqtt::Unsubscribe unsub;
+  mqtt::Status st = mqtt::decode_unsubscribe(flags, body, version_, unsub);
+  if (!st.ok()) return fail(st.code, st.message);
+  mqtt::Unsuback ack;
+  ack.packet_id = unsub.packet_id;
+  for (const auto& filter : unsub.filters) {
+    bool removed = broker_.unsubscribe(session_, filter);
+    ack.reason_codes.push_back(removed ? rc::Success : rc::NoSubscriptionExisted);
+  }
+  std::string bytes;
+  mqtt::encode_unsuback(ack, version_, bytes);
+  transport_.send(bytes);
+  metrics::count_packet_out(11);
+  return true;
+}
+
+// --- DISCONNECT -----------------------------------------------------------------------------
+
+bool Client::handle_disconnect(uint8_t flags, std::string_view body) {
+  mqtt::Disconnect d;
+  mqtt::Status st = mqtt::decode_disconnect(flags, body, version_, d);
+  if (!st.ok()) return fail(st.code, st.message);
+  if (d.properties.session_expiry_interval) {
+    if (session_expiry_was_zero_ && *d.properties.session_expiry_interval != 0) {
+      return fail(rc::ProtocolError, "session expiry set on DISCONNECT after 0 on CONNECT");
+    }
+    session_->set_expiry_interval(std::min(*d.properties.session_expiry_interval,
+                                           settings_->mqtt.max_session_expiry));
+  }
+  // 0x04 keeps the will; every other normal DISCONNECT discards it.
+  if (d.reason_code != rc::DisconnectWithWill) will_.reset();
+  closing_ = true;
+  transport_.close();
+  return false;
+}
+
+// --- Timers and the end -----------------------------------------------------------------------
+
+void Client::on_tick(Clock::time_point now) {
+  if (closing_) return;
+  if (!connected_) {
+    if (now - created_at_ >= std::chrono::milliseconds(settings_->limits.connect_timeout_ms)) {
+      spdlog::debug("connection from {}: no CONNECT in time", transport_.peer());
+      closing_ = true;
+      transport_.close();
+    }
+    return;
+  }
+  if (keep_alive_ == 0) return;
+  // One and a half times the keep-alive without a packet (section 3.1.2.10).
+  if (now - last_packet_at_ >= std::chrono::milliseconds(keep_alive_ * 1500)) {
+    metrics::add(metrics::Counter::KeepAliveTimeouts);
+    disconnect(rc::KeepAliveTimeout, "keep alive timeout");
+  }
+}
+
+void Client::on_closed() {
+  if (!connected_) return;
+  connected_ = false;
+  broker_.client_disconnected();
+  const Clock::time_point now = Clock::now();
+  const Attachment link = transport_.attachment();
+  // Taken over: the session lives on with another connection, which cancels a delayed will.
+  const bool taken_over = !session_->attached_to(link);
+  if (will_) {
+    uint32_t delay = will_->properties.will_delay_interval.value_or(0);
+    uint32_t expiry = session_->expiry_interval();
+    if (delay == 0 || expiry == 0) {
+      broker_.publish_will(*will_, client_id_, now);
+    } else if (!taken_over) {
+      // Sent when the delay or the session ends, whichever is first; a reconnect cancels it.
+      broker_.schedule_will(*will_, client_id_,
+                            now + std::chrono::seconds(std::min(delay, expiry)));
+    }
+    will_.reset();
+  }
+  broker_.close_session(session_, link, now);
+  metrics::add(metrics::Counter::ConnectionsClosed);
+}
+
+}  // namespace starling::broker

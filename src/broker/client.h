@@ -1,0 +1,92 @@
+// The MQTT protocol state machine of one connection: CONNECT handshake, the QoS exchanges,
+// subscriptions, keep-alive, wills, DISCONNECT. Runs on the connection's own worker thread and
+// never blocks. It speaks to its socket only through Transport.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/broker.h"
+#include "broker/session.h"
+#include "mqtt/codec.h"
+#include "mqtt/packet.h"
+
+namespace starling::broker {
+
+// Implemented by the net layer's connection.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Queues bytes for the socket, ahead of session output not yet taken.
+  virtual void send(std::string_view bytes) = 0;
+  // Flushes what is queued, then closes.
+  virtual void close() = 0;
+  virtual void pause_reading(bool paused) = 0;
+  virtual Attachment attachment() const = 0;
+  virtual const std::string& peer() const = 0;
+};
+
+class Client {
+ public:
+  Client(Broker& broker, Transport& transport);
+  ~Client();
+
+  // The inbound packet size limit for framing.
+  uint32_t max_packet_size() const { return max_packet_size_; }
+  // A frame whose size exceeds max_packet_size(): answered with 0x95 and closed.
+  void on_packet_too_large();
+  // A frame with an invalid remaining length.
+  void on_malformed_frame();
+  // One whole packet. Returns false when the connection is being closed.
+  bool on_packet(const mqtt::FrameHeader& header, std::string_view packet);
+  // Once a second: keep-alive and connect timeout.
+  void on_tick(Clock::time_point now);
+  // The socket is gone (or about to be): wills and session bookkeeping.
+  void on_closed();
+
+  // Asked by others (on this thread): taken over (0x8E), server shutting down (0x8B), kicked.
+  void disconnect(uint8_t reason_code, const char* reason_string = nullptr);
+
+  const SessionPtr& session() const { return session_; }
+  bool connected() const { return connected_; }
+  const std::string& client_id() const { return client_id_; }
+
+ private:
+  bool handle_connect(uint8_t flags, std::string_view body);
+  bool handle_publish(const mqtt::FrameHeader& header, std::string_view packet,
+                      std::string_view body);
+  bool handle_ack(mqtt::PacketType type, uint8_t flags, std::string_view body);
+  bool handle_subscribe(uint8_t flags, std::string_view body);
+  bool handle_unsubscribe(uint8_t flags, std::string_view body);
+  bool handle_disconnect(uint8_t flags, std::string_view body);
+
+  // Sends DISCONNECT (5.0) with the reason and closes; returns false for on_packet.
+  bool fail(uint8_t reason_code, const char* why);
+  void refuse_connect(uint8_t reason_code, const char* why);
+  void send_connack(bool session_present, uint8_t reason_code, mqtt::Properties props);
+  bool problem_information() const { return request_problem_information_; }
+
+  Broker& broker_;
+  Transport& transport_;
+  mqtt::Version version_ = mqtt::Version::V311;
+  bool connected_ = false;
+  bool closing_ = false;
+  std::string client_id_;
+  SessionPtr session_;
+  std::optional<mqtt::Will> will_;
+  uint16_t keep_alive_ = 0;  // seconds, as in force (server keep alive applied)
+  uint32_t max_packet_size_;
+  uint16_t receive_maximum_;
+  uint16_t topic_alias_maximum_;
+  bool request_problem_information_ = true;
+  bool session_expiry_was_zero_ = true;
+  std::vector<std::string> inbound_aliases_;  // index = alias - 1
+  Clock::time_point created_at_;
+  Clock::time_point last_packet_at_;
+  std::shared_ptr<const config::Config> settings_;
+};
+
+}  // namespace starling::broker

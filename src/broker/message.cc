@@ -1,0 +1,45 @@
+#include "broker/message.h"
+
+#include <algorithm>
+
+namespace starling::broker {
+
+uint32_t Message::remaining_expiry(Clock::time_point now) const {
+  if (!has_expiry) return 0;
+  if (now >= expires_at) return 0;
+  auto left = std::chrono::duration_cast<std::chrono::seconds>(expires_at - now).count();
+  return static_cast<uint32_t>(std::max<int64_t>(left, 1));
+}
+
+mqtt::PublishLayout encode_message(const Message& m, mqtt::Version version, uint8_t qos,
+                                   const PerDelivery& per, std::string& out) {
+  // Reused per thread: the slow path (subscription ids, aliases, re-stamped expiry) copies
+  // topic and payload into it, the common path never comes here twice per message variant.
+  thread_local mqtt::Publish p;
+  p.dup = false;
+  p.qos = qos;
+  p.retain = false;
+  p.packet_id = qos > 0 ? 1 : 0;  // patched per receiver
+  p.topic = per.omit_topic ? std::string() : m.topic;
+  p.payload = m.payload;
+  if (version == mqtt::Version::V5) {
+    p.properties = m.properties;
+    if (m.has_expiry) p.properties.message_expiry_interval = per.expiry_seconds;
+    if (per.subscription_ids) p.properties.subscription_identifiers = *per.subscription_ids;
+    if (per.topic_alias) p.properties.topic_alias = per.topic_alias;
+  } else {
+    p.properties = mqtt::Properties{};
+  }
+  return mqtt::encode_publish(p, version, out);
+}
+
+void prepare_variant(const Message& m, mqtt::Version version, bool with_packet_id) {
+  auto& slot = m.encoded[version == mqtt::Version::V5][with_packet_id];
+  if (slot.ready) return;
+  PerDelivery per;
+  per.expiry_seconds = m.remaining_expiry(m.received_at);
+  slot.layout = encode_message(m, version, with_packet_id ? 1 : 0, per, slot.bytes);
+  slot.ready = true;
+}
+
+}  // namespace starling::broker

@@ -1,0 +1,380 @@
+#include "broker/session.h"
+
+#include <algorithm>
+
+#include "broker/connection_control.h"
+#include "core/event_loop.h"
+#include "metrics/counters.h"
+#include "mqtt/codec.h"
+
+namespace starling::broker {
+
+namespace {
+ConnectionControl* g_control = nullptr;
+
+size_t delivery_bytes(const Delivery& d) {
+  return d.message->topic.size() + d.message->payload.size() + 64;
+}
+
+// Wakes the owner after the session lock is released: the eventfd write is a syscall.
+struct WakeAfterUnlock {
+  Attachment target;
+  ~WakeAfterUnlock() {
+    if (target) target.loop->wake(target.token);
+  }
+};
+}  // namespace
+
+void set_connection_control(ConnectionControl* control) { g_control = control; }
+ConnectionControl* connection_control() { return g_control; }
+
+Session::Session(std::string client_id) : client_id_(std::move(client_id)) {}
+
+size_t Session::send_quota_locked() const {
+  return std::min<size_t>(caps_.receive_maximum, limits_.max_inflight);
+}
+
+DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& congested) {
+  WakeAfterUnlock waker;
+  std::lock_guard lock(mutex_);
+  if (!link_) {
+    if (d.qos == 0) {
+      metrics::add(metrics::Counter::DroppedOfflineQos0);
+      return DeliverResult::Dropped;
+    }
+  } else if (d.qos == 0) {
+    if (out_.size() >= limits_.max_out_buffer_bytes) {
+      metrics::add(metrics::Counter::DroppedQueueFull);
+      return DeliverResult::Dropped;
+    }
+    if (!write_publish_locked(d, 0, false, now)) return DeliverResult::Dropped;
+    if (!wake_pending_) {
+      wake_pending_ = true;
+      waker.target = link_;
+    }
+    return DeliverResult::Sent;
+  } else if (queue_.empty() && inflight_.size() < send_quota_locked()) {
+    uint16_t id = next_packet_id_locked();
+    if (!write_publish_locked(d, id, false, now)) return DeliverResult::Dropped;
+    inflight_.push_back(Inflight{std::move(d), id, false});
+    if (!wake_pending_) {
+      wake_pending_ = true;
+      waker.target = link_;
+    }
+    return DeliverResult::Sent;
+  }
+  // Queue: offline persistent session, or the client's receive window is full.
+  size_t bytes = delivery_bytes(d);
+  if (queue_.size() >= limits_.max_queued_messages ||
+      queue_bytes_ + bytes > limits_.max_queued_bytes) {
+    metrics::add(metrics::Counter::DroppedQueueFull);
+    return DeliverResult::Dropped;
+  }
+  queue_bytes_ += bytes;
+  queue_.push_back(std::move(d));
+  if (link_ && queue_.size() * 2 >= limits_.max_queued_messages) congested = true;
+  return DeliverResult::Queued;
+}
+
+uint16_t Session::next_packet_id_locked() {
+  for (;;) {
+    last_packet_id_ = static_cast<uint16_t>(last_packet_id_ + 1);
+    if (last_packet_id_ == 0) continue;
+    bool in_use = std::any_of(inflight_.begin(), inflight_.end(),
+                              [&](const Inflight& f) { return f.packet_id == last_packet_id_; });
+    if (!in_use) return last_packet_id_;
+  }
+}
+
+bool Session::write_publish_locked(const Delivery& d, uint16_t packet_id, bool dup,
+                                   Clock::time_point now) {
+  const Message& m = *d.message;
+  const bool v5 = caps_.version == mqtt::Version::V5;
+  const bool with_id = d.qos > 0;
+  const size_t start = out_.size();
+  // The message expiry sent is what is left of it; it only differs from the encoded one once
+  // the message waited a second or more.
+  const bool restamp = m.has_expiry && now - m.received_at >= std::chrono::seconds(1);
+  const bool per_receiver = v5 && (!d.subscription_ids.empty() || restamp ||
+                                   caps_.topic_alias_maximum > 0);
+  const EncodedPublish& cached = m.encoded[v5][with_id];
+  mqtt::PublishLayout layout;
+  uint16_t new_alias = 0;
+  if (!per_receiver && cached.ready) {
+    out_.append(cached.bytes);
+    layout = cached.layout;
+  } else {
+    PerDelivery per;
+    if (!d.subscription_ids.empty()) per.subscription_ids = &d.subscription_ids;
+    per.expiry_seconds = m.remaining_expiry(now);
+    if (v5 && caps_.topic_alias_maximum > 0) {
+      auto it = out_aliases_.find(m.topic);
+      if (it != out_aliases_.end()) {
+        per.topic_alias = it->second;
+        per.omit_topic = true;
+      } else if (out_aliases_.size() < caps_.topic_alias_maximum) {
+        new_alias = static_cast<uint16_t>(out_aliases_.size() + 1);
+        per.topic_alias = new_alias;
+      }
+    }
+    layout = encode_message(m, caps_.version, d.qos, per, out_);
+  }
+  if (caps_.maximum_packet_size != 0 && layout.size > caps_.maximum_packet_size) {
+    // The client cannot take it: discard as if delivered (spec 3.1.2.11.4).
+    out_.resize(start);
+    metrics::add(metrics::Counter::DroppedTooLarge);
+    return false;
+  }
+  if (new_alias) out_aliases_.emplace(m.topic, new_alias);
+  out_[start] = static_cast<char>(0x30 | (dup ? 0x08 : 0) | (d.qos << 1) | (d.retain ? 1 : 0));
+  if (with_id) {
+    out_[start + layout.packet_id_offset] = static_cast<char>(packet_id >> 8);
+    out_[start + layout.packet_id_offset + 1] = static_cast<char>(packet_id & 0xFF);
+  }
+  metrics::add(metrics::Counter::MessagesSent);
+  metrics::count_packet_out(3);
+  return true;
+}
+
+void Session::write_pubrel_locked(uint16_t packet_id) {
+  mqtt::Ack rel;
+  rel.type = mqtt::PacketType::Pubrel;
+  rel.packet_id = packet_id;
+  mqtt::encode_ack(rel, caps_.version, out_);
+  metrics::count_packet_out(6);
+}
+
+void Session::pump_locked(Clock::time_point now) {
+  if (!link_) return;
+  const size_t quota = send_quota_locked();
+  while (!queue_.empty() && inflight_.size() < quota) {
+    Delivery d = std::move(queue_.front());
+    queue_.pop_front();
+    queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(d));
+    if (d.message->expired(now)) {
+      metrics::add(metrics::Counter::DroppedExpired);
+      continue;
+    }
+    if (d.qos == 0) {
+      write_publish_locked(d, 0, false, now);
+      continue;
+    }
+    uint16_t id = next_packet_id_locked();
+    if (!write_publish_locked(d, id, false, now)) continue;
+    inflight_.push_back(Inflight{std::move(d), id, false});
+  }
+  if (!waiters_.empty() && queue_.size() * 4 <= limits_.max_queued_messages) {
+    release_waiters_locked();
+  }
+}
+
+void Session::release_waiters_locked() {
+  if (g_control) {
+    for (const auto& w : waiters_) g_control->resume_reading(w);
+  }
+  waiters_.clear();
+}
+
+Attachment Session::attach(Attachment link, const ClientCapabilities& caps,
+                           const DeliveryLimits& limits) {
+  std::lock_guard lock(mutex_);
+  Attachment previous = link_;
+  link_ = link;
+  caps_ = caps;
+  version_hint_.store(caps.version, std::memory_order_relaxed);
+  limits_ = limits;
+  out_.clear();
+  out_aliases_.clear();
+  wake_pending_ = false;
+  return previous;
+}
+
+void Session::resume_delivery(Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (!link_) return;
+  for (auto& f : inflight_) {
+    if (f.released) {
+      write_pubrel_locked(f.packet_id);
+    } else {
+      write_publish_locked(f.delivery, f.packet_id, true, now);
+    }
+  }
+  pump_locked(now);
+}
+
+bool Session::detach(Attachment link) {
+  std::lock_guard lock(mutex_);
+  if (link_ != link) return false;
+  link_ = Attachment{};
+  out_.clear();
+  out_aliases_.clear();
+  wake_pending_ = false;
+  release_waiters_locked();
+  return true;
+}
+
+bool Session::online() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<bool>(link_);
+}
+
+bool Session::attached_to(Attachment link) const {
+  std::lock_guard lock(mutex_);
+  return link_ == link;
+}
+
+void Session::append_output(std::string_view bytes) {
+  std::lock_guard lock(mutex_);
+  out_.append(bytes);
+}
+
+void Session::take_output(std::string& out) {
+  std::lock_guard lock(mutex_);
+  if (out.empty()) {
+    out.swap(out_);
+  } else {
+    out.append(out_);
+  }
+  out_.clear();
+  wake_pending_ = false;
+}
+
+bool Session::on_puback(uint16_t packet_id, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Inflight& f) {
+    return f.packet_id == packet_id && f.delivery.qos == 1;
+  });
+  if (it == inflight_.end()) return false;
+  inflight_.erase(it);
+  pump_locked(now);
+  return true;
+}
+
+bool Session::on_pubrec(uint16_t packet_id, Clock::time_point now, bool failed) {
+  std::lock_guard lock(mutex_);
+  auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Inflight& f) {
+    return f.packet_id == packet_id && f.delivery.qos == 2;
+  });
+  if (it == inflight_.end()) return false;
+  if (failed) {
+    // A PUBREC with an error code ends the exchange (5.0 section 4.3.3).
+    inflight_.erase(it);
+    pump_locked(now);
+    return true;
+  }
+  it->released = true;
+  write_pubrel_locked(packet_id);
+  return true;
+}
+
+bool Session::on_pubcomp(uint16_t packet_id, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Inflight& f) {
+    return f.packet_id == packet_id && f.released;
+  });
+  if (it == inflight_.end()) return false;
+  inflight_.erase(it);
+  pump_locked(now);
+  return true;
+}
+
+bool Session::begin_inbound_qos2(uint16_t packet_id) {
+  std::lock_guard lock(mutex_);
+  return inbound_qos2_.insert(packet_id).second;
+}
+
+bool Session::release_inbound_qos2(uint16_t packet_id) {
+  std::lock_guard lock(mutex_);
+  return inbound_qos2_.erase(packet_id) > 0;
+}
+
+size_t Session::inbound_qos2_count() {
+  std::lock_guard lock(mutex_);
+  return inbound_qos2_.size();
+}
+
+bool Session::remember_subscription(const std::string& filter,
+                                    const SubscriptionOptions& options) {
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = subscriptions_.insert_or_assign(filter, options);
+  return inserted;
+}
+
+bool Session::forget_subscription(const std::string& filter) {
+  std::lock_guard lock(mutex_);
+  return subscriptions_.erase(filter) > 0;
+}
+
+std::map<std::string, SubscriptionOptions> Session::subscriptions() {
+  std::lock_guard lock(mutex_);
+  return subscriptions_;
+}
+
+std::vector<Delivery> Session::take_shared_undelivered() {
+  std::lock_guard lock(mutex_);
+  std::vector<Delivery> out;
+  for (auto it = inflight_.begin(); it != inflight_.end();) {
+    if (it->delivery.share && !it->released) {
+      out.push_back(std::move(it->delivery));
+      it = inflight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (it->share) {
+      queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(*it));
+      out.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+void Session::set_expiry_interval(uint32_t seconds) {
+  std::lock_guard lock(mutex_);
+  expiry_interval_ = seconds;
+}
+
+uint32_t Session::expiry_interval() {
+  std::lock_guard lock(mutex_);
+  return expiry_interval_;
+}
+
+void Session::mark_disconnected(Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  disconnected_at_ = now;
+}
+
+bool Session::expired(Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (link_) return false;
+  if (expiry_interval_ == 0xFFFFFFFF) return false;
+  return now - disconnected_at_ >= std::chrono::seconds(expiry_interval_);
+}
+
+void Session::add_waiter(Attachment publisher) {
+  std::lock_guard lock(mutex_);
+  if (!link_ || queue_.size() * 4 <= limits_.max_queued_messages) {
+    // Drained meanwhile: resume at once.
+    if (g_control) g_control->resume_reading(publisher);
+    return;
+  }
+  if (std::find(waiters_.begin(), waiters_.end(), publisher) == waiters_.end()) {
+    waiters_.push_back(publisher);
+  }
+}
+
+size_t Session::queued_count() {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+size_t Session::inflight_count() {
+  std::lock_guard lock(mutex_);
+  return inflight_.size();
+}
+
+}  // namespace starling::broker

@@ -1,0 +1,172 @@
+// A session: what the broker keeps for one client id, connected or not. It is also the
+// delivery target of the fan-out: any worker thread may call deliver(); the session's own mutex
+// guards its queues and the bytes waiting for its connection, and critical sections are a copy
+// and a patch, never I/O.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "broker/message.h"
+#include "broker/subscription_tree.h"
+#include "mqtt/packet.h"
+
+namespace starling::core {
+class EventLoop;
+}
+
+namespace starling::broker {
+
+// Where the connection attached to a session lives: its loop and its token on that loop.
+struct Attachment {
+  core::EventLoop* loop = nullptr;
+  uint64_t token = 0;
+  explicit operator bool() const { return loop != nullptr; }
+  bool operator==(const Attachment&) const = default;
+};
+
+// Per-connection limits copied into the session when a connection attaches.
+struct DeliveryLimits {
+  uint32_t max_queued_messages = 10000;
+  uint64_t max_queued_bytes = 64ull << 20;
+  uint64_t max_out_buffer_bytes = 8ull << 20;
+  uint16_t max_inflight = 256;
+};
+
+// What the attached client told us in CONNECT about what it can take.
+struct ClientCapabilities {
+  mqtt::Version version = mqtt::Version::V311;
+  uint16_t receive_maximum = 65535;
+  uint32_t maximum_packet_size = 0;  // 0: no limit
+  uint16_t topic_alias_maximum = 0;
+};
+
+using ShareKey = std::shared_ptr<const std::string>;  // "$share/group/filter"
+
+// One delivery of a message to this session: effective QoS, retain flag and the subscription
+// identifiers of every subscription that matched.
+struct Delivery {
+  MessagePtr message;
+  uint8_t qos = 0;
+  bool retain = false;
+  std::vector<uint32_t> subscription_ids;
+  ShareKey share;  // set when it came through a shared subscription
+};
+
+enum class DeliverResult : uint8_t { Sent, Queued, Dropped };
+
+struct PendingWill {
+  mqtt::Will will;
+  Clock::time_point due;
+  std::string client_id;
+};
+
+class Session {
+ public:
+  explicit Session(std::string client_id);
+
+  const std::string& client_id() const { return client_id_; }
+
+  // --- Fan-out (any thread) -------------------------------------------------------------
+  // congested is set when the session's queue is filling and the publisher should slow down.
+  DeliverResult deliver(Delivery&& d, Clock::time_point now, bool& congested);
+
+  // --- Connection lifecycle (owner thread) ----------------------------------------------
+  // Attaches a connection. Returns the previous attachment (a connection to take over).
+  Attachment attach(Attachment link, const ClientCapabilities& caps, const DeliveryLimits& limits);
+  // Resends unacknowledged messages (DUP) and PUBRELs, then what waited in the queue.
+  void resume_delivery(Clock::time_point now);
+  // Detaches if link is still the attached one. Returns false when another connection took
+  // the session over meanwhile.
+  bool detach(Attachment link);
+  bool online() const;
+  bool attached_to(Attachment link) const;
+  // The attached client's version, read without the lock to pick encodings before fan-out.
+  mqtt::Version version_hint() const { return version_hint_.load(std::memory_order_relaxed); }
+
+  // Bytes for the attached connection (the owner swaps them out and writes them).
+  void append_output(std::string_view bytes);
+  // Swaps the waiting bytes into out (appends if out is not empty) and clears the wake flag.
+  void take_output(std::string& out);
+
+  // --- Acks from the client (owner thread) ----------------------------------------------
+  // Each returns false when the packet id is unknown (the caller answers per spec).
+  bool on_puback(uint16_t packet_id, Clock::time_point now);
+  bool on_pubrec(uint16_t packet_id, Clock::time_point now, bool failed);
+  bool on_pubcomp(uint16_t packet_id, Clock::time_point now);
+
+  // Inbound QoS 2 (exactly once): packet ids received and not yet released.
+  // Returns false when the id was already there (a DUP retransmission: do not route again).
+  bool begin_inbound_qos2(uint16_t packet_id);
+  bool release_inbound_qos2(uint16_t packet_id);
+  size_t inbound_qos2_count();
+
+  // Subscriptions of this session (filter -> options), for cleanup and resubscribe checks.
+  // Returns true when the filter was new.
+  bool remember_subscription(const std::string& filter, const SubscriptionOptions& options);
+  bool forget_subscription(const std::string& filter);
+  std::map<std::string, SubscriptionOptions> subscriptions();
+
+  // Messages that came through a shared subscription and were not completed: handed to
+  // another member of their group when this session ends.
+  std::vector<Delivery> take_shared_undelivered();
+
+  // Persistence and expiry (guarded by the mutex; set by the owner on connect/disconnect).
+  void set_expiry_interval(uint32_t seconds);
+  uint32_t expiry_interval();
+  void mark_disconnected(Clock::time_point now);
+  bool expired(Clock::time_point now);
+
+  // Publishers paused because this session's queue was full; resumed when it drains.
+  void add_waiter(Attachment publisher);
+
+  size_t queued_count();
+  size_t inflight_count();
+
+ private:
+  uint16_t next_packet_id_locked();
+  void pump_locked(Clock::time_point now);
+  bool write_publish_locked(const Delivery& d, uint16_t packet_id, bool dup,
+                            Clock::time_point now);
+  void write_pubrel_locked(uint16_t packet_id);
+  void release_waiters_locked();
+  size_t send_quota_locked() const;
+
+  struct Inflight {
+    Delivery delivery;
+    uint16_t packet_id = 0;
+    bool released = false;  // QoS 2: PUBREC received, PUBREL sent
+  };
+
+  const std::string client_id_;
+  std::atomic<mqtt::Version> version_hint_{mqtt::Version::V311};
+  mutable std::mutex mutex_;
+  Attachment link_;
+  bool wake_pending_ = false;
+  std::string out_;
+  ClientCapabilities caps_;
+  DeliveryLimits limits_;
+  std::deque<Inflight> inflight_;
+  std::deque<Delivery> queue_;
+  uint64_t queue_bytes_ = 0;
+  uint16_t last_packet_id_ = 0;
+  std::unordered_set<uint16_t> inbound_qos2_;
+  std::map<std::string, SubscriptionOptions> subscriptions_;
+  std::unordered_map<std::string, uint16_t> out_aliases_;  // topic -> alias, per connection
+  std::vector<Attachment> waiters_;
+  uint32_t expiry_interval_ = 0;
+  Clock::time_point disconnected_at_{};
+};
+
+using SessionPtr = std::shared_ptr<Session>;
+
+}  // namespace starling::broker

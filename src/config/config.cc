@@ -1,0 +1,689 @@
+#include "config/config.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <span>
+#include <string_view>
+#include <utility>
+
+// toml++ is used header-only (its default), so this is the one TU that compiles it and nothing
+// needs to link libtomlplusplus. It lives in /usr/include, so g++ treats it as a system header
+// and -Wall -Wextra -Wpedantic -Werror do not apply inside it.
+#include <toml++/toml.h>
+
+namespace starling::config {
+
+namespace {
+
+constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
+                                           "error", "critical", "off"};
+constexpr std::string_view kDurabilities[] = {"none", "batch", "always"};
+constexpr unsigned kMaxThreads = 1024;
+constexpr uint16_t kDefaultMqttPort = 1883;
+
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  out += s;
+  out += '"';
+  return out;
+}
+
+std::string join(std::span<const std::string_view> words) {
+  std::string out;
+  for (std::string_view w : words) {
+    if (!out.empty()) out += ", ";
+    out += w;
+  }
+  return out;
+}
+
+bool one_of(std::string_view value, std::span<const std::string_view> allowed) {
+  return std::find(allowed.begin(), allowed.end(), value) != allowed.end();
+}
+
+// Levenshtein distance, for "did you mean" hints on misspelt keys.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+bool is_ipv4_literal(const std::string& host) {
+  in_addr addr;
+  return inet_pton(AF_INET, host.c_str(), &addr) == 1;
+}
+
+bool is_ipv6_literal(const std::string& host) {
+  in6_addr addr;
+  return inet_pton(AF_INET6, host.c_str(), &addr) == 1;
+}
+
+// A DNS name: letters, digits, '-' and '.', labels not starting or ending with '-'.
+bool is_host_name(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  size_t label_start = 0;
+  for (size_t i = 0; i <= host.size(); ++i) {
+    if (i == host.size() || host[i] == '.') {
+      std::string_view label = host.substr(label_start, i - label_start);
+      if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+        return false;
+      }
+      label_start = i + 1;
+      continue;
+    }
+    char c = host[i];
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Listener default_listener() {
+  return Listener{"mqtt", Endpoint{"127.0.0.1", kDefaultMqttPort}};
+}
+
+// Two binds collide if they are equal, or if one is the wildcard of the other's address family
+// on the same port (Linux refuses that pair with EADDRINUSE). "::" and "0.0.0.0" may coexist:
+// that is the usual dual-listener setup with IPV6_V6ONLY.
+bool binds_collide(const Endpoint& a, const Endpoint& b) {
+  if (a.port != b.port) return false;
+  if (a.host == b.host) return true;
+  auto covers = [](const Endpoint& wild, const Endpoint& other) {
+    if (wild.host == "0.0.0.0") return is_ipv4_literal(other.host);
+    if (wild.host == "::") return is_ipv6_literal(other.host);
+    return false;
+  };
+  return covers(a, b) || covers(b, a);
+}
+
+// Where each bind came from, for collision errors.
+struct BindUse {
+  std::string what;  // "listeners.mqtt.bind", "http.bind", "--bind"
+  Endpoint bind;
+  int line;
+};
+
+// Returns the reason for the first collision, or "" when the binds are all distinct.
+std::pair<std::string, int> find_bind_collision(const std::vector<BindUse>& uses) {
+  for (size_t i = 0; i < uses.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (binds_collide(uses[i].bind, uses[j].bind)) {
+        std::string reason = uses[i].what + " " + quoted(to_string(uses[i].bind)) +
+                             " collides with " + uses[j].what + " " +
+                             quoted(to_string(uses[j].bind));
+        if (uses[j].line > 0) reason += " (line " + std::to_string(uses[j].line) + ")";
+        return {reason, uses[i].line};
+      }
+    }
+  }
+  return {"", 0};
+}
+
+std::vector<BindUse> bind_uses(const Config& config) {
+  std::vector<BindUse> uses;
+  for (const Listener& l : config.listeners) {
+    uses.push_back({"listeners." + l.name + ".bind", l.bind, 0});
+  }
+  if (config.http_enabled) uses.push_back({"http.bind", config.http, 0});
+  return uses;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a parsed TOML document into a Config.
+
+int line_of(const toml::source_region& region) {
+  return static_cast<int>(region.begin.line);
+}
+
+class Reader;
+
+// One known key of a table: how to read its value into S.
+template <typename S>
+struct Field {
+  std::string_view name;
+  std::function<void(Reader&, S&, const toml::node&, const std::string& path)> read;
+};
+
+class Reader {
+ public:
+  explicit Reader(const std::string& file) : file_(file) {}
+
+  [[noreturn]] void fail(int line, const std::string& reason) const {
+    throw ConfigError(file_, line, reason);
+  }
+  [[noreturn]] void fail(const toml::node& node, const std::string& reason) const {
+    fail(line_of(node.source()), reason);
+  }
+
+  int64_t integer(const toml::node& node, const std::string& path, int64_t lo, int64_t hi) const {
+    const auto* v = node.as_integer();
+    if (v == nullptr || v->get() < lo || v->get() > hi) {
+      fail(node, path + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+    }
+    return v->get();
+  }
+
+  bool boolean(const toml::node& node, const std::string& path) const {
+    const auto* v = node.as_boolean();
+    if (v == nullptr) fail(node, path + " must be true or false");
+    return v->get();
+  }
+
+  std::string string(const toml::node& node, const std::string& path) const {
+    const auto* v = node.as_string();
+    if (v == nullptr) fail(node, path + " must be a string");
+    return v->get();
+  }
+
+  std::string one_of_strings(const toml::node& node, const std::string& path,
+                             std::span<const std::string_view> allowed) const {
+    std::string value = string(node, path);
+    if (!one_of(value, allowed)) {
+      fail(node, path + " must be one of " + join(allowed) + ", not " + quoted(value));
+    }
+    return value;
+  }
+
+  // A bind address for a listener or the HTTP server: a fixed, non-zero port.
+  Endpoint bind(const toml::node& node, const std::string& path) const {
+    std::string text = string(node, path);
+    Endpoint endpoint;
+    try {
+      endpoint = parse_endpoint(text);
+    } catch (const std::invalid_argument& e) {
+      fail(node, path + " = " + quoted(text) + ": " + e.what());
+    }
+    if (endpoint.port == 0) {
+      fail(node, path + " = " + quoted(text) +
+                     ": port 0 is not allowed (clients need a fixed port to connect to)");
+    }
+    return endpoint;
+  }
+
+  const toml::table& table(const toml::node& node, const std::string& path) const {
+    const auto* t = node.as_table();
+    if (t == nullptr) fail(node, path + " must be a table ([" + path + "])");
+    return *t;
+  }
+
+  // Reads every key of `table` with the matching field; any other key is an error.
+  template <typename S>
+  void read_table(S& out, const toml::table& table, const std::string& prefix,
+                  std::span<const Field<S>> fields) {
+    for (auto&& [key, node] : table) {
+      std::string path =
+          prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+      auto field = std::find_if(fields.begin(), fields.end(),
+                                [&](const Field<S>& f) { return f.name == key.str(); });
+      if (field == fields.end()) unknown_key(key, node, path, fields);
+      field->read(*this, out, node, path);
+    }
+  }
+
+ private:
+  template <typename S>
+  [[noreturn]] void unknown_key(const toml::key& key, const toml::node& node,
+                                const std::string& path, std::span<const Field<S>> fields) const {
+    std::string reason =
+        node.is_table() ? "unknown table [" + path + "]" : "unknown key " + quoted(path);
+    // Suggest only near misses: at most two edits, and at most a third of the name ("tls" is
+    // not a misspelt "sys").
+    std::string_view best;
+    size_t best_distance = 3;
+    for (const Field<S>& f : fields) {
+      size_t d = edit_distance(key.str(), f.name);
+      if (d < best_distance && d * 3 <= key.str().size()) {
+        best = f.name;
+        best_distance = d;
+      }
+    }
+    if (!best.empty()) reason += " (did you mean " + quoted(best) + "?)";
+    fail(line_of(key.source()), reason);
+  }
+
+  const std::string& file_;
+};
+
+// Field makers: each checks the TOML type and the range of the member it fills.
+template <typename S, typename M>
+Field<S> int_field(std::string_view name, M S::*member, int64_t lo, int64_t hi) {
+  return {name, [member, lo, hi](Reader& r, S& s, const toml::node& n, const std::string& path) {
+            s.*member = static_cast<M>(r.integer(n, path, lo, hi));
+          }};
+}
+
+// The full range of an unsigned member type, clipped to what TOML integers can hold.
+template <typename M>
+constexpr int64_t max_of() {
+  constexpr auto max = std::numeric_limits<M>::max();
+  if constexpr (max > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return std::numeric_limits<int64_t>::max();
+  } else {
+    return static_cast<int64_t>(max);
+  }
+}
+
+template <typename S, typename M>
+Field<S> uint_field(std::string_view name, M S::*member, int64_t lo = 0) {
+  return int_field(name, member, lo, max_of<M>());
+}
+
+template <typename S>
+Field<S> bool_field(std::string_view name, bool S::*member) {
+  return {name, [member](Reader& r, S& s, const toml::node& n, const std::string& path) {
+            s.*member = r.boolean(n, path);
+          }};
+}
+
+const std::vector<Field<MqttSettings>>& mqtt_fields() {
+  using M = MqttSettings;
+  static const std::vector<Field<M>> fields = {
+      // 20 bytes is about the smallest useful PUBLISH; 268435455 is the protocol's maximum.
+      int_field("max_packet_size", &M::max_packet_size, 20, 268435455),
+      // 0 is a protocol error for Receive Maximum, and an inflight cap of 0 would stall QoS 1/2.
+      uint_field("receive_maximum", &M::receive_maximum, 1),
+      uint_field("max_inflight", &M::max_inflight, 1),
+      uint_field("topic_alias_maximum", &M::topic_alias_maximum),  // 0: no aliases
+      int_field("max_qos", &M::max_qos, 0, 2),
+      bool_field("retain_available", &M::retain_available),
+      bool_field("wildcard_subscriptions", &M::wildcard_subscriptions),
+      bool_field("shared_subscriptions", &M::shared_subscriptions),
+      bool_field("subscription_identifiers", &M::subscription_identifiers),
+      // Lowering every keep alive to 0 would silently switch keep alive off for all clients.
+      uint_field("max_keep_alive", &M::max_keep_alive, 1),
+      uint_field("max_session_expiry", &M::max_session_expiry),
+      bool_field("allow_empty_client_id", &M::allow_empty_client_id),
+      uint_field("retry_interval_ms", &M::retry_interval_ms),
+  };
+  return fields;
+}
+
+const std::vector<Field<Limits>>& limits_fields() {
+  using L = Limits;
+  // Zero is allowed only where it means "no limit"; elsewhere it would refuse all traffic.
+  static const std::vector<Field<L>> fields = {
+      uint_field("max_queued_messages", &L::max_queued_messages, 1),
+      uint_field("max_queued_bytes", &L::max_queued_bytes, 1),
+      uint_field("max_out_buffer_bytes", &L::max_out_buffer_bytes, 1),
+      uint_field("max_connections", &L::max_connections),
+      // Topics and client ids are MQTT strings: at most 65535 bytes.
+      int_field("max_topic_length", &L::max_topic_length, 1, 65535),
+      int_field("max_topic_levels", &L::max_topic_levels, 1, 65535),
+      uint_field("max_subscriptions_per_client", &L::max_subscriptions_per_client),
+      int_field("max_client_id_length", &L::max_client_id_length, 1, 65535),
+      uint_field("connect_timeout_ms", &L::connect_timeout_ms, 1),
+  };
+  return fields;
+}
+
+// A listener as read, with the place it was declared (for file order and error lines).
+struct PendingListener {
+  Listener listener;
+  toml::source_position table_pos;
+  int bind_line = 0;
+};
+
+struct Document {
+  Config config;
+  std::vector<PendingListener> listeners;
+  int http_bind_line = 0;
+};
+
+const std::vector<Field<PendingListener>>& listener_fields() {
+  using P = PendingListener;
+  static const std::vector<Field<P>> fields = {
+      {"bind",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         p.listener.bind = r.bind(n, path);
+         p.bind_line = line_of(n.source());
+       }},
+      {"protocol",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         std::string protocol = r.string(n, path);
+         if (protocol != "mqtt") {
+           r.fail(n,
+                  path + " = " + quoted(protocol) +
+                      " is not supported: only \"mqtt\" for now (\"ws\" and \"tls\" come later)");
+         }
+         p.listener.protocol = protocol;
+       }},
+  };
+  return fields;
+}
+
+void read_listeners(Reader& r, Document& doc, const toml::node& node) {
+  const auto* listeners = node.as_table();
+  if (listeners == nullptr) {
+    r.fail(node, "listeners must be a table of listeners, e.g. [listeners.mqtt]");
+  }
+  for (auto&& [key, value] : *listeners) {
+    std::string name(key.str());
+    std::string path = "listeners." + name;
+    if (name.empty()) r.fail(line_of(key.source()), "a listener needs a non-empty name");
+    const toml::table& table = r.table(value, path);
+    PendingListener pending{Listener{name, Endpoint{}}, table.source().begin};
+    r.read_table<PendingListener>(pending, table, path, listener_fields());
+    if (pending.bind_line == 0) {
+      r.fail(line_of(table.source()),
+             path + " needs a bind address, e.g. bind = \"127.0.0.1:1883\"");
+    }
+    doc.listeners.push_back(std::move(pending));
+  }
+}
+
+const std::vector<Field<Document>>& http_fields() {
+  using D = Document;
+  static const std::vector<Field<D>> fields = {
+      {"bind",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         d.config.http = r.bind(n, path);
+         d.http_bind_line = line_of(n.source());
+       }},
+      {"enabled", [](Reader& r, D& d, const toml::node& n,
+                     const std::string& path) { d.config.http_enabled = r.boolean(n, path); }},
+  };
+  return fields;
+}
+
+const std::vector<Field<Document>>& storage_fields() {
+  using D = Document;
+  static const std::vector<Field<D>> fields = {
+      {"dir",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         std::string dir = r.string(n, path);
+         if (dir.empty()) r.fail(n, path + " must not be empty");
+         d.config.data_dir = dir;
+       }},
+      {"durability",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         d.config.durability = r.one_of_strings(n, path, kDurabilities);
+       }},
+  };
+  return fields;
+}
+
+const std::vector<Field<Document>>& sys_fields() {
+  using D = Document;
+  static const std::vector<Field<D>> fields = {
+      {"interval",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         d.config.sys_interval_s = static_cast<uint32_t>(r.integer(n, path, 0, max_of<uint32_t>()));
+       }},
+  };
+  return fields;
+}
+
+// A top-level [section] read with its own field list.
+template <typename S>
+Field<Document> section(std::string_view name, const std::vector<Field<S>>& (*fields)(),
+                        S& (*target)(Document&)) {
+  return {name,
+          [fields, target](Reader& r, Document& d, const toml::node& n, const std::string& path) {
+            r.read_table<S>(target(d), r.table(n, path), path, fields());
+          }};
+}
+
+Document& self(Document& d) {
+  return d;
+}
+MqttSettings& mqtt_of(Document& d) {
+  return d.config.mqtt;
+}
+Limits& limits_of(Document& d) {
+  return d.config.limits;
+}
+
+const std::vector<Field<Document>>& top_fields() {
+  using D = Document;
+  static const std::vector<Field<D>> fields = {
+      {"threads",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         d.config.threads = static_cast<unsigned>(r.integer(n, path, 0, kMaxThreads));
+       }},
+      {"log_level",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         d.config.log_level = r.one_of_strings(n, path, kLogLevels);
+       }},
+      {"listeners",
+       [](Reader& r, D& d, const toml::node& n, const std::string&) { read_listeners(r, d, n); }},
+      section<D>("http", http_fields, self),
+      section<D>("storage", storage_fields, self),
+      section<D>("sys", sys_fields, self),
+      section<MqttSettings>("mqtt", mqtt_fields, mqtt_of),
+      section<Limits>("limits", limits_fields, limits_of),
+  };
+  return fields;
+}
+
+// Puts the listeners in file order and checks that no two binds (HTTP included) collide.
+void finish(Reader& r, Document& doc) {
+  // An empty [listeners] declares nothing, so the default stays: a broker without an MQTT
+  // listener is never what was meant.
+  std::vector<BindUse> uses;
+  if (doc.listeners.empty()) {
+    for (const Listener& l : doc.config.listeners) {
+      uses.push_back({"listeners." + l.name + ".bind", l.bind, 0});
+    }
+  } else {
+    // toml++ orders table keys by name; the file's order is the one users expect in logs.
+    std::stable_sort(doc.listeners.begin(), doc.listeners.end(),
+                     [](const PendingListener& a, const PendingListener& b) {
+                       return std::pair(a.table_pos.line, a.table_pos.column) <
+                              std::pair(b.table_pos.line, b.table_pos.column);
+                     });
+    doc.config.listeners.clear();
+    for (const PendingListener& p : doc.listeners) {
+      doc.config.listeners.push_back(p.listener);
+      uses.push_back({"listeners." + p.listener.name + ".bind", p.listener.bind, p.bind_line});
+    }
+  }
+  if (doc.config.http_enabled) uses.push_back({"http.bind", doc.config.http, doc.http_bind_line});
+  auto [reason, line] = find_bind_collision(uses);
+  if (!reason.empty()) r.fail(line, reason);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+Endpoint parse_endpoint(const std::string& text) {
+  if (text.empty()) throw std::invalid_argument("empty address, expected host:port");
+  std::string host;
+  std::string port;
+  if (text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos) throw std::invalid_argument("missing ']' after IPv6 address");
+    host = text.substr(1, close - 1);
+    if (close + 1 >= text.size() || text[close + 1] != ':') {
+      throw std::invalid_argument("expected :port after ']', e.g. [::1]:1883");
+    }
+    port = text.substr(close + 2);
+    if (!is_ipv6_literal(host)) {
+      throw std::invalid_argument(quoted(host) + " is not an IPv6 address");
+    }
+  } else {
+    size_t colon = text.find(':');
+    if (colon == std::string::npos) {
+      throw std::invalid_argument("missing :port, e.g. 127.0.0.1:1883 or :1883");
+    }
+    if (text.find(':', colon + 1) != std::string::npos) {
+      throw std::invalid_argument("an IPv6 address needs brackets, e.g. [::1]:1883");
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.empty()) {
+      host = "0.0.0.0";  // ":1883" listens on every IPv4 interface
+    } else if (host.find_first_not_of("0123456789.") == std::string::npos) {
+      if (!is_ipv4_literal(host)) {
+        throw std::invalid_argument(quoted(host) + " is not an IPv4 address");
+      }
+    } else if (!is_host_name(host)) {
+      throw std::invalid_argument(quoted(host) + " is not a valid host name or address");
+    }
+  }
+  if (port.empty()) throw std::invalid_argument("missing port number after ':'");
+  // Digits only: no sign, no spaces, no hex; at most 5 digits so the value cannot overflow.
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) > 65535) {
+    throw std::invalid_argument("port " + quoted(port) + " is not a number in 0..65535");
+  }
+  return Endpoint{host, static_cast<uint16_t>(std::stoul(port))};
+}
+
+std::string to_string(const Endpoint& e) {
+  if (e.host.find(':') != std::string::npos) {
+    return "[" + e.host + "]:" + std::to_string(e.port);
+  }
+  return e.host + ":" + std::to_string(e.port);
+}
+
+ConfigError::ConfigError(const std::string& file, int line, const std::string& reason)
+    : std::runtime_error(file + ":" + std::to_string(line) + ": " + reason),
+      file_(file),
+      line_(line),
+      reason_(reason) {}
+
+Config defaults() {
+  Config config;
+  config.listeners.push_back(default_listener());
+  return config;
+}
+
+Config load_string(const std::string& text, const std::string& path) {
+  toml::table root;
+#if TOML_EXCEPTIONS
+  try {
+    root = toml::parse(std::string_view(text), std::string_view(path));
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(path, line_of(e.source()), std::string(e.description()));
+  }
+#else
+  toml::parse_result result = toml::parse(std::string_view(text), std::string_view(path));
+  if (!result) {
+    throw ConfigError(path, line_of(result.error().source()),
+                      std::string(result.error().description()));
+  }
+  root = std::move(result).table();
+#endif
+
+  Document doc{defaults()};
+  doc.config.source = path;
+  Reader reader(path);
+  reader.read_table<Document>(doc, root, "", top_fields());
+  finish(reader, doc);
+  return std::move(doc.config);
+}
+
+Config load_file(const std::string& path) {
+  auto cannot_read = [&path](int err) {
+    return ConfigError(path, 0, std::string("cannot read file: ") + std::strerror(err));
+  };
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) throw cannot_read(errno);
+  std::string text;
+  char buffer[8192];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0)
+    text.append(buffer, n);
+  // fread on a directory fails with EISDIR; report it like a failed open.
+  int err = std::ferror(file) ? errno : 0;
+  std::fclose(file);
+  if (err != 0) throw cannot_read(err);
+  return load_string(text, path);
+}
+
+void apply_overrides(Config& config, const Overrides& overrides) {
+  auto fail = [](const std::string& reason) { throw ConfigError("command line", 0, reason); };
+  // The same rules as a bind in the file: parseable and a fixed port.
+  auto parse_bind = [&fail](const std::string& flag, const std::string& text) {
+    Endpoint endpoint;
+    try {
+      endpoint = parse_endpoint(text);
+    } catch (const std::invalid_argument& e) {
+      fail(flag + " " + quoted(text) + ": " + e.what());
+    }
+    if (endpoint.port == 0) {
+      fail(flag + " " + quoted(text) +
+           ": port 0 is not allowed (clients need a fixed port to connect to)");
+    }
+    return endpoint;
+  };
+
+  // Validate everything before changing anything, so a bad flag leaves the config as it was.
+  Config next = config;
+  if (overrides.bind) {
+    Endpoint bind = parse_bind("--bind", *overrides.bind);
+    auto mqtt = std::find_if(next.listeners.begin(), next.listeners.end(),
+                             [](const Listener& l) { return l.protocol == "mqtt"; });
+    if (mqtt == next.listeners.end()) {
+      next.listeners.insert(next.listeners.begin(), default_listener());
+      mqtt = next.listeners.begin();
+    }
+    mqtt->bind = bind;
+  }
+  if (overrides.http) {
+    if (*overrides.http == "off") {
+      next.http_enabled = false;
+    } else {
+      next.http = parse_bind("--http", *overrides.http);
+      next.http_enabled = true;  // asking for an address means wanting the server
+    }
+  }
+  if (overrides.data_dir) {
+    if (overrides.data_dir->empty()) fail("--data must not be empty");
+    next.data_dir = *overrides.data_dir;
+  }
+  if (overrides.threads) {
+    if (*overrides.threads > kMaxThreads) {
+      fail("--threads must be in 0.." + std::to_string(kMaxThreads) + ", not " +
+           std::to_string(*overrides.threads));
+    }
+    next.threads = *overrides.threads;
+  }
+  if (overrides.log_level) {
+    if (!one_of(*overrides.log_level, kLogLevels)) {
+      fail("--log-level must be one of " + join(kLogLevels) + ", not " +
+           quoted(*overrides.log_level));
+    }
+    next.log_level = *overrides.log_level;
+  }
+  auto [reason, line] = find_bind_collision(bind_uses(next));
+  if (!reason.empty()) fail(reason);
+  config = std::move(next);
+}
+
+std::vector<std::string> reload_into(Config& live, const Config& fresh) {
+  std::vector<std::string> need_restart;
+  if (live.listeners != fresh.listeners) need_restart.push_back("listeners");
+  if (live.http != fresh.http || live.http_enabled != fresh.http_enabled) {
+    need_restart.push_back("http");
+  }
+  if (live.data_dir != fresh.data_dir) need_restart.push_back("storage.dir");
+  if (live.durability != fresh.durability) need_restart.push_back("storage.durability");
+  if (live.threads != fresh.threads) need_restart.push_back("threads");
+
+  live.log_level = fresh.log_level;
+  live.sys_interval_s = fresh.sys_interval_s;
+  live.mqtt = fresh.mqtt;
+  live.limits = fresh.limits;
+  return need_restart;
+}
+
+}  // namespace starling::config

@@ -1,0 +1,58 @@
+// Broker-wide counters, sharded per thread so the hot path increments a cache line no other
+// thread writes. Readers ($SYS, /metrics) sum the shards; a sum is a consistent-enough snapshot.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace starling::metrics {
+
+enum class Counter : uint8_t {
+  ConnectionsAccepted,
+  ConnectionsRefused,   // CONNACK with a failure code, or over a connection limit
+  ConnectionsClosed,
+  MessagesReceived,     // PUBLISH packets from clients
+  MessagesSent,         // PUBLISH packets to clients
+  MessagesRouted,       // publishes that matched at least one subscriber
+  MessagesNoSubscriber,
+  BytesReceived,
+  BytesSent,
+  DroppedQueueFull,     // QoS 0 over the output buffer limit, QoS 1/2 over the session queue
+  DroppedExpired,       // message expiry interval passed while queued
+  DroppedTooLarge,      // bigger than the receiver's maximum packet size
+  DroppedOfflineQos0,   // QoS 0 for an offline persistent session (not queued by design)
+  ProtocolErrors,       // connections closed for a malformed or protocol-violating packet
+  KeepAliveTimeouts,
+  PublishersThrottled,  // times a publisher's reading was paused by a full receiver
+  kCount
+};
+
+inline constexpr size_t kCounterCount = static_cast<size_t>(Counter::kCount);
+
+struct alignas(64) CounterShard {
+  std::array<std::atomic<uint64_t>, kCounterCount> values{};
+  std::array<std::atomic<uint64_t>, 16> packets_in{};   // by packet type
+  std::array<std::atomic<uint64_t>, 16> packets_out{};  // by packet type
+};
+
+// The calling thread's shard (created on first use, kept for the process lifetime).
+CounterShard& local_shard();
+
+inline void add(Counter c, uint64_t n = 1) {
+  local_shard().values[static_cast<size_t>(c)].fetch_add(n, std::memory_order_relaxed);
+}
+inline void count_packet_in(uint8_t type) {
+  local_shard().packets_in[type & 15].fetch_add(1, std::memory_order_relaxed);
+}
+inline void count_packet_out(uint8_t type) {
+  local_shard().packets_out[type & 15].fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t total(Counter c);
+uint64_t total_packets_in(uint8_t type);
+uint64_t total_packets_out(uint8_t type);
+const char* name(Counter c);
+
+}  // namespace starling::metrics

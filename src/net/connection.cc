@@ -1,0 +1,181 @@
+#include "net/connection.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "metrics/counters.h"
+#include "net/worker.h"
+
+namespace starling::net {
+
+namespace {
+constexpr size_t kReadChunk = 64 * 1024;
+// Session output is taken only while the socket keeps up: beyond this much unwritten, the
+// session's own bounded buffer fills and QoS 0 drops are counted there.
+constexpr size_t kMaxUnwritten = 1024 * 1024;
+constexpr auto kCloseGrace = std::chrono::seconds(5);
+}  // namespace
+
+Connection::Connection(Worker& worker, int fd, uint64_t token, std::string peer)
+    : worker_(worker), fd_(fd), token_(token), peer_(std::move(peer)),
+      client_(worker.broker(), *this) {}
+
+Connection::~Connection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Connection::start() { worker_.loop().add(fd_, EPOLLIN | EPOLLRDHUP, this); }
+
+broker::Attachment Connection::attachment() const {
+  return broker::Attachment{&worker_.loop(), token_};
+}
+
+void Connection::update_interest() {
+  if (destroyed_) return;
+  uint32_t events = EPOLLRDHUP;
+  if (!reading_paused_ && !closing_) events |= EPOLLIN;
+  if (want_write_) events |= EPOLLOUT;
+  worker_.loop().modify(fd_, events, this);
+}
+
+void Connection::on_io(uint32_t events) {
+  if (destroyed_) return;
+  if (events & EPOLLOUT) write_some();
+  if (destroyed_) return;
+  if ((events & EPOLLIN) && !reading_paused_ && !closing_) read_some();
+  if (destroyed_) return;
+  if ((events & (EPOLLERR | EPOLLHUP)) || ((events & EPOLLRDHUP) && !(events & EPOLLIN))) {
+    destroy();
+    return;
+  }
+  flush();
+}
+
+void Connection::read_some() {
+  const size_t old = rbuf_.size();
+  rbuf_.resize(old + kReadChunk);
+  ssize_t n = ::recv(fd_, rbuf_.data() + old, kReadChunk, 0);
+  if (n <= 0) {
+    rbuf_.resize(old);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    destroy();  // EOF or error: the client went away
+    return;
+  }
+  rbuf_.resize(old + static_cast<size_t>(n));
+  metrics::add(metrics::Counter::BytesReceived, static_cast<uint64_t>(n));
+  process_input();
+}
+
+void Connection::process_input() {
+  while (!closing_ && !reading_paused_ && !destroyed_) {
+    std::string_view available(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
+    mqtt::FrameHeader header;
+    auto status = mqtt::read_frame_header(available, client_.max_packet_size(), header);
+    if (status == mqtt::FrameStatus::Incomplete) break;
+    if (status == mqtt::FrameStatus::Malformed) {
+      client_.on_malformed_frame();
+      break;
+    }
+    if (status == mqtt::FrameStatus::TooLarge) {
+      client_.on_packet_too_large();
+      break;
+    }
+    if (available.size() < header.total_size()) break;
+    std::string_view packet = available.substr(0, header.total_size());
+    rpos_ += header.total_size();
+    if (!client_.on_packet(header, packet)) break;
+  }
+  if (rpos_ == rbuf_.size()) {
+    rbuf_.clear();
+    rpos_ = 0;
+  } else if (rpos_ > 0) {
+    rbuf_.erase(0, rpos_);
+    rpos_ = 0;
+  }
+}
+
+void Connection::send(std::string_view bytes) { wbuf_.append(bytes); }
+
+void Connection::flush() {
+  if (destroyed_) return;
+  if (client_.session() && client_.connected() && wbuf_.size() - wpos_ < kMaxUnwritten) {
+    if (wpos_ > 0) {
+      wbuf_.erase(0, wpos_);
+      wpos_ = 0;
+    }
+    client_.session()->take_output(wbuf_);
+  }
+  write_some();
+}
+
+void Connection::write_some() {
+  while (wpos_ < wbuf_.size()) {
+    ssize_t n = ::send(fd_, wbuf_.data() + wpos_, wbuf_.size() - wpos_, MSG_NOSIGNAL);
+    if (n > 0) {
+      wpos_ += static_cast<size_t>(n);
+      metrics::add(metrics::Counter::BytesSent, static_cast<uint64_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      if (!want_write_) {
+        want_write_ = true;
+        update_interest();
+      }
+      return;
+    }
+    destroy();
+    return;
+  }
+  wbuf_.clear();
+  wpos_ = 0;
+  if (want_write_) {
+    want_write_ = false;
+    update_interest();
+  }
+  if (closing_) destroy();
+}
+
+void Connection::close() {
+  if (closing_ || destroyed_) return;
+  closing_ = true;
+  closing_since_ = broker::Clock::now();
+  update_interest();
+  // Flushed and destroyed at the end of this loop iteration, outside the caller's frame.
+  worker_.loop().defer([&worker = worker_, token = token_] {
+    if (Connection* c = worker.find(token)) c->flush();
+  });
+}
+
+void Connection::pause_reading(bool paused) {
+  if (reading_paused_ == paused || destroyed_) return;
+  reading_paused_ = paused;
+  update_interest();
+  if (!paused) {
+    process_input();  // frames that arrived before the pause
+    flush();
+  }
+}
+
+void Connection::tick(broker::Clock::time_point now) {
+  if (destroyed_) return;
+  if (closing_ && now - closing_since_ > kCloseGrace) {
+    destroy();  // a peer that does not read its last bytes
+    return;
+  }
+  client_.on_tick(now);
+}
+
+void Connection::destroy() {
+  if (destroyed_) return;
+  destroyed_ = true;
+  client_.on_closed();
+  worker_.loop().remove(fd_);
+  ::shutdown(fd_, SHUT_RDWR);
+  worker_.remove(token_);
+}
+
+}  // namespace starling::net

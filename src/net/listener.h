@@ -1,0 +1,32 @@
+// A listening TCP socket on one worker's loop. Accepted sockets go to the Server, which spreads
+// them over the workers.
+#pragma once
+
+#include <string>
+
+#include "config/config.h"
+#include "core/event_loop.h"
+
+namespace starling::net {
+
+class Server;
+
+class Listener final : public core::IoHandler {
+ public:
+  // Binds and listens; throws std::runtime_error naming the address on failure.
+  Listener(const config::Listener& config, Server& server);
+  ~Listener() override;
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  void attach(core::EventLoop& loop);
+  void on_io(uint32_t events) override;
+  const config::Listener& config() const { return config_; }
+
+ private:
+  config::Listener config_;
+  Server& server_;
+  int fd_ = -1;
+};
+
+}  // namespace starling::net

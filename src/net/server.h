@@ -1,0 +1,51 @@
+// The network side of the broker: worker threads, listeners, and the ConnectionControl the
+// broker uses to reach connections on other workers.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "broker/broker.h"
+#include "broker/connection_control.h"
+#include "config/config.h"
+#include "core/event_loop.h"
+#include "net/worker.h"
+
+namespace starling::net {
+
+class Listener;
+
+class Server final : public broker::ConnectionControl {
+ public:
+  Server(const config::Config& config, broker::Broker& broker);
+  ~Server() override;
+
+  // Binds every listener (throws std::runtime_error with the address and reason) and starts
+  // the worker threads.
+  void start();
+  // Clients get DISCONNECT 0x8B (5.0), output is flushed, threads end. Idempotent.
+  void stop();
+
+  // broker::ConnectionControl
+  void kick(broker::Attachment connection, uint8_t reason_code) override;
+  void resume_reading(broker::Attachment connection) override;
+
+  // Hands an accepted socket to the next worker, round robin.
+  void dispatch(int fd, std::string peer);
+  size_t worker_count() const { return workers_.size(); }
+
+ private:
+  Worker& worker_of(const broker::Attachment& a) { return *workers_[a.loop->index()]; }
+
+  const config::Config config_;
+  broker::Broker& broker_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::atomic<uint64_t> next_token_{1};
+  std::atomic<uint32_t> next_worker_{0};
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace starling::net

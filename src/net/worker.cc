@@ -1,0 +1,66 @@
+#include "net/worker.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "metrics/counters.h"
+#include "net/connection.h"
+
+namespace starling::net {
+
+Worker::Worker(unsigned index, broker::Broker& broker) : broker_(broker), loop_(index) {
+  loop_.set_wake_handler([this](uint64_t token) {
+    if (Connection* c = find(token)) c->flush();
+  });
+  loop_.every(std::chrono::milliseconds(500), [this] { tick(); });
+}
+
+Worker::~Worker() { join(); }
+
+void Worker::start_thread() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), ("starling-w" + std::to_string(loop_.index())).c_str());
+    loop_.run();
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::adopt(int fd, uint64_t token, std::string peer) {
+  auto conn = std::make_unique<Connection>(*this, fd, token, std::move(peer));
+  Connection* raw = conn.get();
+  connections_.emplace(token, std::move(conn));
+  raw->start();
+  metrics::add(metrics::Counter::ConnectionsAccepted);
+}
+
+Connection* Worker::find(uint64_t token) {
+  auto it = connections_.find(token);
+  return it == connections_.end() ? nullptr : it->second.get();
+}
+
+void Worker::remove(uint64_t token) {
+  // Not now: the connection may be on the call stack. The map keeps it alive until then.
+  loop_.defer([this, token] { connections_.erase(token); });
+}
+
+void Worker::disconnect_all(uint8_t reason_code) {
+  std::vector<Connection*> all;
+  all.reserve(connections_.size());
+  for (auto& [token, conn] : connections_) all.push_back(conn.get());
+  for (Connection* c : all) c->client().disconnect(reason_code, "server shutting down");
+}
+
+void Worker::tick() {
+  auto now = broker::Clock::now();
+  std::vector<Connection*> all;
+  all.reserve(connections_.size());
+  for (auto& [token, conn] : connections_) all.push_back(conn.get());
+  for (Connection* c : all) c->tick(now);
+}
+
+}  // namespace starling::net

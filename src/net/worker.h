@@ -1,0 +1,44 @@
+// A worker: one thread, one epoll loop, and the connections that live on it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <unordered_map>
+
+#include "broker/broker.h"
+#include "core/event_loop.h"
+
+namespace starling::net {
+
+class Connection;
+
+class Worker {
+ public:
+  Worker(unsigned index, broker::Broker& broker);
+  ~Worker();
+
+  core::EventLoop& loop() { return loop_; }
+  broker::Broker& broker() { return broker_; }
+
+  void start_thread();
+  void join();
+
+  // Loop thread only.
+  void adopt(int fd, uint64_t token, std::string peer);
+  Connection* find(uint64_t token);
+  void remove(uint64_t token);  // deferred destruction of a closed connection
+  // Sends DISCONNECT (0x8B on 5.0) to every client and closes them.
+  void disconnect_all(uint8_t reason_code);
+  size_t connection_count() const { return connections_.size(); }
+
+ private:
+  void tick();
+
+  broker::Broker& broker_;
+  core::EventLoop loop_;
+  std::thread thread_;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
+};
+
+}  // namespace starling::net

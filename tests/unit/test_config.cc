@@ -1,0 +1,704 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace starling::config {
+namespace {
+
+const char* kFile = "t.toml";
+
+Config load(const std::string& text) {
+  return load_string(text, kFile);
+}
+
+// Loads `text`, which must fail; returns the ConfigError's what().
+std::string error_of(const std::string& text) {
+  try {
+    load(text);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no ConfigError for:\n" << text;
+  return "";
+}
+
+std::string override_error(Config config, const Overrides& overrides) {
+  try {
+    apply_overrides(config, overrides);
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.file(), "command line");
+    EXPECT_EQ(e.line(), 0);
+    return e.what();
+  }
+  ADD_FAILURE() << "no ConfigError";
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults and a complete file.
+
+TEST(ConfigDefaults, MatchTheHeader) {
+  Config c = defaults();
+  EXPECT_EQ(c.source, "");
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0], (Listener{"mqtt", {"127.0.0.1", 1883}, "mqtt"}));
+  EXPECT_EQ(c.http, (Endpoint{"127.0.0.1", 8080}));
+  EXPECT_TRUE(c.http_enabled);
+  EXPECT_EQ(c.data_dir, "data");
+  EXPECT_EQ(c.durability, "batch");
+  EXPECT_EQ(c.threads, 0u);
+  EXPECT_EQ(c.log_level, "info");
+  EXPECT_EQ(c.sys_interval_s, 10u);
+  EXPECT_EQ(c.mqtt, MqttSettings{});
+  EXPECT_EQ(c.limits, Limits{});
+}
+
+TEST(ConfigDefaults, EmptyFileGivesDefaults) {
+  Config c = load("# nothing but a comment\n\n");
+  Config d = defaults();
+  EXPECT_EQ(c.source, kFile);
+  EXPECT_EQ(c.listeners, d.listeners);
+  EXPECT_EQ(c.http, d.http);
+  EXPECT_EQ(c.http_enabled, d.http_enabled);
+  EXPECT_EQ(c.data_dir, d.data_dir);
+  EXPECT_EQ(c.durability, d.durability);
+  EXPECT_EQ(c.threads, d.threads);
+  EXPECT_EQ(c.log_level, d.log_level);
+  EXPECT_EQ(c.sys_interval_s, d.sys_interval_s);
+  EXPECT_EQ(c.mqtt, d.mqtt);
+  EXPECT_EQ(c.limits, d.limits);
+}
+
+TEST(ConfigLoad, EveryKey) {
+  Config c = load(R"(
+threads = 4
+log_level = "debug"
+
+[listeners.public]
+bind = "0.0.0.0:1884"
+protocol = "mqtt"
+
+[listeners.local]
+bind = "[::1]:1885"
+
+[http]
+bind = ":9090"
+enabled = false
+
+[storage]
+dir = "/var/lib/starling"
+durability = "always"
+
+[sys]
+interval = 0
+
+[mqtt]
+max_packet_size = 65536
+receive_maximum = 100
+max_inflight = 20
+topic_alias_maximum = 0
+max_qos = 1
+retain_available = false
+wildcard_subscriptions = false
+shared_subscriptions = false
+subscription_identifiers = false
+max_keep_alive = 600
+max_session_expiry = 86400
+allow_empty_client_id = false
+retry_interval_ms = 5000
+
+[limits]
+max_queued_messages = 500
+max_queued_bytes = 1099511627776
+max_out_buffer_bytes = 1048576
+max_connections = 10000
+max_topic_length = 1024
+max_topic_levels = 16
+max_subscriptions_per_client = 100
+max_client_id_length = 23
+connect_timeout_ms = 3000
+)");
+  EXPECT_EQ(c.threads, 4u);
+  EXPECT_EQ(c.log_level, "debug");
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0], (Listener{"public", {"0.0.0.0", 1884}, "mqtt"}));
+  EXPECT_EQ(c.listeners[1], (Listener{"local", {"::1", 1885}, "mqtt"}));
+  EXPECT_EQ(c.http, (Endpoint{"0.0.0.0", 9090}));
+  EXPECT_FALSE(c.http_enabled);
+  EXPECT_EQ(c.data_dir, "/var/lib/starling");
+  EXPECT_EQ(c.durability, "always");
+  EXPECT_EQ(c.sys_interval_s, 0u);
+
+  MqttSettings m;
+  m.max_packet_size = 65536;
+  m.receive_maximum = 100;
+  m.max_inflight = 20;
+  m.topic_alias_maximum = 0;
+  m.max_qos = 1;
+  m.retain_available = false;
+  m.wildcard_subscriptions = false;
+  m.shared_subscriptions = false;
+  m.subscription_identifiers = false;
+  m.max_keep_alive = 600;
+  m.max_session_expiry = 86400;
+  m.allow_empty_client_id = false;
+  m.retry_interval_ms = 5000;
+  EXPECT_EQ(c.mqtt, m);
+
+  Limits l;
+  l.max_queued_messages = 500;
+  l.max_queued_bytes = 1ull << 40;
+  l.max_out_buffer_bytes = 1 << 20;
+  l.max_connections = 10000;
+  l.max_topic_length = 1024;
+  l.max_topic_levels = 16;
+  l.max_subscriptions_per_client = 100;
+  l.max_client_id_length = 23;
+  l.connect_timeout_ms = 3000;
+  EXPECT_EQ(c.limits, l);
+}
+
+TEST(ConfigLoad, FieldLimitsAreInclusive) {
+  Config c = load(R"(
+threads = 1024
+[mqtt]
+max_packet_size = 268435455
+receive_maximum = 65535
+max_qos = 0
+max_session_expiry = 4294967295
+[limits]
+max_queued_bytes = 9223372036854775807
+)");
+  EXPECT_EQ(c.threads, 1024u);
+  EXPECT_EQ(c.mqtt.max_packet_size, 268435455u);
+  EXPECT_EQ(c.mqtt.receive_maximum, 65535u);
+  EXPECT_EQ(c.mqtt.max_qos, 0u);
+  EXPECT_EQ(c.mqtt.max_session_expiry, 4294967295u);
+  EXPECT_EQ(c.limits.max_queued_bytes, 9223372036854775807ull);
+  EXPECT_EQ(load("[mqtt]\nmax_packet_size = 20\n").mqtt.max_packet_size, 20u);
+}
+
+TEST(ConfigLoad, DottedKeysAndInlineTables) {
+  Config c = load(R"(
+mqtt.max_qos = 1
+limits = { max_connections = 5 }
+)");
+  EXPECT_EQ(c.mqtt.max_qos, 1u);
+  EXPECT_EQ(c.limits.max_connections, 5u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listeners.
+
+TEST(ConfigListeners, KeepFileOrderNotKeyOrder) {
+  Config c = load(R"(
+[listeners.zeta]
+bind = "127.0.0.1:1001"
+
+[listeners.alpha]
+bind = "127.0.0.1:1002"
+
+[listeners.mid]
+bind = "127.0.0.1:1003"
+)");
+  ASSERT_EQ(c.listeners.size(), 3u);
+  EXPECT_EQ(c.listeners[0].name, "zeta");
+  EXPECT_EQ(c.listeners[1].name, "alpha");
+  EXPECT_EQ(c.listeners[2].name, "mid");
+  EXPECT_EQ(c.listeners[2].bind.port, 1003);
+}
+
+TEST(ConfigListeners, InlineListenersInFileOrder) {
+  Config c = load(R"(
+listeners = { b = { bind = ":2001" }, a = { bind = ":2002" } }
+)");
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0].name, "b");
+  EXPECT_EQ(c.listeners[1].name, "a");
+}
+
+TEST(ConfigListeners, FileListenersReplaceTheDefault) {
+  Config c = load("[listeners.only]\nbind = \"127.0.0.1:1999\"\n");
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0], (Listener{"only", {"127.0.0.1", 1999}, "mqtt"}));
+}
+
+TEST(ConfigListeners, NoListenersKeepsTheDefault) {
+  Config c = load("[http]\nenabled = false\n");
+  EXPECT_EQ(c.listeners, defaults().listeners);
+}
+
+TEST(ConfigListeners, EmptyListenersTableKeepsTheDefault) {
+  Config c = load("[listeners]\n");
+  EXPECT_EQ(c.listeners, defaults().listeners);
+}
+
+TEST(ConfigListeners, BindIsRequired) {
+  EXPECT_EQ(error_of("\n[listeners.a]\nprotocol = \"mqtt\"\n"),
+            "t.toml:2: listeners.a needs a bind address, e.g. bind = \"127.0.0.1:1883\"");
+}
+
+TEST(ConfigListeners, OnlyMqttProtocol) {
+  EXPECT_EQ(error_of("[listeners.a]\nbind = \":1883\"\nprotocol = \"ws\"\n"),
+            "t.toml:3: listeners.a.protocol = \"ws\" is not supported: only \"mqtt\" for now "
+            "(\"ws\" and \"tls\" come later)");
+}
+
+TEST(ConfigListeners, MustBeTables) {
+  EXPECT_EQ(error_of("listeners = 1\n"),
+            "t.toml:1: listeners must be a table of listeners, e.g. [listeners.mqtt]");
+  EXPECT_EQ(error_of("[[listeners]]\nbind = \":1883\"\n"),
+            "t.toml:1: listeners must be a table of listeners, e.g. [listeners.mqtt]");
+  EXPECT_EQ(error_of("[listeners]\na = \":1883\"\n"),
+            "t.toml:2: listeners.a must be a table ([listeners.a])");
+}
+
+TEST(ConfigListeners, DuplicateBind) {
+  EXPECT_EQ(error_of(R"([listeners.a]
+bind = "127.0.0.1:1883"
+
+[listeners.b]
+bind = "127.0.0.1:1883"
+)"),
+            "t.toml:5: listeners.b.bind \"127.0.0.1:1883\" collides with listeners.a.bind "
+            "\"127.0.0.1:1883\" (line 2)");
+}
+
+TEST(ConfigListeners, WildcardCollidesWithSameFamily) {
+  EXPECT_EQ(error_of("[listeners.a]\nbind = \":1883\"\n[listeners.b]\nbind = \"10.0.0.1:1883\"\n"),
+            "t.toml:4: listeners.b.bind \"10.0.0.1:1883\" collides with listeners.a.bind "
+            "\"0.0.0.0:1883\" (line 2)");
+  EXPECT_NE(error_of("[listeners.a]\nbind = \"[::1]:1\"\n[listeners.b]\nbind = \"[::]:1\"\n"), "");
+  // IPv4 and IPv6 wildcards on one port is the usual dual-stack setup.
+  Config c = load("[listeners.a]\nbind = \"[::]:1883\"\n[listeners.b]\nbind = \"0.0.0.0:1883\"\n");
+  EXPECT_EQ(c.listeners.size(), 2u);
+  // Same host, different ports: fine.
+  c = load("[listeners.a]\nbind = \":1883\"\n[listeners.b]\nbind = \":1884\"\n");
+  EXPECT_EQ(c.listeners.size(), 2u);
+}
+
+TEST(ConfigListeners, HttpMustNotTakeAnMqttPort) {
+  // Against the default listener, which has no line in the file.
+  EXPECT_EQ(error_of("[http]\nbind = \"127.0.0.1:1883\"\n"),
+            "t.toml:2: http.bind \"127.0.0.1:1883\" collides with listeners.mqtt.bind "
+            "\"127.0.0.1:1883\"");
+  // A disabled HTTP server binds nothing.
+  Config c = load("[http]\nbind = \"127.0.0.1:1883\"\nenabled = false\n");
+  EXPECT_FALSE(c.http_enabled);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors, each with the line of the offending key or value.
+
+TEST(ConfigErrors, UnknownTopLevelKey) {
+  EXPECT_EQ(error_of("threads = 1\nthreds = 2\n"),
+            "t.toml:2: unknown key \"threds\" (did you mean \"threads\"?)");
+  EXPECT_EQ(error_of("\n\nfoo = 1\n"), "t.toml:3: unknown key \"foo\"");
+}
+
+TEST(ConfigErrors, UnknownKeyInMqtt) {
+  EXPECT_EQ(error_of("[mqtt]\nmax_qos = 1\n\nrecieve_maximum = 10\n"),
+            "t.toml:4: unknown key \"mqtt.recieve_maximum\" (did you mean \"receive_maximum\"?)");
+}
+
+TEST(ConfigErrors, UnknownKeyInEverySection) {
+  EXPECT_EQ(error_of("[limits]\nmax_conections = 1\n"),
+            "t.toml:2: unknown key \"limits.max_conections\" (did you mean \"max_connections\"?)");
+  EXPECT_EQ(error_of("[http]\nport = 1\n"), "t.toml:2: unknown key \"http.port\"");
+  EXPECT_EQ(error_of("[storage]\npath = \"x\"\n"), "t.toml:2: unknown key \"storage.path\"");
+  EXPECT_EQ(error_of("[sys]\nintervall = 1\n"),
+            "t.toml:2: unknown key \"sys.intervall\" (did you mean \"interval\"?)");
+  EXPECT_EQ(error_of("[listeners.a]\nbind = \":1\"\nhost = \"x\"\n"),
+            "t.toml:3: unknown key \"listeners.a.host\"");
+}
+
+TEST(ConfigErrors, UnknownTable) {
+  EXPECT_EQ(error_of("threads = 1\n\n[tls]\ncert = \"x\"\n"), "t.toml:3: unknown table [tls]");
+  EXPECT_EQ(error_of("[mqtt.extra]\na = 1\n"), "t.toml:1: unknown table [mqtt.extra]");
+  EXPECT_EQ(error_of("\nauth.users = 1\n"), "t.toml:2: unknown table [auth]");
+}
+
+TEST(ConfigErrors, WrongType) {
+  EXPECT_EQ(error_of("[mqtt]\nreceive_maximum = \"10\"\n"),
+            "t.toml:2: mqtt.receive_maximum must be an integer in 1..65535");
+  EXPECT_EQ(error_of("[mqtt]\n\nmax_packet_size = 1.5e6\n"),
+            "t.toml:3: mqtt.max_packet_size must be an integer in 20..268435455");
+  EXPECT_EQ(error_of("[mqtt]\nretain_available = 1\n"),
+            "t.toml:2: mqtt.retain_available must be true or false");
+  EXPECT_EQ(error_of("log_level = 3\n"), "t.toml:1: log_level must be a string");
+  EXPECT_EQ(error_of("\nmqtt = 5\n"), "t.toml:2: mqtt must be a table ([mqtt])");
+  EXPECT_EQ(error_of("[listeners.a]\nbind = 1883\n"),
+            "t.toml:2: listeners.a.bind must be a string");
+  EXPECT_EQ(error_of("threads = true\n"), "t.toml:1: threads must be an integer in 0..1024");
+}
+
+TEST(ConfigErrors, OutOfRange) {
+  EXPECT_EQ(error_of("[mqtt]\nreceive_maximum = 0\n"),
+            "t.toml:2: mqtt.receive_maximum must be an integer in 1..65535");
+  EXPECT_EQ(error_of("[mqtt]\nreceive_maximum = 65536\n"),
+            "t.toml:2: mqtt.receive_maximum must be an integer in 1..65535");
+  EXPECT_EQ(error_of("[mqtt]\nmax_inflight = 0\n"),
+            "t.toml:2: mqtt.max_inflight must be an integer in 1..65535");
+  EXPECT_EQ(error_of("[mqtt]\nmax_qos = 3\n"), "t.toml:2: mqtt.max_qos must be an integer in 0..2");
+  EXPECT_EQ(error_of("[mqtt]\nmax_packet_size = 19\n"),
+            "t.toml:2: mqtt.max_packet_size must be an integer in 20..268435455");
+  EXPECT_EQ(error_of("[mqtt]\nmax_packet_size = 268435456\n"),
+            "t.toml:2: mqtt.max_packet_size must be an integer in 20..268435455");
+  EXPECT_EQ(error_of("[mqtt]\nmax_session_expiry = -1\n"),
+            "t.toml:2: mqtt.max_session_expiry must be an integer in 0..4294967295");
+  EXPECT_EQ(error_of("[limits]\nmax_topic_length = 0\n"),
+            "t.toml:2: limits.max_topic_length must be an integer in 1..65535");
+  EXPECT_EQ(error_of("[limits]\nmax_queued_bytes = 0\n"),
+            "t.toml:2: limits.max_queued_bytes must be an integer in 1..9223372036854775807");
+  EXPECT_EQ(error_of("threads = 1025\n"), "t.toml:1: threads must be an integer in 0..1024");
+  EXPECT_EQ(error_of("[sys]\ninterval = 4294967296\n"),
+            "t.toml:2: sys.interval must be an integer in 0..4294967295");
+}
+
+TEST(ConfigErrors, BadEndpoint) {
+  EXPECT_EQ(error_of("[listeners.a]\nbind = \"127.0.0.1\"\n"),
+            "t.toml:2: listeners.a.bind = \"127.0.0.1\": missing :port, e.g. 127.0.0.1:1883 or "
+            ":1883");
+  EXPECT_EQ(error_of("[http]\nbind = \"localhost:http\"\n"),
+            "t.toml:2: http.bind = \"localhost:http\": port \"http\" is not a number in 0..65535");
+  EXPECT_EQ(error_of("[listeners.a]\nbind = \"127.0.0.1:0\"\n"),
+            "t.toml:2: listeners.a.bind = \"127.0.0.1:0\": port 0 is not allowed (clients need a "
+            "fixed port to connect to)");
+  EXPECT_EQ(error_of("[http]\nbind = \":0\"\n"),
+            "t.toml:2: http.bind = \":0\": port 0 is not allowed (clients need a fixed port to "
+            "connect to)");
+}
+
+TEST(ConfigErrors, BadEnums) {
+  EXPECT_EQ(error_of("[storage]\ndurability = \"sometimes\"\n"),
+            "t.toml:2: storage.durability must be one of none, batch, always, not \"sometimes\"");
+  EXPECT_EQ(error_of("log_level = \"verbose\"\n"),
+            "t.toml:1: log_level must be one of trace, debug, info, warn, error, critical, off, "
+            "not \"verbose\"");
+  EXPECT_EQ(error_of("[storage]\ndir = \"\"\n"), "t.toml:2: storage.dir must not be empty");
+}
+
+TEST(ConfigErrors, TomlSyntax) {
+  EXPECT_EQ(error_of("threads = 1\n\nlog_level = \n"),
+            "t.toml:3: Error while parsing key-value pair: expected value, saw '\\n'");
+  std::string redefined = error_of("[mqtt]\nmax_qos = 1\n[mqtt]\n");
+  EXPECT_EQ(redefined.rfind("t.toml:3: ", 0), 0u) << redefined;
+  std::string duplicate = error_of("threads = 1\nthreads = 2\n");
+  EXPECT_EQ(duplicate.rfind("t.toml:2: ", 0), 0u) << duplicate;
+}
+
+TEST(ConfigErrors, ErrorCarriesItsParts) {
+  try {
+    load("[mqtt]\nmax_qos = 7\n");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.file(), kFile);
+    EXPECT_EQ(e.line(), 2);
+    EXPECT_EQ(e.reason(), "mqtt.max_qos must be an integer in 0..2");
+  }
+  ConfigError e("f", 0, "r");
+  EXPECT_STREQ(e.what(), "f:0: r");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files.
+
+class ConfigFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("starling-config-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(ConfigFile, LoadsAFile) {
+  std::string path = dir_ / "s.toml";
+  std::ofstream(path) << "threads = 3\n[mqtt]\nmax_qos = 1\n";
+  Config c = load_file(path);
+  EXPECT_EQ(c.source, path);
+  EXPECT_EQ(c.threads, 3u);
+  EXPECT_EQ(c.mqtt.max_qos, 1u);
+}
+
+TEST_F(ConfigFile, ErrorsNameThePath) {
+  std::string path = dir_ / "bad.toml";
+  std::ofstream(path) << "\n[mqtt]\nmax_qos = 9\n";
+  try {
+    load_file(path);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), path + ":3: mqtt.max_qos must be an integer in 0..2");
+  }
+}
+
+TEST_F(ConfigFile, MissingFile) {
+  std::string path = dir_ / "absent.toml";
+  try {
+    load_file(path);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), path + ":0: cannot read file: No such file or directory");
+  }
+}
+
+TEST_F(ConfigFile, DirectoryIsNotAFile) {
+  try {
+    load_file(dir_);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), dir_.string() + ":0: cannot read file: Is a directory");
+  }
+}
+
+TEST(ConfigExample, ExampleFileLoadsAndMatchesDefaults) {
+  const char* source_dir = std::getenv("STARLING_SOURCE_DIR");
+  if (source_dir == nullptr) GTEST_SKIP() << "STARLING_SOURCE_DIR is not set";
+  std::string path = std::string(source_dir) + "/config/starling.example.toml";
+  Config c = load_file(path);
+  // The example documents the defaults; only its second listener is an addition.
+  Config d = defaults();
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0], d.listeners[0]);
+  EXPECT_EQ(c.listeners[1], (Listener{"mqtt-v6", {"::1", 1883}, "mqtt"}));
+  EXPECT_EQ(c.http, d.http);
+  EXPECT_EQ(c.http_enabled, d.http_enabled);
+  EXPECT_EQ(c.data_dir, d.data_dir);
+  EXPECT_EQ(c.durability, d.durability);
+  EXPECT_EQ(c.threads, d.threads);
+  EXPECT_EQ(c.log_level, d.log_level);
+  EXPECT_EQ(c.sys_interval_s, d.sys_interval_s);
+  EXPECT_EQ(c.mqtt, d.mqtt);
+  EXPECT_EQ(c.limits, d.limits);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command-line overrides.
+
+TEST(ConfigOverrides, NoneChangeNothing) {
+  Config c = defaults();
+  apply_overrides(c, {});
+  EXPECT_EQ(c.listeners, defaults().listeners);
+  EXPECT_EQ(c.log_level, "info");
+}
+
+TEST(ConfigOverrides, EveryOverride) {
+  Config c = defaults();
+  apply_overrides(c, {.bind = "127.0.0.1:4000",
+                      .http = "off",
+                      .data_dir = "/tmp/d",
+                      .threads = 2,
+                      .log_level = "warn"});
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0], (Listener{"mqtt", {"127.0.0.1", 4000}, "mqtt"}));
+  EXPECT_FALSE(c.http_enabled);
+  EXPECT_EQ(c.data_dir, "/tmp/d");
+  EXPECT_EQ(c.threads, 2u);
+  EXPECT_EQ(c.log_level, "warn");
+}
+
+TEST(ConfigOverrides, BindReplacesTheFirstListenerOnly) {
+  Config c = load("[listeners.a]\nbind = \":1001\"\n[listeners.b]\nbind = \":1002\"\n");
+  apply_overrides(c, {.bind = "[::1]:1003"});
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0], (Listener{"a", {"::1", 1003}, "mqtt"}));
+  EXPECT_EQ(c.listeners[1].bind, (Endpoint{"0.0.0.0", 1002}));
+}
+
+TEST(ConfigOverrides, BindAddsAListenerWhenThereIsNone) {
+  Config c = defaults();
+  c.listeners.clear();
+  apply_overrides(c, {.bind = ":1883"});
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0], (Listener{"mqtt", {"0.0.0.0", 1883}, "mqtt"}));
+}
+
+TEST(ConfigOverrides, HttpAddressEnablesHttp) {
+  Config c = load("[http]\nenabled = false\n");
+  apply_overrides(c, {.http = "127.0.0.1:9999"});
+  EXPECT_TRUE(c.http_enabled);
+  EXPECT_EQ(c.http, (Endpoint{"127.0.0.1", 9999}));
+}
+
+TEST(ConfigOverrides, Errors) {
+  Config d = defaults();
+  EXPECT_EQ(override_error(d, {.bind = "nope"}),
+            "command line:0: --bind \"nope\": missing :port, e.g. 127.0.0.1:1883 or :1883");
+  EXPECT_EQ(override_error(d, {.bind = ":0"}),
+            "command line:0: --bind \":0\": port 0 is not allowed (clients need a fixed port to "
+            "connect to)");
+  EXPECT_EQ(override_error(d, {.http = "on"}),
+            "command line:0: --http \"on\": missing :port, e.g. 127.0.0.1:1883 or :1883");
+  EXPECT_EQ(override_error(d, {.threads = 1025}),
+            "command line:0: --threads must be in 0..1024, not 1025");
+  EXPECT_EQ(override_error(d, {.log_level = "loud"}),
+            "command line:0: --log-level must be one of trace, debug, info, warn, error, "
+            "critical, off, not \"loud\"");
+  EXPECT_EQ(override_error(d, {.data_dir = ""}), "command line:0: --data must not be empty");
+  EXPECT_EQ(override_error(d, {.http = "127.0.0.1:1883"}),
+            "command line:0: http.bind \"127.0.0.1:1883\" collides with listeners.mqtt.bind "
+            "\"127.0.0.1:1883\"");
+}
+
+TEST(ConfigOverrides, FailureLeavesTheConfigUnchanged) {
+  Config c = defaults();
+  EXPECT_THROW(apply_overrides(c, {.bind = ":2000", .log_level = "loud"}), ConfigError);
+  EXPECT_EQ(c.listeners, defaults().listeners);
+  EXPECT_EQ(c.log_level, "info");
+}
+
+TEST(ConfigOverrides, ThreadsUpperBoundIsAllowed) {
+  Config c = defaults();
+  apply_overrides(c, {.threads = 1024});
+  EXPECT_EQ(c.threads, 1024u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reload.
+
+TEST(ConfigReload, NothingChanged) {
+  Config live = defaults();
+  EXPECT_TRUE(reload_into(live, defaults()).empty());
+}
+
+TEST(ConfigReload, CopiesReloadableSettings) {
+  Config live = defaults();
+  Config fresh = load(R"(
+log_level = "debug"
+[sys]
+interval = 60
+[mqtt]
+max_qos = 1
+[limits]
+max_connections = 7
+)");
+  EXPECT_TRUE(reload_into(live, fresh).empty());
+  EXPECT_EQ(live.log_level, "debug");
+  EXPECT_EQ(live.sys_interval_s, 60u);
+  EXPECT_EQ(live.mqtt.max_qos, 1u);
+  EXPECT_EQ(live.limits.max_connections, 7u);
+  EXPECT_EQ(live.mqtt, fresh.mqtt);
+  EXPECT_EQ(live.limits, fresh.limits);
+}
+
+TEST(ConfigReload, ReportsButKeepsNonReloadable) {
+  Config live = defaults();
+  Config fresh = load(R"(
+threads = 8
+log_level = "warn"
+[listeners.other]
+bind = "127.0.0.1:2883"
+[http]
+enabled = false
+[storage]
+dir = "elsewhere"
+durability = "always"
+)");
+  EXPECT_EQ(reload_into(live, fresh), (std::vector<std::string>{"listeners", "http", "storage.dir",
+                                                                "storage.durability", "threads"}));
+  // Those need a restart, so the live config keeps what is running...
+  EXPECT_EQ(live.listeners, defaults().listeners);
+  EXPECT_TRUE(live.http_enabled);
+  EXPECT_EQ(live.data_dir, "data");
+  EXPECT_EQ(live.durability, "batch");
+  EXPECT_EQ(live.threads, 0u);
+  // ...while the rest still applies.
+  EXPECT_EQ(live.log_level, "warn");
+}
+
+TEST(ConfigReload, HttpAddressChangeIsReported) {
+  Config live = defaults();
+  Config fresh = load("[http]\nbind = \"127.0.0.1:8081\"\n");
+  EXPECT_EQ(reload_into(live, fresh), (std::vector<std::string>{"http"}));
+  EXPECT_EQ(live.http.port, 8080);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints.
+
+struct EndpointCase {
+  const char* text;
+  const char* host;
+  uint16_t port;
+};
+
+class ParseEndpointOk : public ::testing::TestWithParam<EndpointCase> {};
+
+TEST_P(ParseEndpointOk, Parses) {
+  const EndpointCase& c = GetParam();
+  EXPECT_EQ(parse_endpoint(c.text), (Endpoint{c.host, c.port}));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ParseEndpointOk,
+    ::testing::Values(
+        EndpointCase{"127.0.0.1:1883", "127.0.0.1", 1883}, EndpointCase{"0.0.0.0:1", "0.0.0.0", 1},
+        EndpointCase{":1883", "0.0.0.0", 1883}, EndpointCase{"localhost:8080", "localhost", 8080},
+        EndpointCase{"mqtt.example.com:8883", "mqtt.example.com", 8883},
+        EndpointCase{"[::1]:1883", "::1", 1883}, EndpointCase{"[::]:1883", "::", 1883},
+        EndpointCase{"[fe80::1:2]:65535", "fe80::1:2", 65535},
+        EndpointCase{"[::ffff:10.0.0.1]:80", "::ffff:10.0.0.1", 80},
+        EndpointCase{"127.0.0.1:0", "127.0.0.1", 0},
+        EndpointCase{"127.0.0.1:00080", "127.0.0.1", 80}));
+
+struct BadEndpointCase {
+  const char* text;
+  const char* reason;
+};
+
+class ParseEndpointBad : public ::testing::TestWithParam<BadEndpointCase> {};
+
+TEST_P(ParseEndpointBad, Throws) {
+  const BadEndpointCase& c = GetParam();
+  try {
+    parse_endpoint(c.text);
+    FAIL() << "accepted " << c.text;
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()), c.reason) << c.text;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ParseEndpointBad,
+    ::testing::Values(
+        BadEndpointCase{"", "empty address, expected host:port"},
+        BadEndpointCase{"127.0.0.1", "missing :port, e.g. 127.0.0.1:1883 or :1883"},
+        BadEndpointCase{"1883", "missing :port, e.g. 127.0.0.1:1883 or :1883"},
+        BadEndpointCase{"127.0.0.1:", "missing port number after ':'"},
+        BadEndpointCase{"127.0.0.1:65536", "port \"65536\" is not a number in 0..65535"},
+        BadEndpointCase{"127.0.0.1:123456", "port \"123456\" is not a number in 0..65535"},
+        BadEndpointCase{"127.0.0.1:-1", "port \"-1\" is not a number in 0..65535"},
+        BadEndpointCase{"127.0.0.1:+80", "port \"+80\" is not a number in 0..65535"},
+        BadEndpointCase{"127.0.0.1: 80", "port \" 80\" is not a number in 0..65535"},
+        BadEndpointCase{"127.0.0.1:0x50", "port \"0x50\" is not a number in 0..65535"},
+        BadEndpointCase{"::1:1883", "an IPv6 address needs brackets, e.g. [::1]:1883"},
+        BadEndpointCase{"[::1]1883", "expected :port after ']', e.g. [::1]:1883"},
+        BadEndpointCase{"[::1]", "expected :port after ']', e.g. [::1]:1883"},
+        BadEndpointCase{"[::1:1883", "missing ']' after IPv6 address"},
+        BadEndpointCase{"[]:1883", "\"\" is not an IPv6 address"},
+        BadEndpointCase{"[127.0.0.1]:1883", "\"127.0.0.1\" is not an IPv6 address"},
+        BadEndpointCase{"[::g]:1883", "\"::g\" is not an IPv6 address"},
+        BadEndpointCase{"256.0.0.1:80", "\"256.0.0.1\" is not an IPv4 address"},
+        BadEndpointCase{"1.2.3:80", "\"1.2.3\" is not an IPv4 address"},
+        BadEndpointCase{"my host:80", "\"my host\" is not a valid host name or address"},
+        BadEndpointCase{"-bad.example:80", "\"-bad.example\" is not a valid host name or address"},
+        BadEndpointCase{"a..b:80", "\"a..b\" is not a valid host name or address"}));
+
+TEST(Endpoint, ToStringRoundTrips) {
+  for (const char* text : {"127.0.0.1:1883", "[::1]:1883", "localhost:80", "[::]:0"}) {
+    EXPECT_EQ(to_string(parse_endpoint(text)), text);
+  }
+  EXPECT_EQ(to_string(parse_endpoint(":1883")), "0.0.0.0:1883");
+}
+
+}  // namespace
+}  // namespace starling::config
