@@ -16,7 +16,9 @@ namespace {
 
 constexpr int kSites = 100;
 
-Session* fake_session(uint64_t i) { return reinterpret_cast<Session*>(uintptr_t{0x10} * (i + 1)); }
+Session* fake_session(uint64_t i) {
+  return reinterpret_cast<Session*>(uintptr_t{0x10} * (i + 1));
+}
 
 struct Fixture {
   SubscriptionTree tree;

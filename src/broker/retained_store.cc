@@ -48,7 +48,8 @@ struct RetainedStore::Node {
   }
 
   void take_children(std::vector<std::unique_ptr<Node>>& into) {
-    for (auto& [level, child] : children) into.push_back(std::move(child));
+    for (auto& [level, child] : children)
+      into.push_back(std::move(child));
     children.clear();
   }
 };
@@ -137,7 +138,8 @@ void RetainedStore::match(std::string_view filter, Clock::time_point now,
         const Node* n = subtree.back();
         subtree.pop_back();
         take(*n);
-        for (const auto& [name, child] : n->children) subtree.push_back(child.get());
+        for (const auto& [name, child] : n->children)
+          subtree.push_back(child.get());
       }
     } else if (level == "+") {
       for (const auto& [name, child] : f.node->children) {
@@ -157,7 +159,8 @@ size_t RetainedStore::purge_expired(Clock::time_point now) {
   for_each([&](const MessagePtr& m) {
     if (m->expired(now)) expired.push_back(m);
   });
-  for (const MessagePtr& m : expired) erase(m->topic);
+  for (const MessagePtr& m : expired)
+    erase(m->topic);
   return expired.size();
 }
 
@@ -167,7 +170,8 @@ void RetainedStore::for_each(const std::function<void(const MessagePtr&)>& visit
     const Node* n = pending.back();
     pending.pop_back();
     if (n->msg) visit(n->msg);
-    for (const auto& [level, child] : n->children) pending.push_back(child.get());
+    for (const auto& [level, child] : n->children)
+      pending.push_back(child.get());
   }
 }
 
@@ -178,7 +182,8 @@ size_t RetainedStore::node_count_for_testing() const {
     const Node* n = pending.back();
     pending.pop_back();
     ++count;
-    for (const auto& [level, child] : n->children) pending.push_back(child.get());
+    for (const auto& [level, child] : n->children)
+      pending.push_back(child.get());
   }
   return count - 1;  // the root always exists
 }

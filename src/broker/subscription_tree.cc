@@ -29,7 +29,9 @@ bool split_shared(std::string_view filter, std::string_view& group, std::string_
 constexpr size_t kIndexAt = 16;
 constexpr size_t kDropIndexBelow = 8;  // hysteresis: do not rebuild on every churn at the edge
 
-size_t hash_level(std::string_view level) { return std::hash<std::string_view>{}(level); }
+size_t hash_level(std::string_view level) {
+  return std::hash<std::string_view>{}(level);
+}
 
 // The exact-level children of a node: open addressing with linear probing over a power-of-two
 // array of {hash, child}; the child holds its level string. A lookup is one probe run in one
@@ -122,7 +124,8 @@ class ChildTable {
 
   void place(Slot s) {
     size_t i = s.hash & mask_;
-    while (slots_[i].node) i = (i + 1) & mask_;
+    while (slots_[i].node)
+      i = (i + 1) & mask_;
     slots_[i] = std::move(s);
   }
 
@@ -144,10 +147,10 @@ class ChildTable {
 }  // namespace
 
 struct SubscriptionTree::Node {
-  std::string level;               // this node's key in its parent's table ("" for '+', '#')
-  ChildTable<Node> children;       // exact levels
-  std::unique_ptr<Node> plus;      // '+' level
-  std::unique_ptr<Node> hash;      // '#' level
+  std::string level;           // this node's key in its parent's table ("" for '+', '#')
+  ChildTable<Node> children;   // exact levels
+  std::unique_ptr<Node> plus;  // '+' level
+  std::unique_ptr<Node> hash;  // '#' level
   std::vector<Subscriber> subscribers;
   std::unique_ptr<std::unordered_map<Session*, size_t>> index;  // only for large nodes
   std::vector<std::unique_ptr<SharedGroup>> groups;
@@ -178,9 +181,9 @@ struct SubscriptionTree::Node {
   bool holds_subscriptions() const { return !subscribers.empty() || !groups.empty(); }
   bool empty() const { return !holds_subscriptions() && child_count() == 0; }
 
-  size_t find_subscriber(const Session* session) const {
+  size_t find_subscriber(Session* session) const {
     if (index) {
-      auto it = index->find(const_cast<Session*>(session));
+      auto it = index->find(session);
       return it == index->end() ? subscribers.size() : it->second;
     }
     for (size_t i = 0; i < subscribers.size(); ++i) {
@@ -196,7 +199,8 @@ struct SubscriptionTree::Node {
     } else if (subscribers.size() >= kIndexAt) {
       index = std::make_unique<std::unordered_map<Session*, size_t>>();
       index->reserve(subscribers.size() * 2);
-      for (size_t i = 0; i < subscribers.size(); ++i) index->emplace(subscribers[i].session, i);
+      for (size_t i = 0; i < subscribers.size(); ++i)
+        index->emplace(subscribers[i].session, i);
     }
   }
 
@@ -223,23 +227,23 @@ struct SubscriptionTree::Node {
 // Helpers below are templates over the node type because Node is private to the tree.
 namespace {
 
-// Which slot of a parent a child hangs from.
-enum class Slot : uint8_t { kExact, kPlus, kHash };
+// Which of a parent's links a child hangs from.
+enum class Edge : uint8_t { kExact, kPlus, kHash };
 
-Slot slot_of(std::string_view level) {
-  if (level == "+") return Slot::kPlus;
-  if (level == "#") return Slot::kHash;
-  return Slot::kExact;
+Edge edge_of(std::string_view level) {
+  if (level == "+") return Edge::kPlus;
+  if (level == "#") return Edge::kHash;
+  return Edge::kExact;
 }
 
 template <typename Node>
-Node* child_at(const Node& n, Slot slot, std::string_view level) {
-  switch (slot) {
-    case Slot::kPlus:
+Node* child_at(const Node& n, Edge edge, std::string_view level) {
+  switch (edge) {
+    case Edge::kPlus:
       return n.plus.get();
-    case Slot::kHash:
+    case Edge::kHash:
       return n.hash.get();
-    case Slot::kExact:
+    case Edge::kExact:
       break;
   }
   return n.children.find(level);
@@ -299,7 +303,8 @@ class MatchStack {
 template <typename Node>
 void collect(const Node& n, std::vector<Subscriber>& out, std::vector<SharedGroup*>& groups) {
   if (!n.subscribers.empty()) out.insert(out.end(), n.subscribers.begin(), n.subscribers.end());
-  for (const auto& g : n.groups) groups.push_back(g.get());
+  for (const auto& g : n.groups)
+    groups.push_back(g.get());
 }
 
 }  // namespace
@@ -317,14 +322,14 @@ bool SubscriptionTree::subscribe(Session* session, std::string_view filter,
   Node* n = root_.get();
   for_each_level(rest, [&n](std::string_view level) {
     std::unique_ptr<Node>* slot = nullptr;
-    switch (slot_of(level)) {
-      case Slot::kPlus:
+    switch (edge_of(level)) {
+      case Edge::kPlus:
         slot = &n->plus;
         break;
-      case Slot::kHash:
+      case Edge::kHash:
         slot = &n->hash;
         break;
-      case Slot::kExact:
+      case Edge::kExact:
         n = n->children.get_or_add(level);
         return;
     }
@@ -371,22 +376,22 @@ bool SubscriptionTree::unsubscribe(Session* session, std::string_view filter) {
   // away: everything under that point is a chain of otherwise empty single-child nodes, which
   // is what gets pruned if the target ends up empty.
   Node* cut_parent = nullptr;
-  Slot cut_slot = Slot::kExact;
+  Edge cut_edge = Edge::kExact;
   std::string_view cut_level;
 
   Node* n = root_.get();
   bool found = true;
   for_each_level(rest, [&](std::string_view level) {
     if (!found) return;
-    const Slot slot = slot_of(level);
-    Node* child = child_at(*n, slot, level);
+    const Edge edge = edge_of(level);
+    Node* child = child_at(*n, edge, level);
     if (!child) {
       found = false;
       return;
     }
     if (n == root_.get() || n->holds_subscriptions() || n->child_count() > 1) {
       cut_parent = n;
-      cut_slot = slot;
+      cut_edge = edge;
       cut_level = level;
     }
     n = child;
@@ -411,14 +416,14 @@ bool SubscriptionTree::unsubscribe(Session* session, std::string_view filter) {
   --count_;
 
   if (n->empty()) {
-    switch (cut_slot) {
-      case Slot::kPlus:
+    switch (cut_edge) {
+      case Edge::kPlus:
         cut_parent->plus.reset();
         break;
-      case Slot::kHash:
+      case Edge::kHash:
         cut_parent->hash.reset();
         break;
-      case Slot::kExact:
+      case Edge::kExact:
         cut_parent->children.erase(cut_level);
         break;
     }

@@ -295,7 +295,7 @@ Field<S> bool_field(std::string_view name, bool S::*member) {
 const std::vector<Field<MqttSettings>>& mqtt_fields() {
   using M = MqttSettings;
   static const std::vector<Field<M>> fields = {
-      // 20 bytes is about the smallest useful PUBLISH; 268435455 is the protocol's maximum.
+      // Below 20 bytes ordinary CONNECTs would be refused; 268435455 is the protocol's maximum.
       int_field("max_packet_size", &M::max_packet_size, 20, 268435455),
       // 0 is a protocol error for Receive Maximum, and an inflight cap of 0 would stall QoS 1/2.
       uint_field("receive_maximum", &M::receive_maximum, 1),

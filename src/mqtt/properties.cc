@@ -258,7 +258,7 @@ Status read_properties(wire::Reader& r, PropertyContext ctx, Properties& out) {
   clear_properties(out);
   uint32_t len = 0;
   std::string_view block;
-  if (!r.varint(len)) return malformed("bad property length");
+  if (!r.varint(len)) return malformed(r.empty() ? "missing property length" : "bad property length");
   if (!r.bytes(len, block)) return malformed("property length exceeds packet");
   wire::Reader br(block);
   PropertyReader pr(br);

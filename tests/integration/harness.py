@@ -382,3 +382,19 @@ def user_properties(msg):
 def subscription_ids(msg):
     props = getattr(msg, "properties", None)
     return sorted(getattr(props, "SubscriptionIdentifier", []) or []) if props else []
+
+
+class TunedBroker(Broker):
+    """A Broker with a Starling TOML config and its Mosquitto equivalent (extra mosquitto.conf
+    lines, which override the defaults above), so a configured test runs against both."""
+
+    def __init__(self, config_text, mosquitto_conf, **kw):
+        super().__init__(config_text=config_text, **kw)
+        self.mosquitto_conf = mosquitto_conf
+
+    def command(self):
+        cmd = super().command()
+        if against_mosquitto():
+            with open(os.path.join(self.tmp, "mosquitto.conf"), "a") as f:
+                f.write(self.mosquitto_conf)
+        return cmd

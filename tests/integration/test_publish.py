@@ -34,8 +34,8 @@ class PublishTest(unittest.TestCase):
     def raw(self, version=5, client_id=None, **connect_args):
         c = RawClient(self.port, version)
         self.addCleanup(c.close)
-        ack = c.connect(client_id or unique("raw"), **connect_args)
-        self.assertEqual(ack.reason_code, 0)
+        self.connack = c.connect(client_id or unique("raw"), **connect_args)
+        self.assertEqual(self.connack.reason_code, 0)
         return c
 
     def paho(self, version=5, **kw):
@@ -361,6 +361,7 @@ class MessageExpiry(PublishTest):
         pub.expect(PUBACK)
         time.sleep(2.2)
         sub = self.raw(client_id=cid, clean_start=False, properties=session)
+        self.assertTrue(self.connack.session_present)
         got = sub.collect(1.5, quiet=1.0)
         self.assertEqual([(m.topic, m.payload) for m in got], [(f"{base}/long", b"long")])
         self.assertLessEqual(got[0].properties.get("message_expiry_interval", 999), 28)

@@ -6,31 +6,19 @@ resent with DUP=1 and their original packet ids; a session with a short expiry i
 clean start discards the session; the offline queue is bounded by max_queued_messages.
 """
 
-import os
 import time
 import unittest
 
-from harness import Broker, MqttClient, against_mosquitto, unique
+from harness import Broker, MqttClient, TunedBroker, against_mosquitto, unique
 from mqtt_raw import RawClient, PUBLISH, PUBREL
 
 SESSION_EXPIRY = 300  # 5.0 persistent sessions in these tests
 
 
-class QueueLimitBroker(Broker):
-    """A broker whose per-session queue holds 5 messages and which publishes $SYS every second.
-    Starling reads the TOML config; for Mosquitto the same limits go into its config file."""
-
-    CONFIG = "[limits]\nmax_queued_messages = 5\n\n[sys]\ninterval = 1\n"
-
-    def __init__(self):
-        super().__init__(config_text=self.CONFIG)
-
-    def command(self):
-        cmd = super().command()
-        if against_mosquitto():  # base class wrote mosquitto.conf; later lines win
-            with open(os.path.join(self.tmp, "mosquitto.conf"), "a") as f:
-                f.write("max_queued_messages 5\nsys_interval 1\n")
-        return cmd
+def queue_limit_broker():
+    """A broker whose per-session queue holds 5 messages and which publishes $SYS every second."""
+    return TunedBroker("[limits]\nmax_queued_messages = 5\n\n[sys]\ninterval = 1\n",
+                       "max_queued_messages 5\nsys_interval 1\n")
 
 
 def receive_and_ack(raw, n, timeout=5.0):
@@ -200,7 +188,7 @@ class SessionTests:
     def test_offline_queue_is_bounded(self):
         """With max_queued_messages = 5, 10 QoS 1 messages published while the client is away
         leave exactly 5 for it: the oldest five (the newest are dropped, as Mosquitto does)."""
-        with QueueLimitBroker() as b:
+        with queue_limit_broker() as b:
             cid, t = unique("c"), f"{self.p}/t"
             c = self.persistent(cid, port=b.port)
             c.subscribe(t, 1)

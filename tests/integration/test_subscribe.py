@@ -8,12 +8,10 @@ TestCase class; each test uses its own topic prefix.
 
 import unittest
 
-from harness import Broker, MqttClient, against_mosquitto, subscription_ids, unique
+from harness import MqttClient, TunedBroker, against_mosquitto, subscription_ids, unique
 from mqtt_raw import RawClient, PUBLISH
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-# $SYS every second so the "$SYS is not matched by #" test sees $SYS traffic quickly.
-SYS_CONFIG = "[sys]\ninterval = 1\n"
 
 
 def received_until_sentinel(client, sentinel_topic, timeout=5.0):
@@ -36,7 +34,8 @@ class SubscribeTests:
 
     @classmethod
     def setUpClass(cls):
-        cls.broker = Broker(config_text=SYS_CONFIG).start()
+        # $SYS every second so the "$SYS is not matched by #" test sees $SYS traffic.
+        cls.broker = TunedBroker("[sys]\ninterval = 1\n", "sys_interval 1\n").start()
 
     @classmethod
     def tearDownClass(cls):

@@ -39,7 +39,8 @@ std::vector<std::string> topics(const RetainedStore& store, std::string_view fil
   std::vector<MessagePtr> out;
   store.match(filter, now, out);
   std::vector<std::string> t;
-  for (const MessagePtr& m : out) t.push_back(m->topic);
+  for (const MessagePtr& m : out)
+    t.push_back(m->topic);
   std::sort(t.begin(), t.end());
   return t;
 }
@@ -118,10 +119,12 @@ TEST(RetainedStore, ExactMatch) {
 
 TEST(RetainedStore, WildcardRetrieval) {
   RetainedStore store;
-  for (const char* t : {"sport", "sport/tennis", "sport/tennis/p1", "sport/golf", "sports", "x/sport"}) {
+  for (const char* t :
+       {"sport", "sport/tennis", "sport/tennis/p1", "sport/golf", "sports", "x/sport"}) {
     store.set(make(t, "p"));
   }
-  EXPECT_EQ(topics(store, "sport/#"), (Topics{"sport", "sport/golf", "sport/tennis", "sport/tennis/p1"}));
+  EXPECT_EQ(topics(store, "sport/#"),
+            (Topics{"sport", "sport/golf", "sport/tennis", "sport/tennis/p1"}));
   EXPECT_EQ(topics(store, "sport/+"), (Topics{"sport/golf", "sport/tennis"}));
   EXPECT_EQ(topics(store, "sport/+/p1"), (Topics{"sport/tennis/p1"}));
   EXPECT_EQ(topics(store, "+"), (Topics{"sport", "sports"}));
@@ -152,7 +155,8 @@ TEST(RetainedStore, DollarTopicsOnlyForExplicitFirstLevel) {
 
 TEST(RetainedStore, EmptyLevels) {
   RetainedStore store;
-  for (const char* t : {"a//b", "/a", "a/", "a", "/"}) store.set(make(t, "p"));
+  for (const char* t : {"a//b", "/a", "a/", "a", "/"})
+    store.set(make(t, "p"));
   EXPECT_EQ(topics(store, "a//b"), (Topics{"a//b"}));
   EXPECT_EQ(topics(store, "a/+/b"), (Topics{"a//b"}));
   EXPECT_EQ(topics(store, "+/a"), (Topics{"/a"}));
@@ -207,7 +211,8 @@ TEST(RetainedStore, ExpiredSkippedThenPurged) {
 
 TEST(RetainedStore, ForEachVisitsAll) {
   RetainedStore store;
-  for (const char* t : {"a", "a/b", "$SYS/x", "/", "c/d/e"}) store.set(make(t, "p"));
+  for (const char* t : {"a", "a/b", "$SYS/x", "/", "c/d/e"})
+    store.set(make(t, "p"));
   std::vector<std::string> seen;
   store.for_each([&](const MessagePtr& m) { seen.push_back(m->topic); });
   std::sort(seen.begin(), seen.end());
@@ -217,7 +222,8 @@ TEST(RetainedStore, ForEachVisitsAll) {
 TEST(RetainedStore, DeepTopic) {
   RetainedStore store;
   std::string topic;
-  for (int i = 0; i < 100000; ++i) topic += i ? "/x" : "x";
+  for (int i = 0; i < 100000; ++i)
+    topic += i ? "/x" : "x";
   store.set(make(topic, "p"));
   store.set(make("x", "p"));
   EXPECT_EQ(topics(store, "x/#").size(), 2u);
@@ -276,10 +282,12 @@ TEST(RetainedStore, RandomizedAgainstBruteForce) {
   }
 
   size_t expired = 0;
-  for (const auto& [t, e] : model) expired += e ? 1 : 0;
+  for (const auto& [t, e] : model)
+    expired += e ? 1 : 0;
   EXPECT_EQ(store.purge_expired(now), expired);
   EXPECT_EQ(store.size(), model.size() - expired);
-  for (const auto& [t, e] : model) store.erase(t);
+  for (const auto& [t, e] : model)
+    store.erase(t);
   EXPECT_EQ(store.size(), 0u);
   EXPECT_EQ(store.node_count_for_testing(), 0u);
 }

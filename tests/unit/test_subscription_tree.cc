@@ -26,14 +26,20 @@ std::atomic<size_t> g_allocations{0};
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
-[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p) noexcept {
+  std::free(p);
+}
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace starling::broker {
 namespace {
 
 // Session is only forward-declared: fake, never dereferenced, distinct pointers.
-Session* session(uintptr_t i) { return reinterpret_cast<Session*>(uintptr_t{0x10} * (i + 1)); }
+Session* session(uintptr_t i) {
+  return reinterpret_cast<Session*>(uintptr_t{0x10} * (i + 1));
+}
 
 SubscriptionOptions opts(uint32_t id, uint8_t qos = 0) {
   SubscriptionOptions o;
@@ -49,19 +55,22 @@ struct MatchResult {
   // (session, subscription id) pairs, sorted, for comparisons independent of trie order.
   std::vector<std::pair<Session*, uint32_t>> keys() const {
     std::vector<std::pair<Session*, uint32_t>> k;
-    for (const Subscriber& s : subs) k.emplace_back(s.session, s.options.subscription_id);
+    for (const Subscriber& s : subs)
+      k.emplace_back(s.session, s.options.subscription_id);
     std::sort(k.begin(), k.end());
     return k;
   }
   std::vector<uint32_t> ids() const {
     std::vector<uint32_t> v;
-    for (const Subscriber& s : subs) v.push_back(s.options.subscription_id);
+    for (const Subscriber& s : subs)
+      v.push_back(s.options.subscription_id);
     std::sort(v.begin(), v.end());
     return v;
   }
   std::vector<std::string> group_names() const {
     std::vector<std::string> v;
-    for (const SharedGroup* g : groups) v.push_back(g->name);
+    for (const SharedGroup* g : groups)
+      v.push_back(g->name);
     std::sort(v.begin(), v.end());
     return v;
   }
@@ -314,7 +323,8 @@ TEST(SubscriptionTree, SharedDifferentGroupsAreSeparate) {
   auto r = match(tree, "a/b");
   EXPECT_EQ(r.ids(), ids({4}));
   EXPECT_EQ(r.group_names(), (std::vector<std::string>{"g1", "g2"}));
-  for (const SharedGroup* g : r.groups) EXPECT_EQ(g->members.size(), g->name == "g1" ? 1u : 2u);
+  for (const SharedGroup* g : r.groups)
+    EXPECT_EQ(g->members.size(), g->name == "g1" ? 1u : 2u);
 }
 
 TEST(SubscriptionTree, SharedSameGroupOnDifferentFiltersIsTwoGroups) {
@@ -364,7 +374,8 @@ TEST(SubscriptionTree, SharedUnsubscribeRemovesMemberAndEmptyGroup) {
     tree.subscribe(session(i), "$share/extra" + std::to_string(i) + "/t", opts(100));
   }
   bool still_there = false;
-  for (SharedGroup* x : match(tree, "t").groups) still_there |= x == g;
+  for (SharedGroup* x : match(tree, "t").groups)
+    still_there |= x == g;
   EXPECT_TRUE(still_there);
   for (uintptr_t i = 0; i < 100; ++i) {
     EXPECT_TRUE(tree.unsubscribe(session(i), "$share/extra" + std::to_string(i) + "/t"));
@@ -442,7 +453,8 @@ TEST(SubscriptionTree, ChurnOf10kFiltersLeavesEmptyTree) {
   EXPECT_EQ(tree.subscription_count(), 10000u);
   EXPECT_GT(tree.node_count_for_testing(), 10000u);
   std::shuffle(subs.begin(), subs.end(), rng);
-  for (const auto& [s, filter] : subs) ASSERT_TRUE(tree.unsubscribe(s, filter)) << filter;
+  for (const auto& [s, filter] : subs)
+    ASSERT_TRUE(tree.unsubscribe(s, filter)) << filter;
   EXPECT_EQ(tree.subscription_count(), 0u);
   EXPECT_EQ(tree.node_count_for_testing(), 0u);
 }
@@ -467,7 +479,9 @@ TEST(SubscriptionTree, ManySiblingsSurviveRandomRemoval) {
       for (int i = 0; i < kSiblings; ++i) {
         const auto r = match(tree, "s/" + std::to_string(i));
         ASSERT_EQ(r.subs.size(), present[i] ? 1u : 0u) << "sibling " << i << " after " << k;
-        if (present[i]) ASSERT_EQ(r.subs[0].options.subscription_id, uint32_t(i));
+        if (present[i]) {
+          ASSERT_EQ(r.subs[0].options.subscription_id, static_cast<uint32_t>(i));
+        }
       }
     }
   }
@@ -482,7 +496,8 @@ TEST(SubscriptionTree, LargeFanOutOnOneFilter) {
   }
   EXPECT_FALSE(tree.subscribe(session(123), "broadcast", opts(123, 1)));
   EXPECT_EQ(match(tree, "broadcast").subs.size(), kSessions);
-  for (uintptr_t i = 0; i < kSessions; i += 2) ASSERT_TRUE(tree.unsubscribe(session(i), "broadcast"));
+  for (uintptr_t i = 0; i < kSessions; i += 2)
+    ASSERT_TRUE(tree.unsubscribe(session(i), "broadcast"));
   EXPECT_FALSE(tree.unsubscribe(session(0), "broadcast"));
   auto r = match(tree, "broadcast");
   ASSERT_EQ(r.subs.size(), kSessions / 2);
@@ -496,9 +511,11 @@ TEST(SubscriptionTree, LargeFanOutOnOneFilter) {
   }
   EXPECT_EQ(seen.size(), kSessions / 2);
   // Down through the index's drop threshold and back.
-  for (uintptr_t i = 1; i < kSessions - 6; i += 2) ASSERT_TRUE(tree.unsubscribe(session(i), "broadcast"));
+  for (uintptr_t i = 1; i < kSessions - 6; i += 2)
+    ASSERT_TRUE(tree.unsubscribe(session(i), "broadcast"));
   EXPECT_EQ(match(tree, "broadcast").subs.size(), 3u);
-  for (uintptr_t i = 0; i < 40; ++i) tree.subscribe(session(i), "broadcast", opts(0));
+  for (uintptr_t i = 0; i < 40; ++i)
+    tree.subscribe(session(i), "broadcast", opts(0));
   EXPECT_EQ(match(tree, "broadcast").subs.size(), 43u);
   EXPECT_EQ(tree.subscription_count(), 43u);
 }
@@ -546,14 +563,17 @@ TEST(SubscriptionTree, DeepFiltersAndManyPendingBranches) {
     tree.subscribe(session(1), f, opts(k));
   }
   std::string topic;
-  for (int i = 0; i < kDepth; ++i) topic += i ? "/a" : "a";
+  for (int i = 0; i < kDepth; ++i)
+    topic += i ? "/a" : "a";
   EXPECT_EQ(match(tree, topic).subs.size(), size_t{kDepth});
-  for (const auto& f : filters) ASSERT_TRUE(tree.unsubscribe(session(1), f));
+  for (const auto& f : filters)
+    ASSERT_TRUE(tree.unsubscribe(session(1), f));
   EXPECT_EQ(tree.node_count_for_testing(), 0u);
 
   // A very deep filter must not overflow the stack on match or teardown.
   std::string deep;
-  for (int i = 0; i < 100000; ++i) deep += "x/";
+  for (int i = 0; i < 100000; ++i)
+    deep += "x/";
   deep += "#";
   tree.subscribe(session(1), deep, opts(1));
   tree.subscribe(session(2), deep.substr(0, deep.size() - 2), opts(2));
@@ -642,7 +662,8 @@ TEST(SubscriptionTree, RandomizedAgainstBruteForce) {
       ASSERT_EQ(distinct.size(), r.groups.size()) << "topic " << topic;
       for (const SharedGroup* g : r.groups) {
         std::vector<uint32_t> m;
-        for (const Subscriber& s : g->members) m.push_back(s.options.subscription_id);
+        for (const Subscriber& s : g->members)
+          m.push_back(s.options.subscription_id);
         std::sort(m.begin(), m.end());
         got_groups.insert(m);
       }
@@ -657,7 +678,8 @@ TEST(SubscriptionTree, RandomizedAgainstBruteForce) {
   }
   EXPECT_EQ(checked_topics, 9000u);
 
-  for (const auto& [key, id] : model) ASSERT_TRUE(tree.unsubscribe(key.first, key.second));
+  for (const auto& [key, id] : model)
+    ASSERT_TRUE(tree.unsubscribe(key.first, key.second));
   EXPECT_EQ(tree.subscription_count(), 0u);
   EXPECT_EQ(tree.node_count_for_testing(), 0u);
 }
