@@ -237,8 +237,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (Version v : kVersions) {
     fuzz_connack(flags, body, v);
     fuzz_publish(flags, body, v);
-    for (PacketType t : {PacketType::Puback, PacketType::Pubrec, PacketType::Pubrel,
-                         PacketType::Pubcomp}) {
+    for (PacketType t :
+         {PacketType::Puback, PacketType::Pubrec, PacketType::Pubrel, PacketType::Pubcomp}) {
       fuzz_ack(t, flags, body, v);
     }
     fuzz_subscribe(flags, body, v);

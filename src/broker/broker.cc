@@ -367,7 +367,7 @@ void Broker::publish_sys(Clock::time_point now) {
   };
   auto uptime = std::chrono::duration_cast<std::chrono::seconds>(now - started_at_).count();
   put("$SYS/broker/version", std::string("starling ") + STARLING_VERSION);
-  put("$SYS/broker/uptime", std::to_string(uptime) + " seconds");
+  put("$SYS/broker/uptime", std::to_string(uptime));
   put("$SYS/broker/clients/connected", std::to_string(connected_clients()));
   put("$SYS/broker/clients/total", std::to_string(session_count()));
   put("$SYS/broker/messages/received", std::to_string(metrics::total(Counter::MessagesReceived)));

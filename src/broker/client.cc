@@ -95,6 +95,12 @@ void Client::on_packet_too_large() {
   fail(rc::PacketTooLarge, "packet exceeds the maximum packet size");
 }
 
+void Client::on_not_mqtt() {
+  metrics::add(metrics::Counter::ProtocolErrors);
+  closing_ = true;
+  transport_.close();
+}
+
 void Client::on_malformed_frame() { fail(rc::MalformedPacket, "malformed remaining length"); }
 
 void Client::disconnect(uint8_t reason_code, const char* reason_string) {

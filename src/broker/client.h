@@ -38,6 +38,8 @@ class Client {
   uint32_t max_packet_size() const { return max_packet_size_; }
   // A frame whose size exceeds max_packet_size(): answered with 0x95 and closed.
   void on_packet_too_large();
+  // The first bytes on the connection are not a CONNECT: closed without an answer.
+  void on_not_mqtt();
   // A frame with an invalid remaining length.
   void on_malformed_frame();
   // One whole packet. Returns false when the connection is being closed.

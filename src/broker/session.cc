@@ -1,9 +1,12 @@
 #include "broker/session.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "broker/connection_control.h"
 #include "core/event_loop.h"
+#include "core/rate_limit.h"
 #include "metrics/counters.h"
 #include "mqtt/codec.h"
 
@@ -11,6 +14,16 @@ namespace starling::broker {
 
 namespace {
 ConnectionControl* g_control = nullptr;
+core::RateLimit g_drop_log{std::chrono::seconds(10)};
+
+void count_drop(metrics::Counter why, const std::string& client_id, const char* what) {
+  metrics::add(why);
+  if (g_drop_log.allow()) {
+    spdlog::warn("dropping messages for client '{}': {} (counted in $SYS/broker/messages/dropped;"
+                 " logged at most every 10 s)",
+                 client_id, what);
+  }
+}
 
 size_t delivery_bytes(const Delivery& d) {
   return d.message->topic.size() + d.message->payload.size() + 64;
@@ -39,12 +52,13 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
   std::lock_guard lock(mutex_);
   if (!link_) {
     if (d.qos == 0) {
-      metrics::add(metrics::Counter::DroppedOfflineQos0);
+      metrics::add(metrics::Counter::DroppedOfflineQos0);  // by design, not worth a log line
       return DeliverResult::Dropped;
     }
   } else if (d.qos == 0) {
     if (out_.size() >= limits_.max_out_buffer_bytes) {
-      metrics::add(metrics::Counter::DroppedQueueFull);
+      count_drop(metrics::Counter::DroppedQueueFull, client_id_,
+                 "QoS 0 output buffer full (slow reader)");
       return DeliverResult::Dropped;
     }
     if (!write_publish_locked(d, 0, false, now)) return DeliverResult::Dropped;
@@ -67,7 +81,7 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
   size_t bytes = delivery_bytes(d);
   if (queue_.size() >= limits_.max_queued_messages ||
       queue_bytes_ + bytes > limits_.max_queued_bytes) {
-    metrics::add(metrics::Counter::DroppedQueueFull);
+    count_drop(metrics::Counter::DroppedQueueFull, client_id_, "session queue full");
     return DeliverResult::Dropped;
   }
   queue_bytes_ += bytes;
@@ -122,7 +136,8 @@ bool Session::write_publish_locked(const Delivery& d, uint16_t packet_id, bool d
   if (caps_.maximum_packet_size != 0 && layout.size > caps_.maximum_packet_size) {
     // The client cannot take it: discard as if delivered (spec 3.1.2.11.4).
     out_.resize(start);
-    metrics::add(metrics::Counter::DroppedTooLarge);
+    count_drop(metrics::Counter::DroppedTooLarge, client_id_,
+               "message larger than the client's maximum packet size");
     return false;
   }
   if (new_alias) out_aliases_.emplace(m.topic, new_alias);

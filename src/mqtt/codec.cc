@@ -20,8 +20,12 @@ namespace {
 
 using wire::Reader;
 
-Status malformed(const char* m) { return Status::fail(reason::MalformedPacket, m); }
-Status protocol_error(const char* m) { return Status::fail(reason::ProtocolError, m); }
+Status malformed(const char* m) {
+  return Status::fail(reason::MalformedPacket, m);
+}
+Status protocol_error(const char* m) {
+  return Status::fail(reason::ProtocolError, m);
+}
 
 bool is_one_of(uint8_t code, std::initializer_list<uint8_t> codes) {
   return std::find(codes.begin(), codes.end(), code) != codes.end();
@@ -48,7 +52,7 @@ bool has_wildcard(std::string_view topic) {
          std::memchr(topic.data(), '#', topic.size()) != nullptr;
 }
 
-// Topic Names in PUBLISH and the Will: [MQTT-3.3.2-2] forbids wildcards but names no code. The
+// PUBLISH Topic Names: [MQTT-3.3.2-2] forbids wildcards but names no code. The
 // string parses, and 0x90 is defined for names that are "correctly formed" but refused, so this
 // is a Protocol Error.
 Status check_topic_name(std::string_view topic) {
@@ -73,7 +77,9 @@ uint8_t first_byte(PacketType t, uint8_t flags = 0) {
   return static_cast<uint8_t>(static_cast<uint8_t>(t) << 4 | flags);
 }
 
-bool properties_empty(const Properties& p) { return properties_size(p) == 0; }
+bool properties_empty(const Properties& p) {
+  return properties_size(p) == 0;
+}
 
 }  // namespace
 
@@ -99,9 +105,13 @@ FrameStatus read_frame_header(std::string_view buf, uint32_t max_packet_size, Fr
   return FrameStatus::Ready;
 }
 
-void append_varint(std::string& out, uint32_t value) { wire::AppendSink(out).varint(value); }
+void append_varint(std::string& out, uint32_t value) {
+  wire::AppendSink(out).varint(value);
+}
 
-size_t varint_size(uint32_t value) { return wire::varint_size(value); }
+size_t varint_size(uint32_t value) {
+  return wire::varint_size(value);
+}
 
 // --- Decoding -------------------------------------------------------------------------------
 
@@ -166,9 +176,9 @@ Status decode_connect(uint8_t flags, std::string_view body, Connect& out) {
       }
     }
     std::string_view topic, payload;
+    // Only the encoding is checked: whether the name is usable is the broker's call, answered
+    // with CONNACK 0x90 (Topic Name invalid).
     if (Status st = read_utf8(r, topic, "truncated will topic"); !st.ok()) return st;
-    if (topic.empty()) return protocol_error("empty will topic");
-    if (Status st = check_topic_name(topic); !st.ok()) return st;
     if (!r.string(payload)) return malformed("truncated will payload");
     will.topic.assign(topic);
     will.payload.assign(payload);
@@ -198,8 +208,8 @@ Status decode_connack(uint8_t flags, std::string_view body, Version v, Connack& 
   if (ack_flags & 0xFE) return malformed("CONNACK reserved flags set");
   out.session_present = ack_flags & 0x01;
   if (v == Version::V5) {
-    if (!is_one_of(code, {0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A,
-                          0x8C, 0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F})) {
+    if (!is_one_of(code, {0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89,
+                          0x8A, 0x8C, 0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F})) {
       return protocol_error("invalid CONNACK reason code");
     }
     out.reason_code = code;
@@ -208,10 +218,12 @@ Status decode_connack(uint8_t flags, std::string_view body, Version v, Connack& 
     }
   } else {
     // The inverse of connack_code_v311(); 6..255 are reserved in 3.1.1.
-    static constexpr uint8_t kFromV311[] = {
-        reason::Success,         reason::UnsupportedProtocolVersion,
-        reason::ClientIdentifierNotValid, reason::ServerUnavailable,
-        reason::BadUserNameOrPassword,    reason::NotAuthorized};
+    static constexpr uint8_t kFromV311[] = {reason::Success,
+                                            reason::UnsupportedProtocolVersion,
+                                            reason::ClientIdentifierNotValid,
+                                            reason::ServerUnavailable,
+                                            reason::BadUserNameOrPassword,
+                                            reason::NotAuthorized};
     if (code >= std::size(kFromV311)) return protocol_error("reserved CONNACK return code");
     out.reason_code = kFromV311[code];
     clear_properties(out.properties);
@@ -269,9 +281,9 @@ Status decode_ack(PacketType type, uint8_t flags, std::string_view body, Version
     // length.
     r.u8(out.reason_code);
     const bool pub_ack = type == PacketType::Puback || type == PacketType::Pubrec;
-    if (pub_ack ? !is_one_of(out.reason_code,
-                             {0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99})
-                : !is_one_of(out.reason_code, {0x00, 0x92})) {
+    if (pub_ack
+            ? !is_one_of(out.reason_code, {0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99})
+            : !is_one_of(out.reason_code, {0x00, 0x92})) {
       return protocol_error("invalid reason code");
     }
     if (!r.empty()) {
@@ -414,10 +426,9 @@ Status decode_disconnect(uint8_t flags, std::string_view body, Version v, Discon
   Reader r(body);
   if (r.empty()) return {};
   r.u8(out.reason_code);
-  if (!is_one_of(out.reason_code,
-                 {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90,
-                  0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F,
-                  0xA0, 0xA1, 0xA2})) {
+  if (!is_one_of(out.reason_code, {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D,
+                                   0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99,
+                                   0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2})) {
     return protocol_error("invalid DISCONNECT reason code");
   }
   if (!r.empty()) {
@@ -564,7 +575,8 @@ void encode_unsubscribe(const Unsubscribe& p, Version v, std::string& out) {
   emit(out, first_byte(PacketType::Unsubscribe, 0x02), [&](auto& s) {
     s.u16(p.packet_id);
     if (v == Version::V5) write_property_block(p.properties, s);
-    for (const std::string& filter : p.filters) s.string(filter);
+    for (const std::string& filter : p.filters)
+      s.string(filter);
   });
 }
 
@@ -573,13 +585,18 @@ void encode_unsuback(const Unsuback& p, Version v, std::string& out) {
     s.u16(p.packet_id);
     if (v != Version::V5) return;
     write_property_block(p.properties, s);
-    for (uint8_t code : p.reason_codes) s.u8(code);
+    for (uint8_t code : p.reason_codes)
+      s.u8(code);
   });
 }
 
-void encode_pingreq(std::string& out) { out.append("\xC0\x00", 2); }
+void encode_pingreq(std::string& out) {
+  out.append("\xC0\x00", 2);
+}
 
-void encode_pingresp(std::string& out) { out.append("\xD0\x00", 2); }
+void encode_pingresp(std::string& out) {
+  out.append("\xD0\x00", 2);
+}
 
 void encode_disconnect(const Disconnect& p, Version v, std::string& out) {
   const bool no_props = properties_empty(p.properties);

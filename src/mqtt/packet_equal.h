@@ -36,7 +36,11 @@ inline bool same(const Auth& a, const Auth& b) {
   return a.reason_code == b.reason_code && a.properties == b.properties;
 }
 // The rest have operator==; these keep call sites uniform.
-inline bool same(const Connect& a, const Connect& b) { return a == b; }
-inline bool same(const Publish& a, const Publish& b) { return a == b; }
+inline bool same(const Connect& a, const Connect& b) {
+  return a == b;
+}
+inline bool same(const Publish& a, const Publish& b) {
+  return a == b;
+}
 
 }  // namespace starling::mqtt

@@ -11,7 +11,9 @@ namespace {
 
 using PC = PropertyContext;
 
-constexpr uint16_t in(PC c) { return uint16_t(1u << static_cast<unsigned>(c)); }
+constexpr uint16_t in(PC c) {
+  return uint16_t(1u << static_cast<unsigned>(c));
+}
 
 constexpr uint16_t kPublishAndWill = in(PC::Publish) | in(PC::Will);
 constexpr uint16_t kEverywhere = in(PC::Connect) | in(PC::Connack) | in(PC::Publish) |
@@ -67,8 +69,12 @@ constexpr uint16_t allowed_in(uint8_t id) {
   }
 }
 
-Status malformed(const char* m) { return Status::fail(reason::MalformedPacket, m); }
-Status protocol_error(const char* m) { return Status::fail(reason::ProtocolError, m); }
+Status malformed(const char* m) {
+  return Status::fail(reason::MalformedPacket, m);
+}
+Status protocol_error(const char* m) {
+  return Status::fail(reason::ProtocolError, m);
+}
 
 // Each property may appear once, except User Property and (in PUBLISH) Subscription Identifier;
 // a repeat is a Protocol Error, stated per property throughout section 3.
@@ -258,7 +264,8 @@ Status read_properties(wire::Reader& r, PropertyContext ctx, Properties& out) {
   clear_properties(out);
   uint32_t len = 0;
   std::string_view block;
-  if (!r.varint(len)) return malformed(r.empty() ? "missing property length" : "bad property length");
+  if (!r.varint(len))
+    return malformed(r.empty() ? "missing property length" : "bad property length");
   if (!r.bytes(len, block)) return malformed("property length exceeds packet");
   wire::Reader br(block);
   PropertyReader pr(br);

@@ -46,7 +46,9 @@ bool valid_plain_filter(std::string_view filter) {
   return true;
 }
 
-bool continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
+bool continuation(unsigned char c) {
+  return (c & 0xC0) == 0x80;
+}
 
 }  // namespace
 
@@ -114,8 +116,7 @@ bool valid_topic_filter(std::string_view filter) {
          valid_plain_filter(rest);
 }
 
-bool split_shared_filter(std::string_view filter, std::string_view& group,
-                         std::string_view& rest) {
+bool split_shared_filter(std::string_view filter, std::string_view& group, std::string_view& rest) {
   if (!filter.starts_with(kSharePrefix)) return false;
   const std::string_view tail = filter.substr(kSharePrefix.size());
   const size_t slash = tail.find('/');

@@ -96,7 +96,9 @@ class Reader {
   size_t pos_ = 0;
 };
 
-inline size_t varint_size(uint32_t v) { return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4; }
+inline size_t varint_size(uint32_t v) {
+  return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4;
+}
 
 // Writers come in two flavours with one interface so that every encoder can run once to measure
 // the remaining length and once to write: the two can never disagree.

@@ -72,6 +72,12 @@ void Connection::read_some() {
 void Connection::process_input() {
   while (!closing_ && !reading_paused_ && !destroyed_) {
     std::string_view available(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
+    if (available.empty()) break;
+    if (!client_.connected() && static_cast<uint8_t>(available[0]) != 0x10) {
+      // Not MQTT (an HTTP request, a TLS hello, garbage): no need to wait for a whole frame.
+      client_.on_not_mqtt();
+      break;
+    }
     mqtt::FrameHeader header;
     auto status = mqtt::read_frame_header(available, client_.max_packet_size(), header);
     if (status == mqtt::FrameStatus::Incomplete) break;

@@ -28,43 +28,46 @@ TEST(Utf8, Valid) {
       "\xF4\x8F\xBF\xBF",  // U+10FFFF, the last code point
       "\x01\x1F\x7F",      // control characters other than U+0000 are allowed
       "\xC2\x80\xC2\x9F",  // C1 controls likewise
-      "\xEF\xBB\xBF" "bom",
+      "\xEF\xBB\xBF"
+      "bom",
   };
-  for (const std::string& s : cases) EXPECT_TRUE(valid_utf8(s)) << s;
+  for (const std::string& s : cases)
+    EXPECT_TRUE(valid_utf8(s)) << s;
 }
 
 TEST(Utf8, Invalid) {
   const std::string cases[] = {
-      "\0"s,                // U+0000
-      "abc\0def"s,          // embedded U+0000
-      "\xC0\x80",           // overlong U+0000
-      "\xC0\xAF",           // overlong '/'
-      "\xC1\xBF",           // overlong U+007F
-      "\xE0\x80\x80",       // overlong 3-byte
-      "\xE0\x9F\xBF",       // overlong U+07FF
-      "\xF0\x80\x80\x80",   // overlong 4-byte
-      "\xF0\x8F\xBF\xBF",   // overlong U+FFFF
-      "\xED\xA0\x80",       // U+D800
-      "\xED\xAD\xBF",       // U+DB7F
-      "\xED\xBF\xBF",       // U+DFFF
+      "\0"s,                       // U+0000
+      "abc\0def"s,                 // embedded U+0000
+      "\xC0\x80",                  // overlong U+0000
+      "\xC0\xAF",                  // overlong '/'
+      "\xC1\xBF",                  // overlong U+007F
+      "\xE0\x80\x80",              // overlong 3-byte
+      "\xE0\x9F\xBF",              // overlong U+07FF
+      "\xF0\x80\x80\x80",          // overlong 4-byte
+      "\xF0\x8F\xBF\xBF",          // overlong U+FFFF
+      "\xED\xA0\x80",              // U+D800
+      "\xED\xAD\xBF",              // U+DB7F
+      "\xED\xBF\xBF",              // U+DFFF
       "\xED\xA0\x80\xED\xB0\x80",  // a CESU-8 surrogate pair
-      "\xF4\x90\x80\x80",   // U+110000
+      "\xF4\x90\x80\x80",          // U+110000
       "\xF5\x80\x80\x80",
       "\xF8\x88\x80\x80\x80",  // 5-byte form
       "\xFE",
       "\xFF",
-      "\x80",               // lone continuation
+      "\x80",  // lone continuation
       "a\xBF",
-      "\xC3",               // truncated 2-byte
-      "\xE2\x82",           // truncated 3-byte
-      "\xF0\x9D\x84",       // truncated 4-byte
-      "\xC3\x28",           // bad continuation
+      "\xC3",          // truncated 2-byte
+      "\xE2\x82",      // truncated 3-byte
+      "\xF0\x9D\x84",  // truncated 4-byte
+      "\xC3\x28",      // bad continuation
       "\xE2\x28\xA1",
       "\xE2\x82\x28",
       "\xF0\x9D\x28\x9E",
       "\xF0\x9D\x84\x28",
   };
-  for (const std::string& s : cases) EXPECT_FALSE(valid_utf8(s)) << testing::PrintToString(s);
+  for (const std::string& s : cases)
+    EXPECT_FALSE(valid_utf8(s)) << testing::PrintToString(s);
 }
 
 // The eight-byte ASCII fast path must not skip over anything it should look at.
@@ -110,14 +113,35 @@ TEST(TopicName, Validity) {
 
 TEST(TopicFilter, Valid) {
   const char* cases[] = {
-      "#",          "+",          "a",           "a/b",          "a/#",
-      "a/+",        "+/+",        "+/#",         "/",            "//",
-      "/+",         "+/",         "a/+/b/#",     "$SYS/#",       "$SYS/+/x",
-      "$share",     "$shared/g/a", "$SHARE/g/a",   "$share/g/a",
-      "$share/g/#", "$share/g/+", "$share/g/+/x/#", "$share/g/$SYS/#", "$share/g//",
-      "sport/tennis/player1/#",   "\xC3\xA9/+",
+      "#",
+      "+",
+      "a",
+      "a/b",
+      "a/#",
+      "a/+",
+      "+/+",
+      "+/#",
+      "/",
+      "//",
+      "/+",
+      "+/",
+      "a/+/b/#",
+      "$SYS/#",
+      "$SYS/+/x",
+      "$share",
+      "$shared/g/a",
+      "$SHARE/g/a",
+      "$share/g/a",
+      "$share/g/#",
+      "$share/g/+",
+      "$share/g/+/x/#",
+      "$share/g/$SYS/#",
+      "$share/g//",
+      "sport/tennis/player1/#",
+      "\xC3\xA9/+",
   };
-  for (const char* f : cases) EXPECT_TRUE(valid_topic_filter(f)) << f;
+  for (const char* f : cases)
+    EXPECT_TRUE(valid_topic_filter(f)) << f;
 }
 
 TEST(TopicFilter, Invalid) {
@@ -135,15 +159,15 @@ TEST(TopicFilter, Invalid) {
       "a#",
       "a/b#",
       "sport/tennis#",
-      "$share/",           // neither group nor filter
-      "$share/g",          // no filter after the group
-      "$share/g/",         // empty filter
-      "$share//a",         // empty group
-      "$share/g+/a",       // wildcard in the group
+      "$share/",      // neither group nor filter
+      "$share/g",     // no filter after the group
+      "$share/g/",    // empty filter
+      "$share//a",    // empty group
+      "$share/g+/a",  // wildcard in the group
       "$share/g#/a",
       "$share/+/a",
       "$share/#/a",
-      "$share/g/a/#/b",    // invalid filter after the group
+      "$share/g/a/#/b",  // invalid filter after the group
       "$share/g/a+",
       "a/\xFF",
       "\xED\xA0\x80",
