@@ -1,14 +1,17 @@
 // libFuzzer target for the wire codec. Frames the input, runs every decoder on the body for
 // every protocol version, and for each successful decode checks that encoding and decoding again
-// gives the same value and the same bytes. Any disagreement traps.
+// gives the same value and the same bytes. The body is also fed to the topic functions and
+// compared with simple reference implementations. Any disagreement traps.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
 #include "mqtt/packet_equal.h"
+#include "mqtt/topic.h"
 
 namespace {
 
@@ -220,6 +223,70 @@ void fuzz_framing(std::string_view buf) {
   }
 }
 
+// Straightforward decoders to compare the optimised topic.cc against.
+bool reference_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    uint32_t cp = len == 1 ? c : c & (0x7F >> len);
+    for (size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = cp << 6 | (cc & 0x3F);
+    }
+    constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp == 0 || cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+std::vector<std::string_view> levels(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == '/') {
+      out.push_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+bool reference_match(std::string_view filter, std::string_view topic) {
+  const auto f = levels(filter), t = levels(topic);
+  if (topic[0] == '$' && (f[0] == "+" || f[0] == "#")) return false;
+  size_t i = 0;
+  for (; i < f.size(); ++i) {
+    if (f[i] == "#") return true;
+    if (i == t.size() || (f[i] != "+" && f[i] != t[i])) return false;
+  }
+  return i == t.size();
+}
+
+void fuzz_topics(std::string_view s) {
+  check(valid_utf8(s) == reference_utf8(s));
+  // The first half as a filter, the second as a topic.
+  const std::string_view filter = s.substr(0, s.size() / 2), topic = s.substr(s.size() / 2);
+  std::string_view group, rest;
+  const bool shared = split_shared_filter(filter, group, rest);
+  if (shared) check(group.size() + rest.size() + 8 == filter.size());
+  if (!valid_topic_name(topic)) return;
+  check(topic_matches("#", topic) == (topic[0] != '$'));
+  if (!topic.starts_with("$share/"))
+    check(valid_topic_filter(topic) && topic_matches(topic, topic));
+  if (valid_topic_filter(filter)) {
+    const std::string_view plain = shared ? rest : filter;
+    check(topic_matches(plain, topic) == reference_match(plain, topic));
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -232,6 +299,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (body.size() > h.remaining_length) body = body.substr(0, h.remaining_length);
   const uint8_t flags = h.flags();
 
+  fuzz_topics(body);
   fuzz_connect(flags, body);
   check(decode_empty(flags, body).ok() == (flags == 0 && body.empty()));
   for (Version v : kVersions) {

@@ -1,0 +1,249 @@
+#include "runner.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <thread>
+#include <unordered_map>
+
+#include "proc_sampler.h"
+
+namespace starling::bench {
+
+namespace {
+
+constexpr uint64_t kNsPerSec = 1'000'000'000;
+constexpr uint64_t kSampleIntervalNs = 500'000'000;
+
+volatile sig_atomic_t g_interrupted = 0;
+
+void on_signal(int) {
+  g_interrupted = 1;
+}
+
+uint64_t seconds_ns(double s) {
+  return static_cast<uint64_t>(s * 1e9);
+}
+
+void sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+}  // namespace
+
+bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report) {
+  report.scenario = scenario.name();
+  report.options = opts;
+
+  LoopOptions loop_opts;
+  loop_opts.version = opts.version;
+  loop_opts.keep_alive = opts.keep_alive;
+  loop_opts.max_inflight = opts.max_inflight;
+  if (!resolve_loopback(opts.host, opts.port, loop_opts, report.error)) return false;
+  report.target = loop_opts.target;
+
+  std::unique_ptr<ProcSampler> sampler;
+  if (opts.broker_pid > 0) {
+    sampler = std::make_unique<ProcSampler>(opts.broker_pid);
+    if (!sampler->alive()) {
+      report.error = "--broker-pid " + std::to_string(opts.broker_pid) + ": no such process";
+      return false;
+    }
+    report.broker.pid = opts.broker_pid;
+  }
+
+  unsigned threads = opts.threads != 0 ? opts.threads : std::thread::hardware_concurrency();
+  threads = std::clamp(threads, 1u, std::max(1u, scenario.max_threads()));
+  report.threads = threads;
+
+  RunControl control;
+  std::vector<std::unique_ptr<ClientLoop>> loops;
+  std::vector<ClientLoop*> loop_ptrs;
+  for (unsigned i = 0; i < threads; ++i) {
+    loops.push_back(std::make_unique<ClientLoop>(static_cast<int>(i), loop_opts, control));
+    loop_ptrs.push_back(loops.back().get());
+  }
+  scenario.setup(loop_ptrs, control);
+  size_t clients = 0;
+  for (auto& l : loops)
+    clients += l->client_count();
+  report.clients = clients;
+  scenario.describe(report);
+
+  // SIGINT/SIGTERM stop the run cleanly (connections closed, partial report printed).
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int {
+  }, old_term{};
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  g_interrupted = 0;
+
+  auto progress = [&](const char* fmt, auto... args) {
+    if (opts.quiet) return;
+    std::fprintf(stderr, "starling-bench: ");
+    std::fprintf(stderr, fmt, args...);
+    std::fputc('\n', stderr);
+  };
+
+  for (auto& l : loops)
+    l->start();
+  progress("connecting %zu clients to %s on %u threads", clients, loop_opts.target.c_str(),
+           threads);
+
+  // 1. Wait until every client is connected and subscribed.
+  const uint64_t connect_deadline = now_ns() + seconds_ns(opts.connect_timeout_s);
+  while (control.ready_count() < static_cast<int>(clients) && !control.stopping()) {
+    if (g_interrupted) {
+      control.fail("interrupted");
+    } else if (now_ns() > connect_deadline) {
+      control.fail("only " + std::to_string(control.ready_count()) + " of " +
+                   std::to_string(clients) + " clients connected and subscribed within " +
+                   std::to_string(opts.connect_timeout_s) + " s");
+    }
+    sleep_ms(1);
+  }
+
+  // 2. Fix the timeline and let the loops go.
+  bool window_sampled = false;
+  SystemCpu sys_first, sys_last;
+  uint64_t sys_first_ns = 0, sys_last_ns = 0;
+  if (!control.stopping()) {
+    Timeline t;
+    t.publish_start_ns = now_ns();
+    t.measure_start_ns = t.publish_start_ns + seconds_ns(opts.warmup_s);
+    t.measure_end_ns = t.measure_start_ns + seconds_ns(opts.duration_s);
+    t.drain_end_ns = t.measure_end_ns + seconds_ns(opts.drain_s);
+    control.start(t);
+    report.started = true;
+    progress("all connected; warmup %.1f s, measuring %.1f s, drain up to %.1f s", opts.warmup_s,
+             opts.duration_s, opts.drain_s);
+
+    // 3. Sample the broker through the window; watch for failures and interrupts throughout.
+    uint64_t next_sample = t.measure_start_ns;
+    while (control.finished_count() < static_cast<int>(loops.size())) {
+      if (g_interrupted && !control.stopping()) control.fail("interrupted");
+      const uint64_t now = now_ns();
+      if (now >= next_sample && next_sample <= t.measure_end_ns) {
+        if (sampler && !report.broker.exited && !sampler->sample(now)) {
+          report.broker.exited = true;
+          control.fail("broker process " + std::to_string(opts.broker_pid) +
+                       " exited during the run");
+        }
+        SystemCpu sys;
+        if (read_system_cpu(sys)) {
+          if (sys_first_ns == 0) {
+            sys_first = sys;
+            sys_first_ns = now;
+          }
+          sys_last = sys;
+          sys_last_ns = now;
+        }
+        // The last sample lands on the end of the window.
+        next_sample = next_sample == t.measure_end_ns
+                          ? UINT64_MAX
+                          : std::min(next_sample + kSampleIntervalNs, t.measure_end_ns);
+        window_sampled = true;
+      }
+      sleep_ms(next_sample > now + 10'000'000 ? 10 : 1);
+    }
+    const uint64_t end = std::min(now_ns(), t.measure_end_ns);
+    report.window_s = end > t.measure_start_ns ? (end - t.measure_start_ns) / 1e9 : 0;
+  }
+  for (auto& l : loops)
+    l->join();
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+
+  // 4. Merge.
+  std::unordered_map<uint32_t, uint64_t> sent_by_publisher;
+  for (auto& l : loops) {
+    ThreadStats& s = l->stats();
+    report.totals.merge_counters(s);
+    ThreadReport tr;
+    tr.index = l->index();
+    tr.user_s = s.cpu_user_s;
+    tr.sys_s = s.cpu_sys_s;
+    tr.wait_s = s.wait_s;
+    tr.wall_s = s.wall_s;
+    report.thread_reports.push_back(tr);
+    for (const PublisherResult& p : s.publishers)
+      sent_by_publisher[p.publisher] += p.sent;
+  }
+  for (const StreamResult& st : report.totals.streams) {
+    const uint64_t sent = sent_by_publisher[st.publisher];
+    if (sent > st.unique) report.lost += sent - st.unique;
+  }
+
+  if (sampler) {
+    if (window_sampled) {
+      report.broker.samples = sampler->samples();
+      report.broker.cpu_avg_percent = sampler->avg_cpu_percent();
+      report.broker.cpu_max_percent = sampler->max_cpu_percent();
+      report.broker.wait_percent = sampler->avg_wait_percent();
+      report.broker.rss_max_kb = sampler->max_rss_kb();
+    }
+    if (!sampler->alive()) report.broker.exited = true;
+  }
+
+  if (sys_last_ns > sys_first_ns) {
+    report.machine_busy_cores =
+        busy_cores(sys_first, sys_last, static_cast<double>(sys_last_ns - sys_first_ns) / 1e9);
+    double known = report.broker.cpu_avg_percent / 100;
+    for (const ThreadReport& tr : report.thread_reports)
+      known += tr.cpu_percent() / 100;
+    report.other_cores = std::max(0.0, report.machine_busy_cores - known);
+    // Only meaningful when the broker is accounted for; otherwise the broker is the "other".
+    if (sampler && report.other_cores > 0.2) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf,
+                    "other processes used %.2f cores during the window: figures are not "
+                    "comparable with a quiet machine",
+                    report.other_cores);
+      report.warnings.push_back(buf);
+    }
+  }
+  if (report.broker.wait_percent > 25) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf,
+                  "broker threads waited for a CPU %.0f%% of the window (oversubscribed cores)",
+                  report.broker.wait_percent);
+    report.warnings.push_back(buf);
+  }
+  for (const ThreadReport& tr : report.thread_reports) {
+    if (tr.saturated()) {
+      report.warnings.push_back("bench thread " + std::to_string(tr.index) + " was " +
+                                std::to_string(static_cast<int>(tr.cpu_percent())) +
+                                "% busy: the load generator may be the bottleneck");
+    }
+  }
+  if (opts.rate > 0 && !sent_by_publisher.empty()) {
+    const double target = static_cast<double>(opts.rate) * sent_by_publisher.size();
+    if (report.sent_per_s() < 0.95 * target) {
+      report.warnings.push_back("sent " +
+                                std::to_string(static_cast<uint64_t>(report.sent_per_s())) +
+                                " msg/s, below the requested " +
+                                std::to_string(static_cast<uint64_t>(target)) + " msg/s");
+    }
+  }
+
+  if (control.failed()) {
+    report.error = control.error();
+    report.ok = false;
+    return false;
+  }
+  if (report.broker.exited) {
+    report.error = "broker process " + std::to_string(opts.broker_pid) + " exited";
+    report.ok = false;
+    return false;
+  }
+  report.ok = true;
+  return true;
+}
+
+}  // namespace starling::bench
