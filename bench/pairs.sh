@@ -170,21 +170,24 @@ def load(name):
 def cell(r, key, fmt="{:.0f}"):
     return fmt.format(r[key]) if r and r.get("ok") else "-"
 
-print("| broker | round | sent msg/s | received msg/s | lost | p50 us | p99 us | broker CPU | broker max RSS |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+# "other load": cores busy with neither the bench nor the broker during the window (a busy
+# machine makes rounds incomparable).
+print("| broker | round | sent msg/s | received msg/s | lost | p50 us | p99 us | broker CPU | broker max RSS | other load |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 received = {"starling": [], "mosquitto": []}
 for rnd in range(1, rounds + 1):
     for name in ("starling", "mosquitto"):
         r = load(f"{name}-{rnd}.json")
         if r is None or not r.get("ok"):
             err = (r or {}).get("error", "no result")
-            print(f"| {name} | {rnd} | FAILED: {err} | | | | | | |")
+            print(f"| {name} | {rnd} | FAILED: {err} | | | | | | | |")
             continue
         received[name].append(r["received_per_s"])
         b = r.get("broker_process", {})
         print(f"| {name} | {rnd} | {r['sent_per_s']:.0f} | {r['received_per_s']:.0f} | {r['lost']} "
               f"| {r['latency_us']['p50']:.0f} | {r['latency_us']['p99']:.0f} "
-              f"| {b.get('cpu_avg_percent', 0):.0f}% | {b.get('rss_max_kb', 0) / 1024:.1f} MiB |")
+              f"| {b.get('cpu_avg_percent', 0):.0f}% | {b.get('rss_max_kb', 0) / 1024:.1f} MiB "
+              f"| {r.get('other_cores', 0):.2f} cores |")
 
 mean = lambda xs: sum(xs) / len(xs) if xs else 0
 s, m = mean(received["starling"]), mean(received["mosquitto"])

@@ -129,13 +129,17 @@ class CliTests:
                                  [(t, f"m{qos}-{i}", qos, 0) for i in range(3)])
 
     def test_l_mode_each_qos(self):
-        """`mosquitto_pub -l` sends one message per stdin line: 50 lines at QoS q arrive as
-        exactly those 50 payloads, in order."""
+        """`mosquitto_pub -l` sends one message per stdin line: 20 lines at QoS q arrive as
+        exactly those 20 payloads, in order.
+
+        20 = mosquitto_sub's Receive Maximum. With 50, a v5 mosquitto_sub at QoS 2 against the
+        Mosquitto 2.0.11 broker now and then quits with "protocol error" after 40 messages
+        (about 1 run in 20; never seen against Starling). Flow control has its own tests."""
         for qos in (0, 1, 2):
             with self.subTest(qos=qos):
                 t = f"{self.p}/l{qos}"
-                lines = [f"line {qos}.{i}" for i in range(50)]
-                s = self.sub([t], qos=2, count=50).wait_subscribed()
+                lines = [f"line {qos}.{i}" for i in range(20)]
+                s = self.sub([t], qos=2, count=20).wait_subscribed()
                 self.pub(t, "-l", qos=qos, stdin="\n".join(lines) + "\n")
                 got = s.finish()
                 self.assertEqual([m["payload"] for m in got], lines)

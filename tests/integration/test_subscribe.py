@@ -1,6 +1,7 @@
 """SUBSCRIBE / UNSUBSCRIBE: topic matching, SUBACK and UNSUBACK codes, overlapping subscriptions
 and the MQTT 5.0 subscription options (No Local, Retain As Published, Retain Handling,
-Subscription Identifiers).
+Subscription Identifiers), and SUBACK codes when max_qos, wildcard and shared subscriptions or
+subscription identifiers are limited by the configuration.
 
 Every test runs for MQTT 3.1.1 and 5.0 where the feature exists in both. One broker per
 TestCase class; each test uses its own topic prefix.
@@ -9,7 +10,7 @@ TestCase class; each test uses its own topic prefix.
 import unittest
 
 from harness import MqttClient, TunedBroker, against_mosquitto, subscription_ids, unique
-from mqtt_raw import RawClient, PUBLISH
+from mqtt_raw import DISCONNECT, PUBLISH, SUBACK, RawClient, encode_subscribe
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 
@@ -342,6 +343,76 @@ class Subscribe5(SubscribeTests, unittest.TestCase):
         pub.publish(f"{p}/r", b"live", qos=1)  # live messages still flow with RH 2
         self.assertEqual(c2.get().payload, b"live")
         pub.publish(f"{p}/r", b"", qos=1, retain=True)
+
+
+class SubscribeFeaturesOff(unittest.TestCase):
+    """A broker with max_qos 1 and wildcard subscriptions, shared subscriptions and subscription
+    identifiers turned off (Mosquitto: only max_qos 1; it has no switches for the others)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = TunedBroker("[mqtt]\nmax_qos = 1\nwildcard_subscriptions = false\n"
+                                 "shared_subscriptions = false\nsubscription_identifiers = false\n",
+                                 "max_qos 1\n").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.cleanup()
+
+    def raw(self, version):
+        r = RawClient(self.broker.port, version)
+        self.addCleanup(r.close)
+        self.assertEqual(r.connect(unique("off")).reason_code, 0)
+        return r
+
+    def test_max_qos_caps_granted_qos(self):
+        """max_qos 1: a QoS 2 request is granted QoS 1 (3.1.1 and 5.0), and a QoS 1 delivery
+        arrives at QoS 1."""
+        p = unique("off")
+        for version in (4, 5):
+            with self.subTest(version=version):
+                r = self.raw(version)
+                self.assertEqual(r.subscribe([(f"{p}/{version}", 2), (f"{p}/{version}/0", 0)])
+                                 .reason_codes, [1, 0])
+                pub = MqttClient(self.broker.port, version=version)
+                self.addCleanup(pub.close)
+                pub.connect()
+                pub.publish(f"{p}/{version}", b"q1", qos=1)
+                m = r.expect(PUBLISH)
+                self.assertEqual((m.payload, m.qos), (b"q1", 1))
+
+    @unittest.skipIf(against_mosquitto(), "Mosquitto cannot turn wildcard subscriptions off")
+    def test_wildcards_not_supported(self):
+        """Wildcard filters get 0xA2 (5.0) / 0x80 (3.1.1); an exact filter is still granted."""
+        p = unique("off")
+        for version, bad in ((5, 0xA2), (4, 0x80)):
+            with self.subTest(version=version):
+                codes = self.raw(version).subscribe([(f"{p}/+", 1), (f"{p}/#", 1), ("#", 0),
+                                                     (f"{p}/exact", 1)]).reason_codes
+                self.assertEqual(codes, [bad, bad, bad, 1])
+
+    @unittest.skipIf(against_mosquitto(), "Mosquitto cannot turn shared subscriptions off")
+    def test_shared_not_supported(self):
+        """$share filters get 0x9E (5.0) / 0x80 (3.1.1)."""
+        p = unique("off")
+        for version, bad in ((5, 0x9E), (4, 0x80)):
+            with self.subTest(version=version):
+                codes = self.raw(version).subscribe([(f"$share/g/{p}/t", 1), (f"{p}/t", 1)])\
+                    .reason_codes
+                self.assertEqual(codes, [bad, 1])
+
+    @unittest.skipIf(against_mosquitto(), "Mosquitto cannot turn subscription identifiers off")
+    def test_subscription_identifiers_not_supported(self):
+        """A 5.0 SUBSCRIBE with a Subscription Identifier when they are off is refused with
+        0xA1, in SUBACK or in a DISCONNECT."""
+        r = self.raw(5)
+        r.send(encode_subscribe(1, [(f"{unique('off')}/t", 1)], {"subscription_identifier": 3}))
+        answer = r.recv_packet(timeout=5.0)
+        self.assertIsNotNone(answer)
+        if answer.type == SUBACK:
+            self.assertEqual(answer.reason_codes, [0xA1])
+        else:
+            self.assertEqual((answer.type, answer.reason_code), (DISCONNECT, 0xA1))
 
 
 if __name__ == "__main__":

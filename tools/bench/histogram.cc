@@ -41,6 +41,7 @@ uint64_t Histogram::quantile(double q) const {
   q = std::clamp(q, 0.0, 1.0);
   const uint64_t rank =
       std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(q * static_cast<double>(count_))));
+  if (rank >= count_) return max_;
   uint64_t seen = 0;
   for (size_t i = 0; i < kBuckets; ++i) {
     seen += counts_[i];

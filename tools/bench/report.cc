@@ -152,8 +152,9 @@ void print_text(const Report& r, std::FILE* out) {
                us(h.quantile(0.999)), us(h.max()), h.mean() / 1e3, h.count());
   std::fprintf(out, "  bench CPU    ");
   for (const ThreadReport& tr : r.thread_reports) {
-    std::fprintf(out, " #%d %.0f%% (sys %.0f%%)%s", tr.index, tr.cpu_percent(),
+    std::fprintf(out, " #%d %.0f%% (sys %.0f%%, waiting %.0f%%)%s", tr.index, tr.cpu_percent(),
                  tr.wall_s > 0 ? tr.sys_s / tr.wall_s * 100 : 0.0,
+                 tr.wall_s > 0 ? tr.wait_s / tr.wall_s * 100 : 0.0,
                  tr.saturated() ? " SATURATED" : "");
   }
   std::fprintf(out, "\n");
@@ -164,6 +165,10 @@ void print_text(const Report& r, std::FILE* out) {
                  r.broker.pid, r.broker.cpu_avg_percent, r.broker.cpu_max_percent,
                  r.broker.wait_percent, r.broker.rss_max_kb / 1024.0,
                  r.broker.exited ? "  EXITED DURING RUN" : "");
+  }
+  if (r.machine_busy_cores > 0) {
+    std::fprintf(out, "  machine      %.2f cores busy, %.2f of them outside the bench%s\n",
+                 r.machine_busy_cores, r.other_cores, r.broker.pid != 0 ? " and the broker" : "");
   }
   for (const std::string& w : r.warnings)
     std::fprintf(out, "  warning: %s\n", w.c_str());
@@ -224,6 +229,7 @@ void print_json(const Report& r, std::FILE* out) {
     j.field("index", tr.index);
     j.field("user_s", tr.user_s);
     j.field("sys_s", tr.sys_s);
+    j.field("wait_s", tr.wait_s);
     j.field("wall_s", tr.wall_s);
     j.field("cpu_percent", tr.cpu_percent());
     j.field("saturated", tr.saturated());
@@ -236,10 +242,13 @@ void print_json(const Report& r, std::FILE* out) {
     j.field("samples", r.broker.samples);
     j.field("cpu_avg_percent", r.broker.cpu_avg_percent);
     j.field("cpu_max_percent", r.broker.cpu_max_percent);
+    j.field("wait_percent", r.broker.wait_percent);
     j.field("rss_max_kb", r.broker.rss_max_kb);
     j.field("exited", r.broker.exited);
     j.end_object();
   }
+  j.field("machine_busy_cores", r.machine_busy_cores);
+  j.field("other_cores", r.other_cores);
   j.begin_array("warnings");
   for (const std::string& w : r.warnings)
     j.value(w);

@@ -75,11 +75,11 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
   scenario.describe(report);
 
   // SIGINT/SIGTERM stop the run cleanly (connections closed, partial report printed).
-  struct sigaction sa {};
+  struct sigaction sa = {};
+  struct sigaction old_int = {};
+  struct sigaction old_term = {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  struct sigaction old_int {
-  }, old_term{};
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
   g_interrupted = 0;
@@ -102,9 +102,11 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
     if (g_interrupted) {
       control.fail("interrupted");
     } else if (now_ns() > connect_deadline) {
-      control.fail("only " + std::to_string(control.ready_count()) + " of " +
-                   std::to_string(clients) + " clients connected and subscribed within " +
-                   std::to_string(opts.connect_timeout_s) + " s");
+      char buf[160];
+      std::snprintf(buf, sizeof buf,
+                    "only %d of %zu clients connected and subscribed within %.1f s",
+                    control.ready_count(), clients, opts.connect_timeout_s);
+      control.fail(buf);
     }
     sleep_ms(1);
   }
