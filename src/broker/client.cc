@@ -297,8 +297,7 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
 bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view packet,
                             std::string_view body) {
   const auto& mqtt_cfg = settings_->mqtt;
-  thread_local mqtt::Publish p;
-  p.properties = mqtt::Properties{};
+  thread_local mqtt::Publish p;  // reused: the decoder clears it and keeps its capacity
   mqtt::Status st = mqtt::decode_publish(header.flags(), body, version_, p);
   if (!st.ok()) return fail(st.code, st.message);
   metrics::add(metrics::Counter::MessagesReceived);

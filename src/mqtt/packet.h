@@ -137,6 +137,7 @@ struct Connack {
   bool session_present = false;
   uint8_t reason_code = reason::Success;  // 5.0 reason code; encoder maps to 3.1.1 return codes
   Properties properties;
+  bool operator==(const Connack&) const = default;
 };
 
 struct Publish {
@@ -156,6 +157,7 @@ struct Ack {
   uint16_t packet_id = 0;
   uint8_t reason_code = reason::Success;
   Properties properties;
+  bool operator==(const Ack&) const = default;
 };
 
 struct SubscriptionRequest {
@@ -171,34 +173,40 @@ struct Subscribe {
   uint16_t packet_id = 0;
   Properties properties;  // subscription identifier, user properties
   std::vector<SubscriptionRequest> subscriptions;
+  bool operator==(const Subscribe&) const = default;
 };
 
 struct Suback {
   uint16_t packet_id = 0;
   Properties properties;
   std::vector<uint8_t> reason_codes;  // granted QoS or failure (0x80 and up)
+  bool operator==(const Suback&) const = default;
 };
 
 struct Unsubscribe {
   uint16_t packet_id = 0;
   Properties properties;
   std::vector<std::string> filters;
+  bool operator==(const Unsubscribe&) const = default;
 };
 
 struct Unsuback {
   uint16_t packet_id = 0;
   Properties properties;
   std::vector<uint8_t> reason_codes;  // 5.0 only; empty for 3.1.1
+  bool operator==(const Unsuback&) const = default;
 };
 
 struct Disconnect {
   uint8_t reason_code = reason::Success;
   Properties properties;
+  bool operator==(const Disconnect&) const = default;
 };
 
 struct Auth {
   uint8_t reason_code = reason::Success;
   Properties properties;
+  bool operator==(const Auth&) const = default;
 };
 
 }  // namespace starling::mqtt

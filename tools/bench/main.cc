@@ -61,7 +61,7 @@ void add_common_options(CLI::App& app, CommonOptions& o, std::string& version, u
       ->capture_default_str();
   app.add_option("--stall-timeout", o.stall_timeout_s,
                  "Unlimited mode: a full window with no progress for this long counts as a "
-                 "stall and is reopened, seconds")
+                 "stall (QoS 0: and is reopened), seconds")
       ->check(CLI::Range(0.01, 3600.0))
       ->capture_default_str();
   app.add_option("--connect-timeout", o.connect_timeout_s,

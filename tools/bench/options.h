@@ -24,7 +24,8 @@ struct CommonOptions {
   // QoS 1/2 publishes per publisher awaiting PUBACK/PUBCOMP; 0: as many as the broker's
   // Receive Maximum allows (65535 with 3.1.1, which has no way to announce a limit).
   uint32_t max_inflight = 0;
-  double stall_timeout_s = 1;  // window full without progress this long: count a stall, move on
+  // Window full without progress this long: count a stall (and reopen the window at QoS 0).
+  double stall_timeout_s = 1;
   double connect_timeout_s = 10;
   uint16_t keep_alive = 60;
   int broker_pid = 0;  // sample this process's CPU and RSS during the window

@@ -123,6 +123,7 @@ class PairsScenario::Worker : public LoopHandler {
     uint64_t rate_start_ns = 0;
     uint64_t stall_since_ns = 0;  // window full since; 0: not full
     uint64_t stall_end = 0;       // received_end when the stall began
+    bool stall_counted = false;
   };
 
   // Appends one message; false when the client has no QoS packet id to spare.
@@ -139,17 +140,24 @@ class PairsScenario::Worker : public LoopHandler {
   uint64_t publish_window(Pair& p, uint64_t now) {
     const uint64_t in_flight = p.next_seq - p.received_end;
     if (in_flight >= o_.window) {
-      // Full: normally the subscriber's reads free it. If nothing moves for stall_timeout, the
-      // in-flight messages are presumed lost (QoS 0 can drop them) and the window reopens; the
-      // loss itself shows up in the lost count.
+      // Full: normally the subscriber's reads free it. Nothing arriving for stall_timeout is
+      // a stall (counted once per episode). At QoS 0 the broker may legitimately have dropped
+      // the in-flight messages, so the window reopens and the loss shows in the lost count. At
+      // QoS 1/2 the broker acknowledged them: they are late, not gone, and reopening would only
+      // pile more onto a broker that is already behind.
       if (p.stall_since_ns == 0 || p.stall_end != p.received_end) {
         p.stall_since_ns = now;
         p.stall_end = p.received_end;
+        p.stall_counted = false;
       } else if (now - p.stall_since_ns >= stall_timeout_ns_) {
-        ++loop_.stats().window_stalls;
-        p.received_end = p.next_seq;
-        p.stall_since_ns = 0;
-        return 0;
+        if (!p.stall_counted) ++loop_.stats().window_stalls;
+        p.stall_counted = true;
+        if (o_.qos == 0) {
+          p.received_end = p.next_seq;
+          p.stall_since_ns = 0;
+          return 0;
+        }
+        return UINT64_MAX;  // arrivals wake the loop
       }
       return p.stall_since_ns + stall_timeout_ns_;
     }
