@@ -282,12 +282,8 @@ MessagePtr make_will_message(const mqtt::Will& will, const std::string& client_i
   msg->retain = will.retain;
   msg->received_at = now;
   msg->origin_client_id = client_id;
-  const auto& p = will.properties;
-  msg->properties.payload_format_indicator = p.payload_format_indicator;
-  msg->properties.content_type = p.content_type;
-  msg->properties.response_topic = p.response_topic;
-  msg->properties.correlation_data = p.correlation_data;
-  msg->properties.user_properties = p.user_properties;
+  mqtt::Properties p = will.properties;
+  msg->properties = take_pass_through(p);
   if (p.message_expiry_interval) {
     msg->has_expiry = true;
     msg->expires_at = now + std::chrono::seconds(*p.message_expiry_interval);

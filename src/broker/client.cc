@@ -334,7 +334,10 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   // Exactly once: a retransmitted QoS 2 PUBLISH whose id awaits PUBREL is acknowledged again
   // but not routed again.
   if (p.qos == 2) {
-    if (session_->inbound_qos2_count() >= receive_maximum_ && !p.dup) {
+    // Only 5.0 clients know our Receive Maximum; a 3.1.1 client's unreleased ids are bounded
+    // by the 65535 packet ids instead.
+    if (version_ == Version::V5 && !p.dup &&
+        session_->inbound_qos2_count() >= receive_maximum_) {
       return fail(rc::ReceiveMaximumExceeded, "more QoS 2 messages in flight than allowed");
     }
     if (!session_->begin_inbound_qos2(p.packet_id)) {
@@ -357,11 +360,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   msg->origin_client_id = client_id_;
   if (version_ == Version::V5) {
     auto& in = p.properties;
-    msg->properties.payload_format_indicator = in.payload_format_indicator;
-    msg->properties.content_type = std::move(in.content_type);
-    msg->properties.response_topic = std::move(in.response_topic);
-    msg->properties.correlation_data = std::move(in.correlation_data);
-    msg->properties.user_properties = std::move(in.user_properties);
+    msg->properties = take_pass_through(in);
     if (in.message_expiry_interval) {
       msg->has_expiry = true;
       msg->expires_at = now + std::chrono::seconds(*in.message_expiry_interval);

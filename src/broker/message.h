@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,15 +25,27 @@ struct EncodedPublish {
   bool ready = false;
 };
 
+// The 5.0 properties that travel with a message unchanged (section 3.3.2.3). Most messages
+// carry none, so a Message holds them behind a pointer.
+struct MessageProperties {
+  std::optional<uint8_t> payload_format_indicator;
+  std::optional<std::string> content_type;
+  std::optional<std::string> response_topic;
+  std::optional<std::string> correlation_data;
+  std::vector<std::pair<std::string, std::string>> user_properties;
+};
+
+// Takes the pass-through properties out of a PUBLISH's or a will's properties; null if none.
+std::unique_ptr<const MessageProperties> take_pass_through(mqtt::Properties& from);
+
 struct Message {
   std::string topic;
   std::string payload;
   uint8_t qos = 0;
   bool retain = false;
-  // Only the properties that travel with a message: payload format, content type, response
-  // topic, correlation data, user properties. Expiry is kept as a deadline below; subscription
-  // ids and topic aliases belong to each delivery.
-  mqtt::Properties properties;
+  // Expiry is kept as a deadline below; subscription ids and topic aliases belong to each
+  // delivery.
+  std::unique_ptr<const MessageProperties> properties;
   bool has_expiry = false;
   Clock::time_point expires_at{};
   Clock::time_point received_at{};

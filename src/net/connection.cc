@@ -13,6 +13,8 @@ namespace starling::net {
 
 namespace {
 constexpr size_t kReadChunk = 64 * 1024;
+// Buffers grown beyond this by a burst are released once empty.
+constexpr size_t kKeepCapacity = 64 * 1024;
 // Session output is taken only while the socket keeps up: beyond this much unwritten, the
 // session's own bounded buffer fills and QoS 0 drops are counted there.
 constexpr size_t kMaxUnwritten = 1024 * 1024;
@@ -55,24 +57,36 @@ void Connection::on_io(uint32_t events) {
 }
 
 void Connection::read_some() {
-  const size_t old = rbuf_.size();
-  rbuf_.resize(old + kReadChunk);
-  ssize_t n = ::recv(fd_, rbuf_.data() + old, kReadChunk, 0);
+  // Reads land in one buffer per thread; a connection keeps only the bytes of a frame that is
+  // not complete yet, so an idle connection holds no read buffer at all.
+  thread_local std::string scratch(kReadChunk, '\0');
+  ssize_t n = ::recv(fd_, scratch.data(), kReadChunk, 0);
   if (n <= 0) {
-    rbuf_.resize(old);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     destroy();  // EOF or error: the client went away
     return;
   }
-  rbuf_.resize(old + static_cast<size_t>(n));
   metrics::add(metrics::Counter::BytesReceived, static_cast<uint64_t>(n));
-  process_input();
+  const size_t got = static_cast<size_t>(n);
+  if (rbuf_.empty()) {
+    size_t used = consume_frames(std::string_view(scratch.data(), got));
+    if (used < got) rbuf_.assign(scratch.data() + used, got - used);
+  } else {
+    rbuf_.append(scratch.data(), got);
+    process_input();
+  }
 }
 
 void Connection::process_input() {
-  while (!closing_ && !reading_paused_ && !destroyed_) {
-    std::string_view available(rbuf_.data() + rpos_, rbuf_.size() - rpos_);
-    if (available.empty()) break;
+  size_t used = consume_frames(rbuf_);
+  rbuf_.erase(0, used);
+  if (rbuf_.empty() && rbuf_.capacity() > kKeepCapacity) std::string().swap(rbuf_);
+}
+
+size_t Connection::consume_frames(std::string_view data) {
+  size_t pos = 0;
+  while (!closing_ && !reading_paused_ && !destroyed_ && pos < data.size()) {
+    std::string_view available = data.substr(pos);
     if (!client_.connected() && static_cast<uint8_t>(available[0]) != 0x10) {
       // Not MQTT (an HTTP request, a TLS hello, garbage): no need to wait for a whole frame.
       client_.on_not_mqtt();
@@ -90,17 +104,10 @@ void Connection::process_input() {
       break;
     }
     if (available.size() < header.total_size()) break;
-    std::string_view packet = available.substr(0, header.total_size());
-    rpos_ += header.total_size();
-    if (!client_.on_packet(header, packet)) break;
+    pos += header.total_size();
+    if (!client_.on_packet(header, available.substr(0, header.total_size()))) break;
   }
-  if (rpos_ == rbuf_.size()) {
-    rbuf_.clear();
-    rpos_ = 0;
-  } else if (rpos_ > 0) {
-    rbuf_.erase(0, rpos_);
-    rpos_ = 0;
-  }
+  return pos;
 }
 
 void Connection::send(std::string_view bytes) { wbuf_.append(bytes); }
@@ -138,6 +145,7 @@ void Connection::write_some() {
   }
   wbuf_.clear();
   wpos_ = 0;
+  if (wbuf_.capacity() > kKeepCapacity) std::string().swap(wbuf_);  // after a burst
   if (want_write_) {
     want_write_ = false;
     update_interest();

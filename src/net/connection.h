@@ -37,6 +37,8 @@ class Connection final : public core::IoHandler, public broker::Transport {
  private:
   void read_some();
   void process_input();
+  // Hands every complete frame in data to the client; returns the bytes consumed.
+  size_t consume_frames(std::string_view data);
   void write_some();
   void update_interest();
   void destroy();

@@ -1,5 +1,6 @@
 #include "net/server.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -40,6 +41,9 @@ Server::Server(const config::Config& config, broker::Broker& broker)
   // Housekeeping (wills, session expiry, $SYS) runs on the first worker.
   workers_[0]->loop().every(std::chrono::milliseconds(1000),
                             [&broker] { broker.tick(broker::Clock::now()); });
+  // glibc keeps freed memory in per-thread arenas; after a wave of connections or queued
+  // messages has gone, give it back to the system.
+  workers_[0]->loop().every(std::chrono::seconds(30), [] { malloc_trim(0); });
   broker::set_connection_control(this);
 }
 
