@@ -18,6 +18,7 @@
 #include "broker/session.h"
 #include "broker/subscription_tree.h"
 #include "config/config.h"
+#include "core/reader_lock.h"
 
 namespace starling::broker {
 
@@ -95,7 +96,7 @@ class Broker {
   std::unordered_map<std::string, SessionPtr> sessions_;
   std::multimap<Clock::time_point, std::weak_ptr<Session>> expiry_queue_;  // by sessions_mutex_
 
-  mutable std::shared_mutex tree_mutex_;
+  mutable core::ReaderLock tree_mutex_;
   SubscriptionTree tree_;
 
   mutable std::shared_mutex retained_mutex_;

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "broker/connection_control.h"
+#include "core/event_loop.h"
 #include "metrics/counters.h"
 #include "mqtt/topic.h"
 
@@ -34,7 +35,7 @@ size_t topic_levels(std::string_view topic) {
 Client::Client(Broker& broker, Transport& transport)
     : broker_(broker),
       transport_(transport),
-      created_at_(Clock::now()),
+      created_at_(core::EventLoop::now()),
       last_packet_at_(created_at_),
       settings_(broker.settings()) {
   max_packet_size_ = settings_->mqtt.max_packet_size;
@@ -122,7 +123,7 @@ void Client::disconnect(uint8_t reason_code, const char* reason_string) {
 
 bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet) {
   if (closing_) return false;
-  last_packet_at_ = Clock::now();
+  last_packet_at_ = core::EventLoop::now();
   metrics::count_packet_in(header.first_byte >> 4);
   std::string_view body = packet.substr(header.header_size);
   const PacketType type = header.type();
@@ -288,7 +289,7 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
   send_connack(opened.present, rc::Success, std::move(props));
   spdlog::debug("client '{}' connected from {} (v{}, clean {}, keepalive {})", client_id_,
                 transport_.peer(), static_cast<int>(version_), c.clean_start, keep_alive_);
-  session_->resume_delivery(Clock::now());
+  session_->resume_delivery(core::EventLoop::now());
   return true;
 }
 
@@ -352,7 +353,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
     }
   }
 
-  const Clock::time_point now = Clock::now();
+  const Clock::time_point now = core::EventLoop::now();
   auto msg = std::make_shared<Message>();
   msg->qos = p.qos;
   msg->retain = p.retain;
@@ -403,7 +404,7 @@ bool Client::handle_ack(PacketType type, uint8_t flags, std::string_view body) {
   mqtt::Ack ack;
   mqtt::Status st = mqtt::decode_ack(type, flags, body, version_, ack);
   if (!st.ok()) return fail(st.code, st.message);
-  const Clock::time_point now = Clock::now();
+  const Clock::time_point now = core::EventLoop::now();
   switch (type) {
     case PacketType::Puback:
       session_->on_puback(ack.packet_id, now);
@@ -519,7 +520,7 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
 
   // Retained messages after the SUBACK (retain handling 0: always, 1: only for a new
   // subscription, 2: never; never for shared subscriptions, section 4.8.2).
-  const Clock::time_point now = Clock::now();
+  const Clock::time_point now = core::EventLoop::now();
   for (const auto& a : accepted) {
     if (a.shared || a.options.retain_handling == 2) continue;
     if (a.options.retain_handling == 1 && a.existed) continue;
@@ -589,7 +590,7 @@ void Client::on_closed() {
   if (!connected_) return;
   connected_ = false;
   broker_.client_disconnected();
-  const Clock::time_point now = Clock::now();
+  const Clock::time_point now = core::EventLoop::now();
   const Attachment link = transport_.attachment();
   // Taken over: the session lives on with another connection, which cancels a delayed will.
   const bool taken_over = !session_->attached_to(link);

@@ -14,6 +14,7 @@ namespace starling::core {
 namespace {
 constexpr int kMaxEvents = 256;
 thread_local const EventLoop* t_current_loop = nullptr;
+thread_local std::chrono::steady_clock::time_point t_loop_now{};
 
 [[noreturn]] void throw_errno(const char* what) {
   throw std::runtime_error(std::string(what) + ": " + std::strerror(errno));
@@ -134,16 +135,22 @@ void EventLoop::run_timers() {
   }
 }
 
+std::chrono::steady_clock::time_point EventLoop::now() {
+  return t_current_loop ? t_loop_now : std::chrono::steady_clock::now();
+}
+
 bool EventLoop::in_loop_thread() const { return t_current_loop == this; }
 
 void EventLoop::run() {
   t_current_loop = this;
+  t_loop_now = std::chrono::steady_clock::now();
   epoll_event events[kMaxEvents];
   std::vector<uint64_t> wakes;
   std::vector<Task> deferred;
   while (!stopping_.load(std::memory_order_acquire)) {
     int n = epoll_wait(epoll_fd_, events, kMaxEvents, next_timeout_ms());
     if (n < 0 && errno != EINTR) throw_errno("epoll_wait");
+    t_loop_now = std::chrono::steady_clock::now();
     for (int i = 0; i < n; ++i) {
       auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
       if (handler == nullptr) {
