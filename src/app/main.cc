@@ -2,8 +2,8 @@
 // signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads what can be reloaded.
 #include <signal.h>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>
@@ -43,8 +43,7 @@ int main(int argc, char** argv) {
   app.add_option("--http", http, "HTTP address, e.g. 127.0.0.1:8080, or 'off'");
   app.add_option("--data", data_dir, "Data directory");
   auto* threads_opt = app.add_option("--threads", threads, "Worker threads (0: one per core)");
-  app.add_option("--log-level", log_level,
-                 "trace, debug, info, warn, error, critical or off");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
   app.set_version_flag("--version", std::string("starling ") + STARLING_VERSION);
   CLI11_PARSE(app, argc, argv);
 

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
-#include "starling/version.h"
 #include "metrics/counters.h"
 #include "mqtt/topic.h"
+#include "starling/version.h"
 
 namespace starling::broker {
 
@@ -140,8 +140,8 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
 
   for (const Subscriber& sub : matches) {
     if (sub.options.no_local && sub.session == publisher) continue;
-    targets.push_back(Target{sub.session, sub.options.qos, sub.options.retain_as_published, {},
-                             nullptr});
+    targets.push_back(
+        Target{sub.session, sub.options.qos, sub.options.retain_as_published, {}, nullptr});
     if (sub.options.subscription_id) {
       targets.back().subscription_ids.push_back(sub.options.subscription_id);
     }
@@ -169,7 +169,10 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
     if (!member) continue;
     auto it = std::find_if(group->members.begin(), group->members.end(),
                            [&](const Subscriber& s) { return s.session == member; });
-    Target t{member, it->options.qos, it->options.retain_as_published, {},
+    Target t{member,
+             it->options.qos,
+             it->options.retain_as_published,
+             {},
              std::make_shared<const std::string>(group->name)};
     if (it->options.subscription_id) t.subscription_ids.push_back(it->options.subscription_id);
     targets.push_back(std::move(t));
@@ -322,7 +325,8 @@ void Broker::tick(Clock::time_point now) {
       }
     }
   }
-  for (const auto& w : due) publish_will(w.will, w.client_id, now);
+  for (const auto& w : due)
+    publish_will(w.will, w.client_id, now);
 
   std::vector<SessionPtr> expired;
   {
@@ -368,11 +372,10 @@ void Broker::publish_sys(Clock::time_point now) {
   put("$SYS/broker/clients/total", std::to_string(session_count()));
   put("$SYS/broker/messages/received", std::to_string(metrics::total(Counter::MessagesReceived)));
   put("$SYS/broker/messages/sent", std::to_string(metrics::total(Counter::MessagesSent)));
-  put("$SYS/broker/messages/dropped",
-      std::to_string(metrics::total(Counter::DroppedQueueFull) +
-                     metrics::total(Counter::DroppedExpired) +
-                     metrics::total(Counter::DroppedTooLarge) +
-                     metrics::total(Counter::DroppedOfflineQos0)));
+  put("$SYS/broker/messages/dropped", std::to_string(metrics::total(Counter::DroppedQueueFull) +
+                                                     metrics::total(Counter::DroppedExpired) +
+                                                     metrics::total(Counter::DroppedTooLarge) +
+                                                     metrics::total(Counter::DroppedOfflineQos0)));
   put("$SYS/broker/bytes/received", std::to_string(metrics::total(Counter::BytesReceived)));
   put("$SYS/broker/bytes/sent", std::to_string(metrics::total(Counter::BytesSent)));
   put("$SYS/broker/subscriptions/count", std::to_string(subscription_count()));

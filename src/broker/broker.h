@@ -39,8 +39,8 @@ class Broker {
   // --- Sessions ---------------------------------------------------------------------------
   struct OpenResult {
     SessionPtr session;
-    bool present = false;     // an existing session was resumed
-    Attachment taken_over;    // a connection that held the session (kick it with 0x8E)
+    bool present = false;   // an existing session was resumed
+    Attachment taken_over;  // a connection that held the session (kick it with 0x8E)
   };
   OpenResult open_session(const std::string& client_id, bool clean_start, uint32_t expiry,
                           Attachment link, const ClientCapabilities& caps,
@@ -54,8 +54,8 @@ class Broker {
   // --- Publish ----------------------------------------------------------------------------
   // Routes msg to every matching subscription (and stores it when retained). publisher may be
   // null (wills, $SYS). publisher_link is where to resume reading after congestion.
-  PublishOutcome publish(const MessagePtr& msg, const Session* publisher,
-                         Attachment publisher_link, Clock::time_point now);
+  PublishOutcome publish(const MessagePtr& msg, const Session* publisher, Attachment publisher_link,
+                         Clock::time_point now);
 
   // --- Subscriptions ----------------------------------------------------------------------
   // Adds or replaces; returns true when the subscription already existed.

@@ -102,7 +102,9 @@ void Client::on_not_mqtt() {
   transport_.close();
 }
 
-void Client::on_malformed_frame() { fail(rc::MalformedPacket, "malformed remaining length"); }
+void Client::on_malformed_frame() {
+  fail(rc::MalformedPacket, "malformed remaining length");
+}
 
 void Client::disconnect(uint8_t reason_code, const char* reason_string) {
   if (closing_) return;
@@ -269,7 +271,8 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
                                      caps, limits);
   session_ = opened.session;
   if (opened.taken_over) {
-    if (auto* control = connection_control()) control->kick(opened.taken_over, rc::SessionTakenOver);
+    if (auto* control = connection_control())
+      control->kick(opened.taken_over, rc::SessionTakenOver);
   }
   will_ = std::move(c.will);
   connected_ = true;
@@ -337,8 +340,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   if (p.qos == 2) {
     // Only 5.0 clients know our Receive Maximum; a 3.1.1 client's unreleased ids are bounded
     // by the 65535 packet ids instead.
-    if (version_ == Version::V5 && !p.dup &&
-        session_->inbound_qos2_count() >= receive_maximum_) {
+    if (version_ == Version::V5 && !p.dup && session_->inbound_qos2_count() >= receive_maximum_) {
       return fail(rc::ReceiveMaximumExceeded, "more QoS 2 messages in flight than allowed");
     }
     if (!session_->begin_inbound_qos2(p.packet_id)) {
@@ -487,8 +489,7 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
                                                          : 0x80);
       continue;
     }
-    if (!mqtt_cfg.wildcard_subscriptions &&
-        plain.find_first_of("+#") != std::string_view::npos) {
+    if (!mqtt_cfg.wildcard_subscriptions && plain.find_first_of("+#") != std::string_view::npos) {
       ack.reason_codes.push_back(version_ == Version::V5 ? rc::WildcardSubscriptionsNotSupported
                                                          : 0x80);
       continue;
@@ -556,8 +557,8 @@ bool Client::handle_disconnect(uint8_t flags, std::string_view body) {
     if (session_expiry_was_zero_ && *d.properties.session_expiry_interval != 0) {
       return fail(rc::ProtocolError, "session expiry set on DISCONNECT after 0 on CONNECT");
     }
-    session_->set_expiry_interval(std::min(*d.properties.session_expiry_interval,
-                                           settings_->mqtt.max_session_expiry));
+    session_->set_expiry_interval(
+        std::min(*d.properties.session_expiry_interval, settings_->mqtt.max_session_expiry));
   }
   // 0x04 keeps the will; every other normal DISCONNECT discards it.
   if (d.reason_code != rc::DisconnectWithWill) will_.reset();

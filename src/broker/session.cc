@@ -19,9 +19,10 @@ core::RateLimit g_drop_log{std::chrono::seconds(10)};
 void count_drop(metrics::Counter why, const std::string& client_id, const char* what) {
   metrics::add(why);
   if (g_drop_log.allow()) {
-    spdlog::warn("dropping messages for client '{}': {} (counted in $SYS/broker/messages/dropped;"
-                 " logged at most every 10 s)",
-                 client_id, what);
+    spdlog::warn(
+        "dropping messages for client '{}': {} (counted in $SYS/broker/messages/dropped;"
+        " logged at most every 10 s)",
+        client_id, what);
   }
 }
 
@@ -38,8 +39,12 @@ struct WakeAfterUnlock {
 };
 }  // namespace
 
-void set_connection_control(ConnectionControl* control) { g_control = control; }
-ConnectionControl* connection_control() { return g_control; }
+void set_connection_control(ConnectionControl* control) {
+  g_control = control;
+}
+ConnectionControl* connection_control() {
+  return g_control;
+}
 
 Session::Session(std::string client_id) : client_id_(std::move(client_id)) {}
 
@@ -109,8 +114,8 @@ bool Session::write_publish_locked(const Delivery& d, uint16_t packet_id, bool d
   // The message expiry sent is what is left of it; it only differs from the encoded one once
   // the message waited a second or more.
   const bool restamp = m.has_expiry && now - m.received_at >= std::chrono::seconds(1);
-  const bool per_receiver = v5 && (!d.subscription_ids.empty() || restamp ||
-                                   caps_.topic_alias_maximum > 0);
+  const bool per_receiver =
+      v5 && (!d.subscription_ids.empty() || restamp || caps_.topic_alias_maximum > 0);
   const EncodedPublish& cached = m.encoded[v5][with_id];
   mqtt::PublishLayout layout;
   uint16_t new_alias = 0;
@@ -185,7 +190,8 @@ void Session::pump_locked(Clock::time_point now) {
 
 void Session::release_waiters_locked() {
   if (g_control) {
-    for (const auto& w : waiters_) g_control->resume_reading(w);
+    for (const auto& w : waiters_)
+      g_control->resume_reading(w);
   }
   waiters_.clear();
 }
@@ -284,9 +290,8 @@ bool Session::on_pubrec(uint16_t packet_id, Clock::time_point now, bool failed) 
 
 bool Session::on_pubcomp(uint16_t packet_id, Clock::time_point now) {
   std::lock_guard lock(mutex_);
-  auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Inflight& f) {
-    return f.packet_id == packet_id && f.released;
-  });
+  auto it = std::find_if(inflight_.begin(), inflight_.end(),
+                         [&](const Inflight& f) { return f.packet_id == packet_id && f.released; });
   if (it == inflight_.end()) return false;
   inflight_.erase(it);
   pump_locked(now);
@@ -308,8 +313,7 @@ size_t Session::inbound_qos2_count() {
   return inbound_qos2_.size();
 }
 
-bool Session::remember_subscription(const std::string& filter,
-                                    const SubscriptionOptions& options) {
+bool Session::remember_subscription(const std::string& filter, const SubscriptionOptions& options) {
   std::lock_guard lock(mutex_);
   auto [it, inserted] = subscriptions_.insert_or_assign(filter, options);
   return inserted;

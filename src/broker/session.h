@@ -135,8 +135,7 @@ class Session {
  private:
   uint16_t next_packet_id_locked();
   void pump_locked(Clock::time_point now);
-  bool write_publish_locked(const Delivery& d, uint16_t packet_id, bool dup,
-                            Clock::time_point now);
+  bool write_publish_locked(const Delivery& d, uint16_t packet_id, bool dup, Clock::time_point now);
   void write_pubrel_locked(uint16_t packet_id);
   void release_waiters_locked();
   size_t send_quota_locked() const;

@@ -39,36 +39,36 @@ struct MqttSettings {
   bool wildcard_subscriptions = true;
   bool shared_subscriptions = true;
   bool subscription_identifiers = true;
-  uint16_t max_keep_alive = 65535;         // seconds; larger requests are lowered (5.0)
+  uint16_t max_keep_alive = 65535;           // seconds; larger requests are lowered (5.0)
   uint32_t max_session_expiry = 0xFFFFFFFF;  // seconds
-  bool allow_empty_client_id = true;       // assign one (5.0 and 3.1.1 clean session)
-  uint32_t retry_interval_ms = 0;          // 0: resend only on reconnect, as the spec asks
+  bool allow_empty_client_id = true;         // assign one (5.0 and 3.1.1 clean session)
+  uint32_t retry_interval_ms = 0;            // 0: resend only on reconnect, as the spec asks
   bool operator==(const MqttSettings&) const = default;
 };
 
 struct Limits {
-  uint32_t max_queued_messages = 10000;         // per session, QoS 1/2 waiting to be sent
-  uint64_t max_queued_bytes = 64ull << 20;      // per session
-  uint64_t max_out_buffer_bytes = 8ull << 20;   // per connection; QoS 0 beyond it is dropped
-  uint32_t max_connections = 0;                 // 0: no limit
+  uint32_t max_queued_messages = 10000;        // per session, QoS 1/2 waiting to be sent
+  uint64_t max_queued_bytes = 64ull << 20;     // per session
+  uint64_t max_out_buffer_bytes = 8ull << 20;  // per connection; QoS 0 beyond it is dropped
+  uint32_t max_connections = 0;                // 0: no limit
   uint32_t max_topic_length = 65535;
   uint32_t max_topic_levels = 128;
-  uint32_t max_subscriptions_per_client = 0;    // 0: no limit
+  uint32_t max_subscriptions_per_client = 0;  // 0: no limit
   uint32_t max_client_id_length = 65535;
-  uint32_t connect_timeout_ms = 10000;          // a CONNECT must arrive within this
+  uint32_t connect_timeout_ms = 10000;  // a CONNECT must arrive within this
   bool operator==(const Limits&) const = default;
 };
 
 struct Config {
-  std::string source;                  // file the config came from ("" = built-in defaults)
-  std::vector<Listener> listeners;     // default: one "mqtt" listener on 127.0.0.1:1883
+  std::string source;               // file the config came from ("" = built-in defaults)
+  std::vector<Listener> listeners;  // default: one "mqtt" listener on 127.0.0.1:1883
   Endpoint http{"127.0.0.1", 8080};
   bool http_enabled = true;
   std::string data_dir = "data";
-  std::string durability = "batch";    // "none" | "batch" | "always"
-  unsigned threads = 0;                // 0: one per core
-  std::string log_level = "info";      // trace debug info warn error critical off
-  uint32_t sys_interval_s = 10;        // $SYS publish interval; 0 disables
+  std::string durability = "batch";  // "none" | "batch" | "always"
+  unsigned threads = 0;              // 0: one per core
+  std::string log_level = "info";    // trace debug info warn error critical off
+  uint32_t sys_interval_s = 10;      // $SYS publish interval; 0 disables
   MqttSettings mqtt;
   Limits limits;
 };

@@ -51,9 +51,13 @@ void EventLoop::modify(int fd, uint32_t events, IoHandler* handler) {
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) < 0) throw_errno("epoll_ctl mod");
 }
 
-void EventLoop::remove(int fd) { epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
+void EventLoop::remove(int fd) {
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
 
-void EventLoop::defer(Task task) { deferred_.push_back(std::move(task)); }
+void EventLoop::defer(Task task) {
+  deferred_.push_back(std::move(task));
+}
 
 void EventLoop::every(std::chrono::milliseconds interval, Task task) {
   timers_.push_back(Timer{interval, std::chrono::steady_clock::now() + interval, std::move(task)});
@@ -106,10 +110,12 @@ void EventLoop::drain_inbox() {
     uint64_t counter;
     [[maybe_unused]] auto n = ::read(event_fd_, &counter, sizeof counter);
   }
-  for (auto& task : tasks) task();
+  for (auto& task : tasks)
+    task();
   tasks.clear();
   if (wake_handler_) {
-    for (uint64_t token : wakes) wake_handler_(token);
+    for (uint64_t token : wakes)
+      wake_handler_(token);
   }
   wakes.clear();
 }
@@ -119,7 +125,8 @@ int EventLoop::next_timeout_ms() const {
   if (timers_.empty()) return -1;
   auto now = std::chrono::steady_clock::now();
   auto earliest = timers_.front().due;
-  for (const auto& t : timers_) earliest = std::min(earliest, t.due);
+  for (const auto& t : timers_)
+    earliest = std::min(earliest, t.due);
   if (earliest <= now) return 0;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(earliest - now).count();
   return static_cast<int>(ms) + 1;
@@ -139,7 +146,9 @@ std::chrono::steady_clock::time_point EventLoop::now() {
   return t_current_loop ? t_loop_now : std::chrono::steady_clock::now();
 }
 
-bool EventLoop::in_loop_thread() const { return t_current_loop == this; }
+bool EventLoop::in_loop_thread() const {
+  return t_current_loop == this;
+}
 
 void EventLoop::run() {
   t_current_loop = this;
@@ -164,14 +173,16 @@ void EventLoop::run() {
     while (!local_wakes_.empty()) {
       wakes.swap(local_wakes_);
       if (wake_handler_) {
-        for (uint64_t token : wakes) wake_handler_(token);
+        for (uint64_t token : wakes)
+          wake_handler_(token);
       }
       wakes.clear();
     }
     run_timers();
     while (!deferred_.empty()) {
       deferred.swap(deferred_);
-      for (auto& task : deferred) task();
+      for (auto& task : deferred)
+        task();
       deferred.clear();
     }
   }
@@ -179,7 +190,8 @@ void EventLoop::run() {
   drain_inbox();
   while (!deferred_.empty()) {
     deferred.swap(deferred_);
-    for (auto& task : deferred) task();
+    for (auto& task : deferred)
+      task();
     deferred.clear();
   }
 }

@@ -76,9 +76,9 @@ class EventLoop {
   std::atomic<bool> stopping_{false};
 
   std::mutex inbox_mutex_;
-  std::vector<Task> tasks_;          // guarded by inbox_mutex_
-  std::vector<uint64_t> wakes_;      // guarded by inbox_mutex_
-  bool signalled_ = false;           // guarded by inbox_mutex_: eventfd written, not yet read
+  std::vector<Task> tasks_;      // guarded by inbox_mutex_
+  std::vector<uint64_t> wakes_;  // guarded by inbox_mutex_
+  bool signalled_ = false;       // guarded by inbox_mutex_: eventfd written, not yet read
 
   std::vector<uint64_t> local_wakes_;  // wakes from the loop thread itself: no eventfd needed
   std::vector<Task> deferred_;

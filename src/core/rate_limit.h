@@ -9,7 +9,8 @@ namespace starling::core {
 
 class RateLimit {
  public:
-  explicit constexpr RateLimit(std::chrono::milliseconds interval) : interval_ns_(interval.count() * 1000000) {}
+  explicit constexpr RateLimit(std::chrono::milliseconds interval)
+      : interval_ns_(interval.count() * 1000000) {}
 
   // True for the first caller in each interval; never blocks.
   bool allow() {

@@ -24,7 +24,8 @@ class ReaderLock {
       slot.readers.fetch_add(1, std::memory_order_seq_cst);
       if (!writer_.load(std::memory_order_seq_cst)) return;
       slot.readers.fetch_sub(1, std::memory_order_release);
-      while (writer_.load(std::memory_order_acquire)) std::this_thread::yield();
+      while (writer_.load(std::memory_order_acquire))
+        std::this_thread::yield();
     }
   }
 
@@ -34,7 +35,8 @@ class ReaderLock {
     writer_mutex_.lock();
     writer_.store(true, std::memory_order_seq_cst);
     for (Slot& slot : slots_) {
-      while (slot.readers.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+      while (slot.readers.load(std::memory_order_acquire) != 0)
+        std::this_thread::yield();
     }
   }
 

@@ -16,7 +16,8 @@ template <typename F>
 uint64_t sum(F&& get) {
   std::lock_guard lock(g_shards_mutex);
   uint64_t total = 0;
-  for (auto& shard : shards()) total += get(shard).load(std::memory_order_relaxed);
+  for (auto& shard : shards())
+    total += get(shard).load(std::memory_order_relaxed);
   return total;
 }
 }  // namespace
@@ -30,34 +31,51 @@ CounterShard& local_shard() {
 }
 
 uint64_t total(Counter c) {
-  return sum([c](CounterShard& s) -> auto& { return s.values[static_cast<size_t>(c)]; });
+  return sum([c](CounterShard & s) -> auto& { return s.values[static_cast<size_t>(c)]; });
 }
 uint64_t total_packets_in(uint8_t type) {
-  return sum([type](CounterShard& s) -> auto& { return s.packets_in[type & 15]; });
+  return sum([type](CounterShard & s) -> auto& { return s.packets_in[type & 15]; });
 }
 uint64_t total_packets_out(uint8_t type) {
-  return sum([type](CounterShard& s) -> auto& { return s.packets_out[type & 15]; });
+  return sum([type](CounterShard & s) -> auto& { return s.packets_out[type & 15]; });
 }
 
 const char* name(Counter c) {
   switch (c) {
-    case Counter::ConnectionsAccepted: return "connections_accepted";
-    case Counter::ConnectionsRefused: return "connections_refused";
-    case Counter::ConnectionsClosed: return "connections_closed";
-    case Counter::MessagesReceived: return "messages_received";
-    case Counter::MessagesSent: return "messages_sent";
-    case Counter::MessagesRouted: return "messages_routed";
-    case Counter::MessagesNoSubscriber: return "messages_no_subscriber";
-    case Counter::BytesReceived: return "bytes_received";
-    case Counter::BytesSent: return "bytes_sent";
-    case Counter::DroppedQueueFull: return "dropped_queue_full";
-    case Counter::DroppedExpired: return "dropped_expired";
-    case Counter::DroppedTooLarge: return "dropped_too_large";
-    case Counter::DroppedOfflineQos0: return "dropped_offline_qos0";
-    case Counter::ProtocolErrors: return "protocol_errors";
-    case Counter::KeepAliveTimeouts: return "keepalive_timeouts";
-    case Counter::PublishersThrottled: return "publishers_throttled";
-    case Counter::kCount: break;
+    case Counter::ConnectionsAccepted:
+      return "connections_accepted";
+    case Counter::ConnectionsRefused:
+      return "connections_refused";
+    case Counter::ConnectionsClosed:
+      return "connections_closed";
+    case Counter::MessagesReceived:
+      return "messages_received";
+    case Counter::MessagesSent:
+      return "messages_sent";
+    case Counter::MessagesRouted:
+      return "messages_routed";
+    case Counter::MessagesNoSubscriber:
+      return "messages_no_subscriber";
+    case Counter::BytesReceived:
+      return "bytes_received";
+    case Counter::BytesSent:
+      return "bytes_sent";
+    case Counter::DroppedQueueFull:
+      return "dropped_queue_full";
+    case Counter::DroppedExpired:
+      return "dropped_expired";
+    case Counter::DroppedTooLarge:
+      return "dropped_too_large";
+    case Counter::DroppedOfflineQos0:
+      return "dropped_offline_qos0";
+    case Counter::ProtocolErrors:
+      return "protocol_errors";
+    case Counter::KeepAliveTimeouts:
+      return "keepalive_timeouts";
+    case Counter::PublishersThrottled:
+      return "publishers_throttled";
+    case Counter::kCount:
+      break;
   }
   return "unknown";
 }

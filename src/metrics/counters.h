@@ -11,19 +11,19 @@ namespace starling::metrics {
 
 enum class Counter : uint8_t {
   ConnectionsAccepted,
-  ConnectionsRefused,   // CONNACK with a failure code, or over a connection limit
+  ConnectionsRefused,  // CONNACK with a failure code, or over a connection limit
   ConnectionsClosed,
-  MessagesReceived,     // PUBLISH packets from clients
-  MessagesSent,         // PUBLISH packets to clients
-  MessagesRouted,       // publishes that matched at least one subscriber
+  MessagesReceived,  // PUBLISH packets from clients
+  MessagesSent,      // PUBLISH packets to clients
+  MessagesRouted,    // publishes that matched at least one subscriber
   MessagesNoSubscriber,
   BytesReceived,
   BytesSent,
-  DroppedQueueFull,     // QoS 0 over the output buffer limit, QoS 1/2 over the session queue
-  DroppedExpired,       // message expiry interval passed while queued
-  DroppedTooLarge,      // bigger than the receiver's maximum packet size
-  DroppedOfflineQos0,   // QoS 0 for an offline persistent session (not queued by design)
-  ProtocolErrors,       // connections closed for a malformed or protocol-violating packet
+  DroppedQueueFull,    // QoS 0 over the output buffer limit, QoS 1/2 over the session queue
+  DroppedExpired,      // message expiry interval passed while queued
+  DroppedTooLarge,     // bigger than the receiver's maximum packet size
+  DroppedOfflineQos0,  // QoS 0 for an offline persistent session (not queued by design)
+  ProtocolErrors,      // connections closed for a malformed or protocol-violating packet
   KeepAliveTimeouts,
   PublishersThrottled,  // times a publisher's reading was paused by a full receiver
   kCount

@@ -22,14 +22,19 @@ constexpr auto kCloseGrace = std::chrono::seconds(5);
 }  // namespace
 
 Connection::Connection(Worker& worker, int fd, uint64_t token, std::string peer)
-    : worker_(worker), fd_(fd), token_(token), peer_(std::move(peer)),
+    : worker_(worker),
+      fd_(fd),
+      token_(token),
+      peer_(std::move(peer)),
       client_(worker.broker(), *this) {}
 
 Connection::~Connection() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void Connection::start() { worker_.loop().add(fd_, EPOLLIN | EPOLLRDHUP, this); }
+void Connection::start() {
+  worker_.loop().add(fd_, EPOLLIN | EPOLLRDHUP, this);
+}
 
 broker::Attachment Connection::attachment() const {
   return broker::Attachment{&worker_.loop(), token_};
@@ -110,7 +115,9 @@ size_t Connection::consume_frames(std::string_view data) {
   return pos;
 }
 
-void Connection::send(std::string_view bytes) { wbuf_.append(bytes); }
+void Connection::send(std::string_view bytes) {
+  wbuf_.append(bytes);
+}
 
 void Connection::flush() {
   if (destroyed_) return;

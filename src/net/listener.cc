@@ -79,14 +79,15 @@ Listener::~Listener() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void Listener::attach(core::EventLoop& loop) { loop.add(fd_, EPOLLIN, this); }
+void Listener::attach(core::EventLoop& loop) {
+  loop.add(fd_, EPOLLIN, this);
+}
 
 void Listener::on_io(uint32_t) {
   for (int i = 0; i < 256; ++i) {  // bounded: other sockets on this loop get their turn
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
-    int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&addr), &len,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EAGAIN || errno == EINTR) return;
       if (errno == EMFILE || errno == ENFILE) {

@@ -10,8 +10,8 @@
 #include <optional>
 #include <thread>
 
-#include "net/connection.h"
 #include "metrics/counters.h"
+#include "net/connection.h"
 #include "net/listener.h"
 
 namespace starling::net {
@@ -59,7 +59,8 @@ void Server::start() {
     listener->attach(workers_[listeners_.size() % workers_.size()]->loop());
     listeners_.push_back(std::move(listener));
   }
-  for (auto& w : workers_) w->start_thread();
+  for (auto& w : workers_)
+    w->start_thread();
   started_ = true;
   spdlog::info("{} worker threads", workers_.size());
 }
@@ -73,8 +74,8 @@ void Server::dispatch(int fd, std::string peer) {
     return;
   }
   uint64_t token = next_token_.fetch_add(1, std::memory_order_relaxed);
-  Worker& target = *workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) %
-                             workers_.size()];
+  Worker& target =
+      *workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
   if (target.loop().in_loop_thread()) {
     target.adopt(fd, token, std::move(peer));
   } else {
@@ -117,8 +118,10 @@ void Server::stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
-  for (auto& w : workers_) w->loop().stop();
-  for (auto& w : workers_) w->join();
+  for (auto& w : workers_)
+    w->loop().stop();
+  for (auto& w : workers_)
+    w->join();
   listeners_.clear();
   spdlog::info("stopped");
 }

@@ -17,7 +17,9 @@ Worker::Worker(unsigned index, broker::Broker& broker) : broker_(broker), loop_(
   loop_.every(std::chrono::milliseconds(500), [this] { tick(); });
 }
 
-Worker::~Worker() { join(); }
+Worker::~Worker() {
+  join();
+}
 
 void Worker::start_thread() {
   thread_ = std::thread([this] {
@@ -51,16 +53,20 @@ void Worker::remove(uint64_t token) {
 void Worker::disconnect_all(uint8_t reason_code) {
   std::vector<Connection*> all;
   all.reserve(connections_.size());
-  for (auto& [token, conn] : connections_) all.push_back(conn.get());
-  for (Connection* c : all) c->client().disconnect(reason_code, "server shutting down");
+  for (auto& [token, conn] : connections_)
+    all.push_back(conn.get());
+  for (Connection* c : all)
+    c->client().disconnect(reason_code, "server shutting down");
 }
 
 void Worker::tick() {
   auto now = broker::Clock::now();
   std::vector<Connection*> all;
   all.reserve(connections_.size());
-  for (auto& [token, conn] : connections_) all.push_back(conn.get());
-  for (Connection* c : all) c->tick(now);
+  for (auto& [token, conn] : connections_)
+    all.push_back(conn.get());
+  for (Connection* c : all)
+    c->tick(now);
 }
 
 }  // namespace starling::net

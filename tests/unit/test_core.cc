@@ -40,9 +40,11 @@ TEST(ReaderLock, WritersAreExclusiveAndReadersSeeWholeUpdates) {
       }
     });
   }
-  for (auto& t : writers) t.join();
+  for (auto& t : writers)
+    t.join();
   stop = true;
-  for (auto& t : readers) t.join();
+  for (auto& t : readers)
+    t.join();
   EXPECT_EQ(a, 4000);
   EXPECT_EQ(b, 4000);
   EXPECT_EQ(torn.load(), 0);
@@ -59,18 +61,22 @@ TEST(EventLoop, RunsPostedTasksAndDeliversWakeTokens) {
     tokens.push_back(t);
   });
   std::thread runner([&] { loop.run(); });
-  for (uint64_t t = 1; t <= 100; ++t) loop.wake(t);
-  for (int i = 0; i < 10; ++i) loop.post([&] { tasks.fetch_add(1); });
+  for (uint64_t t = 1; t <= 100; ++t)
+    loop.wake(t);
+  for (int i = 0; i < 10; ++i)
+    loop.post([&] { tasks.fetch_add(1); });
   // A posted task runs after the wakes posted before it: wait for a marker task.
   std::atomic<bool> marker{false};
   loop.post([&] { marker = true; });
-  while (!marker.load()) std::this_thread::yield();
+  while (!marker.load())
+    std::this_thread::yield();
   loop.stop();
   runner.join();
   EXPECT_EQ(tasks.load(), 10);
   std::lock_guard g(m);
   ASSERT_EQ(tokens.size(), 100u);
-  for (uint64_t t = 1; t <= 100; ++t) EXPECT_EQ(tokens[t - 1], t);
+  for (uint64_t t = 1; t <= 100; ++t)
+    EXPECT_EQ(tokens[t - 1], t);
 }
 
 TEST(EventLoop, NowIsTheIterationTimeOnTheLoopThread) {
@@ -83,7 +89,8 @@ TEST(EventLoop, NowIsTheIterationTimeOnTheLoopThread) {
     done = true;
   });
   std::thread runner([&] { loop.run(); });
-  while (!done.load()) std::this_thread::yield();
+  while (!done.load())
+    std::this_thread::yield();
   loop.stop();
   runner.join();
   EXPECT_EQ(seen_a, seen_b);  // cached per iteration: no clock read per call
