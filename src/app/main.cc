@@ -6,12 +6,16 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <memory>
 #include <exception>
 #include <string>
 
 #include "broker/broker.h"
 #include "config/config.h"
 #include "net/server.h"
+#include "store/store.h"
 #include "starling/version.h"
 
 namespace {
@@ -27,6 +31,23 @@ Config load(const std::string& path, const starling::config::Overrides& override
 
 void set_log_level(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
+}
+
+std::string state_dir(const Config& config) { return config.data_dir + "/state"; }
+
+// A consistent copy of the store while running: <data>/backups/<UTC time>.
+void backup(starling::store::Store& store, const Config& config) {
+  char stamp[32];
+  std::time_t t = std::time(nullptr);
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", std::gmtime(&t));
+  std::string target = config.data_dir + "/backups/" + stamp;
+  try {
+    std::filesystem::create_directories(config.data_dir + "/backups");
+    store.checkpoint(target);
+    spdlog::info("backup written to {}", target);
+  } catch (const std::exception& e) {
+    spdlog::error("backup failed: {}", e.what());
+  }
 }
 
 }  // namespace
@@ -45,6 +66,9 @@ int main(int argc, char** argv) {
   auto* threads_opt = app.add_option("--threads", threads, "Worker threads (0: one per core)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
   app.set_version_flag("--version", std::string("starling ") + STARLING_VERSION);
+  auto* repair = app.add_subcommand(
+      "repair-store", "Try RocksDB's repair on a corrupt store (broker stopped), then exit");
+  app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
 
   starling::config::Overrides overrides;
@@ -61,6 +85,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "starling: config error: %s\n", e.what());
     return 2;
   }
+  if (repair->parsed()) {
+    try {
+      starling::store::Store::repair(state_dir(config));
+      std::printf("repaired %s; check what it kept before starting\n", state_dir(config).c_str());
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "starling: %s\n", e.what());
+      return 1;
+    }
+  }
   if (check_config) {
     std::printf("%s: ok\n", config_path.empty() ? "built-in defaults" : config_path.c_str());
     return 0;
@@ -75,12 +109,33 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   spdlog::info("starling {} starting{}", STARLING_VERSION,
                config_path.empty() ? " with built-in defaults" : " with " + config_path);
-  starling::broker::Broker broker(config);
+  std::unique_ptr<starling::store::Store> store;
+  auto durability = starling::store::parse_durability(config.durability);
+  if (durability != starling::store::Durability::None) {
+    try {
+      store = std::make_unique<starling::store::Store>(state_dir(config), durability);
+    } catch (const std::exception& e) {
+      spdlog::critical("{}", e.what());
+      return 1;
+    }
+    spdlog::info("durable state in {} (durability {})", state_dir(config),
+                 starling::store::to_string(durability));
+  } else {
+    spdlog::info("durability none: state is kept in memory only");
+  }
+  starling::broker::Broker broker(config, store.get());
+  try {
+    broker.restore(starling::broker::Clock::now());
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
   starling::net::Server server(config, broker);
   try {
     server.start();
@@ -92,6 +147,14 @@ int main(int argc, char** argv) {
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGUSR1) {
+      if (store) {
+        backup(*store, config);
+      } else {
+        spdlog::warn("SIGUSR1: no store to back up (durability none)");
+      }
+      continue;
+    }
     if (sig == SIGHUP) {
       if (config_path.empty()) {
         spdlog::info("SIGHUP: no config file to reload");
@@ -115,5 +178,7 @@ int main(int argc, char** argv) {
     break;
   }
   server.stop();
+  // Committed writes reach the disk (and wake their connections) while the loops still exist.
+  if (store) store->flush();
   return 0;
 }

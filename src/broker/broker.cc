@@ -24,8 +24,32 @@ struct Target {
 
 }  // namespace
 
-Broker::Broker(const config::Config& config)
-    : settings_(std::make_shared<const config::Config>(config)), started_at_(Clock::now()) {}
+Broker::Broker(const config::Config& config, store::Store* store)
+    : store_(store),
+      settings_(std::make_shared<const config::Config>(config)),
+      started_at_(Clock::now()) {}
+
+SessionPtr Broker::make_session(const std::string& client_id) {
+  auto session = std::make_shared<Session>(client_id);
+  session->set_store(store_);
+  return session;
+}
+
+void Broker::erase_client_records(store::Batch& batch, const std::string& client_id) {
+  batch.del(store::session_key(client_id));
+  batch.del(store::will_key(client_id));
+  batch.del_prefix(store::client_prefix(store::Kind::Subscription, client_id));
+  batch.del_prefix(store::client_prefix(store::Kind::Queued, client_id));
+  batch.del_prefix(store::client_prefix(store::Kind::InboundQos2, client_id));
+}
+
+void Broker::write_session_record(const Session& session, uint32_t expiry,
+                                  uint64_t disconnected_ms) {
+  store::Batch batch;
+  batch.put(store::session_key(session.client_id()),
+            store::encode(store::SessionRecord{expiry, disconnected_ms}));
+  store_->write(std::move(batch));
+}
 
 Broker::~Broker() = default;
 
@@ -59,11 +83,22 @@ Broker::OpenResult Broker::open_session(const std::string& client_id, bool clean
       result.taken_over = slot->attach(link, caps, limits);
       result.present = true;
     } else {
-      slot = std::make_shared<Session>(client_id);
+      slot = make_session(client_id);
       slot->attach(link, caps, limits);
     }
     slot->set_expiry_interval(expiry);
     result.session = slot;
+  }
+  if (store_ && !result.present) {
+    // A new session: whatever a former one of this client left in the store is gone.
+    store::Batch batch;
+    erase_client_records(batch, client_id);
+    if (expiry > 0) {
+      batch.put(store::session_key(client_id), store::encode(store::SessionRecord{expiry, 0}));
+    }
+    store_->write(std::move(batch));
+  } else if (store_ && expiry > 0) {
+    write_session_record(*result.session, expiry, 0);
   }
   cancel_will(client_id);
   if (discarded) {
@@ -83,6 +118,7 @@ void Broker::close_session(const SessionPtr& session, Attachment link, Clock::ti
     return;
   }
   session->mark_disconnected(now);
+  if (store_) write_session_record(*session, expiry, wall_clock_ms());
   if (expiry != 0xFFFFFFFF) {
     std::lock_guard lock(sessions_mutex_);
     expiry_queue_.emplace(now + std::chrono::seconds(expiry), session);
@@ -92,8 +128,17 @@ void Broker::close_session(const SessionPtr& session, Attachment link, Clock::ti
 void Broker::end_session(const SessionPtr& session, Clock::time_point now) {
   {
     std::lock_guard lock(sessions_mutex_);
+    // Only while it still owns the client id: a newer session of the client owns the
+    // records otherwise.
     auto it = sessions_.find(session->client_id());
-    if (it != sessions_.end() && it->second == session) sessions_.erase(it);
+    if (it != sessions_.end() && it->second == session) {
+      sessions_.erase(it);
+      if (store_) {
+        store::Batch batch;
+        erase_client_records(batch, session->client_id());
+        store_->write(std::move(batch));
+      }
+    }
   }
   {
     std::unique_lock lock(tree_mutex_);
@@ -121,11 +166,24 @@ Session* Broker::pick_shared_member(SharedGroup& group, const Session* exclude) 
 }
 
 PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
-                               Attachment publisher_link, Clock::time_point now) {
+                               Attachment publisher_link, Clock::time_point now,
+                               PublishBatch* durable) {
   PublishOutcome outcome;
   if (msg->retain) {
-    std::unique_lock lock(retained_mutex_);
-    retained_.set(msg);
+    {
+      std::unique_lock lock(retained_mutex_);
+      retained_.set(msg);
+    }
+    if (store_) {
+      store::Batch own;
+      store::Batch& batch = durable && durable->batch ? *durable->batch : own;
+      if (msg->payload.empty()) {
+        batch.del(store::retained_key(msg->topic));
+      } else {
+        batch.put(store::retained_key(msg->topic), store::encode(to_record(*msg, now)));
+      }
+      if (&batch == &own) store_->write(std::move(own));
+    }
   }
 
   thread_local std::vector<Subscriber> matches;
@@ -198,7 +256,7 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
     d.subscription_ids = std::move(t.subscription_ids);
     d.share = std::move(t.share);
     bool congested = false;
-    if (t.session->deliver(std::move(d), now, congested) != DeliverResult::Dropped) {
+    if (t.session->deliver(std::move(d), now, congested, durable) != DeliverResult::Dropped) {
       ++outcome.receivers;
     }
     if (congested && !congested_session) congested_session = t.session;
@@ -236,23 +294,38 @@ void Broker::redeliver_shared(std::vector<Delivery>&& deliveries, const Session*
 // --- Subscriptions --------------------------------------------------------------------------
 
 bool Broker::subscribe(const SessionPtr& session, const std::string& filter,
-                       const SubscriptionOptions& options) {
+                       const SubscriptionOptions& options, uint64_t& ticket) {
   bool existed;
   {
     std::unique_lock lock(tree_mutex_);
     existed = !tree_.subscribe(session.get(), filter, options);
   }
   session->remember_subscription(filter, options);
+  if (session->persistent()) {
+    store::Batch batch;
+    batch.put(store::subscription_key(session->client_id(), filter),
+              store::encode(store::SubscriptionRecord{options.qos, options.no_local,
+                                                      options.retain_as_published,
+                                                      options.retain_handling,
+                                                      options.subscription_id}));
+    ticket = store_->write(std::move(batch));
+  }
   return existed;
 }
 
-bool Broker::unsubscribe(const SessionPtr& session, const std::string& filter) {
+bool Broker::unsubscribe(const SessionPtr& session, const std::string& filter,
+                         uint64_t& ticket) {
   bool removed;
   {
     std::unique_lock lock(tree_mutex_);
     removed = tree_.unsubscribe(session.get(), filter);
   }
   session->forget_subscription(filter);
+  if (removed && session->persistent()) {
+    store::Batch batch;
+    batch.del(store::subscription_key(session->client_id(), filter));
+    ticket = store_->write(std::move(batch));
+  }
   return removed;
 }
 
@@ -301,13 +374,179 @@ void Broker::publish_will(const mqtt::Will& will, const std::string& client_id,
 
 void Broker::schedule_will(const mqtt::Will& will, const std::string& client_id,
                            Clock::time_point due) {
-  std::lock_guard lock(wills_mutex_);
-  pending_wills_[client_id] = PendingWill{will, due, client_id};
+  {
+    std::lock_guard lock(wills_mutex_);
+    pending_wills_[client_id] = PendingWill{will, due, client_id};
+  }
+  if (store_) {
+    const Clock::time_point now = Clock::now();
+    store::WillRecord record;
+    record.message = to_record(*make_will_message(will, client_id, now), now);
+    record.delay_interval = will.properties.will_delay_interval.value_or(0);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count();
+    record.due_ms = wall_clock_ms() + static_cast<uint64_t>(std::max<int64_t>(left, 0));
+    store::Batch batch;
+    batch.put(store::will_key(client_id), store::encode(record));
+    store_->write(std::move(batch));
+  }
 }
 
 void Broker::cancel_will(const std::string& client_id) {
-  std::lock_guard lock(wills_mutex_);
-  pending_wills_.erase(client_id);
+  bool had;
+  {
+    std::lock_guard lock(wills_mutex_);
+    had = pending_wills_.erase(client_id) > 0;
+  }
+  if (had && store_) {
+    store::Batch batch;
+    batch.del(store::will_key(client_id));
+    store_->write(std::move(batch));
+  }
+}
+
+// --- Restore from the store ---------------------------------------------------------------
+
+void Broker::restore(Clock::time_point now) {
+  if (!store_) return;
+  const uint64_t wall = wall_clock_ms();
+  store::Batch cleanup;  // what turns out expired or unreadable on the way
+  size_t sessions = 0, subscriptions = 0, queued = 0, retained = 0, wills = 0, dropped = 0;
+  auto corrupt = [&](std::string_view key) {
+    throw store::StoreError("unreadable record in the store (key kind '" +
+                            std::string(1, key.empty() ? '?' : key[0]) +
+                            "'): the store is corrupt or from a newer Starling");
+  };
+
+  std::lock_guard sessions_lock(sessions_mutex_);
+  store_->scan("S", [&](std::string_view key, std::string_view value) {
+    std::string client;
+    store::SessionRecord r;
+    if (!store::parse_client_key(key, client) || !store::decode(value, r)) corrupt(key);
+    // Offline since it went away, or since the crash when it was online then.
+    const uint64_t since_ms = r.disconnected_at_ms ? r.disconnected_at_ms : wall;
+    const uint64_t offline_ms = wall > since_ms ? wall - since_ms : 0;
+    if (r.expiry_interval != 0xFFFFFFFF && offline_ms >= uint64_t{r.expiry_interval} * 1000) {
+      erase_client_records(cleanup, client);
+      return true;
+    }
+    auto session = make_session(client);
+    session->set_expiry_interval(r.expiry_interval);
+    const Clock::time_point disconnected_at = now - std::chrono::milliseconds(offline_ms);
+    session->mark_disconnected(disconnected_at);
+    if (r.expiry_interval != 0xFFFFFFFF) {
+      expiry_queue_.emplace(disconnected_at + std::chrono::seconds(r.expiry_interval), session);
+    }
+    sessions_[client] = std::move(session);
+    ++sessions;
+    return true;
+  });
+
+  auto find = [&](const std::string& client) -> SessionPtr {
+    auto it = sessions_.find(client);
+    return it == sessions_.end() ? nullptr : it->second;
+  };
+
+  store_->scan("B", [&](std::string_view key, std::string_view value) {
+    std::string client, filter;
+    store::SubscriptionRecord r;
+    if (!store::parse_subscription_key(key, client, filter) || !store::decode(value, r)) {
+      corrupt(key);
+    }
+    SessionPtr session = find(client);
+    if (!session) return true;  // its session expired: cleaned up above
+    SubscriptionOptions options{r.qos, r.no_local, r.retain_as_published, r.retain_handling,
+                                r.subscription_id};
+    {
+      std::unique_lock lock(tree_mutex_);
+      tree_.subscribe(session.get(), filter, options);
+    }
+    session->remember_subscription(filter, options);
+    ++subscriptions;
+    return true;
+  });
+
+  store_->scan("Q", [&](std::string_view key, std::string_view value) {
+    std::string client;
+    uint64_t seq;
+    store::QueuedRecord r;
+    if (!store::parse_queued_key(key, client, seq) || !store::decode(value, r)) corrupt(key);
+    SessionPtr session = find(client);
+    if (!session) return true;
+    MessagePtr msg = from_record(std::move(r.message), now);
+    if (!msg) {
+      cleanup.del(key);
+      ++dropped;
+      return true;
+    }
+    Delivery d;
+    d.message = std::move(msg);
+    d.qos = r.qos;
+    d.retain = r.retain;
+    d.subscription_ids = std::move(r.subscription_ids);
+    if (!r.share_group.empty()) d.share = std::make_shared<const std::string>(r.share_group);
+    session->restore_queued(seq, std::move(d), r.state, r.packet_id);
+    ++queued;
+    return true;
+  });
+
+  store_->scan("I", [&](std::string_view key, std::string_view) {
+    std::string client;
+    uint16_t packet_id;
+    if (!store::parse_inbound_key(key, client, packet_id)) corrupt(key);
+    if (SessionPtr session = find(client)) session->begin_inbound_qos2(packet_id);
+    return true;
+  });
+
+  store_->scan("R", [&](std::string_view key, std::string_view value) {
+    std::string topic;
+    store::MessageRecord r;
+    if (!store::parse_retained_key(key, topic) || !store::decode(value, r)) corrupt(key);
+    MessagePtr msg = from_record(std::move(r), now);
+    if (!msg) {
+      cleanup.del(key);
+      return true;
+    }
+    std::unique_lock lock(retained_mutex_);
+    retained_.set(std::move(msg));
+    ++retained;
+    return true;
+  });
+
+  store_->scan("W", [&](std::string_view key, std::string_view value) {
+    std::string client;
+    store::WillRecord r;
+    if (!store::parse_client_key(key, client) || !store::decode(value, r)) corrupt(key);
+    MessagePtr msg = from_record(std::move(r.message), now);
+    if (!msg) {
+      cleanup.del(key);
+      return true;
+    }
+    mqtt::Will will;
+    will.topic = msg->topic;
+    will.payload = msg->payload;
+    will.qos = msg->qos;
+    will.retain = msg->retain;
+    if (const MessageProperties* p = msg->properties.get()) {
+      will.properties.payload_format_indicator = p->payload_format_indicator;
+      will.properties.content_type = p->content_type;
+      will.properties.response_topic = p->response_topic;
+      will.properties.correlation_data = p->correlation_data;
+      will.properties.user_properties = p->user_properties;
+    }
+    if (msg->has_expiry) will.properties.message_expiry_interval = msg->remaining_expiry(now);
+    const Clock::time_point due =
+        now + std::chrono::milliseconds(r.due_ms > wall ? r.due_ms - wall : 0);
+    std::lock_guard lock(wills_mutex_);
+    pending_wills_[client] = PendingWill{std::move(will), due, client};
+    ++wills;
+    return true;
+  });
+
+  if (!cleanup.empty()) store_->write(std::move(cleanup));
+  spdlog::info(
+      "restored from {}: {} sessions, {} subscriptions, {} queued messages, {} retained, "
+      "{} delayed wills ({} expired messages dropped)",
+      store_->dir(), sessions, subscriptions, queued, retained, wills, dropped);
 }
 
 // --- Housekeeping ---------------------------------------------------------------------------
@@ -325,8 +564,14 @@ void Broker::tick(Clock::time_point now) {
       }
     }
   }
-  for (const auto& w : due)
+  for (const auto& w : due) {
     publish_will(w.will, w.client_id, now);
+    if (store_) {
+      store::Batch batch;
+      batch.del(store::will_key(w.client_id));
+      store_->write(std::move(batch));
+    }
+  }
 
   std::vector<SessionPtr> expired;
   {

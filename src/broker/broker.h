@@ -19,6 +19,7 @@
 #include "broker/subscription_tree.h"
 #include "config/config.h"
 #include "core/reader_lock.h"
+#include "store/store.h"
 
 namespace starling::broker {
 
@@ -29,12 +30,18 @@ struct PublishOutcome {
 
 class Broker {
  public:
-  explicit Broker(const config::Config& config);
+  // store is null under durability "none": everything lives in memory only.
+  Broker(const config::Config& config, store::Store* store);
   ~Broker();
 
   // The settings in force; replaced whole on reload.
   std::shared_ptr<const config::Config> settings() const;
   void reload(const config::Config& fresh);
+
+  store::Store* store() const { return store_; }
+  // Loads sessions, subscriptions, queues, retained messages and delayed wills from the store
+  // (before the listeners open). Expired sessions and messages are dropped on the way.
+  void restore(Clock::time_point now);
 
   // --- Sessions ---------------------------------------------------------------------------
   struct OpenResult {
@@ -54,14 +61,17 @@ class Broker {
   // --- Publish ----------------------------------------------------------------------------
   // Routes msg to every matching subscription (and stores it when retained). publisher may be
   // null (wills, $SYS). publisher_link is where to resume reading after congestion.
-  PublishOutcome publish(const MessagePtr& msg, const Session* publisher, Attachment publisher_link,
-                         Clock::time_point now);
+  // durable collects the store writes of a publish whose acknowledgement waits for them.
+  PublishOutcome publish(const MessagePtr& msg, const Session* publisher,
+                         Attachment publisher_link, Clock::time_point now,
+                         PublishBatch* durable = nullptr);
 
   // --- Subscriptions ----------------------------------------------------------------------
-  // Adds or replaces; returns true when the subscription already existed.
+  // Adds or replaces; returns true when the subscription already existed. ticket is the
+  // store write a SUBACK must wait for (0: none).
   bool subscribe(const SessionPtr& session, const std::string& filter,
-                 const SubscriptionOptions& options);
-  bool unsubscribe(const SessionPtr& session, const std::string& filter);
+                 const SubscriptionOptions& options, uint64_t& ticket);
+  bool unsubscribe(const SessionPtr& session, const std::string& filter, uint64_t& ticket);
   // Sends the retained messages matching filter to session (after its SUBACK).
   void deliver_retained(const SessionPtr& session, const std::string& filter,
                         const SubscriptionOptions& options, Clock::time_point now);
@@ -88,7 +98,12 @@ class Broker {
   void redeliver_shared(std::vector<Delivery>&& deliveries, const Session* leaving,
                         Clock::time_point now);
   Session* pick_shared_member(SharedGroup& group, const Session* exclude);
+  SessionPtr make_session(const std::string& client_id);
+  // Adds deleting every record of a client to batch.
+  static void erase_client_records(store::Batch& batch, const std::string& client_id);
+  void write_session_record(const Session& session, uint32_t expiry, uint64_t disconnected_ms);
 
+  store::Store* const store_;
   mutable std::mutex settings_mutex_;
   std::shared_ptr<const config::Config> settings_;
 

@@ -87,6 +87,11 @@ void Client::send_connack(bool session_present, uint8_t reason_code, mqtt::Prope
   metrics::count_packet_out(2);
 }
 
+void Client::reply(std::string_view bytes, uint64_t ticket) {
+  // Through the session, behind anything it still waits to send and after ticket is durable.
+  session_->append_output(bytes, transport_.attachment(), ticket);
+}
+
 void Client::on_packet_too_large() {
   if (!connected_) {
     closing_ = true;
@@ -154,7 +159,7 @@ bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet)
       if (!st.ok()) return fail(st.code, st.message);
       std::string bytes;
       mqtt::encode_pingresp(bytes);
-      transport_.send(bytes);
+      reply(bytes);
       metrics::count_packet_out(13);
       return true;
     }
@@ -349,7 +354,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
       rec.packet_id = p.packet_id;
       std::string bytes;
       mqtt::encode_ack(rec, version_, bytes);
-      transport_.send(bytes);
+      reply(bytes);
       metrics::count_packet_out(5);
       return true;
     }
@@ -382,7 +387,24 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   msg->topic = std::move(p.topic);
   msg->payload = std::move(p.payload);
 
-  PublishOutcome outcome = broker_.publish(msg, session_.get(), transport_.attachment(), now);
+  // With a store, a QoS 1/2 or retained publish is acknowledged only once what it changed is
+  // durable: the queue records of persistent receivers, the retained message, and (QoS 2, a
+  // persistent publisher) the packet id that makes a retransmission a duplicate.
+  store::Store* const store = broker_.store();
+  store::Batch batch;
+  PublishBatch durable;
+  if (store && (p.qos > 0 || p.retain)) {
+    durable.batch = &batch;
+    durable.ticket = store->reserve();
+  }
+  PublishOutcome outcome = broker_.publish(msg, session_.get(), transport_.attachment(), now,
+                                           durable.batch ? &durable : nullptr);
+  if (durable.batch) {
+    if (p.qos == 2 && session_->persistent()) {
+      batch.put(store::inbound_key(client_id_, p.packet_id), "");
+    }
+    store->commit(durable.ticket, std::move(batch));
+  }
 
   if (p.qos > 0) {
     mqtt::Ack ack;
@@ -393,7 +415,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
     }
     std::string bytes;
     mqtt::encode_ack(ack, version_, bytes);
-    transport_.send(bytes);
+    reply(bytes, durable.ticket);
     metrics::count_packet_out(p.qos == 1 ? 4 : 5);
   }
   if (outcome.congested) transport_.pause_reading(true);
@@ -419,7 +441,7 @@ bool Client::handle_ack(PacketType type, uint8_t flags, std::string_view body) {
         rel.reason_code = rc::PacketIdentifierNotFound;
         std::string bytes;
         mqtt::encode_ack(rel, version_, bytes);
-        transport_.send(bytes);
+        reply(bytes);
         metrics::count_packet_out(6);
       }
       break;
@@ -427,12 +449,19 @@ bool Client::handle_ack(PacketType type, uint8_t flags, std::string_view body) {
       mqtt::Ack comp;
       comp.type = PacketType::Pubcomp;
       comp.packet_id = ack.packet_id;
+      uint64_t ticket = 0;
       if (!session_->release_inbound_qos2(ack.packet_id)) {
         comp.reason_code = rc::PacketIdentifierNotFound;
+      } else if (session_->persistent()) {
+        // The id is free again only once that is durable: a new PUBLISH reusing it after a
+        // crash must not be taken for a duplicate.
+        store::Batch batch;
+        batch.del(store::inbound_key(client_id_, ack.packet_id));
+        ticket = broker_.store()->write(std::move(batch));
       }
       std::string bytes;
       mqtt::encode_ack(comp, version_, bytes);
-      transport_.send(bytes);
+      reply(bytes, ticket);
       metrics::count_packet_out(7);
       break;
     }
@@ -471,6 +500,7 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
     bool shared;
   };
   std::vector<Accepted> accepted;
+  uint64_t ticket = 0;  // the SUBACK waits until the subscriptions are durable
   const uint32_t max_subs = settings_->limits.max_subscriptions_per_client;
   const uint8_t invalid_filter = version_ == Version::V5 ? rc::TopicFilterInvalid : 0x80;
   for (const auto& req : sub.subscriptions) {
@@ -510,13 +540,13 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
     options.retain_as_published = req.retain_as_published;
     options.retain_handling = req.retain_handling;
     options.subscription_id = sub_id;
-    bool existed = broker_.subscribe(session_, req.filter, options);
+    bool existed = broker_.subscribe(session_, req.filter, options, ticket);
     accepted.push_back(Accepted{req.filter, options, existed, shared});
     ack.reason_codes.push_back(options.qos);
   }
   std::string bytes;
   mqtt::encode_suback(ack, version_, bytes);
-  transport_.send(bytes);
+  reply(bytes, ticket);
   metrics::count_packet_out(9);
 
   // Retained messages after the SUBACK (retain handling 0: always, 1: only for a new
@@ -536,13 +566,14 @@ bool Client::handle_unsubscribe(uint8_t flags, std::string_view body) {
   if (!st.ok()) return fail(st.code, st.message);
   mqtt::Unsuback ack;
   ack.packet_id = unsub.packet_id;
+  uint64_t ticket = 0;
   for (const auto& filter : unsub.filters) {
-    bool removed = broker_.unsubscribe(session_, filter);
+    bool removed = broker_.unsubscribe(session_, filter, ticket);
     ack.reason_codes.push_back(removed ? rc::Success : rc::NoSubscriptionExisted);
   }
   std::string bytes;
   mqtt::encode_unsuback(ack, version_, bytes);
-  transport_.send(bytes);
+  reply(bytes, ticket);
   metrics::count_packet_out(11);
   return true;
 }

@@ -69,6 +69,8 @@ class Client {
   bool fail(uint8_t reason_code, const char* why);
   void refuse_connect(uint8_t reason_code, const char* why);
   void send_connack(bool session_present, uint8_t reason_code, mqtt::Properties props);
+  // Answers to a connected client (acks, SUBACK, PINGRESP): sent once store ticket is durable.
+  void reply(std::string_view bytes, uint64_t ticket = 0);
   bool problem_information() const { return request_problem_information_; }
 
   Broker& broker_;

@@ -52,6 +52,58 @@ mqtt::PublishLayout encode_message(const Message& m, mqtt::Version version, uint
   return mqtt::encode_publish(p, version, out);
 }
 
+uint64_t wall_clock_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+store::MessageRecord to_record(const Message& m, Clock::time_point now) {
+  store::MessageRecord r;
+  r.topic = m.topic;
+  r.payload = m.payload;
+  r.qos = m.qos;
+  r.retain = m.retain;
+  if (m.has_expiry) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(m.expires_at - now).count();
+    r.expires_at_ms = wall_clock_ms() + static_cast<uint64_t>(std::max<int64_t>(left, 1));
+  }
+  if (const MessageProperties* p = m.properties.get()) {
+    r.payload_format_indicator = p->payload_format_indicator;
+    r.content_type = p->content_type;
+    r.response_topic = p->response_topic;
+    r.correlation_data = p->correlation_data;
+    r.user_properties = p->user_properties;
+  }
+  return r;
+}
+
+MessagePtr from_record(store::MessageRecord&& r, Clock::time_point now) {
+  auto m = std::make_shared<Message>();
+  if (r.expires_at_ms != 0) {
+    const uint64_t wall = wall_clock_ms();
+    if (r.expires_at_ms <= wall) return nullptr;
+    m->has_expiry = true;
+    m->expires_at = now + std::chrono::milliseconds(r.expires_at_ms - wall);
+  }
+  m->topic = std::move(r.topic);
+  m->payload = std::move(r.payload);
+  m->qos = r.qos;
+  m->retain = r.retain;
+  m->received_at = now;
+  if (r.payload_format_indicator || r.content_type || r.response_topic || r.correlation_data ||
+      !r.user_properties.empty()) {
+    auto p = std::make_unique<MessageProperties>();
+    p->payload_format_indicator = r.payload_format_indicator;
+    p->content_type = std::move(r.content_type);
+    p->response_topic = std::move(r.response_topic);
+    p->correlation_data = std::move(r.correlation_data);
+    p->user_properties = std::move(r.user_properties);
+    m->properties = std::move(p);
+  }
+  return m;
+}
+
 void prepare_variant(const Message& m, mqtt::Version version, bool with_packet_id) {
   auto& slot = m.encoded[version == mqtt::Version::V5][with_packet_id];
   if (slot.ready) return;

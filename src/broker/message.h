@@ -12,6 +12,7 @@
 
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
+#include "store/records.h"
 
 namespace starling::broker {
 
@@ -74,6 +75,12 @@ struct PerDelivery {
 // Encodes the message as a PUBLISH for one receiver (flags and packet id to be patched).
 mqtt::PublishLayout encode_message(const Message& m, mqtt::Version version, uint8_t qos,
                                    const PerDelivery& per, std::string& out);
+
+// Conversions to and from the durable form. Expiry travels as wall-clock time.
+store::MessageRecord to_record(const Message& m, Clock::time_point now);
+// Null when the stored message expired while the broker was down.
+MessagePtr from_record(store::MessageRecord&& r, Clock::time_point now);
+uint64_t wall_clock_ms();
 
 // Fills m.encoded for the variant if not ready. Routing thread only, before fan-out.
 void prepare_variant(const Message& m, mqtt::Version version, bool with_packet_id);

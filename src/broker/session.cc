@@ -52,7 +52,8 @@ size_t Session::send_quota_locked() const {
   return std::min<size_t>(caps_.receive_maximum, limits_.max_inflight);
 }
 
-DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& congested) {
+DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& congested,
+                               PublishBatch* durable) {
   WakeAfterUnlock waker;
   std::lock_guard lock(mutex_);
   if (!link_) {
@@ -75,6 +76,17 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
   } else if (queue_.empty() && inflight_.size() < send_quota_locked()) {
     uint16_t id = next_packet_id_locked();
     if (!write_publish_locked(d, id, false, now)) return DeliverResult::Dropped;
+    if (persistent_locked()) {
+      // Sent now, but the bytes leave only once the record (with its packet id) is durable.
+      d.store_seq = next_seq_++;
+      if (durable && durable->batch) {
+        durable->batch->put(store::queued_key(client_id_, d.store_seq),
+                            store::encode(record_locked(d, store::QueueState::Sent, id, now)));
+        fence_ = std::max(fence_, durable->ticket);
+      } else {
+        fence_ = std::max(fence_, write_record_locked(d, store::QueueState::Sent, id, now));
+      }
+    }
     inflight_.push_back(Inflight{std::move(d), id, false});
     if (!wake_pending_) {
       wake_pending_ = true;
@@ -90,6 +102,15 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
     return DeliverResult::Dropped;
   }
   queue_bytes_ += bytes;
+  if (persistent_locked()) {
+    d.store_seq = next_seq_++;
+    if (durable && durable->batch) {
+      durable->batch->put(store::queued_key(client_id_, d.store_seq),
+                          store::encode(record_locked(d, store::QueueState::Queued, 0, now)));
+    } else {
+      write_record_locked(d, store::QueueState::Queued, 0, now);
+    }
+  }
   queue_.push_back(std::move(d));
   if (link_ && queue_.size() * 2 >= limits_.max_queued_messages) congested = true;
   return DeliverResult::Queued;
@@ -173,6 +194,7 @@ void Session::pump_locked(Clock::time_point now) {
     queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(d));
     if (d.message->expired(now)) {
       metrics::add(metrics::Counter::DroppedExpired);
+      erase_record_locked(d);
       continue;
     }
     if (d.qos == 0) {
@@ -180,7 +202,14 @@ void Session::pump_locked(Clock::time_point now) {
       continue;
     }
     uint16_t id = next_packet_id_locked();
-    if (!write_publish_locked(d, id, false, now)) continue;
+    if (!write_publish_locked(d, id, false, now)) {
+      erase_record_locked(d);
+      continue;
+    }
+    if (d.store_seq) {
+      // Its packet id must be durable before it leaves: a resend after a crash reuses it.
+      fence_ = std::max(fence_, write_record_locked(d, store::QueueState::Sent, id, now));
+    }
     inflight_.push_back(Inflight{std::move(d), id, false});
   }
   if (!waiters_.empty() && queue_.size() * 4 <= limits_.max_queued_messages) {
@@ -244,13 +273,25 @@ bool Session::attached_to(Attachment link) const {
   return link_ == link;
 }
 
-void Session::append_output(std::string_view bytes) {
+void Session::append_output(std::string_view bytes, Attachment link, uint64_t ticket) {
   std::lock_guard lock(mutex_);
+  if (link_ != link) return;  // taken over: this connection is being closed
   out_.append(bytes);
+  fence_ = std::max(fence_, ticket);
 }
 
 void Session::take_output(std::string& out) {
   std::lock_guard lock(mutex_);
+  if (store_ && fence_ > store_->durable()) {
+    // Not before the store has what these bytes acknowledge; the store wakes us then.
+    wake_pending_ = true;
+    if (!fence_wait_ && link_) {
+      fence_wait_ = true;
+      store_->when_durable(fence_, [link = link_] { link.loop->wake(link.token); });
+    }
+    return;
+  }
+  fence_wait_ = false;
   if (out.empty()) {
     out.swap(out_);
   } else {
@@ -266,6 +307,7 @@ bool Session::on_puback(uint16_t packet_id, Clock::time_point now) {
     return f.packet_id == packet_id && f.delivery.qos == 1;
   });
   if (it == inflight_.end()) return false;
+  erase_record_locked(it->delivery);
   inflight_.erase(it);
   pump_locked(now);
   return true;
@@ -279,11 +321,16 @@ bool Session::on_pubrec(uint16_t packet_id, Clock::time_point now, bool failed) 
   if (it == inflight_.end()) return false;
   if (failed) {
     // A PUBREC with an error code ends the exchange (5.0 section 4.3.3).
+    erase_record_locked(it->delivery);
     inflight_.erase(it);
     pump_locked(now);
     return true;
   }
   it->released = true;
+  if (it->delivery.store_seq) {
+    fence_ = std::max(fence_, write_record_locked(it->delivery, store::QueueState::Released,
+                                                   packet_id, now));
+  }
   write_pubrel_locked(packet_id);
   return true;
 }
@@ -293,6 +340,7 @@ bool Session::on_pubcomp(uint16_t packet_id, Clock::time_point now) {
   auto it = std::find_if(inflight_.begin(), inflight_.end(),
                          [&](const Inflight& f) { return f.packet_id == packet_id && f.released; });
   if (it == inflight_.end()) return false;
+  erase_record_locked(it->delivery);
   inflight_.erase(it);
   pump_locked(now);
   return true;
@@ -334,6 +382,8 @@ std::vector<Delivery> Session::take_shared_undelivered() {
   std::vector<Delivery> out;
   for (auto it = inflight_.begin(); it != inflight_.end();) {
     if (it->delivery.share && !it->released) {
+      erase_record_locked(it->delivery);
+      it->delivery.store_seq = 0;
       out.push_back(std::move(it->delivery));
       it = inflight_.erase(it);
     } else {
@@ -343,6 +393,8 @@ std::vector<Delivery> Session::take_shared_undelivered() {
   for (auto it = queue_.begin(); it != queue_.end();) {
     if (it->share) {
       queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(*it));
+      erase_record_locked(*it);
+      it->store_seq = 0;
       out.push_back(std::move(*it));
       it = queue_.erase(it);
     } else {
@@ -394,6 +446,58 @@ size_t Session::queued_count() {
 size_t Session::inflight_count() {
   std::lock_guard lock(mutex_);
   return inflight_.size();
+}
+
+void Session::set_store(store::Store* store) {
+  std::lock_guard lock(mutex_);
+  store_ = store;
+}
+
+bool Session::persistent() {
+  std::lock_guard lock(mutex_);
+  return persistent_locked();
+}
+
+store::QueuedRecord Session::record_locked(const Delivery& d, store::QueueState state,
+                                           uint16_t packet_id, Clock::time_point now) const {
+  store::QueuedRecord r;
+  r.message = to_record(*d.message, now);
+  r.qos = d.qos;
+  r.retain = d.retain;
+  r.state = state;
+  r.packet_id = packet_id;
+  r.subscription_ids = d.subscription_ids;
+  if (d.share) r.share_group = *d.share;
+  return r;
+}
+
+uint64_t Session::write_record_locked(const Delivery& d, store::QueueState state,
+                                      uint16_t packet_id, Clock::time_point now) {
+  store::Batch batch;
+  batch.put(store::queued_key(client_id_, d.store_seq),
+            store::encode(record_locked(d, state, packet_id, now)));
+  return store_->write(std::move(batch));
+}
+
+void Session::erase_record_locked(const Delivery& d) {
+  if (!d.store_seq || !store_) return;
+  store::Batch batch;
+  batch.del(store::queued_key(client_id_, d.store_seq));
+  store_->write(std::move(batch));
+}
+
+void Session::restore_queued(uint64_t seq, Delivery&& d, store::QueueState state,
+                             uint16_t packet_id) {
+  std::lock_guard lock(mutex_);
+  d.store_seq = seq;
+  next_seq_ = std::max(next_seq_, seq + 1);
+  if (state == store::QueueState::Queued) {
+    queue_bytes_ += delivery_bytes(d);
+    queue_.push_back(std::move(d));
+    return;
+  }
+  last_packet_id_ = std::max(last_packet_id_, packet_id);
+  inflight_.push_back(Inflight{std::move(d), packet_id, state == store::QueueState::Released});
 }
 
 }  // namespace starling::broker

@@ -19,6 +19,8 @@
 #include "broker/message.h"
 #include "broker/subscription_tree.h"
 #include "mqtt/packet.h"
+#include "store/records.h"
+#include "store/store.h"
 
 namespace starling::core {
 class EventLoop;
@@ -60,6 +62,14 @@ struct Delivery {
   bool retain = false;
   std::vector<uint32_t> subscription_ids;
   ShareKey share;  // set when it came through a shared subscription
+  uint64_t store_seq = 0;  // its record in the store (persistent sessions), 0 if none
+};
+
+// The store writes of one publish: every persistent receiver adds its queue record to batch,
+// and the acknowledgements that depend on them wait for ticket.
+struct PublishBatch {
+  store::Batch* batch = nullptr;
+  uint64_t ticket = 0;
 };
 
 enum class DeliverResult : uint8_t { Sent, Queued, Dropped };
@@ -78,7 +88,8 @@ class Session {
 
   // --- Fan-out (any thread) -------------------------------------------------------------
   // congested is set when the session's queue is filling and the publisher should slow down.
-  DeliverResult deliver(Delivery&& d, Clock::time_point now, bool& congested);
+  DeliverResult deliver(Delivery&& d, Clock::time_point now, bool& congested,
+                        PublishBatch* durable = nullptr);
 
   // --- Connection lifecycle (owner thread) ----------------------------------------------
   // Attaches a connection. Returns the previous attachment (a connection to take over).
@@ -93,10 +104,18 @@ class Session {
   // The attached client's version, read without the lock to pick encodings before fan-out.
   mqtt::Version version_hint() const { return version_hint_.load(std::memory_order_relaxed); }
 
-  // Bytes for the attached connection (the owner swaps them out and writes them).
-  void append_output(std::string_view bytes);
+  // Bytes for the attached connection, sent once store ticket is durable (0: at once).
+  // Dropped when link is no longer the attached connection (it was taken over).
+  void append_output(std::string_view bytes, Attachment link, uint64_t ticket = 0);
   // Swaps the waiting bytes into out (appends if out is not empty) and clears the wake flag.
+  // Takes nothing while the bytes wait for a store write (the store wakes the owner after).
   void take_output(std::string& out);
+
+  // --- Durability -------------------------------------------------------------------------
+  void set_store(store::Store* store);
+  bool persistent();  // has a store and an expiry interval: its state is written
+  // Restores a queued or in-flight message at load time.
+  void restore_queued(uint64_t seq, Delivery&& d, store::QueueState state, uint16_t packet_id);
 
   // --- Acks from the client (owner thread) ----------------------------------------------
   // Each returns false when the packet id is unknown (the caller answers per spec).
@@ -138,6 +157,13 @@ class Session {
   bool write_publish_locked(const Delivery& d, uint16_t packet_id, bool dup, Clock::time_point now);
   void write_pubrel_locked(uint16_t packet_id);
   void release_waiters_locked();
+  bool persistent_locked() const { return store_ && expiry_interval_ > 0; }
+  store::QueuedRecord record_locked(const Delivery& d, store::QueueState state,
+                                    uint16_t packet_id, Clock::time_point now) const;
+  // Writes the record of d now (outside a publish batch); returns the ticket.
+  uint64_t write_record_locked(const Delivery& d, store::QueueState state, uint16_t packet_id,
+                               Clock::time_point now);
+  void erase_record_locked(const Delivery& d);
   size_t send_quota_locked() const;
 
   struct Inflight {
@@ -164,6 +190,10 @@ class Session {
   std::vector<Attachment> waiters_;
   uint32_t expiry_interval_ = 0;
   Clock::time_point disconnected_at_{};
+  store::Store* store_ = nullptr;
+  uint64_t fence_ = 0;          // out_ waits until this store ticket is durable
+  bool fence_wait_ = false;     // a wake-up is registered with the store
+  uint64_t next_seq_ = 1;       // queue record numbers
 };
 
 using SessionPtr = std::shared_ptr<Session>;
