@@ -236,6 +236,7 @@ Attachment Session::attach(Attachment link, const ClientCapabilities& caps,
   out_.clear();
   out_aliases_.clear();
   wake_pending_ = false;
+  fence_waiting_for_ = 0;  // a wake registered for the old connection does not reach this one
   return previous;
 }
 
@@ -284,14 +285,15 @@ void Session::take_output(std::string& out) {
   std::lock_guard lock(mutex_);
   if (store_ && fence_ > store_->durable()) {
     // Not before the store has what these bytes acknowledge; the store wakes us then.
+    // Register again whenever the fence moved past what we wait for, or the wake for the
+    // older ticket would find the fence still up and nobody would wake us after.
     wake_pending_ = true;
-    if (!fence_wait_ && link_) {
-      fence_wait_ = true;
+    if (link_ && fence_waiting_for_ < fence_) {
+      fence_waiting_for_ = fence_;
       store_->when_durable(fence_, [link = link_] { link.loop->wake(link.token); });
     }
     return;
   }
-  fence_wait_ = false;
   if (out.empty()) {
     out.swap(out_);
   } else {

@@ -192,7 +192,7 @@ class Session {
   Clock::time_point disconnected_at_{};
   store::Store* store_ = nullptr;
   uint64_t fence_ = 0;          // out_ waits until this store ticket is durable
-  bool fence_wait_ = false;     // a wake-up is registered with the store
+  uint64_t fence_waiting_for_ = 0;  // the ticket a store wake-up is registered for
   uint64_t next_seq_ = 1;       // queue record numbers
 };
 

@@ -1,0 +1,361 @@
+"""Durable state: what the broker acknowledged survives kill -9.
+
+Restart tests check each kind of state on its own; the crash test kills the broker several
+times at random moments under QoS 1 and QoS 2 load and then checks that every message
+acknowledged to a publisher reached every persistent subscriber, with duplicates only at
+QoS 1. Starling-specific (durability modes, store layout); skipped against Mosquitto, whose
+snapshots lose what came after the last one.
+"""
+
+import collections
+import os
+import random
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import Broker, against_mosquitto
+from mqtt_raw import (CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, ConnectionClosed,
+                      RawClient)
+
+PERSISTENT = {"session_expiry_interval": 3600}
+
+
+def connect(port, cid, clean=False):
+    c = RawClient(port, version=5)
+    ack = c.connect(cid, clean_start=clean, properties=PERSISTENT)
+    assert ack.type == CONNACK and ack.reason_code == 0, ack
+    return c, ack
+
+
+def drain_publishes(client, quiet=1.0, timeout=15.0):
+    """Acks and returns the payloads of every PUBLISH until nothing came for `quiet` s."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = client.recv_packet(quiet)
+        if p is None:
+            break
+        if p.type == PUBLISH:
+            got.append(p.payload)
+            if p.qos == 1:
+                client.puback(p.packet_id)
+            elif p.qos == 2:
+                client.pubrec(p.packet_id)
+        elif p.type == PUBREL:
+            client.pubcomp(p.packet_id)
+    return got
+
+
+@unittest.skipIf(against_mosquitto(), "Starling durable state")
+class RestartKeepsState(unittest.TestCase):
+    def test_offline_queue_and_subscription_survive_kill9(self):
+        """QoS 1 messages acknowledged while the subscriber was offline are delivered, in
+        order, after kill -9 and a restart; the session and its subscription are back."""
+        with Broker() as b:
+            sub, _ = connect(b.port, "dur-sub", clean=True)
+            sub.subscribe([("dur/a", 1)])
+            sub.disconnect()
+            sub.close()
+            pub, _ = connect(b.port, "dur-pub", clean=True)
+            for i in range(50):
+                pid = pub.publish("dur/a", f"m{i}".encode(), qos=1)
+                self.assertEqual(pub.expect(PUBACK).packet_id, pid)
+            b.kill9()
+            b.start()
+            sub, ack = connect(b.port, "dur-sub")
+            self.assertTrue(ack.session_present)
+            self.assertEqual(drain_publishes(sub), [f"m{i}".encode() for i in range(50)])
+            # The subscription itself came back too: a new message is delivered live.
+            pub2, _ = connect(b.port, "dur-pub2", clean=True)
+            pub2.publish("dur/a", b"live", qos=1)
+            pub2.expect(PUBACK)
+            self.assertEqual(drain_publishes(sub), [b"live"])
+
+    def test_retained_survives_kill9(self):
+        with Broker() as b:
+            pub, _ = connect(b.port, "ret-pub", clean=True)
+            pub.publish("dur/retained", b"kept", qos=1, retain=True)
+            pub.expect(PUBACK)
+            pub.publish("dur/deleted", b"x", qos=1, retain=True)
+            pub.expect(PUBACK)
+            pub.publish("dur/deleted", b"", qos=1, retain=True)
+            pub.expect(PUBACK)
+            b.kill9()
+            b.start()
+            sub, _ = connect(b.port, "ret-sub", clean=True)
+            sub.subscribe([("dur/#", 1)])
+            self.assertEqual(drain_publishes(sub), [b"kept"])
+
+    def test_qos2_packet_id_survives_kill9(self):
+        """A QoS 2 PUBLISH acknowledged with PUBREC and retransmitted (DUP) after a crash is
+        not delivered twice; its PUBREL is answered with PUBCOMP 0."""
+        with Broker() as b:
+            sub, _ = connect(b.port, "q2-sub", clean=True)
+            sub.subscribe([("dur/q2", 2)])
+            sub.disconnect()
+            sub.close()
+            pub, _ = connect(b.port, "q2-pub", clean=True)
+            pub.publish("dur/q2", b"once", qos=2, packet_id=7)
+            self.assertEqual(pub.expect(PUBREC).packet_id, 7)
+            b.kill9()
+            b.start()
+            pub, ack = connect(b.port, "q2-pub")
+            self.assertTrue(ack.session_present)
+            pub.publish("dur/q2", b"once", qos=2, packet_id=7, dup=True)
+            self.assertEqual(pub.expect(PUBREC).packet_id, 7)
+            pub.pubrel(7)
+            comp = pub.expect(PUBCOMP)
+            self.assertEqual((comp.packet_id, comp.reason_code or 0), (7, 0))
+            sub, _ = connect(b.port, "q2-sub")
+            self.assertEqual(drain_publishes(sub), [b"once"])
+
+    def test_delayed_will_survives_restart(self):
+        with Broker() as b:
+            watcher, _ = connect(b.port, "will-watch", clean=True)
+            watcher.subscribe([("dur/will", 1)])
+            watcher.disconnect()
+            watcher.close()
+            c = RawClient(b.port, version=5)
+            c.connect("will-owner", clean_start=True, properties={"session_expiry_interval": 60},
+                      will={"topic": "dur/will", "payload": b"gone", "qos": 1,
+                            "properties": {"will_delay_interval": 2}})
+            c.close()  # lost connection: the will waits 2 s
+            time.sleep(0.3)
+            b.kill9()
+            b.start()
+            watcher, _ = connect(b.port, "will-watch")
+            self.assertEqual(drain_publishes(watcher, quiet=4.0), [b"gone"])
+
+    def test_expired_session_dropped_on_load(self):
+        with Broker() as b:
+            c = RawClient(b.port, version=5)
+            c.connect("short", clean_start=True, properties={"session_expiry_interval": 1})
+            c.subscribe([("dur/short", 1)])
+            c.disconnect()
+            c.close()
+            b.stop()
+            time.sleep(2.0)
+            b.start()
+            c = RawClient(b.port, version=5)
+            ack = c.connect("short", clean_start=False,
+                            properties={"session_expiry_interval": 1})
+            self.assertFalse(ack.session_present)
+
+    def test_durability_none_keeps_nothing(self):
+        with Broker(config_text='[storage]\ndurability = "none"\n') as b:
+            c, _ = connect(b.port, "mem-only", clean=True)
+            c.subscribe([("dur/mem", 1)])
+            c.disconnect()
+            c.close()
+            b.restart()
+            c, ack = connect(b.port, "mem-only")
+            self.assertFalse(ack.session_present)
+            self.assertFalse(os.path.exists(os.path.join(b.data_dir, "state")))
+
+    def test_corrupt_store_stops_startup(self):
+        b = Broker()
+        try:
+            b.start()
+            b.stop()
+            state = os.path.join(b.data_dir, "state")
+            manifests = [f for f in os.listdir(state) if f.startswith("MANIFEST")]
+            self.assertTrue(manifests)
+            for name in manifests:
+                with open(os.path.join(state, name), "r+b") as f:
+                    f.write(b"\xde\xad\xbe\xef" * 64)
+            proc = subprocess.run(b.command(), capture_output=True, timeout=30)
+            self.assertNotEqual(proc.returncode, 0)
+            out = (proc.stdout + proc.stderr).decode(errors="replace")
+            self.assertIn("cannot open the store", out)
+            self.assertIn(state, out)
+        finally:
+            b.cleanup()
+
+    def test_backup_on_sigusr1(self):
+        with Broker() as b:
+            c, _ = connect(b.port, "backup-me", clean=True)
+            c.publish("dur/backup", b"x", qos=1, retain=True)
+            c.expect(PUBACK)
+            os.kill(b.pid, signal.SIGUSR1)
+            backups = os.path.join(b.data_dir, "backups")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if os.path.isdir(backups) and any(
+                        os.path.exists(os.path.join(backups, d, "CURRENT"))
+                        for d in os.listdir(backups)):
+                    break
+                time.sleep(0.1)
+            self.assertTrue(os.path.isdir(backups))
+            self.assertTrue(any(os.path.exists(os.path.join(backups, d, "CURRENT"))
+                                for d in os.listdir(backups)))
+
+
+# ------------------------------------------------------------------ crash test under load
+
+class Publisher:
+    """Publishes numbered messages with a window; remembers what the broker acknowledged
+    (PUBACK for QoS 1, PUBREC for QoS 2) and resends the rest after a reconnect."""
+
+    def __init__(self, cid, topic, qos, window=20):
+        self.cid, self.topic, self.qos, self.window = cid, topic, qos, window
+        self.next_seq = 0
+        self.pending = {}  # packet id -> [seq, stage]; stage "pub" or "rel"
+        self.acked = set()
+        self.client = None
+
+    def connect(self, port, clean):
+        self.client, _ = connect(port, self.cid, clean)
+        for pid, (seq, stage) in sorted(self.pending.items()):
+            if stage == "pub":
+                self.client.publish(self.topic, self.payload(seq), qos=self.qos, packet_id=pid,
+                                    dup=True)
+            else:
+                self.client.pubrel(pid)
+
+    def payload(self, seq):
+        return f"{self.cid}:{seq}".encode()
+
+    def step(self):
+        if len(self.pending) >= self.window:
+            return
+        pid = (self.next_seq % 60000) + 1
+        self.pending[pid] = [self.next_seq, "pub"]
+        self.client.publish(self.topic, self.payload(self.next_seq), qos=self.qos, packet_id=pid)
+        self.next_seq += 1
+
+    def handle(self, p):
+        entry = self.pending.get(p.packet_id)
+        if entry is None:
+            return
+        if p.type == PUBACK and self.qos == 1:
+            self.acked.add(entry[0])
+            del self.pending[p.packet_id]
+        elif p.type == PUBREC and self.qos == 2:
+            self.acked.add(entry[0])
+            entry[1] = "rel"
+            self.client.pubrel(p.packet_id)
+        elif p.type == PUBCOMP and self.qos == 2:
+            del self.pending[p.packet_id]
+
+
+class Subscriber:
+    """Counts application deliveries; QoS 2 ids awaiting PUBREL are not delivered twice
+    (the receiver's side of exactly once, method B of section 4.3.3)."""
+
+    def __init__(self, cid, filters):
+        self.cid, self.filters = cid, filters
+        self.received = collections.Counter()
+        self.awaiting_rel = set()
+        self.client = None
+
+    def connect(self, port, clean):
+        self.client, _ = connect(port, self.cid, clean)
+        if clean:
+            self.client.subscribe(self.filters)
+
+    def handle(self, p):
+        if p.type == PUBLISH:
+            if p.qos == 2:
+                if p.packet_id not in self.awaiting_rel:
+                    self.received[p.payload] += 1
+                    self.awaiting_rel.add(p.packet_id)
+                self.client.pubrec(p.packet_id)
+            else:
+                self.received[p.payload] += 1
+                if p.qos == 1:
+                    self.client.puback(p.packet_id)
+        elif p.type == PUBREL:
+            self.awaiting_rel.discard(p.packet_id)
+            self.client.pubcomp(p.packet_id)
+
+
+def poll(peer, wait=0.002):
+    """Handles whatever the peer has received; False when its connection is gone."""
+    try:
+        while True:
+            p = peer.client.recv_packet(wait)
+            if p is None:
+                return True
+            peer.handle(p)
+            wait = 0
+    except (ConnectionClosed, OSError):
+        return False
+
+
+class CrashUnderLoad:
+    DURABILITY = None
+
+    def test_kill9_under_load_loses_nothing_acknowledged(self):
+        rng = random.Random(int(os.environ.get("STARLING_CRASH_SEED", "20261122")))
+        config = f'[storage]\ndurability = "{self.DURABILITY}"\n'
+        with Broker(config_text=config) as b:
+            online = Subscriber("crash-online", [("crash/q1", 1), ("crash/q2", 2)])
+            offline = Subscriber("crash-offline", [("crash/q1", 1), ("crash/q2", 2)])
+            for s in (online, offline):
+                s.connect(b.port, clean=True)
+            offline.client.disconnect()
+            offline.client.close()
+            pubs = [Publisher("crash-p1", "crash/q1", 1), Publisher("crash-p2", "crash/q2", 2)]
+            for p in pubs:
+                p.connect(b.port, clean=True)
+
+            crashes = 3
+            for round_ in range(crashes + 1):
+                for _ in range(rng.randint(80, 250)):
+                    for p in pubs:
+                        try:
+                            p.step()
+                        except OSError:
+                            pass
+                    for peer in pubs + [online]:
+                        poll(peer)
+                if round_ < crashes:
+                    b.kill9()
+                    b.start()
+                    for peer in pubs + [online]:
+                        peer.connect(b.port, clean=False)
+
+            # Let every publisher finish its exchanges.
+            deadline = time.monotonic() + 30
+            while any(p.pending for p in pubs) and time.monotonic() < deadline:
+                for peer in pubs + [online]:
+                    poll(peer, 0.01)
+            self.assertFalse(any(p.pending for p in pubs), "publishers did not complete")
+            drain_until = time.monotonic() + 2
+            while time.monotonic() < drain_until:
+                poll(online, 0.05)
+
+            offline.connect(b.port, clean=False)
+            quiet_since = time.monotonic()
+            while time.monotonic() - quiet_since < 2 and time.monotonic() < deadline + 30:
+                before = sum(offline.received.values())
+                poll(offline, 0.05)
+                if sum(offline.received.values()) != before:
+                    quiet_since = time.monotonic()
+
+            for sub in (online, offline):
+                for pub in pubs:
+                    expected = {pub.payload(s) for s in pub.acked}
+                    self.assertTrue(expected, "nothing was acknowledged")
+                    missing = expected - set(sub.received)
+                    self.assertFalse(missing, f"{sub.cid} lost {len(missing)} acknowledged "
+                                              f"messages of {pub.cid}: {sorted(missing)[:5]}")
+                q2_dups = {m: n for m, n in sub.received.items()
+                           if m.startswith(b"crash-p2:") and n > 1}
+                self.assertFalse(q2_dups, f"{sub.cid} got QoS 2 duplicates: {q2_dups}")
+
+
+@unittest.skipIf(against_mosquitto(), "Starling durable state")
+class CrashUnderLoadBatch(CrashUnderLoad, unittest.TestCase):
+    DURABILITY = "batch"
+
+
+@unittest.skipIf(against_mosquitto(), "Starling durable state")
+class CrashUnderLoadAlways(CrashUnderLoad, unittest.TestCase):
+    DURABILITY = "always"
+
+
+if __name__ == "__main__":
+    unittest.main()
