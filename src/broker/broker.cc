@@ -32,7 +32,19 @@ Broker::Broker(const config::Config& config, store::Store* store)
 SessionPtr Broker::make_session(const std::string& client_id) {
   auto session = std::make_shared<Session>(client_id);
   session->set_store(store_);
+  session->set_limits(delivery_limits());
   return session;
+}
+
+DeliveryLimits Broker::delivery_limits() const {
+  auto s = settings();
+  DeliveryLimits limits;
+  limits.max_queued_messages = s->limits.max_queued_messages;
+  limits.max_queued_bytes = s->limits.max_queued_bytes;
+  limits.max_out_buffer_bytes = s->limits.max_out_buffer_bytes;
+  limits.max_inflight = s->mqtt.max_inflight;
+  limits.resident_messages = s->limits.queue_resident_messages;
+  return limits;
 }
 
 void Broker::erase_client_records(store::Batch& batch, const std::string& client_id) {
@@ -465,6 +477,7 @@ void Broker::restore(Clock::time_point now) {
     return true;
   });
 
+  const uint32_t resident_limit = delivery_limits().resident_messages;
   store_->scan("Q", [&](std::string_view key, std::string_view value) {
     std::string client;
     uint64_t seq;
@@ -472,6 +485,11 @@ void Broker::restore(Clock::time_point now) {
     if (!store::parse_queued_key(key, client, seq) || !store::decode(value, r)) corrupt(key);
     SessionPtr session = find(client);
     if (!session) return true;
+    if (r.state == store::QueueState::Queued && session->resident_queued() >= resident_limit) {
+      session->restore_spilled(seq, r.message.topic.size() + r.message.payload.size() + 64);
+      ++queued;
+      return true;
+    }
     MessagePtr msg = from_record(std::move(r.message), now);
     if (!msg) {
       cleanup.del(key);

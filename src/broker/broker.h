@@ -39,6 +39,8 @@ class Broker {
   void reload(const config::Config& fresh);
 
   store::Store* store() const { return store_; }
+  // The queue and window limits of the settings in force.
+  DeliveryLimits delivery_limits() const;
   // Loads sessions, subscriptions, queues, retained messages and delayed wills from the store
   // (before the listeners open). Expired sessions and messages are dropped on the way.
   void restore(Clock::time_point now);

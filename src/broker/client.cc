@@ -266,11 +266,7 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
     caps.maximum_packet_size = c.properties.maximum_packet_size.value_or(0);
     caps.topic_alias_maximum = c.properties.topic_alias_maximum.value_or(0);
   }
-  DeliveryLimits limits;
-  limits.max_queued_messages = settings_->limits.max_queued_messages;
-  limits.max_queued_bytes = settings_->limits.max_queued_bytes;
-  limits.max_out_buffer_bytes = settings_->limits.max_out_buffer_bytes;
-  limits.max_inflight = mqtt_cfg.max_inflight;
+  const DeliveryLimits limits = broker_.delivery_limits();
 
   auto opened = broker_.open_session(client_id_, c.clean_start, expiry, transport_.attachment(),
                                      caps, limits);

@@ -96,7 +96,7 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
   }
   // Queue: offline persistent session, or the client's receive window is full.
   size_t bytes = delivery_bytes(d);
-  if (queue_.size() >= limits_.max_queued_messages ||
+  if (queue_.size() + spilled_ >= limits_.max_queued_messages ||
       queue_bytes_ + bytes > limits_.max_queued_bytes) {
     count_drop(metrics::Counter::DroppedQueueFull, client_id_, "session queue full");
     return DeliverResult::Dropped;
@@ -109,6 +109,16 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
                           store::encode(record_locked(d, store::QueueState::Queued, 0, now)));
     } else {
       write_record_locked(d, store::QueueState::Queued, 0, now);
+    }
+    if (spilled_ > 0 || queue_.size() >= limits_.resident_messages) {
+      // Beyond the resident limit the message lives in the store only (read back in order
+      // by refill), so offline sessions with huge queues do not fill memory.
+      if (spilled_ == 0) spill_from_seq_ = d.store_seq;
+      ++spilled_;
+      if (link_ && (queue_.size() + spilled_) * 2 >= limits_.max_queued_messages) {
+        congested = true;
+      }
+      return DeliverResult::Queued;
     }
   }
   queue_.push_back(std::move(d));
@@ -281,7 +291,7 @@ void Session::append_output(std::string_view bytes, Attachment link, uint64_t ti
   fence_ = std::max(fence_, ticket);
 }
 
-void Session::take_output(std::string& out) {
+bool Session::take_output(std::string& out) {
   std::lock_guard lock(mutex_);
   if (store_ && fence_ > store_->durable()) {
     // Not before the store has what these bytes acknowledge; the store wakes us then.
@@ -292,7 +302,7 @@ void Session::take_output(std::string& out) {
       fence_waiting_for_ = fence_;
       store_->when_durable(fence_, [link = link_] { link.loop->wake(link.token); });
     }
-    return;
+    return false;
   }
   if (out.empty()) {
     out.swap(out_);
@@ -301,6 +311,62 @@ void Session::take_output(std::string& out) {
   }
   out_.clear();
   wake_pending_ = false;
+  return spilled_ > 0 && !refilling_ && link_ &&
+         queue_.size() * 2 < limits_.resident_messages && inflight_.size() < send_quota_locked();
+}
+
+void Session::refill(Clock::time_point now) {
+  uint64_t from;
+  size_t want;
+  {
+    std::lock_guard lock(mutex_);
+    if (spilled_ == 0 || refilling_ || !store_) return;
+    from = spill_from_seq_;
+    want = std::min<uint64_t>(spilled_, limits_.resident_messages - std::min<size_t>(
+                                            queue_.size(), limits_.resident_messages));
+    if (want == 0) return;
+    refilling_ = true;
+  }
+  // Read outside the lock: deliveries go on meanwhile (to the store, behind these).
+  std::vector<std::pair<uint64_t, store::QueuedRecord>> page;
+  const std::string prefix = store::client_prefix(store::Kind::Queued, client_id_);
+  store_->scan(prefix,
+               [&](std::string_view key, std::string_view value) {
+                 std::string client;
+                 uint64_t seq = 0;
+                 store::QueuedRecord r;
+                 if (!store::parse_queued_key(key, client, seq) || !store::decode(value, r)) {
+                   return true;  // unreadable: left for the operator (and counted below)
+                 }
+                 if (r.state == store::QueueState::Queued) page.emplace_back(seq, std::move(r));
+                 return page.size() < want;
+               },
+               store::queued_key(client_id_, from));
+  std::lock_guard lock(mutex_);
+  refilling_ = false;
+  uint64_t loaded = 0;
+  for (auto& [seq, r] : page) {
+    if (seq < spill_from_seq_) continue;
+    spill_from_seq_ = seq + 1;
+    ++loaded;
+    Delivery d;
+    d.message = from_record(std::move(r.message), now);
+    d.store_seq = seq;
+    if (!d.message) {  // expired while it waited
+      metrics::add(metrics::Counter::DroppedExpired);
+      erase_record_locked(d);
+      queue_bytes_ -= std::min<uint64_t>(queue_bytes_, 64);
+      continue;
+    }
+    d.qos = r.qos;
+    d.retain = r.retain;
+    d.subscription_ids = std::move(r.subscription_ids);
+    if (!r.share_group.empty()) d.share = std::make_shared<const std::string>(r.share_group);
+    queue_.push_back(std::move(d));
+  }
+  spilled_ -= std::min(spilled_, loaded);
+  if (page.empty()) spilled_ = 0;  // nothing left in the store: the count was stale
+  pump_locked(now);
 }
 
 bool Session::on_puback(uint16_t packet_id, Clock::time_point now) {
@@ -442,7 +508,7 @@ void Session::add_waiter(Attachment publisher) {
 
 size_t Session::queued_count() {
   std::lock_guard lock(mutex_);
-  return queue_.size();
+  return queue_.size() + spilled_;
 }
 
 size_t Session::inflight_count() {
@@ -486,6 +552,24 @@ void Session::erase_record_locked(const Delivery& d) {
   store::Batch batch;
   batch.del(store::queued_key(client_id_, d.store_seq));
   store_->write(std::move(batch));
+}
+
+void Session::restore_spilled(uint64_t seq, size_t bytes) {
+  std::lock_guard lock(mutex_);
+  next_seq_ = std::max(next_seq_, seq + 1);
+  if (spilled_ == 0) spill_from_seq_ = seq;
+  ++spilled_;
+  queue_bytes_ += bytes;
+}
+
+size_t Session::resident_queued() {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+void Session::set_limits(const DeliveryLimits& limits) {
+  std::lock_guard lock(mutex_);
+  limits_ = limits;
 }
 
 void Session::restore_queued(uint64_t seq, Delivery&& d, store::QueueState state,

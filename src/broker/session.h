@@ -42,6 +42,7 @@ struct DeliveryLimits {
   uint64_t max_queued_bytes = 64ull << 20;
   uint64_t max_out_buffer_bytes = 8ull << 20;
   uint16_t max_inflight = 256;
+  uint32_t resident_messages = 1000;  // queued in memory; the rest wait in the store
 };
 
 // What the attached client told us in CONNECT about what it can take.
@@ -109,13 +110,21 @@ class Session {
   void append_output(std::string_view bytes, Attachment link, uint64_t ticket = 0);
   // Swaps the waiting bytes into out (appends if out is not empty) and clears the wake flag.
   // Takes nothing while the bytes wait for a store write (the store wakes the owner after).
-  void take_output(std::string& out);
+  // Returns true when queued messages wait in the store to be read back (call refill()).
+  bool take_output(std::string& out);
+  // Reads the next page of queued messages that live only in the store (owner thread; the
+  // read happens outside the session lock).
+  void refill(Clock::time_point now);
 
   // --- Durability -------------------------------------------------------------------------
   void set_store(store::Store* store);
   bool persistent();  // has a store and an expiry interval: its state is written
   // Restores a queued or in-flight message at load time.
   void restore_queued(uint64_t seq, Delivery&& d, store::QueueState state, uint16_t packet_id);
+  // At load time: a queued message left in the store (beyond the resident limit).
+  void restore_spilled(uint64_t seq, size_t bytes);
+  size_t resident_queued();
+  void set_limits(const DeliveryLimits& limits);
 
   // --- Acks from the client (owner thread) ----------------------------------------------
   // Each returns false when the packet id is unknown (the caller answers per spec).
@@ -194,6 +203,11 @@ class Session {
   uint64_t fence_ = 0;          // out_ waits until this store ticket is durable
   uint64_t fence_waiting_for_ = 0;  // the ticket a store wake-up is registered for
   uint64_t next_seq_ = 1;       // queue record numbers
+  // Queued messages that live only in the store, newer than everything in queue_: the
+  // first of them has record number spill_from_seq_ or more.
+  uint64_t spilled_ = 0;
+  uint64_t spill_from_seq_ = 0;
+  bool refilling_ = false;
 };
 
 using SessionPtr = std::shared_ptr<Session>;

@@ -321,6 +321,7 @@ const std::vector<Field<Limits>>& limits_fields() {
   static const std::vector<Field<L>> fields = {
       uint_field("max_queued_messages", &L::max_queued_messages, 1),
       uint_field("max_queued_bytes", &L::max_queued_bytes, 1),
+      uint_field("queue_resident_messages", &L::queue_resident_messages, 1),
       uint_field("max_out_buffer_bytes", &L::max_out_buffer_bytes, 1),
       uint_field("max_connections", &L::max_connections),
       // Topics and client ids are MQTT strings: at most 65535 bytes.

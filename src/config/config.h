@@ -49,6 +49,9 @@ struct MqttSettings {
 struct Limits {
   uint32_t max_queued_messages = 10000;        // per session, QoS 1/2 waiting to be sent
   uint64_t max_queued_bytes = 64ull << 20;     // per session
+  // Queued messages of a persistent session kept in memory; the rest wait in the store and
+  // are read back in pages as the queue drains (durability batch/always only).
+  uint32_t queue_resident_messages = 1000;
   uint64_t max_out_buffer_bytes = 8ull << 20;  // per connection; QoS 0 beyond it is dropped
   uint32_t max_connections = 0;                // 0: no limit
   uint32_t max_topic_length = 65535;

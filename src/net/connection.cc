@@ -126,7 +126,12 @@ void Connection::flush() {
       wbuf_.erase(0, wpos_);
       wpos_ = 0;
     }
-    client_.session()->take_output(wbuf_);
+    auto& session = client_.session();
+    if (session->take_output(wbuf_)) {
+      // Queued messages wait in the store: read the next page, then take what it released.
+      session->refill(core::EventLoop::now());
+      session->take_output(wbuf_);
+    }
   }
   write_some();
 }

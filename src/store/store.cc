@@ -203,12 +203,15 @@ void Store::writer_loop() {
 }
 
 void Store::scan(std::string_view prefix,
-                 const std::function<bool(std::string_view, std::string_view)>& visit) const {
+                 const std::function<bool(std::string_view, std::string_view)>& visit,
+                 std::string_view start_key) const {
   rocksdb::ReadOptions options;
   options.verify_checksums = true;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
   rocksdb::Slice start(prefix.data(), prefix.size());
-  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+  it->Seek(start_key.size() > prefix.size() ? rocksdb::Slice(start_key.data(), start_key.size())
+                                            : start);
+  for (; it->Valid() && it->key().starts_with(start); it->Next()) {
     if (!visit(std::string_view(it->key().data(), it->key().size()),
                std::string_view(it->value().data(), it->value().size()))) {
       break;

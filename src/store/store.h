@@ -79,9 +79,11 @@ class Store {
   // Blocks until everything committed so far is durable (tests, shutdown).
   void flush();
 
-  // Reads, in key order; visit returns false to stop.
+  // Reads the keys with prefix, in key order, from start (if given and past prefix); visit
+  // returns false to stop.
   void scan(std::string_view prefix,
-            const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
+            const std::function<bool(std::string_view key, std::string_view value)>& visit,
+            std::string_view start = {}) const;
 
   // A consistent copy of the database, made while running (RocksDB checkpoint). target must
   // not exist. Throws StoreError.

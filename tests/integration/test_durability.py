@@ -143,6 +143,29 @@ class RestartKeepsState(unittest.TestCase):
                             properties={"session_expiry_interval": 1})
             self.assertFalse(ack.session_present)
 
+    def test_long_queue_pages_through_the_store(self):
+        """With only 10 queued messages kept in memory, 500 messages for an offline session
+        wait in the store and come back in order, across a kill -9 too."""
+        config = "[limits]\nqueue_resident_messages = 10\nmax_queued_messages = 100000\n"
+        with Broker(config_text=config) as b:
+            sub, _ = connect(b.port, "page-sub", clean=True)
+            sub.subscribe([("dur/page", 1)])
+            sub.disconnect()
+            sub.close()
+            pub, _ = connect(b.port, "page-pub", clean=True)
+            for i in range(250):
+                pub.publish("dur/page", f"m{i}".encode(), qos=1)
+                pub.expect(PUBACK)
+            b.kill9()
+            b.start()
+            pub, _ = connect(b.port, "page-pub", clean=True)
+            for i in range(250, 500):
+                pub.publish("dur/page", f"m{i}".encode(), qos=1)
+                pub.expect(PUBACK)
+            sub, ack = connect(b.port, "page-sub")
+            self.assertTrue(ack.session_present)
+            self.assertEqual(drain_publishes(sub), [f"m{i}".encode() for i in range(500)])
+
     def test_durability_none_keeps_nothing(self):
         with Broker(config_text='[storage]\ndurability = "none"\n') as b:
             c, _ = connect(b.port, "mem-only", clean=True)
