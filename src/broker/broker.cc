@@ -188,7 +188,7 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
     }
     if (store_) {
       store::Batch own;
-      store::Batch& batch = durable && durable->batch ? *durable->batch : own;
+      store::Batch& batch = durable ? durable->batch() : own;
       if (msg->payload.empty()) {
         batch.del(store::retained_key(msg->topic));
       } else {

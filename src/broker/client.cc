@@ -387,19 +387,16 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   // durable: the queue records of persistent receivers, the retained message, and (QoS 2, a
   // persistent publisher) the packet id that makes a retransmission a duplicate.
   store::Store* const store = broker_.store();
-  store::Batch batch;
-  PublishBatch durable;
-  if (store && (p.qos > 0 || p.retain)) {
-    durable.batch = &batch;
-    durable.ticket = store->reserve();
-  }
+  std::optional<PublishBatch> durable;
+  if (store && (p.qos > 0 || p.retain)) durable.emplace(store);
   PublishOutcome outcome = broker_.publish(msg, session_.get(), transport_.attachment(), now,
-                                           durable.batch ? &durable : nullptr);
-  if (durable.batch) {
+                                           durable ? &*durable : nullptr);
+  uint64_t ticket = 0;
+  if (durable) {
     if (p.qos == 2 && session_->persistent()) {
-      batch.put(store::inbound_key(client_id_, p.packet_id), "");
+      durable->batch().put(store::inbound_key(client_id_, p.packet_id), "");
     }
-    store->commit(durable.ticket, std::move(batch));
+    ticket = durable->commit();
   }
 
   if (p.qos > 0) {
@@ -411,7 +408,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
     }
     std::string bytes;
     mqtt::encode_ack(ack, version_, bytes);
-    reply(bytes, durable.ticket);
+    reply(bytes, ticket);
     metrics::count_packet_out(p.qos == 1 ? 4 : 5);
   }
   if (outcome.congested) transport_.pause_reading(true);

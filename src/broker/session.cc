@@ -79,10 +79,10 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
     if (persistent_locked()) {
       // Sent now, but the bytes leave only once the record (with its packet id) is durable.
       d.store_seq = next_seq_++;
-      if (durable && durable->batch) {
-        durable->batch->put(store::queued_key(client_id_, d.store_seq),
-                            store::encode(record_locked(d, store::QueueState::Sent, id, now)));
-        fence_ = std::max(fence_, durable->ticket);
+      if (durable) {
+        durable->batch().put(store::queued_key(client_id_, d.store_seq),
+                             store::encode(record_locked(d, store::QueueState::Sent, id, now)));
+        fence_ = std::max(fence_, durable->ticket());
       } else {
         fence_ = std::max(fence_, write_record_locked(d, store::QueueState::Sent, id, now));
       }
@@ -104,8 +104,8 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
   queue_bytes_ += bytes;
   if (persistent_locked()) {
     d.store_seq = next_seq_++;
-    if (durable && durable->batch) {
-      durable->batch->put(store::queued_key(client_id_, d.store_seq),
+    if (durable) {
+      durable->batch().put(store::queued_key(client_id_, d.store_seq),
                           store::encode(record_locked(d, store::QueueState::Queued, 0, now)));
     } else {
       write_record_locked(d, store::QueueState::Queued, 0, now);

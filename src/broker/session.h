@@ -66,11 +66,37 @@ struct Delivery {
   uint64_t store_seq = 0;  // its record in the store (persistent sessions), 0 if none
 };
 
-// The store writes of one publish: every persistent receiver adds its queue record to batch,
-// and the acknowledgements that depend on them wait for ticket.
-struct PublishBatch {
-  store::Batch* batch = nullptr;
-  uint64_t ticket = 0;
+// The store writes of one publish: every persistent receiver adds its queue record to the
+// batch, and the acknowledgements that depend on them wait for its ticket. The ticket is
+// reserved at the first write, so a publish that changes nothing durable (no persistent
+// receiver, not retained) is acknowledged without waiting for the store.
+class PublishBatch {
+ public:
+  explicit PublishBatch(store::Store* store) : store_(store) {}
+  ~PublishBatch() { commit(); }
+  PublishBatch(const PublishBatch&) = delete;
+  PublishBatch& operator=(const PublishBatch&) = delete;
+
+  // The batch to add to; reserves the ticket on first use.
+  store::Batch& batch() {
+    if (ticket_ == 0) ticket_ = store_->reserve();
+    return batch_;
+  }
+  uint64_t ticket() const { return ticket_; }  // 0 while nothing was written
+  // Hands the batch to the store (once); returns the ticket to wait for, 0 if none.
+  uint64_t commit() {
+    if (ticket_ != 0 && !committed_) {
+      committed_ = true;
+      store_->commit(ticket_, std::move(batch_));
+    }
+    return ticket_;
+  }
+
+ private:
+  store::Store* store_;
+  store::Batch batch_;
+  uint64_t ticket_ = 0;
+  bool committed_ = false;
 };
 
 enum class DeliverResult : uint8_t { Sent, Queued, Dropped };
