@@ -138,7 +138,7 @@ void Store::flush() {
     target = next_ticket_ - 1;
   }
   std::unique_lock lock(mutex_);
-  done_.wait(lock, [&] { return durable() >= target || stopping_; });
+  done_.wait(lock, [&] { return settled_ >= target || stopping_; });
 }
 
 void Store::writer_loop() {
@@ -195,9 +195,14 @@ void Store::writer_loop() {
         waiters_.erase(waiters_.begin());
       }
     }
-    done_.notify_all();
     for (auto& fn : ready) fn();
     ready.clear();
+    {
+      // flush() returns only after the wake-ups of what it waited for have run.
+      std::lock_guard lock(mutex_);
+      settled_ = last;
+    }
+    done_.notify_all();
   }
   done_.notify_all();
 }

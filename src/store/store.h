@@ -76,7 +76,8 @@ class Store {
   uint64_t durable() const { return durable_.load(std::memory_order_acquire); }
   // Runs fn once ticket is durable: at once (on this thread) if it is, else on the writer.
   void when_durable(uint64_t ticket, std::function<void()> fn);
-  // Blocks until everything committed so far is durable (tests, shutdown).
+  // Blocks until everything committed so far is durable and the when_durable callbacks of
+  // those tickets have run (tests, shutdown).
   void flush();
 
   // Reads the keys with prefix, in key order, from start (if given and past prefix); visit
@@ -110,6 +111,7 @@ class Store {
   std::map<uint64_t, Batch> committed_;       // by mutex_: waiting for the writer
   std::multimap<uint64_t, std::function<void()>> waiters_;  // by mutex_
   bool stopping_ = false;                     // by mutex_
+  uint64_t settled_ = 0;                      // by mutex_: durable and its wake-ups run
   std::atomic<uint64_t> durable_{0};
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> syncs_{0};
