@@ -101,16 +101,15 @@ Broker::OpenResult Broker::open_session(const std::string& client_id, bool clean
     slot->set_expiry_interval(expiry);
     result.session = slot;
   }
-  if (store_ && !result.present) {
-    // A new session: whatever a former one of this client left in the store is gone.
+  if (store_) {
+    // Only persistent sessions have records, and all of them are in sessions_ (restored at
+    // start, removed with their records), so a clean session costs no store write.
     store::Batch batch;
-    erase_client_records(batch, client_id);
+    if (discarded && discarded->has_records()) erase_client_records(batch, client_id);
     if (expiry > 0) {
       batch.put(store::session_key(client_id), store::encode(store::SessionRecord{expiry, 0}));
     }
-    store_->write(std::move(batch));
-  } else if (store_ && expiry > 0) {
-    write_session_record(*result.session, expiry, 0);
+    if (!batch.empty()) store_->write(std::move(batch));
   }
   cancel_will(client_id);
   if (discarded) {
@@ -145,7 +144,7 @@ void Broker::end_session(const SessionPtr& session, Clock::time_point now) {
     auto it = sessions_.find(session->client_id());
     if (it != sessions_.end() && it->second == session) {
       sessions_.erase(it);
-      if (store_) {
+      if (store_ && session->has_records()) {
         store::Batch batch;
         erase_client_records(batch, session->client_id());
         store_->write(std::move(batch));

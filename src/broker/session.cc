@@ -475,6 +475,7 @@ std::vector<Delivery> Session::take_shared_undelivered() {
 void Session::set_expiry_interval(uint32_t seconds) {
   std::lock_guard lock(mutex_);
   expiry_interval_ = seconds;
+  if (seconds > 0) ever_persistent_ = true;
 }
 
 uint32_t Session::expiry_interval() {
@@ -524,6 +525,11 @@ void Session::set_store(store::Store* store) {
 bool Session::persistent() {
   std::lock_guard lock(mutex_);
   return persistent_locked();
+}
+
+bool Session::has_records() {
+  std::lock_guard lock(mutex_);
+  return store_ && ever_persistent_;
 }
 
 store::QueuedRecord Session::record_locked(const Delivery& d, store::QueueState state,

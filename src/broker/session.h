@@ -145,6 +145,7 @@ class Session {
   // --- Durability -------------------------------------------------------------------------
   void set_store(store::Store* store);
   bool persistent();  // has a store and an expiry interval: its state is written
+  bool has_records();  // was persistent at some time: the store may hold records of it
   // Restores a queued or in-flight message at load time.
   void restore_queued(uint64_t seq, Delivery&& d, store::QueueState state, uint16_t packet_id);
   // At load time: a queued message left in the store (beyond the resident limit).
@@ -224,6 +225,7 @@ class Session {
   std::unordered_map<std::string, uint16_t> out_aliases_;  // topic -> alias, per connection
   std::vector<Attachment> waiters_;
   uint32_t expiry_interval_ = 0;
+  bool ever_persistent_ = false;  // records may exist even after expiry went to 0
   Clock::time_point disconnected_at_{};
   store::Store* store_ = nullptr;
   uint64_t fence_ = 0;          // out_ waits until this store ticket is durable
