@@ -109,6 +109,7 @@ wait_listening() {  # port pid name
 
 starling_port=$(free_port)
 "$starling_bin" --bind "127.0.0.1:$starling_port" --http off --threads 2 --log-level warn \
+  --data "$work/data" \
   >"$work/starling.log" 2>&1 &
 starling_pid=$!
 wait_listening "$starling_port" "$starling_pid" starling

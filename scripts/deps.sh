@@ -4,9 +4,9 @@
 set -euo pipefail
 
 build_packages=(cmake g++ make pkg-config libspdlog-dev libfmt-dev libtomlplusplus-dev
-  libcli11-dev librocksdb-dev)
+  libcli11-dev librocksdb-dev libhttp-parser-dev nlohmann-json3-dev)
 test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
-  python3 python3-paho-mqtt mosquitto-clients)
+  python3 python3-paho-mqtt mosquitto-clients python3-prometheus-client curl)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-build}" == "test" ]]; then

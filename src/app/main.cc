@@ -136,6 +136,8 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", e.what());
     return 1;
   }
+  // The HTTP API (when on) starts with the MQTT listeners and logs its own address.
+  if (!config.http_enabled) spdlog::info("HTTP API off");
   starling::net::Server server(config, broker);
   try {
     server.start();

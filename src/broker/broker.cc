@@ -60,7 +60,7 @@ void Broker::write_session_record(const Session& session, uint32_t expiry,
   store::Batch batch;
   batch.put(store::session_key(session.client_id()),
             store::encode(store::SessionRecord{expiry, disconnected_ms}));
-  store_->write(std::move(batch));
+  store_->write_background(std::move(batch));
 }
 
 Broker::~Broker() = default;
@@ -109,7 +109,7 @@ Broker::OpenResult Broker::open_session(const std::string& client_id, bool clean
     if (expiry > 0) {
       batch.put(store::session_key(client_id), store::encode(store::SessionRecord{expiry, 0}));
     }
-    if (!batch.empty()) store_->write(std::move(batch));
+    if (!batch.empty()) store_->write_background(std::move(batch));
   }
   cancel_will(client_id);
   if (discarded) {
@@ -147,7 +147,7 @@ void Broker::end_session(const SessionPtr& session, Clock::time_point now) {
       if (store_ && session->has_records()) {
         store::Batch batch;
         erase_client_records(batch, session->client_id());
-        store_->write(std::move(batch));
+        store_->write_background(std::move(batch));
       }
     }
   }
@@ -267,8 +267,12 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
     d.subscription_ids = std::move(t.subscription_ids);
     d.share = std::move(t.share);
     bool congested = false;
-    if (t.session->deliver(std::move(d), now, congested, durable) != DeliverResult::Dropped) {
+    DeliverResult result = t.session->deliver(std::move(d), now, congested, durable);
+    if (result == DeliverResult::Dropped) {
+      ++outcome.dropped;
+    } else {
       ++outcome.receivers;
+      if (result == DeliverResult::Queued) metrics::add(metrics::Counter::MessagesQueued);
     }
     if (congested && !congested_session) congested_session = t.session;
   }
@@ -398,7 +402,7 @@ void Broker::schedule_will(const mqtt::Will& will, const std::string& client_id,
     record.due_ms = wall_clock_ms() + static_cast<uint64_t>(std::max<int64_t>(left, 0));
     store::Batch batch;
     batch.put(store::will_key(client_id), store::encode(record));
-    store_->write(std::move(batch));
+    store_->write_background(std::move(batch));
   }
 }
 
@@ -411,7 +415,7 @@ void Broker::cancel_will(const std::string& client_id) {
   if (had && store_) {
     store::Batch batch;
     batch.del(store::will_key(client_id));
-    store_->write(std::move(batch));
+    store_->write_background(std::move(batch));
   }
 }
 
@@ -559,7 +563,7 @@ void Broker::restore(Clock::time_point now) {
     return true;
   });
 
-  if (!cleanup.empty()) store_->write(std::move(cleanup));
+  if (!cleanup.empty()) store_->write_background(std::move(cleanup));
   spdlog::info(
       "restored from {}: {} sessions, {} subscriptions, {} queued messages, {} retained, "
       "{} delayed wills ({} expired messages dropped)",
@@ -586,7 +590,7 @@ void Broker::tick(Clock::time_point now) {
     if (store_) {
       store::Batch batch;
       batch.del(store::will_key(w.client_id));
-      store_->write(std::move(batch));
+      store_->write_background(std::move(batch));
     }
   }
 

@@ -8,8 +8,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -25,7 +27,32 @@ namespace starling::broker {
 
 struct PublishOutcome {
   size_t receivers = 0;    // sessions the message was sent or queued to
+  size_t dropped = 0;      // matching sessions that could not take it (queue full, too large)
   bool congested = false;  // a receiver's queue is filling: the publisher should pause
+};
+
+// Read-only copies of broker state for the HTTP API (see broker_views.cc).
+struct ClientPage {
+  size_t total = 0;  // sessions matching the prefix
+  std::vector<SessionInfo> clients;
+};
+struct SubscriptionInfo {
+  std::string client_id;
+  std::string filter;
+  SubscriptionOptions options;
+};
+struct SubscriptionPage {
+  size_t total = 0;
+  std::vector<SubscriptionInfo> subscriptions;
+};
+struct RetainedPage {
+  size_t total = 0;
+  std::vector<MessagePtr> messages;
+};
+struct QueueTotals {
+  uint64_t queued = 0;
+  uint64_t inflight = 0;
+  uint64_t max_depth = 0;  // the longest session queue
 };
 
 class Broker {
@@ -95,6 +122,21 @@ class Broker {
   size_t retained_count() const;
   Clock::time_point started_at() const { return started_at_; }
 
+  // --- Views (HTTP API; broker_views.cc) ---------------------------------------------------
+  // Copies taken under the locks, in client id (topic) order, one page at a time. Sessions
+  // are listed outside sessions_mutex_ (copied pointers, then each session's own lock).
+  ClientPage clients(std::string_view id_prefix, size_t offset, size_t limit) const;
+  std::optional<SessionInfo> client(const std::string& client_id) const;
+  // A client's subscriptions, or every session's (empty client_id).
+  SubscriptionPage subscriptions(const std::string& client_id, size_t offset,
+                                 size_t limit) const;
+  // Retained messages matching filter (every one when empty), not expired.
+  RetainedPage retained(const std::string& filter, size_t offset, size_t limit,
+                        Clock::time_point now) const;
+  QueueTotals queue_totals() const;
+  // The connection of an online session; empty when offline or unknown. found tells which.
+  Attachment connection_of(const std::string& client_id, bool& found) const;
+
  private:
   void publish_sys(Clock::time_point now);
   void redeliver_shared(std::vector<Delivery>&& deliveries, const Session* leaving,
@@ -104,6 +146,7 @@ class Broker {
   // Adds deleting every record of a client to batch.
   static void erase_client_records(store::Batch& batch, const std::string& client_id);
   void write_session_record(const Session& session, uint32_t expiry, uint64_t disconnected_ms);
+  std::vector<SessionPtr> all_sessions() const;  // a copy of the registry's pointers
 
   store::Store* const store_;
   mutable std::mutex settings_mutex_;

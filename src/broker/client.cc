@@ -131,7 +131,7 @@ void Client::disconnect(uint8_t reason_code, const char* reason_string) {
 bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet) {
   if (closing_) return false;
   last_packet_at_ = core::EventLoop::now();
-  metrics::count_packet_in(header.first_byte >> 4);
+  metrics::count_packet_in(header.first_byte >> 4, packet.size());
   std::string_view body = packet.substr(header.header_size);
   const PacketType type = header.type();
   if (!connected_) {
@@ -271,6 +271,7 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
   auto opened = broker_.open_session(client_id_, c.clean_start, expiry, transport_.attachment(),
                                      caps, limits);
   session_ = opened.session;
+  session_->set_peer(transport_.peer());  // shown by the HTTP API
   if (opened.taken_over) {
     if (auto* control = connection_control())
       control->kick(opened.taken_over, rc::SessionTakenOver);

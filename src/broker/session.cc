@@ -8,6 +8,7 @@
 #include "core/event_loop.h"
 #include "core/rate_limit.h"
 #include "metrics/counters.h"
+#include "metrics/histogram.h"
 #include "mqtt/codec.h"
 
 namespace starling::broker {
@@ -77,14 +78,20 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
     uint16_t id = next_packet_id_locked();
     if (!write_publish_locked(d, id, false, now)) return DeliverResult::Dropped;
     if (persistent_locked()) {
-      // Sent now, but the bytes leave only once the record (with its packet id) is durable.
+      // QoS 2 leaves only once its record, with the packet id a resend must reuse, is
+      // durable. QoS 1 need not wait: after a crash it is resent (a new packet id is fine),
+      // which at-least-once allows, and so is a copy the publisher then sends again.
       d.store_seq = next_seq_++;
+      const bool exactly_once = d.qos == 2;
+      const auto state = exactly_once ? store::QueueState::Sent : store::QueueState::Queued;
+      const uint16_t stored_id = exactly_once ? id : 0;
       if (durable) {
         durable->batch().put(store::queued_key(client_id_, d.store_seq),
-                             store::encode(record_locked(d, store::QueueState::Sent, id, now)));
-        fence_ = std::max(fence_, durable->ticket());
+                             store::encode(record_locked(d, state, stored_id, now)));
+        if (exactly_once) fence_ = std::max(fence_, durable->ticket());
       } else {
-        fence_ = std::max(fence_, write_record_locked(d, store::QueueState::Sent, id, now));
+        uint64_t ticket = write_record_locked(d, state, stored_id, now);
+        if (exactly_once) fence_ = std::max(fence_, ticket);
       }
     }
     inflight_.push_back(Inflight{std::move(d), id, false});
@@ -184,6 +191,13 @@ bool Session::write_publish_locked(const Delivery& d, uint16_t packet_id, bool d
   }
   metrics::add(metrics::Counter::MessagesSent);
   metrics::count_packet_out(3);
+  // Live deliveries only: a resend (DUP) or a retained copy sent on SUBSCRIBE would measure
+  // how long the message waited offline, not the broker. The loop's iteration time instead of a
+  // clock read per delivery: what it shows is the waiting (receive windows, queues,
+  // backpressure); a message sent in the iteration that read it counts as 0.
+  if (!dup && !d.retain) {
+    metrics::observe(metrics::Histogram::PublishToDeliver, core::EventLoop::now() - m.received_at);
+  }
   return true;
 }
 
@@ -216,7 +230,7 @@ void Session::pump_locked(Clock::time_point now) {
       erase_record_locked(d);
       continue;
     }
-    if (d.store_seq) {
+    if (d.store_seq && d.qos == 2) {
       // Its packet id must be durable before it leaves: a resend after a crash reuses it.
       fence_ = std::max(fence_, write_record_locked(d, store::QueueState::Sent, id, now));
     }
@@ -517,6 +531,32 @@ size_t Session::inflight_count() {
   return inflight_.size();
 }
 
+// --- Views (HTTP API) -------------------------------------------------------------------------
+
+void Session::set_peer(std::string peer) {
+  std::lock_guard lock(mutex_);
+  peer_ = std::move(peer);
+}
+
+SessionInfo Session::info() {
+  std::lock_guard lock(mutex_);
+  SessionInfo i;
+  i.client_id = client_id_;
+  i.connected = static_cast<bool>(link_);
+  i.version = caps_.version;
+  i.peer = peer_;
+  i.subscriptions = subscriptions_.size();
+  i.queued = queue_.size() + spilled_;
+  i.inflight = inflight_.size();
+  i.expiry_interval = expiry_interval_;
+  return i;
+}
+
+Attachment Session::link() const {
+  std::lock_guard lock(mutex_);
+  return link_;
+}
+
 void Session::set_store(store::Store* store) {
   std::lock_guard lock(mutex_);
   store_ = store;
@@ -557,7 +597,7 @@ void Session::erase_record_locked(const Delivery& d) {
   if (!d.store_seq || !store_) return;
   store::Batch batch;
   batch.del(store::queued_key(client_id_, d.store_seq));
-  store_->write(std::move(batch));
+  store_->write_background(std::move(batch));
 }
 
 void Session::restore_spilled(uint64_t seq, size_t bytes) {

@@ -101,6 +101,18 @@ class PublishBatch {
 
 enum class DeliverResult : uint8_t { Sent, Queued, Dropped };
 
+// A copy of what the HTTP API shows of a session, taken under its lock.
+struct SessionInfo {
+  std::string client_id;
+  bool connected = false;
+  mqtt::Version version = mqtt::Version::V311;
+  std::string peer;  // address of the last connection, "" if never connected since start
+  size_t subscriptions = 0;
+  size_t queued = 0;  // resident and in the store
+  size_t inflight = 0;
+  uint32_t expiry_interval = 0;
+};
+
 struct PendingWill {
   mqtt::Will will;
   Clock::time_point due;
@@ -187,6 +199,11 @@ class Session {
   size_t queued_count();
   size_t inflight_count();
 
+  // --- Views (HTTP API) -------------------------------------------------------------------
+  void set_peer(std::string peer);
+  SessionInfo info();
+  Attachment link() const;
+
  private:
   uint16_t next_packet_id_locked();
   void pump_locked(Clock::time_point now);
@@ -236,6 +253,7 @@ class Session {
   uint64_t spilled_ = 0;
   uint64_t spill_from_seq_ = 0;
   bool refilling_ = false;
+  std::string peer_;  // for the HTTP API's views
 };
 
 using SessionPtr = std::shared_ptr<Session>;

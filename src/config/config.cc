@@ -24,6 +24,9 @@ namespace {
 constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
                                            "error", "critical", "off"};
 constexpr std::string_view kDurabilities[] = {"none", "batch", "always"};
+constexpr std::string_view kTokenScopes[] = {"read", "publish", "admin"};
+// Shorter tokens are too easy to guess for something that can publish or kick clients.
+constexpr size_t kMinTokenLength = 16;
 constexpr unsigned kMaxThreads = 1024;
 constexpr uint16_t kDefaultMqttPort = 1883;
 
@@ -389,8 +392,94 @@ void read_listeners(Reader& r, Document& doc, const toml::node& node) {
   }
 }
 
+// One [http.tokens.NAME] table as read, with the line of its table for errors.
+struct PendingToken {
+  ApiToken token;
+  int token_line = 0;
+  bool has_scopes = false;
+};
+
+const std::vector<Field<PendingToken>>& token_fields() {
+  using P = PendingToken;
+  static const std::vector<Field<P>> fields = {
+      {"token",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         std::string token = r.string(n, path);
+         if (token.size() < kMinTokenLength) {
+           r.fail(n, path + " must be at least " + std::to_string(kMinTokenLength) +
+                         " characters long");
+         }
+         // It travels in an Authorization header: visible ASCII only.
+         for (char c : token) {
+           if (c <= 0x20 || c >= 0x7F) {
+             r.fail(n, path + " must be visible ASCII characters (no spaces)");
+           }
+         }
+         p.token.token = token;
+         p.token_line = line_of(n.source());
+       }},
+      {"scopes",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         const auto* array = n.as_array();
+         if (array == nullptr || array->empty()) {
+           r.fail(n, path + " must be a non-empty array of scopes: " + join(kTokenScopes));
+         }
+         for (const toml::node& item : *array) {
+           std::string scope = r.one_of_strings(item, path, kTokenScopes);
+           if (std::find(p.token.scopes.begin(), p.token.scopes.end(), scope) !=
+               p.token.scopes.end()) {
+             r.fail(item, path + " lists " + quoted(scope) + " twice");
+           }
+           p.token.scopes.push_back(scope);
+         }
+         p.has_scopes = true;
+       }},
+  };
+  return fields;
+}
+
+void read_tokens(Reader& r, Document& doc, const toml::node& node) {
+  const auto* tokens = node.as_table();
+  if (tokens == nullptr) {
+    r.fail(node, "http.tokens must be a table of tokens, e.g. [http.tokens.grafana]");
+  }
+  for (auto&& [key, value] : *tokens) {
+    std::string name(key.str());
+    std::string path = "http.tokens." + name;
+    if (name.empty()) r.fail(line_of(key.source()), "a token needs a non-empty name");
+    const toml::table& table = r.table(value, path);
+    PendingToken pending;
+    pending.token.name = name;
+    r.read_table<PendingToken>(pending, table, path, token_fields());
+    if (pending.token_line == 0) {
+      r.fail(line_of(table.source()), path + " needs a token, e.g. token = \"<random string>\"");
+    }
+    if (!pending.has_scopes) {
+      r.fail(line_of(table.source()),
+             path + " needs scopes, e.g. scopes = [\"read\", \"publish\"]");
+    }
+    for (const ApiToken& other : doc.config.http_settings.tokens) {
+      if (other.token == pending.token.token) {
+        r.fail(pending.token_line,
+               path + ".token is the same as http.tokens." + other.name + ".token");
+      }
+    }
+    doc.config.http_settings.tokens.push_back(std::move(pending.token));
+  }
+}
+
+// An [http] integer limit into HttpSettings.
+template <typename M>
+Field<Document> http_int(std::string_view name, M HttpSettings::*member, int64_t lo, int64_t hi) {
+  return {name,
+          [member, lo, hi](Reader& r, Document& d, const toml::node& n, const std::string& path) {
+            d.config.http_settings.*member = static_cast<M>(r.integer(n, path, lo, hi));
+          }};
+}
+
 const std::vector<Field<Document>>& http_fields() {
   using D = Document;
+  using H = HttpSettings;
   static const std::vector<Field<D>> fields = {
       {"bind",
        [](Reader& r, D& d, const toml::node& n, const std::string& path) {
@@ -399,6 +488,15 @@ const std::vector<Field<Document>>& http_fields() {
        }},
       {"enabled", [](Reader& r, D& d, const toml::node& n,
                      const std::string& path) { d.config.http_enabled = r.boolean(n, path); }},
+      // Up to the largest MQTT packet: a bigger body could not be published anyway.
+      http_int("max_body_bytes", &H::max_body_bytes, 1, 268435455),
+      // http-parser's own limit is 80 KiB; ours must stay below it to be the one that answers.
+      http_int("max_header_bytes", &H::max_header_bytes, 1024, 65536),
+      http_int("idle_timeout_ms", &H::idle_timeout_ms, 100, 86400000),
+      http_int("request_timeout_ms", &H::request_timeout_ms, 100, 3600000),
+      http_int("max_connections", &H::max_connections, 0, max_of<uint32_t>()),
+      {"tokens",
+       [](Reader& r, D& d, const toml::node& n, const std::string&) { read_tokens(r, d, n); }},
   };
   return fields;
 }
@@ -684,6 +782,7 @@ std::vector<std::string> reload_into(Config& live, const Config& fresh) {
   live.sys_interval_s = fresh.sys_interval_s;
   live.mqtt = fresh.mqtt;
   live.limits = fresh.limits;
+  live.http_settings = fresh.http_settings;  // limits and tokens apply to new requests
   return need_restart;
 }
 

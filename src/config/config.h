@@ -62,11 +62,32 @@ struct Limits {
   bool operator==(const Limits&) const = default;
 };
 
+// A bearer token of the HTTP API and what it may do: "read" (views, stats, /metrics),
+// "publish" (POST /api/v1/publish), "admin" (everything, kicking clients included).
+struct ApiToken {
+  std::string name;  // [http.tokens.NAME]
+  std::string token;
+  std::vector<std::string> scopes;
+  bool operator==(const ApiToken&) const = default;
+};
+
+// The HTTP server's limits and tokens ([http]; bind and enabled are in Config).
+struct HttpSettings {
+  uint64_t max_body_bytes = 1024 * 1024;  // a larger request body is answered 413
+  uint32_t max_header_bytes = 16 * 1024;  // request line and headers; larger: 431
+  uint32_t idle_timeout_ms = 60000;       // an idle keep-alive connection is closed after it
+  uint32_t request_timeout_ms = 30000;    // a request must arrive whole within it (408)
+  uint32_t max_connections = 1024;        // 0: no limit
+  std::vector<ApiToken> tokens;           // none: the API answers on loopback only
+  bool operator==(const HttpSettings&) const = default;
+};
+
 struct Config {
   std::string source;               // file the config came from ("" = built-in defaults)
   std::vector<Listener> listeners;  // default: one "mqtt" listener on 127.0.0.1:1883
   Endpoint http{"127.0.0.1", 8080};
   bool http_enabled = true;
+  HttpSettings http_settings;
   std::string data_dir = "data";
   std::string durability = "batch";  // "none" | "batch" | "always"
   unsigned threads = 0;              // 0: one per core

@@ -39,6 +39,9 @@ uint64_t total_packets_in(uint8_t type) {
 uint64_t total_packets_out(uint8_t type) {
   return sum([type](CounterShard & s) -> auto& { return s.packets_out[type & 15]; });
 }
+uint64_t total_bytes_in(uint8_t type) {
+  return sum([type](CounterShard & s) -> auto& { return s.bytes_in[type & 15]; });
+}
 
 const char* name(Counter c) {
   switch (c) {
@@ -74,6 +77,26 @@ const char* name(Counter c) {
       return "keepalive_timeouts";
     case Counter::PublishersThrottled:
       return "publishers_throttled";
+    case Counter::MessagesQueued:
+      return "messages_queued";
+    case Counter::HttpConnectionsAccepted:
+      return "http_connections_accepted";
+    case Counter::HttpConnectionsRefused:
+      return "http_connections_refused";
+    case Counter::HttpRequests:
+      return "http_requests";
+    case Counter::HttpResponses2xx:
+      return "http_responses_2xx";
+    case Counter::HttpResponses4xx:
+      return "http_responses_4xx";
+    case Counter::HttpResponses5xx:
+      return "http_responses_5xx";
+    case Counter::HttpPublishes:
+      return "http_publishes";
+    case Counter::HttpBytesReceived:
+      return "http_bytes_received";
+    case Counter::HttpBytesSent:
+      return "http_bytes_sent";
     case Counter::kCount:
       break;
   }

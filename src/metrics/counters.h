@@ -26,6 +26,17 @@ enum class Counter : uint8_t {
   ProtocolErrors,      // connections closed for a malformed or protocol-violating packet
   KeepAliveTimeouts,
   PublishersThrottled,  // times a publisher's reading was paused by a full receiver
+  MessagesQueued,       // deliveries that waited in a session queue instead of going out
+  // The HTTP server (src/http).
+  HttpConnectionsAccepted,
+  HttpConnectionsRefused,  // over [http] max_connections
+  HttpRequests,
+  HttpResponses2xx,
+  HttpResponses4xx,
+  HttpResponses5xx,
+  HttpPublishes,  // messages published through POST /api/v1/publish(/bulk)
+  HttpBytesReceived,
+  HttpBytesSent,
   kCount
 };
 
@@ -35,6 +46,7 @@ struct alignas(64) CounterShard {
   std::array<std::atomic<uint64_t>, kCounterCount> values{};
   std::array<std::atomic<uint64_t>, 16> packets_in{};   // by packet type
   std::array<std::atomic<uint64_t>, 16> packets_out{};  // by packet type
+  std::array<std::atomic<uint64_t>, 16> bytes_in{};     // by packet type, whole frames
 };
 
 // The calling thread's shard (created on first use, kept for the process lifetime).
@@ -43,8 +55,10 @@ CounterShard& local_shard();
 inline void add(Counter c, uint64_t n = 1) {
   local_shard().values[static_cast<size_t>(c)].fetch_add(n, std::memory_order_relaxed);
 }
-inline void count_packet_in(uint8_t type) {
-  local_shard().packets_in[type & 15].fetch_add(1, std::memory_order_relaxed);
+inline void count_packet_in(uint8_t type, uint64_t bytes = 0) {
+  auto& shard = local_shard();
+  shard.packets_in[type & 15].fetch_add(1, std::memory_order_relaxed);
+  shard.bytes_in[type & 15].fetch_add(bytes, std::memory_order_relaxed);
 }
 inline void count_packet_out(uint8_t type) {
   local_shard().packets_out[type & 15].fetch_add(1, std::memory_order_relaxed);
@@ -53,6 +67,7 @@ inline void count_packet_out(uint8_t type) {
 uint64_t total(Counter c);
 uint64_t total_packets_in(uint8_t type);
 uint64_t total_packets_out(uint8_t type);
+uint64_t total_bytes_in(uint8_t type);
 const char* name(Counter c);
 
 }  // namespace starling::metrics

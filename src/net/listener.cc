@@ -39,7 +39,8 @@ std::string describe_peer(const sockaddr_storage& addr) {
 }  // namespace
 
 Listener::Listener(const config::Listener& config, Server& server)
-    : Listener(config, [&server](int fd, std::string peer) { server.dispatch(fd, std::move(peer)); }) {}
+    : Listener(config,
+               [&server](int fd, std::string peer) { server.dispatch(fd, std::move(peer)); }) {}
 
 Listener::Listener(const config::Listener& config, AcceptHandler on_accept)
     : config_(config), on_accept_(std::move(on_accept)) {

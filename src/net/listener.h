@@ -2,6 +2,7 @@
 // them over the workers.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "config/config.h"
@@ -13,8 +14,12 @@ class Server;
 
 class Listener final : public core::IoHandler {
  public:
+  using AcceptHandler = std::function<void(int fd, std::string peer)>;
+
   // Binds and listens; throws std::runtime_error naming the address on failure.
   Listener(const config::Listener& config, Server& server);
+  // The same for another protocol (HTTP): accepted sockets go to on_accept.
+  Listener(const config::Listener& config, AcceptHandler on_accept);
   ~Listener() override;
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -25,7 +30,7 @@ class Listener final : public core::IoHandler {
 
  private:
   config::Listener config_;
-  Server& server_;
+  AcceptHandler on_accept_;
   int fd_ = -1;
 };
 

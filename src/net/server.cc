@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "http/server.h"
 #include "metrics/counters.h"
 #include "net/connection.h"
 #include "net/listener.h"
@@ -59,9 +60,22 @@ void Server::start() {
     listener->attach(workers_[listeners_.size() % workers_.size()]->loop());
     listeners_.push_back(std::move(listener));
   }
+  if (config_.http_enabled) {
+    // The HTTP API: its connections live on the same worker loops as MQTT's.
+    std::vector<core::EventLoop*> loops;
+    for (auto& w : workers_)
+      loops.push_back(&w->loop());
+    http_ = std::make_unique<http::Server>(broker_, loops);
+    config::Listener l{"http", config_.http, "http"};
+    auto listener = std::make_unique<Listener>(
+        l, [http = http_.get()](int fd, std::string peer) { http->dispatch(fd, std::move(peer)); });
+    listener->attach(workers_[listeners_.size() % workers_.size()]->loop());
+    listeners_.push_back(std::move(listener));
+  }
   for (auto& w : workers_)
     w->start_thread();
   started_ = true;
+  if (http_) http_->set_listeners_up(true);
   spdlog::info("{} worker threads", workers_.size());
 }
 
@@ -88,7 +102,11 @@ void Server::dispatch(int fd, std::string peer) {
 void Server::kick(broker::Attachment connection, uint8_t reason_code) {
   Worker& w = worker_of(connection);
   w.loop().post([&w, token = connection.token, reason_code] {
-    if (Connection* c = w.find(token)) c->client().disconnect(reason_code, "session taken over");
+    if (Connection* c = w.find(token)) {
+      const char* why = reason_code == mqtt::reason::AdministrativeAction ? "administrative action"
+                                                                          : "session taken over";
+      c->client().disconnect(reason_code, why);
+    }
   });
 }
 
@@ -104,9 +122,11 @@ void Server::stop() {
   stopped_ = true;
   // Say goodbye to every client on its own thread (DISCONNECT 0x8B on 5.0), then wait a
   // bounded time for the workers to flush and close them before ending the threads.
+  if (http_) http_->set_listeners_up(false);
   for (auto& w : workers_) {
-    ask(*w, [worker = w.get()] {
+    ask(*w, [worker = w.get(), http = http_.get()] {
       worker->disconnect_all(mqtt::reason::ServerShuttingDown);
+      if (http) http->close_all(worker->loop().index());
       return true;
     });
   }

@@ -12,6 +12,10 @@
 #include "core/event_loop.h"
 #include "net/worker.h"
 
+namespace starling::http {
+class Server;
+}
+
 namespace starling::net {
 
 class Listener;
@@ -42,6 +46,7 @@ class Server final : public broker::ConnectionControl {
   broker::Broker& broker_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unique_ptr<http::Server> http_;  // the HTTP API on the same workers; null when off
   std::atomic<uint64_t> next_token_{1};
   std::atomic<uint32_t> next_worker_{0};
   bool started_ = false;

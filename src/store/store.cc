@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "metrics/histogram.h"
+
 namespace starling::store {
 
 Durability parse_durability(const std::string& text) {
@@ -107,6 +109,7 @@ uint64_t Store::reserve() {
 }
 
 void Store::commit(uint64_t ticket, Batch&& batch) {
+  batch.committed_at_ = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(mutex_);
     committed_.emplace(ticket, std::move(batch));
@@ -118,6 +121,11 @@ uint64_t Store::write(Batch&& batch) {
   uint64_t ticket = reserve();
   commit(ticket, std::move(batch));
   return ticket;
+}
+
+void Store::write_background(Batch&& batch) {
+  batch.background_ = true;
+  write(std::move(batch));
 }
 
 void Store::when_durable(uint64_t ticket, std::function<void()> fn) {
@@ -159,10 +167,12 @@ void Store::writer_loop() {
       // Take the contiguous run of committed tickets: they are written as one group.
       uint64_t expect = durable_.load() + 1;
       while (!committed_.empty() && committed_.begin()->first == expect) {
+        const bool waited_for = !committed_.begin()->second.background_;
         group.push_back(std::move(committed_.begin()->second));
         committed_.erase(committed_.begin());
         last = expect++;
-        if (durability_ == Durability::Always) break;  // one sync per batch
+        // One sync per write somebody waits for; background writes ride along.
+        if (durability_ == Durability::Always && waited_for) break;
       }
     }
 
@@ -182,6 +192,10 @@ void Store::writer_loop() {
         spdlog::critical("store write failed in {}: {}; stopping", dir_, st.ToString());
         std::abort();
       }
+    }
+    const auto written = std::chrono::steady_clock::now();
+    for (const Batch& b : group) {
+      metrics::observe(metrics::Histogram::StoreCommit, written - b.committed_at_);
     }
     commits_.fetch_add(group.size(), std::memory_order_relaxed);
     if (last_write != group.size()) syncs_.fetch_add(1, std::memory_order_relaxed);

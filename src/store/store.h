@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -53,6 +54,8 @@ class Batch {
   friend class Store;
   std::unique_ptr<rocksdb::WriteBatch> batch_;
   size_t ops_ = 0;
+  bool background_ = false;
+  std::chrono::steady_clock::time_point committed_at_{};  // for the commit latency histogram
 };
 
 class Store {
@@ -72,6 +75,9 @@ class Store {
   uint64_t reserve();
   void commit(uint64_t ticket, Batch&& batch);
   uint64_t write(Batch&& batch);  // reserve + commit; returns the ticket
+  // A write nobody waits for (deleting a delivered message, noting a disconnect): under
+  // "always" it rides along with the next synced write instead of paying its own sync.
+  void write_background(Batch&& batch);
 
   uint64_t durable() const { return durable_.load(std::memory_order_acquire); }
   // Runs fn once ticket is durable: at once (on this thread) if it is, else on the writer.

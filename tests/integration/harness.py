@@ -43,7 +43,7 @@ class Broker:
     """One broker process. Use as a context manager or call start()/stop()."""
 
     def __init__(self, config_text=None, extra_args=None, threads=2, data_dir=None,
-                 mosquitto_config=""):
+                 mosquitto_config="", http=False):
         self.config_text = config_text
         # Extra mosquitto.conf lines (e.g. "max_packet_size 1000\n") so that a test needing a
         # Starling limit can set Mosquitto's equivalent and still run against it.
@@ -51,6 +51,8 @@ class Broker:
         self.extra_args = list(extra_args or [])
         self.threads = threads
         self.port = free_port()
+        # http=True: the HTTP API on its own free port (b.http_port); off by default.
+        self.http_port = free_port() if http else None
         self.tmp = tempfile.mkdtemp(prefix="starling-test-")
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
         self.log_path = os.path.join(self.tmp, "broker.log")
@@ -71,7 +73,8 @@ class Broker:
         binary = os.environ.get("STARLING_BIN")
         if not binary:
             raise RuntimeError("STARLING_BIN is not set (ctest sets it)")
-        cmd = [binary, "--bind", f"{HOST}:{self.port}", "--http", "off",
+        http = f"{HOST}:{self.http_port}" if self.http_port else "off"
+        cmd = [binary, "--bind", f"{HOST}:{self.port}", "--http", http,
                "--data", self.data_dir, "--threads", str(self.threads),
                "--log-level", os.environ.get("STARLING_TEST_LOG_LEVEL", "info")]
         if self.config_text is not None:
@@ -86,6 +89,8 @@ class Broker:
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_for_port(self.port, self.proc)
+        if self.http_port:
+            wait_for_port(self.http_port, self.proc)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):

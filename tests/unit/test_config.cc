@@ -479,6 +479,7 @@ TEST(ConfigExample, ExampleFileLoadsAndMatchesDefaults) {
   EXPECT_EQ(c.sys_interval_s, d.sys_interval_s);
   EXPECT_EQ(c.mqtt, d.mqtt);
   EXPECT_EQ(c.limits, d.limits);
+  EXPECT_EQ(c.http_settings, d.http_settings);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -620,6 +621,103 @@ TEST(ConfigReload, HttpAddressChangeIsReported) {
   Config fresh = load("[http]\nbind = \"127.0.0.1:8081\"\n");
   EXPECT_EQ(reload_into(live, fresh), (std::vector<std::string>{"http"}));
   EXPECT_EQ(live.http.port, 8080);
+}
+
+// ---------------------------------------------------------------------------------------------
+// [http] limits and tokens.
+
+TEST(ConfigHttp, Defaults) {
+  HttpSettings h = defaults().http_settings;
+  EXPECT_EQ(h.max_body_bytes, 1024u * 1024u);
+  EXPECT_EQ(h.max_header_bytes, 16u * 1024u);
+  EXPECT_EQ(h.idle_timeout_ms, 60000u);
+  EXPECT_EQ(h.request_timeout_ms, 30000u);
+  EXPECT_EQ(h.max_connections, 1024u);
+  EXPECT_TRUE(h.tokens.empty());
+  EXPECT_EQ(load("").http_settings, h);
+}
+
+TEST(ConfigHttp, EveryKey) {
+  Config c = load(R"(
+[http]
+bind = "127.0.0.1:9090"
+max_body_bytes = 4096
+max_header_bytes = 2048
+idle_timeout_ms = 1500
+request_timeout_ms = 700
+max_connections = 0
+
+[http.tokens.grafana]
+token = "0123456789abcdef-grafana"
+scopes = ["read"]
+
+[http.tokens.ops]
+token = "0123456789abcdef-ops"
+scopes = ["publish", "admin"]
+)");
+  const HttpSettings& h = c.http_settings;
+  EXPECT_EQ(h.max_body_bytes, 4096u);
+  EXPECT_EQ(h.max_header_bytes, 2048u);
+  EXPECT_EQ(h.idle_timeout_ms, 1500u);
+  EXPECT_EQ(h.request_timeout_ms, 700u);
+  EXPECT_EQ(h.max_connections, 0u);
+  ASSERT_EQ(h.tokens.size(), 2u);
+  EXPECT_EQ(h.tokens[0], (ApiToken{"grafana", "0123456789abcdef-grafana", {"read"}}));
+  EXPECT_EQ(h.tokens[1], (ApiToken{"ops", "0123456789abcdef-ops", {"publish", "admin"}}));
+}
+
+TEST(ConfigHttp, RangesAndTypes) {
+  EXPECT_EQ(error_of("[http]\nmax_body_bytes = 0\n"),
+            "t.toml:2: http.max_body_bytes must be an integer in 1..268435455");
+  EXPECT_EQ(error_of("[http]\nmax_header_bytes = 100000\n"),
+            "t.toml:2: http.max_header_bytes must be an integer in 1024..65536");
+  EXPECT_EQ(error_of("[http]\n\nidle_timeout_ms = 10\n"),
+            "t.toml:3: http.idle_timeout_ms must be an integer in 100..86400000");
+  EXPECT_EQ(error_of("[http]\nrequest_timeout_ms = \"1s\"\n"),
+            "t.toml:2: http.request_timeout_ms must be an integer in 100..3600000");
+  EXPECT_EQ(error_of("[http]\nmax_connections = -1\n"),
+            "t.toml:2: http.max_connections must be an integer in 0..4294967295");
+  EXPECT_EQ(error_of("[http]\nmax_body = 1\n"), "t.toml:2: unknown key \"http.max_body\"");
+}
+
+TEST(ConfigHttp, TokenErrors) {
+  EXPECT_EQ(error_of("[http.tokens.a]\nscopes = [\"read\"]\n"),
+            "t.toml:1: http.tokens.a needs a token, e.g. token = \"<random string>\"");
+  EXPECT_EQ(error_of("[http.tokens.a]\ntoken = \"0123456789abcdef\"\n"),
+            "t.toml:1: http.tokens.a needs scopes, e.g. scopes = [\"read\", \"publish\"]");
+  EXPECT_EQ(error_of("[http.tokens.a]\ntoken = \"short\"\nscopes = [\"read\"]\n"),
+            "t.toml:2: http.tokens.a.token must be at least 16 characters long");
+  EXPECT_EQ(error_of("[http.tokens.a]\ntoken = \"0123456789 abcdef\"\nscopes = [\"read\"]\n"),
+            "t.toml:2: http.tokens.a.token must be visible ASCII characters (no spaces)");
+  EXPECT_EQ(error_of("[http.tokens.a]\ntoken = \"0123456789abcdef\"\nscopes = []\n"),
+            "t.toml:3: http.tokens.a.scopes must be a non-empty array of scopes: read, publish, "
+            "admin");
+  EXPECT_EQ(error_of("[http.tokens.a]\ntoken = \"0123456789abcdef\"\nscopes = [\"write\"]\n"),
+            "t.toml:3: http.tokens.a.scopes must be one of read, publish, admin, not \"write\"");
+  EXPECT_EQ(error_of("[http.tokens.a]\ntoken = \"0123456789abcdef\"\n"
+                     "scopes = [\"read\", \"read\"]\n"),
+            "t.toml:3: http.tokens.a.scopes lists \"read\" twice");
+  EXPECT_EQ(error_of("[http.tokens.a]\ntoken = \"0123456789abcdef\"\nscopes = [\"read\"]\n"
+                     "[http.tokens.b]\ntoken = \"0123456789abcdef\"\nscopes = [\"read\"]\n"),
+            "t.toml:5: http.tokens.b.token is the same as http.tokens.a.token");
+  EXPECT_EQ(error_of("[http.tokens.a]\ntoken = \"0123456789abcdef\"\nscopes = [\"read\"]\n"
+                     "user = \"x\"\n"),
+            "t.toml:4: unknown key \"http.tokens.a.user\"");
+  EXPECT_EQ(error_of("[http]\ntokens = 1\n"),
+            "t.toml:2: http.tokens must be a table of tokens, e.g. [http.tokens.grafana]");
+}
+
+TEST(ConfigHttp, LimitsAndTokensReload) {
+  Config live = defaults();
+  Config fresh = load(R"(
+[http]
+max_body_bytes = 10
+[http.tokens.a]
+token = "0123456789abcdef"
+scopes = ["read"]
+)");
+  EXPECT_TRUE(reload_into(live, fresh).empty());
+  EXPECT_EQ(live.http_settings, fresh.http_settings);
 }
 
 // ---------------------------------------------------------------------------------------------

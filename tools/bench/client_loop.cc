@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -113,10 +114,11 @@ bool resolve_loopback(const std::string& host, uint16_t port, LoopOptions& opts,
 // --- PublishTemplate / InputBuffer -------------------------------------------------------------
 
 void PublishTemplate::build(std::string topic, uint8_t qos, uint32_t payload_size,
-                            mqtt::Version version) {
+                            mqtt::Version version, bool retain) {
   mqtt::Publish p;
   p.topic = std::move(topic);
   p.qos = qos;
+  p.retain = retain;
   p.packet_id = qos > 0 ? 1 : 0;
   // Padding is printable so a human watching with mosquitto_sub sees something sane.
   p.payload.assign(payload_size, '.');
@@ -147,7 +149,10 @@ char* InputBuffer::prepare(size_t min_free) {
 // --- ClientLoop ------------------------------------------------------------------------------
 
 ClientLoop::ClientLoop(int index, const LoopOptions& opts, RunControl& control)
-    : index_(index), opts_(opts), control_(control) {}
+    : index_(index), opts_(opts), control_(control) {
+  // Created here rather than on the loop's thread: other threads may wake() it at any time.
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
 
 ClientLoop::~ClientLoop() {
   join();
@@ -155,6 +160,13 @@ ClientLoop::~ClientLoop() {
     if (c->fd_ >= 0) ::close(c->fd_);
   }
   if (epfd_ >= 0) ::close(epfd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void ClientLoop::wake() {
+  if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }
 
 Client& ClientLoop::add_client(ClientSpec spec) {
@@ -180,14 +192,16 @@ void ClientLoop::run() {
 void ClientLoop::run_guarded() {
   try {
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
-    if (epfd_ < 0) {
-      control_.fail("epoll_create1: " + errno_text(errno));
+    if (epfd_ < 0 || wake_fd_ < 0) {
+      control_.fail("epoll_create1/eventfd: " + errno_text(errno));
       return;
     }
-    not_ready_ = static_cast<int>(clients_.size());
-    for (auto& c : clients_) {
-      open(*c);
-      if (control_.stopping()) break;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
+      control_.fail("epoll_ctl(eventfd): " + errno_text(errno));
+      return;
     }
     run_loop();
     if (window_open_) sample_cpu(true, now_ns());
@@ -196,6 +210,27 @@ void ClientLoop::run_guarded() {
   } catch (const std::exception& e) {
     control_.fail(std::string("bench thread ") + std::to_string(index_) + ": " + e.what());
   }
+}
+
+uint64_t ClientLoop::open_due(uint64_t now) {
+  while (next_open_ < clients_.size() && !control_.stopping()) {
+    // A client becoming ready frees a slot; that is I/O, which wakes the loop.
+    if (opts_.max_connecting > 0 && connecting_ >= opts_.max_connecting) return UINT64_MAX;
+    if (opts_.connect_rate > 0 && first_open_ns_ != 0) {
+      const uint64_t due = first_open_ns_ + static_cast<uint64_t>(static_cast<double>(next_open_) *
+                                                                  1e9 / opts_.connect_rate);
+      if (due > now) return due;
+    }
+    if (first_open_ns_ == 0) {
+      first_open_ns_ = now;
+      stats_.first_connect_ns = now;
+    }
+    Client& c = *clients_[next_open_++];
+    ++connecting_;
+    c.connect_ns_ = now_ns();
+    open(c);
+  }
+  return UINT64_MAX;
 }
 
 void ClientLoop::open(Client& c) {
@@ -230,6 +265,7 @@ void ClientLoop::run_loop() {
     const uint64_t now = now_ns();
     loop_now_ = now;
     uint64_t wake = now + kIdleWakeNs;
+    if (next_open_ < clients_.size()) wake = std::min(wake, open_due(now));
     if (!started_ && control_.started()) {
       timeline_ = control_.timeline();
       started_ = true;
@@ -240,6 +276,10 @@ void ClientLoop::run_loop() {
       if (phase >= Phase::Drain && window_open_) sample_cpu(true, now);
       if (phase == Phase::Done) break;
       if (phase == Phase::Drain && (handler_ == nullptr || handler_->drained())) break;
+      if (handler_ != nullptr && handler_->finished_early()) {
+        if (window_open_) sample_cpu(true, now);
+        break;
+      }
       if (handler_ != nullptr) wake = std::min(wake, handler_->on_tick(now, phase));
       // Wake on phase boundaries so CPU samples and stop times are punctual.
       for (uint64_t b :
@@ -264,8 +304,20 @@ void ClientLoop::run_loop() {
       break;
     }
     for (int i = 0; i < n; ++i) {
+      if (events[i].data.ptr == nullptr) {
+        // Read, then clear: a wake() that lands before the clear is served by this very
+        // wake-up (the handler runs next), one after it writes the eventfd again. Clearing
+        // first would let the read swallow that second write and leave wake_pending_ set with
+        // nothing to read: every later wake() would be ignored. The exchange (not a store)
+        // also makes the waker's writes before wake() visible here.
+        uint64_t count = 0;
+        [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof count);
+        wake_pending_.exchange(false, std::memory_order_acq_rel);
+        continue;
+      }
       on_event(*static_cast<Client*>(events[i].data.ptr), events[i].events);
     }
+    if (handler_ != nullptr && started_) handler_->on_io_done(now_ns());
     flush_dirty();
     if (now >= next_housekeeping) {
       housekeeping(now);
@@ -285,6 +337,9 @@ void ClientLoop::on_event(Client& c, uint32_t events) {
   if ((events & EPOLLOUT) && c.want_write_) {
     c.want_write_ = false;
     flush(c);
+    if (!c.want_write_ && c.state_ == Client::State::Ready && handler_ != nullptr) {
+      handler_->on_writable(c);
+    }
   }
 }
 
@@ -303,6 +358,9 @@ void ClientLoop::on_connected(Client& c) {
   connect.clean_start = true;
   connect.keep_alive = opts_.keep_alive;
   connect.client_id = c.spec_.client_id;
+  if (opts_.session_expiry > 0 && opts_.version == mqtt::Version::V5) {
+    connect.properties.session_expiry_interval = opts_.session_expiry;
+  }
   mqtt::encode_connect(connect, c.out_);
   mark_dirty(c);
 }
@@ -442,10 +500,9 @@ bool ClientLoop::handle_packet(Client& c, uint8_t first_byte, std::string_view b
       c.send_quota_ = ack.properties.receive_maximum.value_or(65535);
       if (opts_.max_inflight > 0) c.send_quota_ = std::min(c.send_quota_, opts_.max_inflight);
       c.keep_alive_ = ack.properties.server_keep_alive.value_or(opts_.keep_alive);
+      stats_.connect_latency.record(now > c.connect_ns_ ? now - c.connect_ns_ : 0);
       if (c.spec_.subscriptions.empty()) {
-        c.state_ = Client::State::Ready;
-        --not_ready_;
-        control_.client_ready();
+        became_ready(c, now);
         return true;
       }
       mqtt::Subscribe sub;
@@ -462,6 +519,23 @@ bool ClientLoop::handle_packet(Client& c, uint8_t first_byte, std::string_view b
         client_failed(c, std::string("bad SUBACK: ") + st.message);
         return false;
       }
+      if (c.state_ == Client::State::Ready) {
+        // Acknowledges a subscribe() made while running.
+        if (!release_packet_id(c, ack.packet_id, false)) {
+          client_failed(c, "SUBACK for packet id " + std::to_string(ack.packet_id) +
+                               " that is not in flight");
+          return false;
+        }
+        --c.pending_subs_;
+        for (uint8_t code : ack.reason_codes) {
+          if (code >= 0x80) {
+            client_failed(c, "subscription refused with " + hex2(code));
+            return false;
+          }
+        }
+        if (handler_ != nullptr) handler_->on_suback(c, ack.packet_id, now);
+        return true;
+      }
       if (c.state_ != Client::State::AwaitSuback || ack.packet_id != 1 ||
           ack.reason_codes.size() != c.spec_.subscriptions.size()) {
         client_failed(c, "unexpected SUBACK");
@@ -474,14 +548,32 @@ bool ClientLoop::handle_packet(Client& c, uint8_t first_byte, std::string_view b
           return false;
         }
       }
-      c.state_ = Client::State::Ready;
-      --not_ready_;
-      control_.client_ready();
+      became_ready(c, now);
       return true;
     }
-    case PacketType::Pingresp:
-      c.ping_sent_ns_ = 0;
+    case PacketType::Unsuback: {
+      mqtt::Unsuback ack;
+      if (mqtt::Status st = mqtt::decode_unsuback(flags, body, v, ack); !st.ok()) {
+        client_failed(c, std::string("bad UNSUBACK: ") + st.message);
+        return false;
+      }
+      if (c.state_ != Client::State::Ready || !release_packet_id(c, ack.packet_id, false)) {
+        client_failed(c, "unexpected UNSUBACK");
+        return false;
+      }
+      --c.pending_subs_;
+      if (handler_ != nullptr) handler_->on_unsuback(c, ack.packet_id, now);
       return true;
+    }
+    case PacketType::Pingresp: {
+      const uint64_t sent = c.ping_sent_ns_;
+      c.ping_sent_ns_ = 0;
+      if (c.ping_reported_) {
+        c.ping_reported_ = false;
+        if (handler_ != nullptr) handler_->on_pingresp(c, sent, now);
+      }
+      return true;
+    }
     case PacketType::Disconnect: {
       mqtt::Disconnect d;
       const mqtt::Status st = mqtt::decode_disconnect(flags, body, v, d);
@@ -497,6 +589,68 @@ bool ClientLoop::handle_packet(Client& c, uint8_t first_byte, std::string_view b
       client_failed(c, "unexpected packet type " + std::to_string(int(type)) + " from broker");
       return false;
   }
+}
+
+void ClientLoop::became_ready(Client& c, uint64_t now) {
+  c.state_ = Client::State::Ready;
+  // The initial SUBSCRIBE used packet id 1 outside the id bitmap; publishes may use it now.
+  --connecting_;
+  ++stats_.connected;
+  stats_.last_ready_ns = std::max(stats_.last_ready_ns, now);
+  if (!c.spec_.defer_ready) {
+    c.counted_ready_ = true;
+    control_.client_ready();
+  }
+  if (handler_ != nullptr) handler_->on_client_ready(c, now);
+}
+
+void ClientLoop::mark_ready(Client& c) {
+  if (c.counted_ready_ || c.state_ != Client::State::Ready) return;
+  c.counted_ready_ = true;
+  control_.client_ready();
+}
+
+uint16_t ClientLoop::subscribe(Client& c, const std::vector<mqtt::SubscriptionRequest>& subs) {
+  if (c.state_ != Client::State::Ready) return 0;
+  mqtt::Subscribe sub;
+  sub.packet_id = allocate_packet_id(c, false);
+  sub.subscriptions = subs;
+  mqtt::encode_subscribe(sub, opts_.version, c.out_);
+  ++c.pending_subs_;
+  mark_dirty(c);
+  return sub.packet_id;
+}
+
+uint16_t ClientLoop::unsubscribe(Client& c, const std::vector<std::string>& filters) {
+  if (c.state_ != Client::State::Ready) return 0;
+  mqtt::Unsubscribe unsub;
+  unsub.packet_id = allocate_packet_id(c, false);
+  unsub.filters = filters;
+  mqtt::encode_unsubscribe(unsub, opts_.version, c.out_);
+  ++c.pending_subs_;
+  mark_dirty(c);
+  return unsub.packet_id;
+}
+
+bool ClientLoop::publish_packet(Client& c, mqtt::Publish& p) {
+  if (c.state_ != Client::State::Ready) return false;
+  p.packet_id = 0;
+  if (p.qos > 0) {
+    if (c.inflight_ >= c.send_quota_) return false;
+    p.packet_id = allocate_packet_id(c);
+  }
+  mqtt::encode_publish(p, opts_.version, c.out_);
+  mark_dirty(c);
+  return true;
+}
+
+void ClientLoop::ping(Client& c) {
+  if (c.state_ != Client::State::Ready) return;
+  mqtt::encode_pingreq(c.out_);
+  // A keep-alive PINGREQ already outstanding answers this one too.
+  if (c.ping_sent_ns_ == 0) c.ping_sent_ns_ = now_ns();
+  c.ping_reported_ = true;
+  mark_dirty(c);
 }
 
 bool ClientLoop::publish(Client& c, const PublishTemplate& t, const PayloadHeader& h) {
@@ -607,7 +761,7 @@ void ClientLoop::close_all() {
   }
 }
 
-uint16_t ClientLoop::allocate_packet_id(Client& c) {
+uint16_t ClientLoop::allocate_packet_id(Client& c, bool counts_inflight) {
   if (!c.ids_in_use_) c.ids_in_use_ = std::make_unique<uint64_t[]>(65536 / 64);
   uint64_t* bits = c.ids_in_use_.get();
   // Acks come back in order almost always, so the next id is nearly always free.
@@ -616,17 +770,17 @@ uint16_t ClientLoop::allocate_packet_id(Client& c) {
     id = id == 65535 ? 1 : id + 1;
   bits[id >> 6] |= uint64_t{1} << (id & 63);
   c.next_id_ = id == 65535 ? 1 : id + 1;
-  ++c.inflight_;
+  if (counts_inflight) ++c.inflight_;
   return id;
 }
 
-bool ClientLoop::release_packet_id(Client& c, uint16_t id) {
+bool ClientLoop::release_packet_id(Client& c, uint16_t id, bool counts_inflight) {
   if (!c.ids_in_use_ || id == 0) return false;
   uint64_t& word = c.ids_in_use_[id >> 6];
   const uint64_t mask = uint64_t{1} << (id & 63);
   if (!(word & mask)) return false;
   word &= ~mask;
-  --c.inflight_;
+  if (counts_inflight) --c.inflight_;
   return true;
 }
 

@@ -97,7 +97,15 @@ struct LoopOptions {
   std::string target;  // "host:port", for messages
   mqtt::Version version = mqtt::Version::V5;
   uint16_t keep_alive = 60;
+  // 5.0 Session Expiry Interval sent in CONNECT; above 0 the broker keeps (and, with durable
+  // state, stores) the clients' sessions: the cost of persistence is what gets measured.
+  uint32_t session_expiry = 0;
   uint32_t max_inflight = 0;  // outgoing QoS 1/2 cap per client; 0: the broker's limit
+  // Connection pacing for this loop: new connects per second (0: no pacing) and at most this
+  // many clients between connect() and ready at once, so a storm measures the broker rather
+  // than overflowing its listen backlog into 1 s SYN retransmits.
+  double connect_rate = 0;
+  uint32_t max_connecting = 256;
 };
 
 // Resolves host (127.0.0.1, ::1 or localhost only) and port into opts. False with a message
@@ -110,13 +118,17 @@ struct ClientSpec {
   std::string client_id;
   std::vector<mqtt::SubscriptionRequest> subscriptions;  // sent as one SUBSCRIBE after CONNACK
   uint32_t tag = 0;                                      // the scenario's own index for this client
+  // The handler says when this client is ready (ClientLoop::mark_ready), e.g. after loading
+  // retained messages; until then the runner keeps waiting.
+  bool defer_ready = false;
 };
 
 // A PUBLISH encoded once per publisher; each message copies it and patches the packet id and
 // the payload header, so publishing costs a memcpy rather than an encode.
 class PublishTemplate {
  public:
-  void build(std::string topic, uint8_t qos, uint32_t payload_size, mqtt::Version version);
+  void build(std::string topic, uint8_t qos, uint32_t payload_size, mqtt::Version version,
+             bool retain = false);
   uint8_t qos() const { return qos_; }
   size_t size() const { return bytes_.size(); }
 
@@ -164,6 +176,8 @@ class Client {
   bool write_blocked() const { return want_write_; }
   // Outgoing QoS 1/2 publishes not yet completed (PUBACK, or PUBCOMP).
   uint32_t inflight() const { return inflight_; }
+  // SUBSCRIBE/UNSUBSCRIBE sent after the first SUBACK and not yet acknowledged.
+  uint32_t pending_subscribes() const { return pending_subs_; }
   bool can_publish_qos() const { return inflight_ < send_quota_; }
 
  private:
@@ -179,13 +193,17 @@ class Client {
   bool dirty_ = false;  // has output to flush at the end of this iteration
   uint64_t last_send_ns_ = 0;
   uint64_t last_recv_ns_ = 0;
-  uint64_t ping_sent_ns_ = 0;  // 0: no PINGREQ outstanding
-  uint16_t keep_alive_ = 0;    // as granted by the broker
+  uint64_t ping_sent_ns_ = 0;   // 0: no PINGREQ outstanding
+  bool ping_reported_ = false;  // the handler asked for this PINGREQ
+  uint64_t connect_ns_ = 0;     // connect() called
+  uint16_t keep_alive_ = 0;     // as granted by the broker
+  bool counted_ready_ = false;
 
   // Outgoing QoS > 0: packet ids in use (one bit each), allocated on first use.
   std::unique_ptr<uint64_t[]> ids_in_use_;
   uint16_t next_id_ = 1;
   uint32_t inflight_ = 0;
+  uint32_t pending_subs_ = 0;
   uint32_t send_quota_ = 65535;  // min(65535, broker's Receive Maximum)
 };
 
@@ -199,11 +217,34 @@ class LoopHandler {
   virtual void on_publish_done(Client& c, uint16_t packet_id, uint8_t reason, uint64_t now) {
     (void)c, (void)packet_id, (void)reason, (void)now;
   }
+  // c got its CONNACK (and SUBACK, if it subscribes at connect): it may publish now. Called in
+  // any phase, also before the run starts.
+  virtual void on_client_ready(Client& c, uint64_t now) { (void)c, (void)now; }
+  // Acknowledgement of a SUBSCRIBE/UNSUBSCRIBE sent with ClientLoop::subscribe/unsubscribe.
+  // A refused subscription (reason >= 0x80) fails the run before this is called.
+  virtual void on_suback(Client& c, uint16_t packet_id, uint64_t now) {
+    (void)c, (void)packet_id, (void)now;
+  }
+  virtual void on_unsuback(Client& c, uint16_t packet_id, uint64_t now) {
+    (void)c, (void)packet_id, (void)now;
+  }
+  // Answer to a PINGREQ sent with ClientLoop::ping.
+  virtual void on_pingresp(Client& c, uint64_t sent_ns, uint64_t now) {
+    (void)c, (void)sent_ns, (void)now;
+  }
+  // c's output had backed up (write_blocked) and the socket took all of it.
+  virtual void on_writable(Client& c) { (void)c; }
+  // Once per loop iteration after the I/O events were handled: the place to publish what this
+  // iteration's messages changed to other threads in one go.
+  virtual void on_io_done(uint64_t now) { (void)now; }
   // Once per loop iteration from Warmup on. Returns the absolute time it next wants to be
   // called: 0 at once, UINT64_MAX only when I/O happens.
   virtual uint64_t on_tick(uint64_t now, Phase phase) = 0;
   // During Drain: true once nothing this handler waits for is in flight (ends the loop early).
   virtual bool drained() const = 0;
+  // From Warmup on: true when the work is done before the timeline says so (e.g. --count
+  // reached and everything delivered); the loop then ends as if drained.
+  virtual bool finished_early() const { return false; }
   // After the last iteration, on the loop's thread: leave per-publisher/per-stream results in
   // stats for the runner.
   virtual void finish(ThreadStats& stats) = 0;
@@ -236,12 +277,30 @@ class ClientLoop {
   // Writes c's pending output now (the loop also flushes every client with output once per
   // iteration; this is for publishers that want their send timestamps close to the write).
   void flush(Client& c);
+  // Sends a SUBSCRIBE / UNSUBSCRIBE on a ready client; returns its packet id (0 if c is not
+  // ready). The handler hears back through on_suback / on_unsuback.
+  uint16_t subscribe(Client& c, const std::vector<mqtt::SubscriptionRequest>& subs);
+  uint16_t unsubscribe(Client& c, const std::vector<std::string>& filters);
+  // Encodes p (a fresh packet id when QoS > 0) onto c's output; false like publish().
+  bool publish_packet(Client& c, mqtt::Publish& p);
+  // Sends a PINGREQ now; on_pingresp reports the answer.
+  void ping(Client& c);
+  // For clients with defer_ready: counts c as ready for the runner.
+  void mark_ready(Client& c);
+
+  // Thread-safe: makes this loop's epoll_wait return soon, so its handler's on_tick runs (used
+  // when another thread changed something the handler waits for). Cheap when repeated: at most
+  // one eventfd write until the loop has woken up.
+  void wake();
 
  private:
   void run();
   void run_guarded();
   void run_loop();
   void open(Client& c);
+  // Opens the next clients as pacing allows; returns when it next wants to open more.
+  uint64_t open_due(uint64_t now);
+  void became_ready(Client& c, uint64_t now);
   void on_event(Client& c, uint32_t events);
   void on_connected(Client& c);
   void read_from(Client& c);
@@ -251,8 +310,9 @@ class ClientLoop {
   void flush_dirty();
   void housekeeping(uint64_t now);
   void close_all();
-  uint16_t allocate_packet_id(Client& c);
-  bool release_packet_id(Client& c, uint16_t id);
+  // Publishes count towards the client's in-flight quota, (un)subscribes do not.
+  uint16_t allocate_packet_id(Client& c, bool counts_inflight = true);
+  bool release_packet_id(Client& c, uint16_t id, bool counts_inflight = true);
   void client_failed(Client& c, const std::string& what);
   void sample_cpu(bool at_end, uint64_t now);
 
@@ -263,10 +323,14 @@ class ClientLoop {
   std::vector<std::unique_ptr<Client>> clients_;
   std::vector<Client*> dirty_;
   int epfd_ = -1;
+  int wake_fd_ = -1;  // eventfd in the epoll set, data.ptr == nullptr
+  std::atomic<bool> wake_pending_{false};
+  size_t next_open_ = 0;     // clients_[next_open_..] not opened yet
+  uint32_t connecting_ = 0;  // opened and not yet ready
+  uint64_t first_open_ns_ = 0;
   std::thread thread_;
   Timeline timeline_;
   bool started_ = false;
-  int not_ready_ = 0;
   mqtt::Publish scratch_publish_;  // reused so decoding a PUBLISH does not allocate
   ThreadStats stats_;
   // rusage and wall clock at the start of the window.

@@ -14,21 +14,28 @@ struct CommonOptions {
   uint16_t port = 1883;
   unsigned threads = 0;  // 0: std::thread::hardware_concurrency()
   mqtt::Version version = mqtt::Version::V5;
-  uint8_t qos = 0;
+  uint8_t qos = 0;        // of publishes
+  uint8_t sub_qos = 0;    // of subscriptions (--sub-qos; defaults to --qos)
   uint32_t payload = 64;  // bytes, header included
   double duration_s = 10;
   double warmup_s = 2;
   double drain_s = 2;
   uint64_t rate = 0;       // messages per second per publisher; 0: as fast as the window allows
   uint32_t window = 1000;  // unlimited mode: messages per publisher sent but not yet received
+  uint64_t count = 0;      // messages per publisher, then it stops; 0: until the window ends
   // QoS 1/2 publishes per publisher awaiting PUBACK/PUBCOMP; 0: as many as the broker's
   // Receive Maximum allows (65535 with 3.1.1, which has no way to announce a limit).
   uint32_t max_inflight = 0;
   // Window full without progress this long: count a stall (and reopen the window at QoS 0).
   double stall_timeout_s = 1;
   double connect_timeout_s = 10;
+  double connect_rate = 0;        // new connections per second over all threads; 0: unpaced
+  uint32_t max_connecting = 256;  // connects in progress at once, over all threads; 0: no cap
   uint16_t keep_alive = 60;
+  uint32_t session_expiry = 0;  // 5.0 Session Expiry Interval of every client (persistent)
+  std::string topic_prefix = "bench";
   int broker_pid = 0;  // sample this process's CPU and RSS during the window
+  std::string preset;  // for the report: the preset these options came from
   bool json = false;
   bool quiet = false;
 };

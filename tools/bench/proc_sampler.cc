@@ -56,6 +56,11 @@ bool ProcSampler::read(uint64_t& cpu_ticks, uint64_t& rss_kb) const {
   return true;
 }
 
+uint64_t ProcSampler::rss_kb_now() const {
+  uint64_t ticks = 0, rss = 0;
+  return read(ticks, rss) ? rss : 0;
+}
+
 bool ProcSampler::sample(uint64_t now_ns) {
   uint64_t ticks = 0, rss = 0;
   if (!read(ticks, rss)) return false;
@@ -73,6 +78,7 @@ bool ProcSampler::sample(uint64_t now_ns) {
   last_ns_ = now_ns;
   last_wait_ns_ = wait;
   if (rss > max_rss_kb_) max_rss_kb_ = rss;
+  last_rss_kb_ = rss;
   ++samples_;
   return true;
 }

@@ -30,6 +30,10 @@ class ProcSampler {
   // mean the broker was starved of CPU rather than slow.
   double avg_wait_percent() const;
   uint64_t max_rss_kb() const { return max_rss_kb_; }
+  // RSS at the last sample.
+  uint64_t last_rss_kb() const { return last_rss_kb_; }
+  // RSS right now, without taking a sample; 0 if the process is gone.
+  uint64_t rss_kb_now() const;
 
  private:
   // utime + stime in clock ticks, VmRSS in kB; false if unreadable or a zombie.
@@ -46,6 +50,7 @@ class ProcSampler {
   uint64_t last_wait_ns_ = 0;
   double max_cpu_ = 0;
   uint64_t max_rss_kb_ = 0;
+  uint64_t last_rss_kb_ = 0;
 };
 
 // Sum of run_delay (ns runnable but waiting for a CPU) over the threads of pid; 0 if

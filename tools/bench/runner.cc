@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <thread>
-#include <unordered_map>
 
+#include "fd_limit.h"
 #include "proc_sampler.h"
 
 namespace starling::bench {
@@ -33,15 +36,70 @@ void sleep_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
+// Per publisher: what it sent and what its receivers got. Streams of one shared-subscription
+// group (merge_bits) are merged by OR-ing their sequence bitmaps: the group received a message
+// once however many members got it, and every extra copy is a duplicate.
+void merge_publishers(Report& report) {
+  std::map<uint32_t, PublisherSummary> pubs;
+  for (const PublisherResult& r : report.totals.publishers) {
+    PublisherSummary& p = pubs[r.publisher];
+    p.index = r.publisher;
+    p.sent += r.sent;
+    p.expected += r.expected;
+    report.expected += r.expected;
+    report.expected_window += r.expected_window;
+  }
+  struct Group {
+    std::vector<uint64_t> bits;
+    uint64_t member_unique = 0;
+  };
+  std::map<std::pair<uint32_t, uint32_t>, Group> groups;  // (receiver, publisher)
+  for (StreamResult& st : report.totals.streams) {
+    PublisherSummary& p = pubs[st.publisher];
+    p.index = st.publisher;
+    p.duplicates += st.duplicates;
+    p.out_of_order += st.out_of_order;
+    if (!st.merge_bits) {
+      p.received += st.unique;
+      continue;
+    }
+    Group& g = groups[{st.receiver, st.publisher}];
+    g.member_unique += st.unique;
+    if (g.bits.size() < st.bits.size()) g.bits.resize(st.bits.size(), 0);
+    for (size_t i = 0; i < st.bits.size(); ++i)
+      g.bits[i] |= st.bits[i];
+  }
+  for (const auto& [key, g] : groups) {
+    uint64_t unique = 0;
+    for (uint64_t w : g.bits)
+      unique += static_cast<uint64_t>(std::popcount(w));
+    PublisherSummary& p = pubs[key.second];
+    p.received += unique;
+    p.duplicates += g.member_unique - unique;
+    report.totals.duplicates += g.member_unique - unique;
+  }
+  report.totals.streams.clear();
+  report.totals.streams.shrink_to_fit();
+  report.publishers.clear();
+  report.lost = 0;
+  for (auto& [index, p] : pubs) {
+    p.lost = p.expected > p.received ? p.expected - p.received : 0;
+    report.lost += p.lost;
+    report.publishers.push_back(p);
+  }
+}
+
 }  // namespace
 
 bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report) {
   report.scenario = scenario.name();
   report.options = opts;
+  report.cores = std::thread::hardware_concurrency();
 
   LoopOptions loop_opts;
   loop_opts.version = opts.version;
   loop_opts.keep_alive = opts.keep_alive;
+  loop_opts.session_expiry = opts.session_expiry;
   loop_opts.max_inflight = opts.max_inflight;
   if (!resolve_loopback(opts.host, opts.port, loop_opts, report.error)) return false;
   report.target = loop_opts.target;
@@ -59,6 +117,10 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
   unsigned threads = opts.threads != 0 ? opts.threads : std::thread::hardware_concurrency();
   threads = std::clamp(threads, 1u, std::max(1u, scenario.max_threads()));
   report.threads = threads;
+  // Pacing is per loop: each takes its share.
+  loop_opts.connect_rate = opts.connect_rate / threads;
+  loop_opts.max_connecting =
+      opts.max_connecting == 0 ? 0 : std::max(1u, (opts.max_connecting + threads - 1) / threads);
 
   RunControl control;
   std::vector<std::unique_ptr<ClientLoop>> loops;
@@ -73,6 +135,25 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
     clients += l->client_count();
   report.clients = clients;
   scenario.describe(report);
+
+  // One descriptor per client, plus epoll/eventfd per loop and stdio; the broker needs as many.
+  if (!ensure_fd_limit(clients + 3 * threads + 32, report.error)) return false;
+  if (sampler) {
+    const size_t broker_limit = process_fd_limit(opts.broker_pid);
+    if (broker_limit != 0 && broker_limit < clients + 16) {
+      report.warnings.push_back("the broker's file descriptor limit is " +
+                                std::to_string(broker_limit) + " for " + std::to_string(clients) +
+                                " connections: start it after `ulimit -n " +
+                                std::to_string(clients + 1024) + "`");
+    }
+    // What the broker holds before we connect, for memory per connection.
+    report.broker.rss_baseline_kb = sampler->rss_kb_now();
+  }
+  double connect_timeout = opts.connect_timeout_s;
+  if (opts.connect_rate > 0) {
+    // Paced connects take clients / rate by design: the timeout covers the rest.
+    connect_timeout += static_cast<double>(clients) / opts.connect_rate;
+  }
 
   // SIGINT/SIGTERM stop the run cleanly (connections closed, partial report printed).
   struct sigaction sa = {};
@@ -97,7 +178,7 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
            threads);
 
   // 1. Wait until every client is connected and subscribed.
-  const uint64_t connect_deadline = now_ns() + seconds_ns(opts.connect_timeout_s);
+  const uint64_t connect_deadline = now_ns() + seconds_ns(connect_timeout);
   while (control.ready_count() < static_cast<int>(clients) && !control.stopping()) {
     if (g_interrupted) {
       control.fail("interrupted");
@@ -105,7 +186,7 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
       char buf[160];
       std::snprintf(buf, sizeof buf,
                     "only %d of %zu clients connected and subscribed within %.1f s",
-                    control.ready_count(), clients, opts.connect_timeout_s);
+                    control.ready_count(), clients, connect_timeout);
       control.fail(buf);
     }
     sleep_ms(1);
@@ -163,10 +244,8 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
   sigaction(SIGTERM, &old_term, nullptr);
 
   // 4. Merge.
-  std::unordered_map<uint32_t, uint64_t> sent_by_publisher;
   for (auto& l : loops) {
     ThreadStats& s = l->stats();
-    report.totals.merge_counters(s);
     ThreadReport tr;
     tr.index = l->index();
     tr.user_s = s.cpu_user_s;
@@ -174,13 +253,15 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
     tr.wait_s = s.wait_s;
     tr.wall_s = s.wall_s;
     report.thread_reports.push_back(tr);
-    for (const PublisherResult& p : s.publishers)
-      sent_by_publisher[p.publisher] += p.sent;
+    report.totals.merge_counters(s);
   }
-  for (const StreamResult& st : report.totals.streams) {
-    const uint64_t sent = sent_by_publisher[st.publisher];
-    if (sent > st.unique) report.lost += sent - st.unique;
+  merge_publishers(report);
+  if (report.totals.first_connect_ns != 0 &&
+      report.totals.last_ready_ns > report.totals.first_connect_ns) {
+    report.connect_s =
+        static_cast<double>(report.totals.last_ready_ns - report.totals.first_connect_ns) / 1e9;
   }
+  scenario.summarize(report);
 
   if (sampler) {
     if (window_sampled) {
@@ -189,6 +270,13 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
       report.broker.cpu_max_percent = sampler->max_cpu_percent();
       report.broker.wait_percent = sampler->avg_wait_percent();
       report.broker.rss_max_kb = sampler->max_rss_kb();
+      report.broker.rss_last_kb = sampler->last_rss_kb();
+      if (report.totals.connected > 0 && report.broker.rss_baseline_kb > 0) {
+        const double grown = static_cast<double>(report.broker.rss_last_kb) -
+                             static_cast<double>(report.broker.rss_baseline_kb);
+        report.broker.bytes_per_connection =
+            grown * 1024 / static_cast<double>(report.totals.connected);
+      }
     }
     if (!sampler->alive()) report.broker.exited = true;
   }
@@ -222,10 +310,19 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
       report.warnings.push_back("bench thread " + std::to_string(tr.index) + " was " +
                                 std::to_string(static_cast<int>(tr.cpu_percent())) +
                                 "% busy: the load generator may be the bottleneck");
+    } else if (tr.starved()) {
+      report.warnings.push_back(
+          "bench thread " + std::to_string(tr.index) + " was busy " +
+          std::to_string(static_cast<int>(tr.cpu_percent())) + "% and waiting for a core " +
+          std::to_string(static_cast<int>(tr.wait_percent())) +
+          "% of the window: the cores are oversubscribed, the machine may set the pace");
     }
   }
-  if (opts.rate > 0 && !sent_by_publisher.empty()) {
-    const double target = static_cast<double>(opts.rate) * sent_by_publisher.size();
+  size_t publishing = 0;
+  for (const PublisherSummary& p : report.publishers)
+    publishing += p.sent > 0 ? 1 : 0;
+  if (opts.rate > 0 && opts.count == 0 && publishing > 0 && report.window_s > 0) {
+    const double target = static_cast<double>(opts.rate) * static_cast<double>(publishing);
     if (report.sent_per_s() < 0.95 * target) {
       report.warnings.push_back("sent " +
                                 std::to_string(static_cast<uint64_t>(report.sent_per_s())) +

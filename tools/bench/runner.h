@@ -24,6 +24,8 @@ class Scenario {
   virtual void setup(const std::vector<ClientLoop*>& loops, RunControl& control) = 0;
   // Scenario-specific parameters and warnings for the report.
   virtual void describe(Report& report) const = 0;
+  // After the loops have stopped: scenario-specific results (report.results) and warnings.
+  virtual void summarize(Report& report) const { (void)report; }
 };
 
 // Returns false on failure, with report.error saying why; the report holds whatever the run

@@ -1,8 +1,11 @@
 #include "stats.h"
 
+#include <iterator>
+
 namespace starling::bench {
 
-void ThreadStats::merge_counters(const ThreadStats& o) {
+// Moves the per-publisher and per-stream results out of o (they can be large).
+void ThreadStats::merge_counters(ThreadStats& o) {
   sent_window += o.sent_window;
   sent_total += o.sent_total;
   received_window += o.received_window;
@@ -13,9 +16,18 @@ void ThreadStats::merge_counters(const ThreadStats& o) {
   bad_payload += o.bad_payload;
   window_stalls += o.window_stalls;
   rejected += o.rejected;
+  unacked += o.unacked;
   latency.merge(o.latency);
   publishers.insert(publishers.end(), o.publishers.begin(), o.publishers.end());
-  streams.insert(streams.end(), o.streams.begin(), o.streams.end());
+  streams.insert(streams.end(), std::make_move_iterator(o.streams.begin()),
+                 std::make_move_iterator(o.streams.end()));
+  o.streams.clear();
+  connect_latency.merge(o.connect_latency);
+  connected += o.connected;
+  if (o.first_connect_ns != 0 && (first_connect_ns == 0 || o.first_connect_ns < first_connect_ns)) {
+    first_connect_ns = o.first_connect_ns;
+  }
+  last_ready_ns = std::max(last_ready_ns, o.last_ready_ns);
 }
 
 }  // namespace starling::bench

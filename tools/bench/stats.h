@@ -40,8 +40,9 @@ inline bool read_payload_header(std::string_view payload, PayloadHeader& h) {
 }
 
 // Sequences one subscriber has seen from one publisher. A bitmap (1 bit per sequence, grown by
-// doubling) makes duplicates exact even when they arrive out of order; at a million messages a
-// second that is ~125 KB per second of run, fine for a load generator.
+// doubling) makes duplicates exact even when they arrive out of order; memory is one bit per
+// message received, summed over streams (~15 MB for 120 million messages), whatever the
+// number of streams.
 class SequenceTracker {
  public:
   enum class Outcome : uint8_t { InOrder, OutOfOrder, Duplicate };
@@ -50,36 +51,58 @@ class SequenceTracker {
     const size_t word = static_cast<size_t>(seq >> 6);
     if (word >= bits_.size()) bits_.resize(std::max<size_t>(word + 1, bits_.size() * 2), 0);
     const uint64_t mask = uint64_t{1} << (seq & 63);
-    if (bits_[word] & mask) return Outcome::Duplicate;
+    if (bits_[word] & mask) {
+      ++duplicates_;
+      return Outcome::Duplicate;
+    }
     bits_[word] |= mask;
     ++unique_;
     if (seq + 1 > end_) {
       end_ = seq + 1;
       return Outcome::InOrder;
     }
+    ++out_of_order_;
     return Outcome::OutOfOrder;
   }
 
   uint64_t unique() const { return unique_; }
+  uint64_t duplicates() const { return duplicates_; }
+  uint64_t out_of_order() const { return out_of_order_; }
   // One past the highest sequence seen.
   uint64_t end() const { return end_; }
+  // The bitmap, for merging the members of a shared-subscription group.
+  std::vector<uint64_t> take_bits() { return std::move(bits_); }
 
  private:
   std::vector<uint64_t> bits_;
   uint64_t unique_ = 0;
+  uint64_t duplicates_ = 0;
+  uint64_t out_of_order_ = 0;
   uint64_t end_ = 0;
 };
 
-// After a run: how many messages a publisher sent, and how many distinct ones a subscriber got
-// from it. lost = sent - unique, summed over streams; kept apart so scenarios whose publisher
-// and subscribers live on different threads can still be reconciled by the runner.
+// After a run, per publisher: how many messages it sent, and how many deliveries that makes
+// (sent x matching receivers; scenarios with their own rules, such as retained rounds, fill it
+// themselves).
 struct PublisherResult {
   uint32_t publisher = 0;
   uint64_t sent = 0;
+  uint64_t sent_window = 0;
+  uint64_t expected = 0;
+  uint64_t expected_window = 0;  // of the messages sent in the window
 };
+
+// What one receiver got from one publisher. A receiver is a subscriber, or a shared-subscription
+// group whose members each leave a stream with merge_bits set: the runner ORs their bitmaps, so
+// a message delivered to two members of a group counts once and as a duplicate.
 struct StreamResult {
   uint32_t publisher = 0;
+  uint32_t receiver = 0;
   uint64_t unique = 0;
+  uint64_t duplicates = 0;
+  uint64_t out_of_order = 0;
+  bool merge_bits = false;
+  std::vector<uint64_t> bits;
 };
 
 // One loop thread's counters. "window" counts only messages whose send time falls inside the
@@ -95,9 +118,17 @@ struct ThreadStats {
   uint64_t bad_payload = 0;    // shorter than the header
   uint64_t window_stalls = 0;  // window full with no progress for --stall-timeout
   uint64_t rejected = 0;       // PUBACK/PUBREC with a failure reason code
+  uint64_t unacked = 0;        // QoS 1/2 publishes the broker never acknowledged by the end
   Histogram latency;           // publish-to-receive, ns
   std::vector<PublisherResult> publishers;
   std::vector<StreamResult> streams;
+
+  // Connection setup: connect() to CONNACK per client, and the span from the first connect()
+  // to the last client ready (CONNACK, or SUBACK when it subscribes).
+  Histogram connect_latency;
+  uint64_t connected = 0;
+  uint64_t first_connect_ns = 0;
+  uint64_t last_ready_ns = 0;
 
   // The loop thread's own CPU over the measurement window.
   double cpu_user_s = 0;
@@ -105,7 +136,7 @@ struct ThreadStats {
   double wait_s = 0;  // runnable but waiting for a CPU (schedstat run_delay)
   double wall_s = 0;
 
-  void merge_counters(const ThreadStats& o);
+  void merge_counters(ThreadStats& o);
 };
 
 }  // namespace starling::bench

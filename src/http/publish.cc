@@ -1,0 +1,364 @@
+#include "http/publish.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <random>
+
+#include "core/event_loop.h"
+#include "http/base64.h"
+#include "metrics/counters.h"
+#include "mqtt/topic.h"
+
+namespace starling::http {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int kNoMatchingSubscribers = 0x10;
+
+PublishError bad(std::string code, std::string message, int status = 400) {
+  return PublishError{status, std::move(code), std::move(message)};
+}
+
+// MQTT strings are UTF-8 without U+0000 (mqtt::valid_utf8 checks both).
+bool mqtt_string(std::string_view s) {
+  return mqtt::valid_utf8(s);
+}
+
+// The fields of one publish as read from JSON or the query string, before validation.
+struct Fields {
+  std::string topic;
+  bool has_topic = false;
+  std::string payload;
+  uint8_t qos = 0;
+  bool retain = false;
+  std::optional<uint32_t> expiry;
+  broker::MessageProperties properties;
+  bool has_properties = false;
+};
+
+// The checks every publish gets, the same as an MQTT PUBLISH's (Client::handle_publish).
+MessageOrError build(Fields&& f, const config::Config& settings, broker::Clock::time_point now) {
+  if (!f.has_topic) return bad("bad_topic", "\"topic\" is required");
+  if (!mqtt::valid_topic_name(f.topic)) {
+    return bad("bad_topic", "invalid topic name (empty, wildcards, or not UTF-8)");
+  }
+  const auto levels = static_cast<size_t>(std::count(f.topic.begin(), f.topic.end(), '/')) + 1;
+  if (f.topic.size() > settings.limits.max_topic_length ||
+      levels > settings.limits.max_topic_levels) {
+    return bad("bad_topic", "topic name exceeds the configured limits");
+  }
+  if (f.qos > settings.mqtt.max_qos) {
+    return bad("qos_not_supported",
+               "qos above the broker's maximum (" + std::to_string(settings.mqtt.max_qos) + ")");
+  }
+  if (f.retain && !settings.mqtt.retain_available) {
+    return bad("retain_not_supported", "retained messages are not available");
+  }
+  if (f.properties.payload_format_indicator.value_or(0) == 1 && !mqtt::valid_utf8(f.payload)) {
+    return bad("bad_payload", "payload_format_indicator is 1 but the payload is not UTF-8");
+  }
+  // What no subscriber could receive is refused here rather than dropped for every one.
+  if (f.topic.size() + f.payload.size() > settings.mqtt.max_packet_size) {
+    return bad("too_large",
+               "topic and payload exceed mqtt.max_packet_size (" +
+                   std::to_string(settings.mqtt.max_packet_size) + " bytes)",
+               413);
+  }
+  auto msg = std::make_shared<broker::Message>();
+  msg->topic = std::move(f.topic);
+  msg->payload = std::move(f.payload);
+  msg->qos = f.qos;
+  msg->retain = f.retain;
+  msg->received_at = now;
+  if (f.expiry) {
+    msg->has_expiry = true;
+    msg->expires_at = now + std::chrono::seconds(*f.expiry);
+  }
+  if (f.has_properties) {
+    msg->properties = std::make_unique<const broker::MessageProperties>(std::move(f.properties));
+  }
+  return msg;
+}
+
+std::optional<PublishError> read_properties(const json& p, Fields& f) {
+  if (!p.is_object()) return bad("bad_properties", "\"properties\" must be an object");
+  for (const auto& [key, value] : p.items()) {
+    if (key == "message_expiry_interval") {
+      if (!value.is_number_unsigned() || value.get<uint64_t>() > 0xFFFFFFFFull) {
+        return bad("bad_properties", "message_expiry_interval must be an integer in 0..4294967295");
+      }
+      f.expiry = static_cast<uint32_t>(value.get<uint64_t>());
+      continue;
+    }
+    if (key == "payload_format_indicator") {
+      if (!value.is_number_unsigned() || value.get<uint64_t>() > 1) {
+        return bad("bad_properties", "payload_format_indicator must be 0 or 1");
+      }
+      f.properties.payload_format_indicator = static_cast<uint8_t>(value.get<uint64_t>());
+    } else if (key == "content_type" || key == "response_topic" || key == "correlation_data") {
+      if (!value.is_string()) return bad("bad_properties", key + " must be a string");
+      std::string text = value.get<std::string>();
+      if (key == "content_type") {
+        if (!mqtt_string(text)) return bad("bad_properties", "content_type must be UTF-8");
+        f.properties.content_type = std::move(text);
+      } else if (key == "response_topic") {
+        if (!mqtt::valid_topic_name(text)) {
+          return bad("bad_properties", "response_topic must be a valid topic name");
+        }
+        f.properties.response_topic = std::move(text);
+      } else {
+        f.properties.correlation_data = std::move(text);
+      }
+    } else if (key == "user_properties") {
+      if (!value.is_object()) {
+        return bad("bad_properties", "user_properties must be an object of strings");
+      }
+      for (const auto& [name, v] : value.items()) {
+        if (!v.is_string() || !mqtt_string(name) || !mqtt_string(v.get_ref<const std::string&>())) {
+          return bad("bad_properties", "user_properties values must be UTF-8 strings");
+        }
+        f.properties.user_properties.emplace_back(name, v.get<std::string>());
+      }
+    } else {
+      return bad("bad_properties", "unknown property \"" + key + "\"");
+    }
+    f.has_properties = true;
+  }
+  return std::nullopt;
+}
+
+// Strict decimal: digits only, within max.
+std::optional<uint64_t> parse_uint(std::string_view text, uint64_t max) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v > max) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+  if (text == "true" || text == "1") return true;
+  if (text == "false" || text == "0") return false;
+  return std::nullopt;
+}
+
+struct Placed {
+  int status;
+  std::string id;
+};
+
+// Routes the message; durable collects its store writes when it needs them.
+Placed place(broker::Broker& broker, const std::shared_ptr<broker::Message>& msg,
+             broker::Clock::time_point now, broker::PublishBatch* durable) {
+  broker::PublishOutcome outcome = broker.publish(msg, nullptr, broker::Attachment{}, now, durable);
+  metrics::add(metrics::Counter::HttpPublishes);
+  if (outcome.receivers > 0) return {200, next_message_id()};
+  if (outcome.dropped > 0) return {503, ""};
+  return {202, next_message_id()};
+}
+
+const char* kNotPlaced = "every matching subscriber refused the message (queue full or too large)";
+
+// Answers now when nothing durable is pending, else once the store has it.
+std::optional<Response> after_durable(store::Store* store, uint64_t ticket, Response response,
+                                      const RequestContext& ctx) {
+  if (ticket == 0 || store->durable() >= ticket) return response;
+  Responder responder = ctx.defer();
+  store->when_durable(ticket, [responder, response = std::move(response)]() mutable {
+    responder(std::move(response));
+  });
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string next_message_id() {
+  static const uint32_t nonce = static_cast<uint32_t>(std::random_device{}());
+  static std::atomic<uint64_t> counter{0};
+  uint64_t n = counter.fetch_add(1, std::memory_order_relaxed);
+  return fmt::format("{:08x}{:012x}", nonce, n & 0xFFFFFFFFFFFFull);
+}
+
+MessageOrError message_from_json(const json& item, const config::Config& settings,
+                                 broker::Clock::time_point now) {
+  if (!item.is_object()) return bad("bad_request", "a publish must be a JSON object");
+  Fields f;
+  bool base64 = false;
+  const json* properties = nullptr;
+  const json* payload = nullptr;
+  for (const auto& [key, value] : item.items()) {
+    if (key == "topic") {
+      if (!value.is_string()) return bad("bad_topic", "\"topic\" must be a string");
+      f.topic = value.get<std::string>();
+      f.has_topic = true;
+    } else if (key == "payload") {
+      if (!value.is_string()) return bad("bad_payload", "\"payload\" must be a string");
+      payload = &value;
+    } else if (key == "payload_encoding") {
+      if (value == "base64") {
+        base64 = true;
+      } else if (value != "plain") {
+        return bad("bad_encoding", "\"payload_encoding\" must be \"plain\" or \"base64\"");
+      }
+    } else if (key == "qos") {
+      if (!value.is_number_unsigned() || value.get<uint64_t>() > 2) {
+        return bad("bad_qos", "\"qos\" must be 0, 1 or 2");
+      }
+      f.qos = static_cast<uint8_t>(value.get<uint64_t>());
+    } else if (key == "retain") {
+      if (!value.is_boolean()) return bad("bad_request", "\"retain\" must be true or false");
+      f.retain = value.get<bool>();
+    } else if (key == "properties") {
+      properties = &value;
+    } else {
+      return bad("bad_request", "unknown field \"" + key + "\"");
+    }
+  }
+  if (payload) {
+    const auto& text = payload->get_ref<const std::string&>();
+    if (base64) {
+      auto decoded = base64_decode(text);
+      if (!decoded) return bad("bad_payload", "\"payload\" is not valid base64");
+      f.payload = std::move(*decoded);
+    } else {
+      f.payload = text;
+    }
+  }
+  if (properties) {
+    if (auto error = read_properties(*properties, f)) return *error;
+  }
+  return build(std::move(f), settings, now);
+}
+
+MessageOrError message_from_query(const QueryParams& query, std::string_view body,
+                                  const config::Config& settings, broker::Clock::time_point now) {
+  Fields f;
+  for (const auto& [name, value] : query) {
+    if (name == "topic") {
+      f.topic = value;
+      f.has_topic = true;
+    } else if (name == "qos") {
+      auto qos = parse_uint(value, 2);
+      if (!qos) return bad("bad_qos", "qos must be 0, 1 or 2");
+      f.qos = static_cast<uint8_t>(*qos);
+    } else if (name == "retain") {
+      auto retain = parse_bool(value);
+      if (!retain) return bad("bad_request", "retain must be true or false");
+      f.retain = *retain;
+    } else if (name == "message_expiry_interval") {
+      auto expiry = parse_uint(value, 0xFFFFFFFFull);
+      if (!expiry) return bad("bad_properties", "message_expiry_interval must be 0..4294967295");
+      f.expiry = static_cast<uint32_t>(*expiry);
+    } else if (name == "payload_format_indicator") {
+      auto pfi = parse_uint(value, 1);
+      if (!pfi) return bad("bad_properties", "payload_format_indicator must be 0 or 1");
+      f.properties.payload_format_indicator = static_cast<uint8_t>(*pfi);
+      f.has_properties = true;
+    } else if (name == "content_type") {
+      if (!mqtt_string(value)) return bad("bad_properties", "content_type must be UTF-8");
+      f.properties.content_type = value;
+      f.has_properties = true;
+    } else if (name == "response_topic") {
+      if (!mqtt::valid_topic_name(value)) {
+        return bad("bad_properties", "response_topic must be a valid topic name");
+      }
+      f.properties.response_topic = value;
+      f.has_properties = true;
+    } else if (name == "correlation_data") {
+      f.properties.correlation_data = value;
+      f.has_properties = true;
+    } else {
+      return bad("bad_request", "unknown query parameter \"" + name + "\"");
+    }
+  }
+  f.payload.assign(body);
+  return build(std::move(f), settings, now);
+}
+
+std::optional<Response> publish_one(broker::Broker& broker, const Request& request,
+                                    const QueryParams& query, const RequestContext& ctx) {
+  const auto now = core::EventLoop::now();
+  MessageOrError parsed;
+  if (find_param(query, "topic")) {
+    parsed = message_from_query(query, request.body, ctx.settings, now);
+  } else if (!query.empty()) {
+    return json_error(400, "bad_request",
+                      "a raw body needs ?topic=; a JSON body takes no query parameters");
+  } else {
+    json body = json::parse(request.body, nullptr, false);
+    if (body.is_discarded()) return json_error(400, "bad_json", "the body is not valid JSON");
+    parsed = message_from_json(body, ctx.settings, now);
+  }
+  if (auto* error = std::get_if<PublishError>(&parsed)) {
+    return json_error(error->status, error->code, error->message);
+  }
+  auto& msg = std::get<std::shared_ptr<broker::Message>>(parsed);
+
+  // Like an MQTT QoS 1/2 or retained PUBLISH: answered once what it changed is durable.
+  store::Store* const store = broker.store();
+  std::optional<broker::PublishBatch> durable;
+  if (store && (msg->qos > 0 || msg->retain)) durable.emplace(store);
+  Placed placed = place(broker, msg, now, durable ? &*durable : nullptr);
+  const uint64_t ticket = durable ? durable->commit() : 0;
+
+  Response response;
+  if (placed.status == 200) {
+    response = json_response(200, R"({"id":")" + placed.id + "\"}");
+  } else if (placed.status == 202) {
+    response = json_response(202, R"({"id":")" + placed.id + R"(","reason_code":16,)" +
+                                      R"("message":"no matching subscribers"})");
+  } else {
+    response = json_error(503, "not_placed", kNotPlaced);
+  }
+  return after_durable(store, ticket, std::move(response), ctx);
+}
+
+std::optional<Response> publish_bulk(broker::Broker& broker, const Request& request,
+                                     const RequestContext& ctx) {
+  const auto now = core::EventLoop::now();
+  json items = json::parse(request.body, nullptr, false);
+  if (items.is_discarded()) return json_error(400, "bad_json", "the body is not valid JSON");
+  if (!items.is_array()) {
+    return json_error(400, "bad_request", "the body must be a JSON array of publishes");
+  }
+  store::Store* const store = broker.store();
+  // One store batch for the whole request: one durable wait, one response.
+  std::optional<broker::PublishBatch> durable;
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
+  for (const json& item : items) {
+    MessageOrError parsed = message_from_json(item, ctx.settings, now);
+    if (auto* error = std::get_if<PublishError>(&parsed)) {
+      results.push_back(
+          {{"status", error->status}, {"error", error->code}, {"message", error->message}});
+      continue;
+    }
+    auto& msg = std::get<std::shared_ptr<broker::Message>>(parsed);
+    const bool needs_store = store && (msg->qos > 0 || msg->retain);
+    if (needs_store && !durable) durable.emplace(store);
+    Placed placed = place(broker, msg, now, needs_store ? &*durable : nullptr);
+    if (placed.status == 200) {
+      results.push_back({{"status", 200}, {"id", placed.id}});
+    } else if (placed.status == 202) {
+      results.push_back({{"status", 202},
+                         {"id", placed.id},
+                         {"reason_code", kNoMatchingSubscribers},
+                         {"message", "no matching subscribers"}});
+    } else {
+      results.push_back({{"status", 503}, {"error", "not_placed"}, {"message", kNotPlaced}});
+    }
+  }
+  const uint64_t ticket = durable ? durable->commit() : 0;
+  nlohmann::ordered_json body = {{"results", std::move(results)}};
+  return after_durable(
+      store, ticket,
+      json_response(200, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)), ctx);
+}
+
+}  // namespace starling::http

@@ -1,0 +1,46 @@
+// POST /api/v1/publish and /api/v1/publish/bulk: an HTTP request becomes a broker::Message and
+// goes through Broker::publish like an MQTT PUBLISH (routing, retained, durability). With a
+// store, a QoS 1/2 or retained publish is answered only once what it changed is durable.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "broker/broker.h"
+#include "config/config.h"
+#include "http/api.h"
+#include "http/request_parser.h"
+#include "http/response.h"
+#include "http/url.h"
+
+namespace starling::http {
+
+struct PublishError {
+  int status = 400;
+  std::string code;  // "bad_topic", "bad_payload", ...
+  std::string message;
+};
+
+using MessageOrError = std::variant<std::shared_ptr<broker::Message>, PublishError>;
+
+// One publish from its JSON object: {"topic", "payload", "payload_encoding", "qos", "retain",
+// "properties": {...}}.
+MessageOrError message_from_json(const nlohmann::json& item, const config::Config& settings,
+                                 broker::Clock::time_point now);
+// A raw body published to ?topic=&qos=&retain= (and optional property parameters).
+MessageOrError message_from_query(const QueryParams& query, std::string_view body,
+                                  const config::Config& settings, broker::Clock::time_point now);
+
+// A unique id for each published message ("<process nonce><counter>", 20 hex digits).
+std::string next_message_id();
+
+std::optional<Response> publish_one(broker::Broker& broker, const Request& request,
+                                    const QueryParams& query, const RequestContext& ctx);
+std::optional<Response> publish_bulk(broker::Broker& broker, const Request& request,
+                                     const RequestContext& ctx);
+
+}  // namespace starling::http

@@ -1,0 +1,21 @@
+// Read-only views of the broker and the kick: GET /api/v1/clients, /clients/{id},
+// /subscriptions, /retained, /stats and DELETE /api/v1/clients/{id}.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "broker/broker.h"
+#include "http/response.h"
+#include "http/url.h"
+
+namespace starling::http {
+
+Response list_clients(broker::Broker& broker, const QueryParams& query);
+Response show_client(broker::Broker& broker, const std::string& client_id);
+Response kick_client(broker::Broker& broker, const std::string& client_id);
+Response list_subscriptions(broker::Broker& broker, const QueryParams& query);
+Response list_retained(broker::Broker& broker, const QueryParams& query);
+Response stats(broker::Broker& broker, size_t http_connections);
+
+}  // namespace starling::http

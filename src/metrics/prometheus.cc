@@ -1,0 +1,211 @@
+#include "metrics/prometheus.h"
+
+#include <charconv>
+#include <string_view>
+
+#include "metrics/counters.h"
+#include "metrics/histogram.h"
+
+namespace starling::metrics {
+
+namespace {
+
+// The MQTT control packet names by type number (0 and 15 are reserved/AUTH).
+constexpr const char* kPacketNames[16] = {"reserved",  "connect",  "connack",     "publish",
+                                          "puback",    "pubrec",   "pubrel",      "pubcomp",
+                                          "subscribe", "suback",   "unsubscribe", "unsuback",
+                                          "pingreq",   "pingresp", "disconnect",  "auth"};
+
+// The bucket bounds as Prometheus "le" labels, matching kBucketBoundsNs.
+constexpr const char* kBucketLabels[kBucketCount] = {
+    "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+    "0.05",  "0.1",    "0.25",    "0.5",    "1",     "2.5",    "5",     "10",   "+Inf"};
+
+class Writer {
+ public:
+  explicit Writer(std::string& out) : out_(out) {}
+
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    out_ += "# HELP starling_";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE starling_";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+
+  // One sample: name{label="value"} number.
+  void sample(std::string_view name, std::string_view labels, uint64_t value) {
+    begin(name, labels);
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    out_.append(buf, end);
+    out_ += '\n';
+  }
+  void sample(std::string_view name, std::string_view labels, double value) {
+    begin(name, labels);
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    out_.append(buf, end);
+    out_ += '\n';
+  }
+
+  void counter(std::string_view name, std::string_view help, uint64_t value) {
+    std::string full = std::string(name) + "_total";
+    family(full, "counter", help);
+    sample(full, "", value);
+  }
+  void gauge(std::string_view name, std::string_view help, uint64_t value) {
+    family(name, "gauge", help);
+    sample(name, "", value);
+  }
+
+ private:
+  void begin(std::string_view name, std::string_view labels) {
+    out_ += "starling_";
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    out_ += ' ';
+  }
+
+  std::string& out_;
+};
+
+std::string label(std::string_view name, std::string_view value) {
+  std::string s(name);
+  s += "=\"";
+  s += value;  // our own label values: no quotes or backslashes to escape
+  s += '"';
+  return s;
+}
+
+void histogram(Writer& w, Histogram h) {
+  const HistogramSnapshot s = snapshot(h);
+  const std::string name = metrics::name(h);
+  w.family(name, "histogram", help(h));
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kBucketCount; ++i) {
+    cumulative += s.buckets[i];
+    w.sample(name + "_bucket", label("le", kBucketLabels[i]), cumulative);
+  }
+  w.sample(name + "_sum", "", static_cast<double>(s.sum_ns) / 1e9);
+  w.sample(name + "_count", "", cumulative);
+}
+
+}  // namespace
+
+std::string render_prometheus(const Gauges& g, const std::string& version) {
+  std::string out;
+  out.reserve(16 * 1024);
+  Writer w(out);
+
+  w.family("build_info", "gauge", "The running version (the value is always 1)");
+  w.sample("build_info", label("version", version), uint64_t{1});
+  w.family("uptime_seconds", "gauge", "Seconds since the broker started");
+  w.sample("uptime_seconds", "", g.uptime_seconds);
+
+  // Connections, by protocol.
+  struct ByProtocol {
+    const char* name;
+    const char* help;
+    Counter mqtt;
+    Counter http;
+  };
+  const ByProtocol by_protocol[] = {
+      {"connections_accepted_total", "Connections accepted", Counter::ConnectionsAccepted,
+       Counter::HttpConnectionsAccepted},
+      {"connections_refused_total",
+       "Connections refused: CONNACK with a failure code or over a connection limit",
+       Counter::ConnectionsRefused, Counter::HttpConnectionsRefused},
+      {"bytes_received_total", "Bytes read from sockets", Counter::BytesReceived,
+       Counter::HttpBytesReceived},
+      {"bytes_sent_total", "Bytes written to sockets", Counter::BytesSent, Counter::HttpBytesSent},
+  };
+  for (const auto& c : by_protocol) {
+    w.family(c.name, "counter", c.help);
+    w.sample(c.name, label("protocol", "mqtt"), total(c.mqtt));
+    w.sample(c.name, label("protocol", "http"), total(c.http));
+  }
+  w.counter("connections_closed", "MQTT connections closed", total(Counter::ConnectionsClosed));
+
+  // MQTT packets and their bytes, by type.
+  w.family("packets_received_total", "counter", "MQTT control packets received, by type");
+  for (uint8_t t = 1; t < 16; ++t) {
+    w.sample("packets_received_total", label("type", kPacketNames[t]), total_packets_in(t));
+  }
+  w.family("packets_sent_total", "counter", "MQTT control packets sent, by type");
+  for (uint8_t t = 1; t < 16; ++t) {
+    w.sample("packets_sent_total", label("type", kPacketNames[t]), total_packets_out(t));
+  }
+  w.family("packet_bytes_received_total", "counter",
+           "Bytes of whole MQTT control packets received, by type");
+  for (uint8_t t = 1; t < 16; ++t) {
+    w.sample("packet_bytes_received_total", label("type", kPacketNames[t]), total_bytes_in(t));
+  }
+
+  // Messages.
+  w.counter("messages_received", "PUBLISH packets received from clients",
+            total(Counter::MessagesReceived));
+  w.counter("messages_sent", "PUBLISH packets sent to clients", total(Counter::MessagesSent));
+  w.counter("messages_routed", "Publishes that matched at least one subscriber",
+            total(Counter::MessagesRouted));
+  w.counter("messages_no_subscriber", "Publishes that matched no subscriber",
+            total(Counter::MessagesNoSubscriber));
+  w.counter("messages_queued", "Deliveries that waited in a session queue",
+            total(Counter::MessagesQueued));
+  w.family("messages_dropped_total", "counter", "Messages dropped, by reason");
+  const std::pair<const char*, Counter> drops[] = {
+      {"queue_full", Counter::DroppedQueueFull},
+      {"expired", Counter::DroppedExpired},
+      {"too_large", Counter::DroppedTooLarge},
+      {"offline_qos0", Counter::DroppedOfflineQos0},
+  };
+  for (const auto& [reason, c] : drops) {
+    w.sample("messages_dropped_total", label("reason", reason), total(c));
+  }
+  w.counter("publishers_throttled", "Times a publisher was paused by a full receiver queue",
+            total(Counter::PublishersThrottled));
+  w.counter("protocol_errors", "Connections closed for a protocol violation",
+            total(Counter::ProtocolErrors));
+  w.counter("keepalive_timeouts", "Connections closed for a missed keep alive",
+            total(Counter::KeepAliveTimeouts));
+
+  // HTTP.
+  w.counter("http_requests", "HTTP requests read", total(Counter::HttpRequests));
+  w.family("http_responses_total", "counter", "HTTP responses, by status class");
+  w.sample("http_responses_total", label("class", "2xx"), total(Counter::HttpResponses2xx));
+  w.sample("http_responses_total", label("class", "4xx"), total(Counter::HttpResponses4xx));
+  w.sample("http_responses_total", label("class", "5xx"), total(Counter::HttpResponses5xx));
+  w.counter("http_publishes", "Messages published through the HTTP API",
+            total(Counter::HttpPublishes));
+
+  // Gauges from the broker.
+  w.gauge("clients_connected", "MQTT clients connected",
+          static_cast<uint64_t>(g.clients_connected > 0 ? g.clients_connected : 0));
+  w.gauge("sessions", "Sessions, connected or not", g.sessions);
+  w.gauge("subscriptions", "Subscriptions, shared memberships included", g.subscriptions);
+  w.gauge("retained_messages", "Retained messages", g.retained_messages);
+  w.gauge("queued_messages", "Messages waiting in session queues", g.queued_messages);
+  w.gauge("inflight_messages", "QoS 1/2 messages sent and not yet acknowledged",
+          g.inflight_messages);
+  w.gauge("max_queue_depth", "The longest session queue", g.max_queue_depth);
+  w.gauge("http_connections", "Open HTTP connections", g.http_connections);
+  w.gauge("store_open", "1 when the durable store is open", g.store_open ? 1 : 0);
+  w.counter("store_commits", "Batches written to the store", g.store_commits);
+  w.counter("store_syncs", "Write-ahead log syncs of the store", g.store_syncs);
+
+  // Latency histograms.
+  for (size_t h = 0; h < kHistogramCount; ++h) {
+    histogram(w, static_cast<Histogram>(h));
+  }
+  return out;
+}
+
+}  // namespace starling::metrics
