@@ -7,16 +7,16 @@
 
 #include <cstdio>
 #include <ctime>
+#include <exception>
 #include <filesystem>
 #include <memory>
-#include <exception>
 #include <string>
 
 #include "broker/broker.h"
 #include "config/config.h"
 #include "net/server.h"
-#include "store/store.h"
 #include "starling/version.h"
+#include "store/store.h"
 
 namespace {
 
@@ -33,7 +33,9 @@ void set_log_level(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
-std::string state_dir(const Config& config) { return config.data_dir + "/state"; }
+std::string state_dir(const Config& config) {
+  return config.data_dir + "/state";
+}
 
 // A consistent copy of the store while running: <data>/backups/<UTC time>.
 void backup(starling::store::Store& store, const Config& config) {

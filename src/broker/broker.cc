@@ -319,17 +319,15 @@ bool Broker::subscribe(const SessionPtr& session, const std::string& filter,
   if (session->persistent()) {
     store::Batch batch;
     batch.put(store::subscription_key(session->client_id(), filter),
-              store::encode(store::SubscriptionRecord{options.qos, options.no_local,
-                                                      options.retain_as_published,
-                                                      options.retain_handling,
-                                                      options.subscription_id}));
+              store::encode(store::SubscriptionRecord{
+                  options.qos, options.no_local, options.retain_as_published,
+                  options.retain_handling, options.subscription_id}));
     ticket = store_->write(std::move(batch));
   }
   return existed;
 }
 
-bool Broker::unsubscribe(const SessionPtr& session, const std::string& filter,
-                         uint64_t& ticket) {
+bool Broker::unsubscribe(const SessionPtr& session, const std::string& filter, uint64_t& ticket) {
   bool removed;
   {
     std::unique_lock lock(tree_mutex_);

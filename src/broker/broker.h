@@ -91,9 +91,8 @@ class Broker {
   // Routes msg to every matching subscription (and stores it when retained). publisher may be
   // null (wills, $SYS). publisher_link is where to resume reading after congestion.
   // durable collects the store writes of a publish whose acknowledgement waits for them.
-  PublishOutcome publish(const MessagePtr& msg, const Session* publisher,
-                         Attachment publisher_link, Clock::time_point now,
-                         PublishBatch* durable = nullptr);
+  PublishOutcome publish(const MessagePtr& msg, const Session* publisher, Attachment publisher_link,
+                         Clock::time_point now, PublishBatch* durable = nullptr);
 
   // --- Subscriptions ----------------------------------------------------------------------
   // Adds or replaces; returns true when the subscription already existed. ticket is the
@@ -128,8 +127,7 @@ class Broker {
   ClientPage clients(std::string_view id_prefix, size_t offset, size_t limit) const;
   std::optional<SessionInfo> client(const std::string& client_id) const;
   // A client's subscriptions, or every session's (empty client_id).
-  SubscriptionPage subscriptions(const std::string& client_id, size_t offset,
-                                 size_t limit) const;
+  SubscriptionPage subscriptions(const std::string& client_id, size_t offset, size_t limit) const;
   // Retained messages matching filter (every one when empty), not expired.
   RetainedPage retained(const std::string& filter, size_t offset, size_t limit,
                         Clock::time_point now) const;

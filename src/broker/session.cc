@@ -113,7 +113,7 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
     d.store_seq = next_seq_++;
     if (durable) {
       durable->batch().put(store::queued_key(client_id_, d.store_seq),
-                          store::encode(record_locked(d, store::QueueState::Queued, 0, now)));
+                           store::encode(record_locked(d, store::QueueState::Queued, 0, now)));
     } else {
       write_record_locked(d, store::QueueState::Queued, 0, now);
     }
@@ -325,8 +325,8 @@ bool Session::take_output(std::string& out) {
   }
   out_.clear();
   wake_pending_ = false;
-  return spilled_ > 0 && !refilling_ && link_ &&
-         queue_.size() * 2 < limits_.resident_messages && inflight_.size() < send_quota_locked();
+  return spilled_ > 0 && !refilling_ && link_ && queue_.size() * 2 < limits_.resident_messages &&
+         inflight_.size() < send_quota_locked();
 }
 
 void Session::refill(Clock::time_point now) {
@@ -336,26 +336,28 @@ void Session::refill(Clock::time_point now) {
     std::lock_guard lock(mutex_);
     if (spilled_ == 0 || refilling_ || !store_) return;
     from = spill_from_seq_;
-    want = std::min<uint64_t>(spilled_, limits_.resident_messages - std::min<size_t>(
-                                            queue_.size(), limits_.resident_messages));
+    want = std::min<uint64_t>(
+        spilled_,
+        limits_.resident_messages - std::min<size_t>(queue_.size(), limits_.resident_messages));
     if (want == 0) return;
     refilling_ = true;
   }
   // Read outside the lock: deliveries go on meanwhile (to the store, behind these).
   std::vector<std::pair<uint64_t, store::QueuedRecord>> page;
   const std::string prefix = store::client_prefix(store::Kind::Queued, client_id_);
-  store_->scan(prefix,
-               [&](std::string_view key, std::string_view value) {
-                 std::string client;
-                 uint64_t seq = 0;
-                 store::QueuedRecord r;
-                 if (!store::parse_queued_key(key, client, seq) || !store::decode(value, r)) {
-                   return true;  // unreadable: left for the operator (and counted below)
-                 }
-                 if (r.state == store::QueueState::Queued) page.emplace_back(seq, std::move(r));
-                 return page.size() < want;
-               },
-               store::queued_key(client_id_, from));
+  store_->scan(
+      prefix,
+      [&](std::string_view key, std::string_view value) {
+        std::string client;
+        uint64_t seq = 0;
+        store::QueuedRecord r;
+        if (!store::parse_queued_key(key, client, seq) || !store::decode(value, r)) {
+          return true;  // unreadable: left for the operator (and counted below)
+        }
+        if (r.state == store::QueueState::Queued) page.emplace_back(seq, std::move(r));
+        return page.size() < want;
+      },
+      store::queued_key(client_id_, from));
   std::lock_guard lock(mutex_);
   refilling_ = false;
   uint64_t loaded = 0;
@@ -410,8 +412,8 @@ bool Session::on_pubrec(uint16_t packet_id, Clock::time_point now, bool failed) 
   }
   it->released = true;
   if (it->delivery.store_seq) {
-    fence_ = std::max(fence_, write_record_locked(it->delivery, store::QueueState::Released,
-                                                   packet_id, now));
+    fence_ = std::max(
+        fence_, write_record_locked(it->delivery, store::QueueState::Released, packet_id, now));
   }
   write_pubrel_locked(packet_id);
   return true;

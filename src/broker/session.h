@@ -62,7 +62,7 @@ struct Delivery {
   uint8_t qos = 0;
   bool retain = false;
   std::vector<uint32_t> subscription_ids;
-  ShareKey share;  // set when it came through a shared subscription
+  ShareKey share;          // set when it came through a shared subscription
   uint64_t store_seq = 0;  // its record in the store (persistent sessions), 0 if none
 };
 
@@ -156,7 +156,7 @@ class Session {
 
   // --- Durability -------------------------------------------------------------------------
   void set_store(store::Store* store);
-  bool persistent();  // has a store and an expiry interval: its state is written
+  bool persistent();   // has a store and an expiry interval: its state is written
   bool has_records();  // was persistent at some time: the store may hold records of it
   // Restores a queued or in-flight message at load time.
   void restore_queued(uint64_t seq, Delivery&& d, store::QueueState state, uint16_t packet_id);
@@ -211,8 +211,8 @@ class Session {
   void write_pubrel_locked(uint16_t packet_id);
   void release_waiters_locked();
   bool persistent_locked() const { return store_ && expiry_interval_ > 0; }
-  store::QueuedRecord record_locked(const Delivery& d, store::QueueState state,
-                                    uint16_t packet_id, Clock::time_point now) const;
+  store::QueuedRecord record_locked(const Delivery& d, store::QueueState state, uint16_t packet_id,
+                                    Clock::time_point now) const;
   // Writes the record of d now (outside a publish batch); returns the ticket.
   uint64_t write_record_locked(const Delivery& d, store::QueueState state, uint16_t packet_id,
                                Clock::time_point now);
@@ -245,9 +245,9 @@ class Session {
   bool ever_persistent_ = false;  // records may exist even after expiry went to 0
   Clock::time_point disconnected_at_{};
   store::Store* store_ = nullptr;
-  uint64_t fence_ = 0;          // out_ waits until this store ticket is durable
+  uint64_t fence_ = 0;              // out_ waits until this store ticket is durable
   uint64_t fence_waiting_for_ = 0;  // the ticket a store wake-up is registered for
-  uint64_t next_seq_ = 1;       // queue record numbers
+  uint64_t next_seq_ = 1;           // queue record numbers
   // Queued messages that live only in the store, newer than everything in queue_: the
   // first of them has record number spill_from_seq_ or more.
   uint64_t spilled_ = 0;

@@ -47,8 +47,8 @@ struct MqttSettings {
 };
 
 struct Limits {
-  uint32_t max_queued_messages = 10000;        // per session, QoS 1/2 waiting to be sent
-  uint64_t max_queued_bytes = 64ull << 20;     // per session
+  uint32_t max_queued_messages = 10000;     // per session, QoS 1/2 waiting to be sent
+  uint64_t max_queued_bytes = 64ull << 20;  // per session
   // Queued messages of a persistent session kept in memory; the rest wait in the store and
   // are read back in pages as the queue drains (durability batch/always only).
   uint32_t queue_resident_messages = 1000;

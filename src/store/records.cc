@@ -10,16 +10,20 @@ constexpr uint8_t kVersion = 1;
 
 // --- Writing ------------------------------------------------------------------------------
 
-void put_u8(std::string& out, uint8_t v) { out.push_back(static_cast<char>(v)); }
+void put_u8(std::string& out, uint8_t v) {
+  out.push_back(static_cast<char>(v));
+}
 void put_u16(std::string& out, uint16_t v) {
   put_u8(out, static_cast<uint8_t>(v >> 8));
   put_u8(out, static_cast<uint8_t>(v));
 }
 void put_u32(std::string& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) put_u8(out, static_cast<uint8_t>(v >> shift));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    put_u8(out, static_cast<uint8_t>(v >> shift));
 }
 void put_u64(std::string& out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) put_u8(out, static_cast<uint8_t>(v >> shift));
+  for (int shift = 56; shift >= 0; shift -= 8)
+    put_u8(out, static_cast<uint8_t>(v >> shift));
 }
 void put_bytes(std::string& out, std::string_view s) {
   put_u32(out, static_cast<uint32_t>(s.size()));
@@ -50,12 +54,14 @@ class Reader {
   }
   uint32_t u32() {
     uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v = (v << 8) | u8();
+    for (int i = 0; i < 4; ++i)
+      v = (v << 8) | u8();
     return v;
   }
   uint64_t u64() {
     uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v = (v << 8) | u8();
+    for (int i = 0; i < 8; ++i)
+      v = (v << 8) | u8();
     return v;
   }
   std::string bytes() {
@@ -141,9 +147,15 @@ bool split(std::string_view key, Kind kind, std::string& client, std::string_vie
 
 }  // namespace
 
-std::string session_key(std::string_view client) { return keyed(Kind::Session, client); }
-std::string will_key(std::string_view client) { return keyed(Kind::Will, client); }
-std::string retained_key(std::string_view topic) { return keyed(Kind::Retained, topic); }
+std::string session_key(std::string_view client) {
+  return keyed(Kind::Session, client);
+}
+std::string will_key(std::string_view client) {
+  return keyed(Kind::Will, client);
+}
+std::string retained_key(std::string_view topic) {
+  return keyed(Kind::Retained, topic);
+}
 
 std::string client_prefix(Kind kind, std::string_view client) {
   std::string k = keyed(kind, client);
@@ -238,7 +250,8 @@ std::string encode(const QueuedRecord& q) {
   put_u8(out, static_cast<uint8_t>(q.state));
   put_u16(out, q.packet_id);
   put_u32(out, static_cast<uint32_t>(q.subscription_ids.size()));
-  for (uint32_t id : q.subscription_ids) put_u32(out, id);
+  for (uint32_t id : q.subscription_ids)
+    put_u32(out, id);
   put_bytes(out, q.share_group);
   return out;
 }
@@ -289,7 +302,8 @@ bool decode(std::string_view in, QueuedRecord& q) {
   q.packet_id = r.u16();
   uint32_t n = r.u32();
   q.subscription_ids.clear();
-  for (uint32_t i = 0; i < n && r.ok(); ++i) q.subscription_ids.push_back(r.u32());
+  for (uint32_t i = 0; i < n && r.ok(); ++i)
+    q.subscription_ids.push_back(r.u32());
   q.share_group = r.bytes();
   if (state > 2) return false;
   q.state = static_cast<QueueState>(state);

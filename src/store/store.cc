@@ -22,9 +22,12 @@ Durability parse_durability(const std::string& text) {
 
 const char* to_string(Durability d) {
   switch (d) {
-    case Durability::None: return "none";
-    case Durability::Batch: return "batch";
-    case Durability::Always: return "always";
+    case Durability::None:
+      return "none";
+    case Durability::Batch:
+      return "batch";
+    case Durability::Always:
+      return "always";
   }
   return "?";
 }
@@ -57,8 +60,7 @@ void Batch::del_prefix(std::string_view prefix) {
 
 // --- Store --------------------------------------------------------------------------------
 
-Store::Store(const std::string& dir, Durability durability)
-    : dir_(dir), durability_(durability) {
+Store::Store(const std::string& dir, Durability durability) : dir_(dir), durability_(durability) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw StoreError("cannot create the data directory " + dir + ": " + ec.message());
@@ -77,12 +79,14 @@ Store::Store(const std::string& dir, Durability durability)
   if (!st.ok()) {
     std::string how;
     if (st.IsCorruption()) {
-      how = " The store is corrupt. To try a repair, stop Starling and run "
-            "`starling repair-store --data <dir>`; to start empty instead, move the directory "
-            "away (what it held is then lost).";
+      how =
+          " The store is corrupt. To try a repair, stop Starling and run "
+          "`starling repair-store --data <dir>`; to start empty instead, move the directory "
+          "away (what it held is then lost).";
     } else if (st.IsIOError()) {
-      how = " Check that the directory is readable and writable and that no other Starling "
-            "uses it (RocksDB holds a lock file).";
+      how =
+          " Check that the directory is readable and writable and that no other Starling "
+          "uses it (RocksDB holds a lock file).";
     }
     throw StoreError("cannot open the store in " + dir + ": " + st.ToString() + "." + how);
   }
@@ -157,8 +161,8 @@ void Store::writer_loop() {
     {
       std::unique_lock lock(mutex_);
       work_.wait(lock, [&] {
-        return stopping_ || (!committed_.empty() &&
-                             committed_.begin()->first == durable_.load() + 1);
+        return stopping_ ||
+               (!committed_.empty() && committed_.begin()->first == durable_.load() + 1);
       });
       if (committed_.empty() || committed_.begin()->first != durable_.load() + 1) {
         if (stopping_) break;
@@ -209,7 +213,8 @@ void Store::writer_loop() {
         waiters_.erase(waiters_.begin());
       }
     }
-    for (auto& fn : ready) fn();
+    for (auto& fn : ready)
+      fn();
     ready.clear();
     {
       // flush() returns only after the wake-ups of what it waited for have run.

@@ -113,11 +113,11 @@ class Store {
   std::mutex mutex_;
   std::condition_variable work_;
   std::condition_variable done_;
-  uint64_t next_ticket_ = 1;                  // by mutex_
-  std::map<uint64_t, Batch> committed_;       // by mutex_: waiting for the writer
+  uint64_t next_ticket_ = 1;                                // by mutex_
+  std::map<uint64_t, Batch> committed_;                     // by mutex_: waiting for the writer
   std::multimap<uint64_t, std::function<void()>> waiters_;  // by mutex_
-  bool stopping_ = false;                     // by mutex_
-  uint64_t settled_ = 0;                      // by mutex_: durable and its wake-ups run
+  bool stopping_ = false;                                   // by mutex_
+  uint64_t settled_ = 0;  // by mutex_: durable and its wake-ups run
   std::atomic<uint64_t> durable_{0};
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> syncs_{0};

@@ -63,8 +63,8 @@ TEST(Records, EveryTruncationIsRejected) {
     EXPECT_FALSE(decode(std::string_view(bytes).substr(0, n), out)) << n;
   }
   QueuedRecord out;
-  EXPECT_FALSE(decode(bytes + "x", out));       // trailing garbage
-  bytes[0] = 9;                                  // unknown version
+  EXPECT_FALSE(decode(bytes + "x", out));  // trailing garbage
+  bytes[0] = 9;                            // unknown version
   EXPECT_FALSE(decode(bytes, out));
 }
 
@@ -130,20 +130,22 @@ TEST_F(StoreTest, TicketsBecomeDurableInOrderAndSurviveReopen) {
 TEST_F(StoreTest, PrefixDeleteAndScanFrom) {
   Store store(dir_.string(), Durability::Always);
   Batch b;
-  for (uint64_t i = 1; i <= 5; ++i) b.put(queued_key("c", i), "x");
+  for (uint64_t i = 1; i <= 5; ++i)
+    b.put(queued_key("c", i), "x");
   b.put(queued_key("c2", 1), "y");
   store.write(std::move(b));
   store.flush();
   std::vector<uint64_t> seqs;
-  store.scan(client_prefix(Kind::Queued, "c"),
-             [&](std::string_view k, std::string_view) {
-               std::string client;
-               uint64_t seq;
-               EXPECT_TRUE(parse_queued_key(k, client, seq));
-               seqs.push_back(seq);
-               return true;
-             },
-             queued_key("c", 3));
+  store.scan(
+      client_prefix(Kind::Queued, "c"),
+      [&](std::string_view k, std::string_view) {
+        std::string client;
+        uint64_t seq;
+        EXPECT_TRUE(parse_queued_key(k, client, seq));
+        seqs.push_back(seq);
+        return true;
+      },
+      queued_key("c", 3));
   EXPECT_EQ(seqs, (std::vector<uint64_t>{3, 4, 5}));
 
   Batch del;
