@@ -104,7 +104,7 @@ for scenario in "${scenarios[@]}"; do
              t / hz, t / hz * 1e6 / n, w, s / hz
       other = m / hz - t / hz - w - s / hz
       printf "other load (user+system of other processes): %.2f s%s\n", other,
-             other > 1 ? "  NOISY" : ""
+             (other > 1 ? "  NOISY" : "")
     }'
   echo "messages delivered to MQTT subscribers: $((sent_after - sent_before))"
   if [[ -n "$sub_pid" ]]; then kill "$sub_pid"; wait "$sub_pid" 2>/dev/null || true; sub_pid=""; fi
