@@ -50,8 +50,9 @@ wait_idle() {
   echo "warning: the machine did not become idle; figures may be low"
 }
 
-# user + nice + system ticks of the whole machine.
-machine_ticks() { awk '/^cpu / {print $2 + $3 + $4}' /proc/stat; }
+# user + nice + system + irq + softirq ticks of the whole machine (process times include the
+# network softirq work done in their context).
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 metric() {
   curl -s "http://127.0.0.1:$http_port/metrics" | awk -v m="$1" '$1 == m {print $2}'

@@ -206,7 +206,10 @@ void Connection::finish(Slot& slot, Response&& response) {
     metrics::add(metrics::Counter::HttpResponses5xx);
   }
   if (response.close) slot.keep_alive = false;
-  serialize(response, slot.keep_alive, slot.head, slot.version_minor, slot.bytes);
+  // The oldest pending answer goes straight behind what is already in the write buffer (the
+  // common case: no copy, no buffer per answer); later ones wait in their slot for it.
+  const bool oldest = &slot == &slots_.front();
+  serialize(response, slot.keep_alive, slot.head, slot.version_minor, oldest ? wbuf_ : slot.bytes);
   slot.ready = true;
 }
 

@@ -34,6 +34,7 @@ struct RequestParser::Callbacks {
     RequestParser& s = self(p);
     s.in_progress_ = true;
     s.request_ = Request{};
+    s.request_.headers.reserve(8);  // one allocation for a usual request's headers
     s.field_.clear();
     s.reading_value_ = false;
     s.header_bytes_ = 0;
