@@ -14,6 +14,7 @@
 
 #include "broker/broker.h"
 #include "config/config.h"
+#include "kafka/bridge.h"
 #include "net/server.h"
 #include "starling/version.h"
 #include "store/store.h"
@@ -138,6 +139,19 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", e.what());
     return 1;
   }
+  // The Kafka bridge before the listeners: what it buffered before a restart goes out first,
+  // and no publish can miss its rules.
+  std::unique_ptr<starling::kafka::Bridge> bridge;
+  if (config.kafka.enabled() || config.kafka.mock) {
+    try {
+      bridge = std::make_unique<starling::kafka::Bridge>(config.kafka, broker);
+      broker.set_bridge(bridge.get());
+      bridge->start();
+    } catch (const std::exception& e) {
+      spdlog::critical("kafka: {}", e.what());
+      return 1;
+    }
+  }
   // The HTTP API (when on) starts with the MQTT listeners and logs its own address.
   if (!config.http_enabled) spdlog::info("HTTP API off");
   starling::net::Server server(config, broker);
@@ -181,7 +195,11 @@ int main(int argc, char** argv) {
     spdlog::info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     break;
   }
+  // Kafka consumers first: nothing new is routed, and what was routed is committed.
+  if (bridge) bridge->stop_consumers();
   server.stop();
+  // In-flight Kafka records get a last chance; what is left stays in the store.
+  if (bridge) bridge->stop();
   // Committed writes reach the disk (and wake their connections) while the loops still exist.
   if (store) store->flush();
   return 0;

@@ -180,6 +180,8 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
                                Attachment publisher_link, Clock::time_point now,
                                PublishBatch* durable) {
   PublishOutcome outcome;
+  // The bridge first: its store writes join the publish's batch like the queues' do.
+  if (bridge_ && !msg->from_bridge) bridge_->on_publish(msg, publisher_link, durable, outcome);
   if (msg->retain) {
     {
       std::unique_lock lock(retained_mutex_);

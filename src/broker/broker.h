@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/external_bridge.h"
 #include "broker/message.h"
 #include "broker/retained_store.h"
 #include "broker/session.h"
@@ -29,6 +30,11 @@ struct PublishOutcome {
   size_t receivers = 0;    // sessions the message was sent or queued to
   size_t dropped = 0;      // matching sessions that could not take it (queue full, too large)
   bool congested = false;  // a receiver's queue is filling: the publisher should pause
+  // Set by the bridge: the acknowledgement waits for it (Kafka sync mode).
+  std::shared_ptr<AckGate> gate;
+  // The bridge could not take the message (its buffer is full): the publisher is told
+  // (PUBACK 0x97 on 5.0, HTTP 503; a 3.1.1 QoS 1/2 publisher is disconnected unacknowledged).
+  bool refused = false;
 };
 
 // Read-only copies of broker state for the HTTP API (see broker_views.cc).
@@ -66,6 +72,9 @@ class Broker {
   void reload(const config::Config& fresh);
 
   store::Store* store() const { return store_; }
+  // The Kafka bridge, offered every routed message; set before the listeners open.
+  void set_bridge(ExternalBridge* bridge) { bridge_ = bridge; }
+  ExternalBridge* bridge() const { return bridge_; }
   // The queue and window limits of the settings in force.
   DeliveryLimits delivery_limits() const;
   // Loads sessions, subscriptions, queues, retained messages and delayed wills from the store
@@ -147,6 +156,7 @@ class Broker {
   std::vector<SessionPtr> all_sessions() const;  // a copy of the registry's pointers
 
   store::Store* const store_;
+  ExternalBridge* bridge_ = nullptr;
   mutable std::mutex settings_mutex_;
   std::shared_ptr<const config::Config> settings_;
 

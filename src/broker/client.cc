@@ -237,6 +237,7 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
   }
 
   client_id_ = c.client_id;
+  username_ = c.username.value_or("");
   mqtt::Properties props;
 
   // Keep-alive: lowered to our maximum (announced as Server Keep Alive on 5.0).
@@ -363,6 +364,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   msg->retain = p.retain;
   msg->received_at = now;
   msg->origin_client_id = client_id_;
+  msg->origin_username = username_;
   if (version_ == Version::V5) {
     auto& in = p.properties;
     msg->properties = take_pass_through(in);
@@ -400,20 +402,99 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
     ticket = durable->commit();
   }
 
+  if (outcome.refused && p.qos > 0 && version_ != Version::V5) {
+    // 3.1.1 has no way to say "not taken": leave it unacknowledged; the client sends it again
+    // after reconnecting.
+    if (p.qos == 2) forget_inbound_qos2(p.packet_id);
+    return fail(rc::QuotaExceeded, "the Kafka bridge's buffer is full");
+  }
   if (p.qos > 0) {
-    mqtt::Ack ack;
-    ack.type = p.qos == 1 ? PacketType::Puback : PacketType::Pubrec;
-    ack.packet_id = p.packet_id;
-    if (version_ == Version::V5 && outcome.receivers == 0) {
-      ack.reason_code = rc::NoMatchingSubscribers;
+    uint8_t reason = rc::Success;
+    if (outcome.refused) {
+      reason = rc::QuotaExceeded;
+      // A PUBREC with an error ends the exchange: the id is free again.
+      if (p.qos == 2) forget_inbound_qos2(p.packet_id);
+    } else if (outcome.receivers == 0) {
+      reason = rc::NoMatchingSubscribers;
     }
-    std::string bytes;
-    mqtt::encode_ack(ack, version_, bytes);
-    reply(bytes, ticket);
-    metrics::count_packet_out(p.qos == 1 ? 4 : 5);
+    acknowledge_publish(p.qos, p.packet_id, reason, ticket, std::move(outcome.gate));
+  } else if (outcome.gate) {
+    outcome.gate->arm(nullptr);  // QoS 0: nobody waits
   }
   if (outcome.congested) transport_.pause_reading(true);
   return true;
+}
+
+void Client::send_publish_ack(uint8_t qos, uint16_t packet_id, uint8_t reason_code,
+                              uint64_t ticket) {
+  mqtt::Ack ack;
+  ack.type = qos == 1 ? PacketType::Puback : PacketType::Pubrec;
+  ack.packet_id = packet_id;
+  if (version_ == Version::V5) ack.reason_code = reason_code;
+  std::string bytes;
+  mqtt::encode_ack(ack, version_, bytes);
+  reply(bytes, ticket);
+  metrics::count_packet_out(qos == 1 ? 4 : 5);
+}
+
+void Client::acknowledge_publish(uint8_t qos, uint16_t packet_id, uint8_t reason_code,
+                                 uint64_t ticket, std::shared_ptr<AckGate> gate) {
+  if (!gate && held_acks_.empty()) {
+    send_publish_ack(qos, packet_id, reason_code, ticket);
+    return;
+  }
+  if (gate) {
+    // The bridge settles the gate on its own thread; the wake-up brings us back here
+    // (Connection::flush calls release_held_acks).
+    gate->arm([link = transport_.attachment()](bool, const std::string&) {
+      link.loop->wake(link.token);
+    });
+  }
+  held_acks_.push_back(HeldAck{std::move(gate), packet_id, qos, reason_code, ticket});
+  // Slow the publisher down rather than hold without bound (3.1.1 clients have no Receive
+  // Maximum to stop them).
+  if (!paused_for_held_acks_ && held_acks_.size() >= receive_maximum_) {
+    paused_for_held_acks_ = true;
+    transport_.pause_reading(true);
+  }
+  release_held_acks();
+}
+
+void Client::forget_inbound_qos2(uint16_t packet_id) {
+  if (!session_->release_inbound_qos2(packet_id) || !session_->persistent()) return;
+  store::Batch batch;
+  batch.del(store::inbound_key(client_id_, packet_id));
+  broker_.store()->write_background(std::move(batch));
+}
+
+void Client::release_held_acks() {
+  while (!held_acks_.empty() && !closing_) {
+    HeldAck& held = held_acks_.front();
+    if (held.gate && !held.gate->done()) break;
+    uint8_t reason = held.reason_code;
+    if (held.gate && !held.gate->error().empty()) {
+      if (version_ != Version::V5) {
+        // Not acknowledged: the client keeps the message and sends it again on reconnect.
+        spdlog::warn(
+            "client '{}': Kafka did not take message {}: {}; disconnecting (3.1.1 has "
+            "no negative acknowledgement)",
+            client_id_, held.packet_id, held.gate->error());
+        if (held.qos == 2) forget_inbound_qos2(held.packet_id);
+        held_acks_.clear();
+        closing_ = true;
+        transport_.close();
+        return;
+      }
+      reason = rc::UnspecifiedError;
+      if (held.qos == 2) forget_inbound_qos2(held.packet_id);
+    }
+    send_publish_ack(held.qos, held.packet_id, reason, held.ticket);
+    held_acks_.pop_front();
+  }
+  if (paused_for_held_acks_ && held_acks_.size() * 2 < receive_maximum_) {
+    paused_for_held_acks_ = false;
+    transport_.pause_reading(false);
+  }
 }
 
 // --- Acknowledgements -----------------------------------------------------------------------

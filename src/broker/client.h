@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +51,9 @@ class Client {
   // The socket is gone (or about to be): wills and session bookkeeping.
   void on_closed();
 
+  // Sends the publish acknowledgements whose bridge gates are done, in order (on wake-ups).
+  void release_held_acks();
+
   // Asked by others (on this thread): taken over (0x8E), server shutting down (0x8B), kicked.
   void disconnect(uint8_t reason_code, const char* reason_string = nullptr);
 
@@ -72,6 +77,24 @@ class Client {
   // Answers to a connected client (acks, SUBACK, PINGRESP): sent once store ticket is durable.
   void reply(std::string_view bytes, uint64_t ticket = 0);
   bool problem_information() const { return request_problem_information_; }
+  // A PUBACK/PUBREC: behind the held ones, or waiting for gate, or out now.
+  void acknowledge_publish(uint8_t qos, uint16_t packet_id, uint8_t reason_code, uint64_t ticket,
+                           std::shared_ptr<AckGate> gate);
+  // A QoS 2 exchange ended with an error: the packet id may be used for a new message.
+  void forget_inbound_qos2(uint16_t packet_id);
+  void send_publish_ack(uint8_t qos, uint16_t packet_id, uint8_t reason_code, uint64_t ticket);
+
+  // Publish acknowledgements that wait for the Kafka bridge (sync mode), and those behind them:
+  // acknowledgements leave in the order of their PUBLISHes.
+  struct HeldAck {
+    std::shared_ptr<AckGate> gate;  // null: waits only for the ones before it
+    uint16_t packet_id;
+    uint8_t qos;
+    uint8_t reason_code;
+    uint64_t ticket;
+  };
+  std::deque<HeldAck> held_acks_;
+  bool paused_for_held_acks_ = false;
 
   Broker& broker_;
   Transport& transport_;
@@ -79,6 +102,7 @@ class Client {
   bool connected_ = false;
   bool closing_ = false;
   std::string client_id_;
+  std::string username_;
   SessionPtr session_;
   std::optional<mqtt::Will> will_;
   uint16_t keep_alive_ = 0;  // seconds, as in force (server keep alive applied)

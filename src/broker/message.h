@@ -51,6 +51,8 @@ struct Message {
   Clock::time_point expires_at{};
   Clock::time_point received_at{};
   std::string origin_client_id;  // for No Local
+  std::string origin_username;   // for the Kafka bridge's templates and headers
+  bool from_bridge = false;      // consumed from Kafka: not produced back to it
 
   // Encoded variants: [v5 ? 1 : 0][qos > 0 ? 1 : 0]. Filled by the routing thread before any
   // receiver sees the message and never written after; readers that find a variant not ready

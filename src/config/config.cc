@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -16,6 +17,11 @@
 // needs to link libtomlplusplus. It lives in /usr/include, so g++ treats it as a system header
 // and -Wall -Wextra -Wpedantic -Werror do not apply inside it.
 #include <toml++/toml.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "kafka/template.h"
+#include "mqtt/topic.h"
 
 namespace starling::config {
 
@@ -29,6 +35,15 @@ constexpr std::string_view kTokenScopes[] = {"read", "publish", "admin"};
 constexpr size_t kMinTokenLength = 16;
 constexpr unsigned kMaxThreads = 1024;
 constexpr uint16_t kDefaultMqttPort = 1883;
+constexpr std::string_view kProduceModes[] = {"async", "sync"};
+constexpr std::string_view kOffsetResets[] = {"earliest", "latest"};
+constexpr std::string_view kCodecs[] = {"none", "avro-confluent"};
+constexpr std::string_view kKafkaHeaders[] = {"topic",  "clientid",     "username",       "qos",
+                                              "retain", "content_type", "user_properties"};
+// librdkafka's partitioners, and "key-hash" (murmur2 of the key, as the Java client does).
+constexpr std::string_view kPartitioners[] = {
+    "key-hash", "random",         "consistent", "consistent_random",
+    "murmur2",  "murmur2_random", "fnv1a",      "fnv1a_random"};
 
 std::string quoted(std::string_view s) {
   std::string out = "\"";
@@ -529,6 +544,263 @@ const std::vector<Field<Document>>& sys_fields() {
   return fields;
 }
 
+// --- [kafka] ----------------------------------------------------------------------------------
+
+// A string array whose items each pass check (which fails with its own reason).
+template <typename Check>
+std::vector<std::string> string_array(Reader& r, const toml::node& n, const std::string& path,
+                                      bool allow_empty, Check check) {
+  const auto* array = n.as_array();
+  if (array == nullptr || (!allow_empty && array->empty())) {
+    r.fail(n, path + " must be " + (allow_empty ? "an" : "a non-empty") + " array of strings");
+  }
+  std::vector<std::string> out;
+  for (const toml::node& item : *array) {
+    std::string value = r.string(item, path);
+    check(item, value);
+    out.push_back(std::move(value));
+  }
+  return out;
+}
+
+kafka::Template kafka_template(Reader& r, const toml::node& n, const std::string& path,
+                               kafka::Template::Direction direction) {
+  std::string text = r.string(n, path);
+  try {
+    return kafka::Template::parse(text, direction);
+  } catch (const std::invalid_argument& e) {
+    r.fail(n, path + " = " + quoted(text) + ": " + e.what());
+  }
+}
+
+struct PendingProduce {
+  KafkaProduceRule rule;
+  bool has_filter = false;
+  bool has_topic = false;
+};
+
+const std::vector<Field<PendingProduce>>& produce_fields() {
+  using P = PendingProduce;
+  using Dir = kafka::Template::Direction;
+  static const std::vector<Field<P>> fields = {
+      {"filter",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         std::string filter = r.string(n, path);
+         std::string_view group, rest;
+         if (!mqtt::valid_topic_filter(filter) || mqtt::split_shared_filter(filter, group, rest)) {
+           r.fail(n, path + " = " + quoted(filter) +
+                         " is not an MQTT topic filter (such as \"sensors/#\")");
+         }
+         p.rule.filter = filter;
+         p.has_filter = true;
+       }},
+      {"topic",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         kafka::Template t = kafka_template(r, n, path, Dir::ToKafka);
+         if (t.constant() && !kafka::valid_kafka_topic(t.text())) {
+           r.fail(n, path + " = " + quoted(t.text()) +
+                         " is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)");
+         }
+         p.rule.topic = t.text();
+         p.has_topic = true;
+       }},
+      {"key",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         p.rule.key = kafka_template(r, n, path, Dir::ToKafka).text();
+       }},
+      {"headers",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         p.rule.headers = string_array(r, n, path, true, [&](const toml::node& item, auto& v) {
+           if (!one_of(v, kKafkaHeaders)) {
+             r.fail(item,
+                    path + " items must be among " + join(kKafkaHeaders) + ", not " + quoted(v));
+           }
+         });
+       }},
+      {"partitioner",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         p.rule.partitioner = r.one_of_strings(n, path, kPartitioners);
+       }},
+      {"mode",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         p.rule.mode = r.one_of_strings(n, path, kProduceModes);
+       }},
+  };
+  return fields;
+}
+
+const std::vector<Field<KafkaConsumeRule>>& consume_fields() {
+  using C = KafkaConsumeRule;
+  using Dir = kafka::Template::Direction;
+  static const std::vector<Field<C>> fields = {
+      {"topics",
+       [](Reader& r, C& c, const toml::node& n, const std::string& path) {
+         c.topics = string_array(r, n, path, false, [&](const toml::node& item, auto& v) {
+           if (!v.starts_with("^") && !kafka::valid_kafka_topic(v)) {
+             r.fail(item, path + ": " + quoted(v) +
+                              " is neither a Kafka topic name nor a regex starting with '^'");
+           }
+         });
+       }},
+      {"group",
+       [](Reader& r, C& c, const toml::node& n, const std::string& path) {
+         c.group = r.string(n, path);
+         if (c.group.empty()) r.fail(n, path + " must not be empty");
+       }},
+      {"offset_reset",
+       [](Reader& r, C& c, const toml::node& n, const std::string& path) {
+         c.offset_reset = r.one_of_strings(n, path, kOffsetResets);
+       }},
+      {"mqtt_topic",
+       [](Reader& r, C& c, const toml::node& n, const std::string& path) {
+         kafka::Template t = kafka_template(r, n, path, Dir::ToMqtt);
+         if (t.constant() && !mqtt::valid_topic_name(t.text())) {
+           r.fail(n, path + " = " + quoted(t.text()) +
+                         " is not an MQTT topic name (no wildcards, not empty)");
+         }
+         c.mqtt_topic = t.text();
+       }},
+      int_field("qos", &C::qos, 0, 2),
+      bool_field("retain", &C::retain),
+      bool_field("user_properties", &C::user_properties),
+      {"codec", [](Reader& r, C& c, const toml::node& n,
+                   const std::string& path) { c.codec = r.one_of_strings(n, path, kCodecs); }},
+  };
+  return fields;
+}
+
+// A table of librdkafka properties; each is tried on a scratch configuration so that a typo
+// fails at start with its line, not when the bridge connects.
+void read_kafka_properties(Reader& r, PropertyList& out, const toml::node& node,
+                           const std::string& path) {
+  const toml::table& table = r.table(node, path);
+  std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)> scratch(rd_kafka_conf_new(),
+                                                                             rd_kafka_conf_destroy);
+  for (auto&& [key, value] : table) {
+    std::string name(key.str());
+    std::string text;
+    if (const auto* s = value.as_string()) {
+      text = s->get();
+    } else if (const auto* i = value.as_integer()) {
+      text = std::to_string(i->get());
+    } else if (const auto* b = value.as_boolean()) {
+      text = b->get() ? "true" : "false";
+    } else if (const auto* f = value.as_floating_point()) {
+      text = std::to_string(f->get());
+    } else {
+      r.fail(value, path + "." + name + " must be a string, number or boolean");
+    }
+    char error[256];
+    if (rd_kafka_conf_set(scratch.get(), name.c_str(), text.c_str(), error, sizeof error) !=
+        RD_KAFKA_CONF_OK) {
+      r.fail(line_of(key.source()), path + "." + name + ": " + error);
+    }
+    out.emplace_back(std::move(name), std::move(text));
+  }
+}
+
+void read_produce_rules(Reader& r, Document& d, const toml::node& node) {
+  const auto* array = node.as_array();
+  if (array == nullptr) r.fail(node, "kafka.produce must be an array of tables: [[kafka.produce]]");
+  for (const toml::node& item : *array) {
+    std::string path = "kafka.produce[" + std::to_string(d.config.kafka.produce.size()) + "]";
+    const toml::table& table = r.table(item, path);
+    PendingProduce p;
+    p.rule.line = line_of(table.source());
+    r.read_table<PendingProduce>(p, table, path, produce_fields());
+    if (!p.has_filter) r.fail(p.rule.line, path + " needs a filter, e.g. filter = \"sensors/#\"");
+    if (!p.has_topic) r.fail(p.rule.line, path + " needs a topic, e.g. topic = \"sensors\"");
+    d.config.kafka.produce.push_back(std::move(p.rule));
+  }
+}
+
+void read_consume_rules(Reader& r, Document& d, const toml::node& node) {
+  const auto* array = node.as_array();
+  if (array == nullptr) r.fail(node, "kafka.consume must be an array of tables: [[kafka.consume]]");
+  for (const toml::node& item : *array) {
+    std::string path = "kafka.consume[" + std::to_string(d.config.kafka.consume.size()) + "]";
+    const toml::table& table = r.table(item, path);
+    KafkaConsumeRule c;
+    c.line = line_of(table.source());
+    r.read_table<KafkaConsumeRule>(c, table, path, consume_fields());
+    if (c.topics.empty()) r.fail(c.line, path + " needs topics, e.g. topics = [\"commands\"]");
+    d.config.kafka.consume.push_back(std::move(c));
+  }
+}
+
+template <typename M>
+Field<Document> kafka_int(std::string_view name, M KafkaSettings::*member, int64_t lo, int64_t hi) {
+  return {name,
+          [member, lo, hi](Reader& r, Document& d, const toml::node& n, const std::string& path) {
+            d.config.kafka.*member = static_cast<M>(r.integer(n, path, lo, hi));
+          }};
+}
+
+const std::vector<Field<Document>>& kafka_fields() {
+  using D = Document;
+  using K = KafkaSettings;
+  static const std::vector<Field<D>> fields = {
+      {"bootstrap",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         d.config.kafka.bootstrap = r.string(n, path);
+         if (d.config.kafka.bootstrap.empty()) r.fail(n, path + " must not be empty");
+       }},
+      {"mock", [](Reader& r, D& d, const toml::node& n,
+                  const std::string& path) { d.config.kafka.mock = r.boolean(n, path); }},
+      kafka_int("mock_brokers", &K::mock_brokers, 1, 16),
+      {"schema_registry",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         std::string url = r.string(n, path);
+         if (!url.starts_with("http://") && !url.starts_with("https://")) {
+           r.fail(n, path + " = " + quoted(url) + " must be an http:// or https:// URL");
+         }
+         while (url.ends_with("/"))
+           url.pop_back();
+         d.config.kafka.schema_registry = url;
+       }},
+      kafka_int("schema_registry_timeout_ms", &K::schema_registry_timeout_ms, 100, 600000),
+      kafka_int("buffer_max_messages", &K::buffer_max_messages, 1, max_of<uint32_t>()),
+      kafka_int("buffer_max_bytes", &K::buffer_max_bytes, 1024,
+                std::numeric_limits<int64_t>::max()),
+      {"properties",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         read_kafka_properties(r, d.config.kafka.properties, n, path);
+       }},
+      {"producer_properties",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         read_kafka_properties(r, d.config.kafka.producer_properties, n, path);
+       }},
+      {"consumer_properties",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         read_kafka_properties(r, d.config.kafka.consumer_properties, n, path);
+       }},
+      {"produce", [](Reader& r, D& d, const toml::node& n,
+                     const std::string&) { read_produce_rules(r, d, n); }},
+      {"consume", [](Reader& r, D& d, const toml::node& n,
+                     const std::string&) { read_consume_rules(r, d, n); }},
+  };
+  return fields;
+}
+
+// Checks across [kafka] keys, once the whole section is read.
+void finish_kafka(Reader& r, const Document& doc) {
+  const KafkaSettings& k = doc.config.kafka;
+  if (!k.enabled()) return;
+  int first_rule = !k.produce.empty() ? k.produce.front().line : k.consume.front().line;
+  if (k.bootstrap.empty() && !k.mock) {
+    r.fail(first_rule,
+           "Kafka rules need kafka.bootstrap = \"host:9092\" (or kafka.mock = true to try them "
+           "against a built-in mock cluster)");
+  }
+  for (size_t i = 0; i < k.consume.size(); ++i) {
+    if (k.consume[i].codec == "avro-confluent" && k.schema_registry.empty()) {
+      r.fail(k.consume[i].line, "kafka.consume[" + std::to_string(i) +
+                                    "] uses codec \"avro-confluent\": set kafka.schema_registry "
+                                    "to the registry's URL");
+    }
+  }
+}
+
 // A top-level [section] read with its own field list.
 template <typename S>
 Field<Document> section(std::string_view name, const std::vector<Field<S>>& (*fields)(),
@@ -565,6 +837,7 @@ const std::vector<Field<Document>>& top_fields() {
       section<D>("http", http_fields, self),
       section<D>("storage", storage_fields, self),
       section<D>("sys", sys_fields, self),
+      section<D>("kafka", kafka_fields, self),
       section<MqttSettings>("mqtt", mqtt_fields, mqtt_of),
       section<Limits>("limits", limits_fields, limits_of),
   };
@@ -596,6 +869,7 @@ void finish(Reader& r, Document& doc) {
   if (doc.config.http_enabled) uses.push_back({"http.bind", doc.config.http, doc.http_bind_line});
   auto [reason, line] = find_bind_collision(uses);
   if (!reason.empty()) r.fail(line, reason);
+  finish_kafka(r, doc);
 }
 
 }  // namespace
@@ -777,6 +1051,7 @@ std::vector<std::string> reload_into(Config& live, const Config& fresh) {
   if (live.data_dir != fresh.data_dir) need_restart.push_back("storage.dir");
   if (live.durability != fresh.durability) need_restart.push_back("storage.durability");
   if (live.threads != fresh.threads) need_restart.push_back("threads");
+  if (live.kafka != fresh.kafka) need_restart.push_back("kafka");
 
   live.log_level = fresh.log_level;
   live.sys_interval_s = fresh.sys_interval_s;

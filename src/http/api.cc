@@ -128,8 +128,8 @@ std::optional<Response> Api::handle(const Request& request, const RequestContext
 
 Response Api::readyz() {
   // Listeners bound and workers running; the store, when durability asks for one, is open
-  // (it is opened before the listeners, and a failed write stops the process). Kafka is not
-  // part of this build yet.
+  // (it is opened before the listeners, and a failed write stops the process); the Kafka
+  // bridge, when configured, has a broker it can reach.
   broker::Broker& b = server_.broker();
   const bool wants_store = b.settings()->durability != "none";
   const bool listeners = server_.listeners_up();
@@ -137,9 +137,16 @@ Response Api::readyz() {
   nlohmann::ordered_json checks = {
       {"listeners", listeners ? "up" : "down"},
       {"store", wants_store ? (store_ok ? "open" : "closed") : "not configured"},
-      {"kafka", "not configured"},
   };
-  const bool ready = listeners && store_ok;
+  bool kafka_ok = true;
+  if (const broker::ExternalBridge* bridge = b.bridge()) {
+    broker::BridgeStatus st = bridge->status();
+    kafka_ok = st.ready;
+    checks["kafka"] = st.detail;
+  } else {
+    checks["kafka"] = "not configured";
+  }
+  const bool ready = listeners && store_ok && kafka_ok;
   nlohmann::ordered_json body = {{"status", ready ? "ready" : "not ready"}, {"checks", checks}};
   return json_response(ready ? 200 : 503, body.dump());
 }
@@ -165,6 +172,7 @@ Response Api::metrics() {
   Response r;
   r.content_type = metrics::kPrometheusContentType;
   r.body = metrics::render_prometheus(g, STARLING_VERSION);
+  if (const broker::ExternalBridge* bridge = b.bridge()) bridge->render_metrics(r.body);
   return r;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <mutex>
 #include <random>
 
 #include "core/event_loop.h"
@@ -151,6 +152,8 @@ std::optional<bool> parse_bool(std::string_view text) {
 struct Placed {
   int status;
   std::string id;
+  std::shared_ptr<broker::AckGate> gate;  // the Kafka bridge's sync mode: answer after it
+  bool refused = false;                   // the Kafka bridge's buffer was full
 };
 
 // Routes the message; durable collects its store writes when it needs them.
@@ -158,12 +161,24 @@ Placed place(broker::Broker& broker, const std::shared_ptr<broker::Message>& msg
              broker::Clock::time_point now, broker::PublishBatch* durable) {
   broker::PublishOutcome outcome = broker.publish(msg, nullptr, broker::Attachment{}, now, durable);
   metrics::add(metrics::Counter::HttpPublishes);
-  if (outcome.receivers > 0) return {200, next_message_id()};
-  if (outcome.dropped > 0) return {503, ""};
-  return {202, next_message_id()};
+  if (outcome.refused) {
+    if (outcome.gate) outcome.gate->arm(nullptr);
+    return {503, "", nullptr, true};
+  }
+  if (outcome.receivers > 0) return {200, next_message_id(), std::move(outcome.gate)};
+  if (outcome.dropped > 0) {
+    if (outcome.gate) outcome.gate->arm(nullptr);
+    return {503, "", nullptr};
+  }
+  return {202, next_message_id(), std::move(outcome.gate)};
 }
 
 const char* kNotPlaced = "every matching subscriber refused the message (queue full or too large)";
+const char* kBridgeFull = "the Kafka bridge's buffer is full; retry later";
+
+Response kafka_failed(const std::string& error) {
+  return json_error(503, "kafka_failed", "Kafka did not acknowledge the message: " + error);
+}
 
 // Answers now when nothing durable is pending, else once the store has it.
 std::optional<Response> after_durable(store::Store* store, uint64_t ticket, Response response,
@@ -172,6 +187,25 @@ std::optional<Response> after_durable(store::Store* store, uint64_t ticket, Resp
   Responder responder = ctx.defer();
   store->when_durable(ticket, [responder, response = std::move(response)]() mutable {
     responder(std::move(response));
+  });
+  return std::nullopt;
+}
+
+// The same, after the Kafka gate too (sync mode); a failed gate answers 503 instead.
+std::optional<Response> after_gate(std::shared_ptr<broker::AckGate> gate, store::Store* store,
+                                   uint64_t ticket, Response response, const RequestContext& ctx) {
+  if (!gate) return after_durable(store, ticket, std::move(response), ctx);
+  Responder responder = ctx.defer();
+  gate->arm([responder, store, ticket, response = std::move(response)](
+                bool ok, const std::string& error) mutable {
+    Response answer = ok ? std::move(response) : kafka_failed(error);
+    if (ticket == 0 || store->durable() >= ticket) {
+      responder(std::move(answer));
+      return;
+    }
+    store->when_durable(ticket, [responder, answer = std::move(answer)]() mutable {
+      responder(std::move(answer));
+    });
   });
   return std::nullopt;
 }
@@ -320,10 +354,12 @@ std::optional<Response> publish_one(broker::Broker& broker, const Request& reque
   } else if (placed.status == 202) {
     response = json_response(202, R"({"id":")" + placed.id + R"(","reason_code":16,)" +
                                       R"("message":"no matching subscribers"})");
+  } else if (placed.refused) {
+    response = json_error(503, "bridge_full", kBridgeFull);
   } else {
     response = json_error(503, "not_placed", kNotPlaced);
   }
-  return after_durable(store, ticket, std::move(response), ctx);
+  return after_gate(std::move(placed.gate), store, ticket, std::move(response), ctx);
 }
 
 std::optional<Response> publish_bulk(broker::Broker& broker, const Request& request,
@@ -335,13 +371,17 @@ std::optional<Response> publish_bulk(broker::Broker& broker, const Request& requ
     return json_error(400, "bad_request", "the body must be a JSON array of publishes");
   }
   store::Store* const store = broker.store();
-  // One store batch for the whole request: one durable wait, one response.
+  // One store batch for the whole request: one durable wait, one response. Items held by the
+  // Kafka bridge (sync mode) join one gate; a failed item is answered 503 in its place.
   std::optional<broker::PublishBatch> durable;
-  nlohmann::ordered_json results = nlohmann::ordered_json::array();
+  auto results = std::make_shared<nlohmann::ordered_json>(nlohmann::ordered_json::array());
+  auto failures = std::make_shared<std::vector<std::pair<size_t, std::string>>>();
+  auto failures_mutex = std::make_shared<std::mutex>();
+  std::shared_ptr<broker::AckGate> all;
   for (const json& item : items) {
     MessageOrError parsed = message_from_json(item, ctx.settings, now);
     if (auto* error = std::get_if<PublishError>(&parsed)) {
-      results.push_back(
+      results->push_back(
           {{"status", error->status}, {"error", error->code}, {"message", error->message}});
       continue;
     }
@@ -349,22 +389,57 @@ std::optional<Response> publish_bulk(broker::Broker& broker, const Request& requ
     const bool needs_store = store && (msg->qos > 0 || msg->retain);
     if (needs_store && !durable) durable.emplace(store);
     Placed placed = place(broker, msg, now, needs_store ? &*durable : nullptr);
+    if (placed.gate) {
+      if (!all) all = std::make_shared<broker::AckGate>();
+      all->expect();
+      placed.gate->arm([all, failures, failures_mutex, index = results->size()](
+                           bool ok, const std::string& error) {
+        if (!ok) {
+          std::lock_guard lock(*failures_mutex);
+          failures->emplace_back(index, error);
+        }
+        all->settle();
+      });
+    }
     if (placed.status == 200) {
-      results.push_back({{"status", 200}, {"id", placed.id}});
+      results->push_back({{"status", 200}, {"id", placed.id}});
     } else if (placed.status == 202) {
-      results.push_back({{"status", 202},
-                         {"id", placed.id},
-                         {"reason_code", kNoMatchingSubscribers},
-                         {"message", "no matching subscribers"}});
+      results->push_back({{"status", 202},
+                          {"id", placed.id},
+                          {"reason_code", kNoMatchingSubscribers},
+                          {"message", "no matching subscribers"}});
+    } else if (placed.refused) {
+      results->push_back({{"status", 503}, {"error", "bridge_full"}, {"message", kBridgeFull}});
     } else {
-      results.push_back({{"status", 503}, {"error", "not_placed"}, {"message", kNotPlaced}});
+      results->push_back({{"status", 503}, {"error", "not_placed"}, {"message", kNotPlaced}});
     }
   }
   const uint64_t ticket = durable ? durable->commit() : 0;
-  nlohmann::ordered_json body = {{"results", std::move(results)}};
-  return after_durable(
-      store, ticket,
-      json_response(200, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)), ctx);
+  auto render = [results, failures, failures_mutex] {
+    {
+      std::lock_guard lock(*failures_mutex);
+      for (const auto& [index, error] : *failures) {
+        (*results)[index] = {{"status", 503},
+                             {"error", "kafka_failed"},
+                             {"message", "Kafka did not acknowledge the message: " + error}};
+      }
+    }
+    nlohmann::ordered_json body = {{"results", std::move(*results)}};
+    return json_response(200, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  };
+  if (!all) return after_durable(store, ticket, render(), ctx);
+  Responder responder = ctx.defer();
+  all->arm([responder, store, ticket, render](bool, const std::string&) {
+    Response answer = render();
+    if (ticket == 0 || store->durable() >= ticket) {
+      responder(std::move(answer));
+      return;
+    }
+    store->when_durable(ticket, [responder, answer = std::move(answer)]() mutable {
+      responder(std::move(answer));
+    });
+  });
+  return std::nullopt;
 }
 
 }  // namespace starling::http

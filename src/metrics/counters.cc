@@ -97,6 +97,20 @@ const char* name(Counter c) {
       return "http_bytes_received";
     case Counter::HttpBytesSent:
       return "http_bytes_sent";
+    case Counter::KafkaProduced:
+      return "kafka_produced";
+    case Counter::KafkaProduceRetries:
+      return "kafka_produce_retries";
+    case Counter::KafkaProduceFailed:
+      return "kafka_produce_failed";
+    case Counter::KafkaRefused:
+      return "kafka_refused";
+    case Counter::KafkaSyncFailures:
+      return "kafka_sync_failures";
+    case Counter::KafkaConsumed:
+      return "kafka_consumed";
+    case Counter::KafkaConsumeSkipped:
+      return "kafka_consume_skipped";
     case Counter::kCount:
       break;
   }

@@ -37,6 +37,14 @@ enum class Counter : uint8_t {
   HttpPublishes,  // messages published through POST /api/v1/publish(/bulk)
   HttpBytesReceived,
   HttpBytesSent,
+  // The Kafka bridge (src/kafka).
+  KafkaProduced,        // records Kafka acknowledged
+  KafkaProduceRetries,  // records produced again after a failed delivery (async buffer)
+  KafkaProduceFailed,   // records Kafka refused for good (too large, not authorized): dropped
+  KafkaRefused,         // records not taken: the async buffer was full
+  KafkaSyncFailures,    // sync-mode records Kafka did not acknowledge (publisher told)
+  KafkaConsumed,        // records read from Kafka and routed to MQTT
+  KafkaConsumeSkipped,  // records that could not become an MQTT message (codec, topic)
   kCount
 };
 

@@ -44,6 +44,8 @@ const char* name(Histogram h) {
       return "store_commit_seconds";
     case Histogram::HttpRequest:
       return "http_request_seconds";
+    case Histogram::KafkaProduce:
+      return "kafka_produce_seconds";
     case Histogram::kCount:
       break;
   }
@@ -58,6 +60,8 @@ const char* help(Histogram h) {
       return "Time from a store batch being committed to it being durable";
     case Histogram::HttpRequest:
       return "Time from an HTTP request being read to its response being ready";
+    case Histogram::KafkaProduce:
+      return "Time from a record being handed to the Kafka producer to Kafka's acknowledgement";
     case Histogram::kCount:
       break;
   }

@@ -15,6 +15,7 @@ enum class Histogram : uint8_t {
   PublishToDeliver,  // message received -> written into a subscriber's output
   StoreCommit,       // batch committed -> durable (synced) in the store
   HttpRequest,       // HTTP request complete -> response ready
+  KafkaProduce,      // record handed to librdkafka -> Kafka's acknowledgement
   kCount
 };
 

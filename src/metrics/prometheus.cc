@@ -186,6 +186,23 @@ std::string render_prometheus(const Gauges& g, const std::string& version) {
   w.counter("http_publishes", "Messages published through the HTTP API",
             total(Counter::HttpPublishes));
 
+  // Kafka bridge.
+  w.counter("kafka_produced", "Records Kafka acknowledged", total(Counter::KafkaProduced));
+  w.counter("kafka_produce_retries", "Records produced again after a failed delivery",
+            total(Counter::KafkaProduceRetries));
+  w.counter("kafka_produce_failed",
+            "Records Kafka refused for good (dropped, logged): too large, not authorized",
+            total(Counter::KafkaProduceFailed));
+  w.counter("kafka_refused", "Records not taken because the bridge buffer was full",
+            total(Counter::KafkaRefused));
+  w.counter("kafka_sync_failures",
+            "Sync-mode records Kafka did not acknowledge (the publisher got an error)",
+            total(Counter::KafkaSyncFailures));
+  w.counter("kafka_consumed", "Kafka records routed to MQTT", total(Counter::KafkaConsumed));
+  w.counter("kafka_consume_skipped",
+            "Kafka records that could not become an MQTT message (codec, topic), committed",
+            total(Counter::KafkaConsumeSkipped));
+
   // Gauges from the broker.
   w.gauge("clients_connected", "MQTT clients connected",
           static_cast<uint64_t>(g.clients_connected > 0 ? g.clients_connected : 0));

@@ -121,6 +121,8 @@ void Connection::send(std::string_view bytes) {
 
 void Connection::flush() {
   if (destroyed_) return;
+  client_.release_held_acks();  // acknowledgements the Kafka bridge released (sync mode)
+  if (destroyed_) return;
   if (client_.session() && client_.connected() && wbuf_.size() - wpos_ < kMaxUnwritten) {
     if (wpos_ > 0) {
       wbuf_.erase(0, wpos_);

@@ -156,6 +156,11 @@ std::string will_key(std::string_view client) {
 std::string retained_key(std::string_view topic) {
   return keyed(Kind::Retained, topic);
 }
+std::string kafka_outbox_key(uint64_t seq) {
+  std::string k(1, static_cast<char>(Kind::KafkaOutbox));
+  put_u64(k, seq);  // big-endian: key order is acceptance order
+  return k;
+}
 
 std::string client_prefix(Kind kind, std::string_view client) {
   std::string k = keyed(kind, client);
@@ -214,6 +219,13 @@ bool parse_retained_key(std::string_view key, std::string& topic) {
   if (key.size() < 2 || key[0] != static_cast<char>(Kind::Retained)) return false;
   topic.assign(key.substr(1));
   return true;
+}
+
+bool parse_kafka_outbox_key(std::string_view key, uint64_t& seq) {
+  if (key.size() != 9 || key[0] != static_cast<char>(Kind::KafkaOutbox)) return false;
+  Reader r(key.substr(1));
+  seq = r.u64();
+  return r.done();
 }
 
 std::string encode(const SessionRecord& s) {
@@ -316,6 +328,38 @@ bool decode(std::string_view in, WillRecord& w) {
   read_message(r, w.message);
   w.delay_interval = r.u32();
   w.due_ms = r.u64();
+  return r.done();
+}
+
+std::string encode(const KafkaOutboxRecord& k) {
+  std::string out;
+  put_u8(out, kVersion);
+  put_u32(out, k.rule);
+  put_bytes(out, k.topic);
+  put_optional(out, k.key);
+  put_bytes(out, k.value);
+  put_u32(out, static_cast<uint32_t>(k.headers.size()));
+  for (const auto& [name, value] : k.headers) {
+    put_bytes(out, name);
+    put_bytes(out, value);
+  }
+  return out;
+}
+
+bool decode(std::string_view in, KafkaOutboxRecord& k) {
+  Reader r(in);
+  if (r.u8() != kVersion) return false;
+  k.rule = r.u32();
+  k.topic = r.bytes();
+  k.key = r.optional_bytes();
+  k.value = r.bytes();
+  uint32_t n = r.u32();
+  k.headers.clear();
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    std::string name = r.bytes();
+    std::string value = r.bytes();
+    k.headers.emplace_back(std::move(name), std::move(value));
+  }
   return r.done();
 }
 

@@ -6,6 +6,7 @@
 //   I <client> \0 <packet id:2 BE>  inbound QoS 2 packet id awaiting PUBREL
 //   R <topic>                       retained message
 //   W <client>                      delayed will and when it is due
+//   K <seq:8 BE>                    a record waiting to be produced to Kafka (async bridge)
 //
 // Client ids and topics are MQTT UTF-8 strings, which cannot contain U+0000, so \0 separates
 // safely and prefix scans per client are exact. Values are a version byte and fixed fields.
@@ -27,6 +28,7 @@ enum class Kind : char {
   InboundQos2 = 'I',
   Retained = 'R',
   Will = 'W',
+  KafkaOutbox = 'K',
 };
 
 // A message as stored. Times are wall-clock milliseconds since the epoch, so they survive a
@@ -80,6 +82,16 @@ struct WillRecord {
   bool operator==(const WillRecord&) const = default;
 };
 
+// A Kafka record the async bridge accepted and Kafka has not acknowledged yet.
+struct KafkaOutboxRecord {
+  uint32_t rule = 0;  // index of the [[kafka.produce]] rule, for its partitioner
+  std::string topic;
+  std::optional<std::string> key;
+  std::string value;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool operator==(const KafkaOutboxRecord&) const = default;
+};
+
 // Keys.
 std::string session_key(std::string_view client);
 std::string subscription_key(std::string_view client, std::string_view filter);
@@ -87,6 +99,7 @@ std::string queued_key(std::string_view client, uint64_t seq);
 std::string inbound_key(std::string_view client, uint16_t packet_id);
 std::string retained_key(std::string_view topic);
 std::string will_key(std::string_view client);
+std::string kafka_outbox_key(uint64_t seq);
 // Prefix of all records of one kind for one client ("B<client>\0").
 std::string client_prefix(Kind kind, std::string_view client);
 
@@ -96,6 +109,7 @@ bool parse_subscription_key(std::string_view key, std::string& client, std::stri
 bool parse_queued_key(std::string_view key, std::string& client, uint64_t& seq);
 bool parse_inbound_key(std::string_view key, std::string& client, uint16_t& packet_id);
 bool parse_retained_key(std::string_view key, std::string& topic);
+bool parse_kafka_outbox_key(std::string_view key, uint64_t& seq);
 
 // Values. decode_* return false on a corrupt or unknown-version value.
 std::string encode(const SessionRecord& r);
@@ -103,10 +117,12 @@ std::string encode(const SubscriptionRecord& r);
 std::string encode(const QueuedRecord& r);
 std::string encode(const MessageRecord& r);
 std::string encode(const WillRecord& r);
+std::string encode(const KafkaOutboxRecord& r);
 bool decode(std::string_view in, SessionRecord& r);
 bool decode(std::string_view in, SubscriptionRecord& r);
 bool decode(std::string_view in, QueuedRecord& r);
 bool decode(std::string_view in, MessageRecord& r);
 bool decode(std::string_view in, WillRecord& r);
+bool decode(std::string_view in, KafkaOutboxRecord& r);
 
 }  // namespace starling::store

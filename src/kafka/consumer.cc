@@ -1,0 +1,226 @@
+#include "kafka/consumer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <map>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "kafka/schema_registry.h"
+#include "metrics/counters.h"
+#include "mqtt/topic.h"
+
+namespace starling::kafka {
+
+namespace {
+
+constexpr size_t kBatch = 1000;
+
+struct ListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const {
+    rd_kafka_topic_partition_list_destroy(l);
+  }
+};
+using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
+
+}  // namespace
+
+Consumer::Consumer(size_t index, const config::KafkaConsumeRule& rule,
+                   const config::KafkaSettings& settings, const std::string& bootstrap,
+                   broker::Broker& broker, AvroConfluentDecoder* decoder)
+    : index_(index),
+      rule_(rule),
+      broker_(broker),
+      decoder_(decoder),
+      topic_template_(Template::parse(rule.mqtt_topic, Template::Direction::ToMqtt)) {
+  ConfPtr conf = consumer_conf(settings, bootstrap, rule);
+  char error[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof error);
+  if (rk == nullptr) throw std::runtime_error(std::string("Kafka consumer: ") + error);
+  conf.release();
+  rk_.reset(rk);
+  rd_kafka_poll_set_consumer(rk);
+  ListPtr topics(rd_kafka_topic_partition_list_new(static_cast<int>(rule.topics.size())));
+  for (const std::string& t : rule.topics)
+    rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, topics.get());
+  if (err) throw std::runtime_error(std::string("Kafka subscribe: ") + rd_kafka_err2str(err));
+  queue_ = rd_kafka_queue_get_consumer(rk);
+}
+
+Consumer::~Consumer() {
+  stop_reading();
+  close();
+}
+
+void Consumer::start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), ("starling-kc" + std::to_string(index_)).c_str());
+    run();
+  });
+}
+
+void Consumer::stop_reading() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void Consumer::close() {
+  if (!rk_) return;
+  if (queue_) {
+    rd_kafka_queue_destroy(queue_);
+    queue_ = nullptr;
+  }
+  rd_kafka_consumer_close(rk_.get());  // commits the stored offsets, leaves the group
+  rk_.reset();
+}
+
+void Consumer::run() {
+  std::vector<rd_kafka_message_t*> messages(kBatch);
+  auto next_lag = std::chrono::steady_clock::now();
+  while (!stop_) {
+    ssize_t n = rd_kafka_consume_batch_queue(queue_, 100, messages.data(), messages.size());
+    if (n > 0) route_batch(messages.data(), n);
+    if (std::chrono::steady_clock::now() >= next_lag) {
+      update_lag();
+      next_lag = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    }
+  }
+}
+
+void Consumer::route_batch(rd_kafka_message_t** messages, ssize_t count) {
+  store::Store* const store = broker_.store();
+  std::optional<broker::PublishBatch> durable;
+  if (store) durable.emplace(store);
+  // The next offset to read per partition, stored once the batch is durable.
+  std::map<std::pair<std::string, int32_t>, int64_t> next_offsets;
+  bool congested = false;
+  const auto now = broker::Clock::now();  // not a loop thread: no cached loop time
+  std::string json;
+  std::string error;
+  for (ssize_t i = 0; i < count; ++i) {
+    rd_kafka_message_t* m = messages[i];
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        spdlog::warn("kafka consume[{}]: {}", index_, rd_kafka_message_errstr(m));
+      }
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    const char* topic_name = rd_kafka_topic_name(m->rkt);
+    next_offsets[{topic_name, m->partition}] = m->offset + 1;
+
+    std::vector<std::pair<std::string, std::string>> headers;
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name;
+      const void* value;
+      size_t size;
+      for (size_t idx = 0; !rd_kafka_header_get_all(hdrs, idx, &name, &value, &size); ++idx) {
+        headers.emplace_back(
+            name, value ? std::string(static_cast<const char*>(value), size) : std::string());
+      }
+    }
+    TemplateValues values;
+    values.kafka_topic = topic_name;
+    values.key = m->key ? std::string_view(static_cast<const char*>(m->key), m->key_len)
+                        : std::string_view();
+    values.partition = m->partition;
+    values.headers = &headers;
+    std::string mqtt_topic =
+        topic_template_.constant() ? topic_template_.text() : topic_template_.expand(values);
+    const auto& limits = broker_.settings()->limits;
+    if (!mqtt::valid_topic_name(mqtt_topic) || mqtt_topic.size() > limits.max_topic_length) {
+      metrics::add(metrics::Counter::KafkaConsumeSkipped);
+      spdlog::warn("kafka consume[{}]: {}[{}]@{}: '{}' is not a valid MQTT topic; skipped", index_,
+                   topic_name, m->partition, m->offset, mqtt_topic);
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    auto msg = std::make_shared<broker::Message>();
+    msg->topic = std::move(mqtt_topic);
+    std::string_view payload(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
+    if (decoder_) {
+      if (!decoder_->decode(payload, json, error)) {
+        metrics::add(metrics::Counter::KafkaConsumeSkipped);
+        spdlog::warn("kafka consume[{}]: {}[{}]@{}: not decoded ({}); skipped", index_, topic_name,
+                     m->partition, m->offset, error);
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      msg->payload = std::move(json);
+      json.clear();
+    } else {
+      msg->payload.assign(payload);
+    }
+    msg->qos = rule_.qos;
+    msg->retain = rule_.retain;
+    msg->received_at = now;
+    msg->from_bridge = true;
+    if ((rule_.user_properties && !headers.empty()) || decoder_) {
+      auto props = std::make_unique<broker::MessageProperties>();
+      if (rule_.user_properties) props->user_properties = std::move(headers);
+      if (decoder_) {
+        props->content_type = "application/json";
+        props->payload_format_indicator = 1;
+      }
+      msg->properties = std::move(props);
+    }
+    rd_kafka_message_destroy(m);
+    broker::PublishOutcome outcome =
+        broker_.publish(msg, nullptr, broker::Attachment{}, now, durable ? &*durable : nullptr);
+    congested |= outcome.congested;
+    metrics::add(metrics::Counter::KafkaConsumed);
+  }
+  if (next_offsets.empty()) return;
+
+  ListPtr offsets(rd_kafka_topic_partition_list_new(static_cast<int>(next_offsets.size())));
+  for (const auto& [where, offset] : next_offsets) {
+    rd_kafka_topic_partition_list_add(offsets.get(), where.first.c_str(), where.second)->offset =
+        offset;
+  }
+  const uint64_t ticket = durable ? durable->commit() : 0;
+  rd_kafka_t* rk = rk_.get();
+  if (ticket == 0 || store->durable() >= ticket) {
+    rd_kafka_offsets_store(rk, offsets.get());
+  } else {
+    // The store runs this in ticket order, so a partition's offsets only move forward.
+    store->when_durable(ticket, [rk, list = offsets.release()] {
+      rd_kafka_offsets_store(rk, list);
+      rd_kafka_topic_partition_list_destroy(list);
+    });
+  }
+  // Subscribers' queues are filling: give them time rather than drop.
+  if (congested) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+void Consumer::update_lag() {
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_assignment(rk_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR || raw == nullptr) return;
+  ListPtr assignment(raw);
+  assigned_ = assignment->cnt;
+  if (assignment->cnt == 0) {
+    lag_ = 0;
+    return;
+  }
+  rd_kafka_position(rk_.get(), assignment.get());
+  int64_t total = 0;
+  bool known = false;
+  for (int i = 0; i < assignment->cnt; ++i) {
+    const auto& p = assignment->elems[i];
+    int64_t low = 0, high = 0;
+    if (rd_kafka_get_watermark_offsets(rk_.get(), p.topic, p.partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;
+    }
+    const int64_t position = p.offset >= 0 ? p.offset : low;
+    total += std::max<int64_t>(0, high - position);
+    known = true;
+  }
+  lag_ = known ? total : -1;
+}
+
+}  // namespace starling::kafka

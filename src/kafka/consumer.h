@@ -1,0 +1,65 @@
+// Kafka to MQTT: one [[kafka.consume]] rule, one consumer in its group, one thread.
+//
+// Records are read in batches, each batch routed through the broker as one publish batch;
+// their offsets are stored for the periodic commit only once that batch is durable (queued
+// records of persistent sessions included). After a crash or restart, the records past the
+// last commit are read again: at least once, duplicates bounded by the commit interval.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "broker/broker.h"
+#include "config/config.h"
+#include "kafka/client_config.h"
+#include "kafka/template.h"
+
+namespace starling::kafka {
+
+class AvroConfluentDecoder;
+
+class Consumer {
+ public:
+  // decoder: for codec "avro-confluent" (null otherwise). Throws std::runtime_error when
+  // librdkafka refuses the configuration.
+  Consumer(size_t index, const config::KafkaConsumeRule& rule,
+           const config::KafkaSettings& settings, const std::string& bootstrap,
+           broker::Broker& broker, AvroConfluentDecoder* decoder);
+  ~Consumer();
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  void start();
+  // Stops reading; offsets of routed records are stored once durable (store->flush() by the
+  // caller), then close() commits them and leaves the group.
+  void stop_reading();
+  void close();
+
+  size_t index() const { return index_; }
+  const config::KafkaConsumeRule& rule() const { return rule_; }
+  // Records behind the end of the assigned partitions (from the last fetch), -1 unknown.
+  int64_t lag() const { return lag_.load(std::memory_order_relaxed); }
+  int64_t assigned_partitions() const { return assigned_.load(std::memory_order_relaxed); }
+
+ private:
+  void run();
+  void route_batch(rd_kafka_message_t** messages, ssize_t count);
+  void update_lag();
+
+  const size_t index_;
+  const config::KafkaConsumeRule rule_;
+  broker::Broker& broker_;
+  AvroConfluentDecoder* const decoder_;
+  Template topic_template_;
+  HandlePtr rk_;
+  rd_kafka_queue_t* queue_ = nullptr;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> lag_{-1};
+  std::atomic<int64_t> assigned_{0};
+  std::thread thread_;
+};
+
+}  // namespace starling::kafka

@@ -1,0 +1,118 @@
+// MQTT (and HTTP) to Kafka: the [[kafka.produce]] rules on one librdkafka producer.
+//
+// async: a matching message becomes records in a bounded buffer that is also in the store
+// (K records, in the publish's own batch, so the PUBACK waits for them); a record leaves the
+// buffer when Kafka acknowledged it, and is produced again after any failed delivery, through
+// outages and hangs alike. A restart produces what the store still holds.
+// sync: the publish's acknowledgement waits for Kafka's (an AckGate per message); a failure
+// is answered to the publisher, who still holds the message.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "broker/broker.h"
+#include "config/config.h"
+#include "kafka/client_config.h"
+#include "kafka/template.h"
+#include "store/store.h"
+
+namespace starling::kafka {
+
+class Producer {
+ public:
+  // Throws std::runtime_error when librdkafka refuses the configuration.
+  Producer(const config::KafkaSettings& settings, const std::string& bootstrap,
+           store::Store* store);
+  ~Producer();
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+
+  // Produces what the store's buffer holds from before a restart, then serves deliveries.
+  void start();
+  // Waits up to timeout for Kafka to acknowledge what is in flight, then stops. What is left
+  // stays in the store for the next start; sync publishes still waiting are failed.
+  void stop(std::chrono::milliseconds timeout);
+
+  bool has_rules() const { return !rules_.empty(); }
+  void on_publish(const broker::MessagePtr& msg, broker::Attachment publisher,
+                  broker::PublishBatch* durable, broker::PublishOutcome& outcome);
+
+  // Figures.
+  uint64_t buffered_messages() const { return buffered_messages_.load(std::memory_order_relaxed); }
+  uint64_t buffered_bytes() const { return buffered_bytes_.load(std::memory_order_relaxed); }
+  uint64_t sync_waiting() const { return sync_waiting_.load(std::memory_order_relaxed); }
+  // Did the last metadata request reach a broker? (every few seconds, on the poll thread)
+  bool reachable() const { return reachable_.load(std::memory_order_relaxed); }
+  rd_kafka_t* handle() const { return rk_.get(); }
+
+ private:
+  struct Rule {
+    config::KafkaProduceRule config;
+    Template topic;
+    Template key;
+    bool has_key = true;
+    bool sync = false;
+    uint8_t headers = 0;      // HeaderBits
+    std::string partitioner;  // librdkafka's name; empty: the default
+  };
+  // One record on its way to Kafka; librdkafka points into it until the delivery report.
+  struct Record {
+    uint64_t seq = 0;  // its K record (async with a store); 0: none
+    uint32_t rule = 0;
+    std::string topic;
+    std::optional<std::string> key;
+    std::string value;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::shared_ptr<broker::AckGate> gate;  // sync mode
+    std::chrono::steady_clock::time_point produced_at{};
+    std::chrono::steady_clock::time_point retry_at{};
+    uint32_t attempts = 0;
+    size_t bytes = 0;
+  };
+
+  std::unique_ptr<Record> make_record(uint32_t rule_index, const Rule& rule,
+                                      const broker::Message& msg) const;
+  // Hands the record to librdkafka; a full local queue defers it to the retry list.
+  void produce(std::unique_ptr<Record> record);
+  void schedule_retry(std::unique_ptr<Record> record, std::chrono::milliseconds delay);
+  void on_delivery(const rd_kafka_message_t* message);
+  void finish_async(std::unique_ptr<Record> record);
+  void poll_loop();
+  void check_reachable();
+  rd_kafka_topic_t* topic_handle(const Rule& rule, const std::string& topic);
+  static void delivery_callback(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
+
+  const config::KafkaSettings settings_;
+  store::Store* const store_;
+  std::vector<Rule> rules_;
+  HandlePtr rk_;
+
+  std::atomic<uint64_t> next_seq_{1};
+  std::atomic<uint64_t> buffered_messages_{0};
+  std::atomic<uint64_t> buffered_bytes_{0};
+  std::atomic<uint64_t> sync_waiting_{0};
+  std::atomic<bool> reachable_{false};
+
+  std::mutex mutex_;
+  std::deque<std::unique_ptr<Record>> retries_;             // by mutex_, in retry_at order
+  std::vector<broker::Attachment> paused_publishers_;       // by mutex_
+  std::map<std::string, rd_kafka_topic_t*> topic_handles_;  // by mutex_: rules with partitioners
+  std::condition_variable wake_;
+  bool stopping_ = false;              // by mutex_
+  std::atomic<bool> dropping_{false};  // after stop: delivery reports only free their records
+  std::thread poller_;
+};
+
+}  // namespace starling::kafka
