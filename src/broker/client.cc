@@ -347,6 +347,10 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
       return fail(rc::ReceiveMaximumExceeded, "more QoS 2 messages in flight than allowed");
     }
     if (!session_->begin_inbound_qos2(p.packet_id)) {
+      // Its PUBREC is still held for the Kafka bridge: that one answers.
+      for (const HeldAck& held : held_acks_) {
+        if (held.qos == 2 && held.packet_id == p.packet_id) return true;
+      }
       mqtt::Ack rec;
       rec.type = PacketType::Pubrec;
       rec.packet_id = p.packet_id;

@@ -10,6 +10,7 @@
 #include "http/server.h"
 #include "metrics/counters.h"
 #include "metrics/histogram.h"
+#include "net/socket_io.h"
 
 namespace starling::http {
 
@@ -238,23 +239,18 @@ void Connection::flush_ready() {
 }
 
 void Connection::write_some() {
-  while (wpos_ < wbuf_.size()) {
-    ssize_t n = ::send(fd_, wbuf_.data() + wpos_, wbuf_.size() - wpos_, MSG_NOSIGNAL);
-    if (n > 0) {
-      wpos_ += static_cast<size_t>(n);
-      metrics::add(metrics::Counter::HttpBytesSent, static_cast<uint64_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
+  switch (net::send_pending(fd_, wbuf_, wpos_, metrics::Counter::HttpBytesSent)) {
+    case net::SendResult::Done:
+      break;
+    case net::SendResult::WouldBlock:
       if (!want_write_) {
         want_write_ = true;
         update_interest();
       }
       return;
-    }
-    destroy();
-    return;
+    case net::SendResult::Failed:
+      destroy();
+      return;
   }
   wbuf_.clear();
   wpos_ = 0;

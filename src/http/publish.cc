@@ -341,10 +341,11 @@ std::optional<Response> publish_one(broker::Broker& broker, const Request& reque
   }
   auto& msg = std::get<std::shared_ptr<broker::Message>>(parsed);
 
-  // Like an MQTT QoS 1/2 or retained PUBLISH: answered once what it changed is durable.
+  // Like an MQTT QoS 1/2 or retained PUBLISH: answered once what it changed is durable. With
+  // the Kafka bridge at any QoS: a 2xx then means the bridge's buffer has it on disk.
   store::Store* const store = broker.store();
   std::optional<broker::PublishBatch> durable;
-  if (store && (msg->qos > 0 || msg->retain)) durable.emplace(store);
+  if (store && (msg->qos > 0 || msg->retain || broker.bridge())) durable.emplace(store);
   Placed placed = place(broker, msg, now, durable ? &*durable : nullptr);
   const uint64_t ticket = durable ? durable->commit() : 0;
 
@@ -386,7 +387,7 @@ std::optional<Response> publish_bulk(broker::Broker& broker, const Request& requ
       continue;
     }
     auto& msg = std::get<std::shared_ptr<broker::Message>>(parsed);
-    const bool needs_store = store && (msg->qos > 0 || msg->retain);
+    const bool needs_store = store && (msg->qos > 0 || msg->retain || broker.bridge());
     if (needs_store && !durable) durable.emplace(store);
     Placed placed = place(broker, msg, now, needs_store ? &*durable : nullptr);
     if (placed.gate) {

@@ -100,6 +100,7 @@ void Consumer::route_batch(rd_kafka_message_t** messages, ssize_t count) {
   const auto now = broker::Clock::now();  // not a loop thread: no cached loop time
   std::string json;
   std::string error;
+  const uint32_t max_topic_length = broker_.settings()->limits.max_topic_length;
   for (ssize_t i = 0; i < count; ++i) {
     rd_kafka_message_t* m = messages[i];
     if (m->err) {
@@ -131,8 +132,7 @@ void Consumer::route_batch(rd_kafka_message_t** messages, ssize_t count) {
     values.headers = &headers;
     std::string mqtt_topic =
         topic_template_.constant() ? topic_template_.text() : topic_template_.expand(values);
-    const auto& limits = broker_.settings()->limits;
-    if (!mqtt::valid_topic_name(mqtt_topic) || mqtt_topic.size() > limits.max_topic_length) {
+    if (!mqtt::valid_topic_name(mqtt_topic) || mqtt_topic.size() > max_topic_length) {
       metrics::add(metrics::Counter::KafkaConsumeSkipped);
       spdlog::warn("kafka consume[{}]: {}[{}]@{}: '{}' is not a valid MQTT topic; skipped", index_,
                    topic_name, m->partition, m->offset, mqtt_topic);

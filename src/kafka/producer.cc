@@ -207,7 +207,12 @@ std::unique_ptr<Producer::Record> Producer::make_record(uint32_t rule_index, con
   rec->topic =
       rule.topic.constant() ? rule.topic.text() : kafka_topic_name(rule.topic.expand(values));
   if (rec->topic.empty()) rec->topic = "_";
-  if (rule.has_key) rec->key = rule.key.expand(values);
+  if (rule.has_key) {
+    // An empty key (an HTTP publish has no client id) would put every such record in one
+    // partition; without a key the partitioner spreads them.
+    std::string key = rule.key.expand(values);
+    if (!key.empty()) rec->key = std::move(key);
+  }
   rec->value = msg.payload;
   auto& h = rec->headers;
   if (rule.headers & kTopic) h.emplace_back("mqtt.topic", msg.topic);

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "metrics/counters.h"
+#include "net/socket_io.h"
 #include "net/worker.h"
 
 namespace starling::net {
@@ -139,23 +140,18 @@ void Connection::flush() {
 }
 
 void Connection::write_some() {
-  while (wpos_ < wbuf_.size()) {
-    ssize_t n = ::send(fd_, wbuf_.data() + wpos_, wbuf_.size() - wpos_, MSG_NOSIGNAL);
-    if (n > 0) {
-      wpos_ += static_cast<size_t>(n);
-      metrics::add(metrics::Counter::BytesSent, static_cast<uint64_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
+  switch (send_pending(fd_, wbuf_, wpos_, metrics::Counter::BytesSent)) {
+    case SendResult::Done:
+      break;
+    case SendResult::WouldBlock:
       if (!want_write_) {
         want_write_ = true;
         update_interest();
       }
       return;
-    }
-    destroy();
-    return;
+    case SendResult::Failed:
+      destroy();
+      return;
   }
   wbuf_.clear();
   wpos_ = 0;

@@ -272,6 +272,28 @@ class KafkaProduceTest(unittest.TestCase):
         self.assertTrue(body["checks"]["kafka"].startswith("unreachable"), body)
 
 
+class KafkaMetricsTest(unittest.TestCase):
+    def test_grafana_dashboard_kafka_metrics_are_exported(self):
+        """Every starling_kafka_* series the dashboard queries exists on a broker running the
+        bridge in both directions (parsed with prometheus_client's parser)."""
+        import re
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                            "grafana-dashboard.json")
+        with open(path) as f:
+            dashboard = json.load(f)
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+        used = {m for e in exprs for m in re.findall(r"starling_kafka_[a-z0-9_]+", e)}
+        self.assertGreater(len(used), 5)
+        b = Broker('[kafka]\nmock = true\n[[kafka.produce]]\nfilter = "m/#"\ntopic = "m"\n'
+                   '[[kafka.consume]]\ntopics = ["c"]\n', http=True)
+        self.addCleanup(b.cleanup)
+        b.start()
+        with urllib.request.urlopen(f"http://{HOST}:{b.http_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        exported = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+        self.assertEqual(used - exported, set())
+
+
 class KafkaMockModeTest(unittest.TestCase):
     def test_built_in_mock_cluster(self):
         """kafka.mock = true: the broker runs a mock cluster, logs its address, and the bridge
