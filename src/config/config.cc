@@ -597,7 +597,7 @@ const std::vector<Field<PendingProduce>>& produce_fields() {
       {"topic",
        [](Reader& r, P& p, const toml::node& n, const std::string& path) {
          kafka::Template t = kafka_template(r, n, path, Dir::ToKafka);
-         if (t.constant() && !kafka::valid_kafka_topic(t.text())) {
+         if (t.constant() && !kafka::valid_kafka_topic(t.literal())) {
            r.fail(n, path + " = " + quoted(t.text()) +
                          " is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)");
          }
@@ -654,7 +654,7 @@ const std::vector<Field<KafkaConsumeRule>>& consume_fields() {
       {"mqtt_topic",
        [](Reader& r, C& c, const toml::node& n, const std::string& path) {
          kafka::Template t = kafka_template(r, n, path, Dir::ToMqtt);
-         if (t.constant() && !mqtt::valid_topic_name(t.text())) {
+         if (t.constant() && !mqtt::valid_topic_name(t.literal())) {
            r.fail(n, path + " = " + quoted(t.text()) +
                          " is not an MQTT topic name (no wildcards, not empty)");
          }
@@ -687,6 +687,10 @@ void read_kafka_properties(Reader& r, PropertyList& out, const toml::node& node,
       text = b->get() ? "true" : "false";
     } else if (const auto* f = value.as_floating_point()) {
       text = std::to_string(f->get());
+    } else if (value.is_table()) {
+      r.fail(value, path + "." + name +
+                        " is a table: quote property names that contain dots, as "
+                        "in \"linger.ms\" = 5");
     } else {
       r.fail(value, path + "." + name + " must be a string, number or boolean");
     }
@@ -750,12 +754,15 @@ const std::vector<Field<Document>>& kafka_fields() {
       kafka_int("mock_brokers", &K::mock_brokers, 1, 16),
       {"schema_registry",
        [](Reader& r, D& d, const toml::node& n, const std::string& path) {
-         std::string url = r.string(n, path);
-         if (!url.starts_with("http://") && !url.starts_with("https://")) {
-           r.fail(n, path + " = " + quoted(url) + " must be an http:// or https:// URL");
-         }
+         const std::string text = r.string(n, path);
+         std::string url = text;
          while (url.ends_with("/"))
            url.pop_back();
+         const size_t scheme = url.starts_with("https://") ? 8 : url.starts_with("http://") ? 7 : 0;
+         if (scheme == 0 || url.size() == scheme) {
+           r.fail(n,
+                  path + " = " + quoted(text) + " must be an http:// or https:// URL with a host");
+         }
          d.config.kafka.schema_registry = url;
        }},
       kafka_int("schema_registry_timeout_ms", &K::schema_registry_timeout_ms, 100, 600000),
@@ -1051,7 +1058,15 @@ std::vector<std::string> reload_into(Config& live, const Config& fresh) {
   if (live.data_dir != fresh.data_dir) need_restart.push_back("storage.dir");
   if (live.durability != fresh.durability) need_restart.push_back("storage.durability");
   if (live.threads != fresh.threads) need_restart.push_back("threads");
-  if (live.kafka != fresh.kafka) need_restart.push_back("kafka");
+  // Where rules are written in the file is no change.
+  auto without_lines = [](KafkaSettings k) {
+    for (auto& rule : k.produce)
+      rule.line = 0;
+    for (auto& rule : k.consume)
+      rule.line = 0;
+    return k;
+  };
+  if (without_lines(live.kafka) != without_lines(fresh.kafka)) need_restart.push_back("kafka");
 
   live.log_level = fresh.log_level;
   live.sys_interval_s = fresh.sys_interval_s;

@@ -115,7 +115,7 @@ bool append_json_string(std::string& out, std::string_view s) {
       i = j;
       continue;
     }
-    size_t len;
+    size_t len = 0;
     uint32_t cp;
     if (c < 0x80) {
       len = 1;
@@ -457,7 +457,7 @@ class Decoder {
   // Errors name the offset of the length itself.
   bool read_length(size_t& out, const char* what) {
     const uint8_t* at = p_;
-    int64_t len;
+    int64_t len = 0;
     if (!read_long(len)) return false;
     const size_t left = remaining();
     if (len < 0 || static_cast<uint64_t>(len) > left) {
@@ -471,7 +471,7 @@ class Decoder {
   }
 
   bool read_text(std::string_view& out, const char* what) {
-    size_t len;
+    size_t len = 0;
     if (!read_length(len, what)) return false;
     out = {reinterpret_cast<const char*>(p_), len};
     if (!append_json_string(out_, out)) return fail(std::string(what) + " is not UTF-8");
@@ -498,7 +498,7 @@ class Decoder {
     out_ += map ? '{' : '[';
     bool first = true;
     for (;;) {
-      int64_t count;
+      int64_t count = 0;
       if (!read_long(count)) return false;
       if (count == 0) break;
       if (count < 0) {

@@ -19,7 +19,7 @@ Bridge::Bridge(const config::KafkaSettings& settings, broker::Broker& broker)
     // otherwise wait for the first record to create them).
     for (const auto& rule : settings.produce) {
       Template t = Template::parse(rule.topic, Template::Direction::ToKafka);
-      if (t.constant()) mock_->create_topic(t.text(), 4);
+      if (t.constant()) mock_->create_topic(t.literal(), 4);
     }
     for (const auto& rule : settings.consume) {
       for (const auto& topic : rule.topics)

@@ -131,7 +131,7 @@ void Consumer::route_batch(rd_kafka_message_t** messages, ssize_t count) {
     values.partition = m->partition;
     values.headers = &headers;
     std::string mqtt_topic =
-        topic_template_.constant() ? topic_template_.text() : topic_template_.expand(values);
+        topic_template_.constant() ? topic_template_.literal() : topic_template_.expand(values);
     if (!mqtt::valid_topic_name(mqtt_topic) || mqtt_topic.size() > max_topic_length) {
       metrics::add(metrics::Counter::KafkaConsumeSkipped);
       spdlog::warn("kafka consume[{}]: {}[{}]@{}: '{}' is not a valid MQTT topic; skipped", index_,

@@ -205,8 +205,7 @@ std::unique_ptr<Producer::Record> Producer::make_record(uint32_t rule_index, con
   values.client_id = msg.origin_client_id;
   values.username = msg.origin_username;
   rec->topic =
-      rule.topic.constant() ? rule.topic.text() : kafka_topic_name(rule.topic.expand(values));
-  if (rec->topic.empty()) rec->topic = "_";
+      rule.topic.constant() ? rule.topic.literal() : kafka_topic_name(rule.topic.expand(values));
   if (rule.has_key) {
     // An empty key (an HTTP publish has no client id) would put every such record in one
     // partition; without a key the partitioner spreads them.

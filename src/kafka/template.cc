@@ -1,5 +1,6 @@
 #include "kafka/template.h"
 
+#include <algorithm>
 #include <charconv>
 #include <stdexcept>
 
@@ -142,6 +143,10 @@ std::string Template::expand(const TemplateValues& v) const {
 
 std::string kafka_topic_name(std::string_view expanded) {
   std::string out(expanded.substr(0, 249));
+  // "", "." and ".." are the names Kafka refuses that the mapping below would leave.
+  if (out.empty() || out == "." || out == ".." || out == "/" || out == "//") {
+    return std::string(std::max<size_t>(out.size(), 1), '_');
+  }
   for (char& c : out) {
     if (c == '/') {
       c = '.';

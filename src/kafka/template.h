@@ -37,9 +37,11 @@ class Template {
   static Template parse(std::string_view text, Direction direction);
 
   std::string expand(const TemplateValues& values) const;
-  // No placeholders: the text itself.
+  // No placeholders: literal() is the whole result.
   bool constant() const { return parts_.size() <= 1 && (parts_.empty() || parts_[0].literal()); }
-  const std::string& text() const { return text_; }
+  // The result of a constant template ("{{" and "}}" unescaped).
+  std::string literal() const { return parts_.empty() ? std::string() : parts_[0].text; }
+  const std::string& text() const { return text_; }  // as written in the config
   bool uses_key() const;
 
  private:

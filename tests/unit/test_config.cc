@@ -721,6 +721,484 @@ scopes = ["read"]
 }
 
 // ---------------------------------------------------------------------------------------------
+// [kafka].
+
+TEST(ConfigKafka, Defaults) {
+  KafkaSettings k = defaults().kafka;
+  EXPECT_EQ(k.bootstrap, "");
+  EXPECT_FALSE(k.mock);
+  EXPECT_EQ(k.mock_brokers, 1u);
+  EXPECT_EQ(k.schema_registry, "");
+  EXPECT_EQ(k.schema_registry_timeout_ms, 5000u);
+  EXPECT_EQ(k.buffer_max_messages, 100000u);
+  EXPECT_EQ(k.buffer_max_bytes, 256ull << 20);
+  EXPECT_TRUE(k.properties.empty());
+  EXPECT_TRUE(k.producer_properties.empty());
+  EXPECT_TRUE(k.consumer_properties.empty());
+  EXPECT_TRUE(k.produce.empty());
+  EXPECT_TRUE(k.consume.empty());
+  EXPECT_FALSE(k.enabled());
+  EXPECT_EQ(load("").kafka, k);
+  // Settings without rules are not an error, and do not enable the bridge.
+  EXPECT_FALSE(load("[kafka]\nbuffer_max_messages = 10\n").kafka.enabled());
+}
+
+TEST(ConfigKafka, EveryKey) {
+  Config c = load(R"(
+[kafka]
+bootstrap = "kafka1:9092,kafka2:9092"
+mock = true
+mock_brokers = 3
+schema_registry = "https://registry.example.com:8081//"
+schema_registry_timeout_ms = 2500
+buffer_max_messages = 5000
+buffer_max_bytes = 1048576
+
+[kafka.properties]
+"client.id" = "starling-test"
+"socket.keepalive.enable" = true
+"socket.timeout.ms" = 30000
+
+[kafka.producer_properties]
+acks = "all"
+"linger.ms" = 20
+"enable.idempotence" = false
+
+[kafka.consumer_properties]
+"fetch.wait.max.ms" = 200
+"enable.partition.eof" = true
+"session.timeout.ms" = "10000"
+
+[[kafka.produce]]
+filter = "sensors/#"
+topic = "sensors.{topic[1]}"
+key = "{username}-{clientid}"
+headers = ["topic", "clientid"]
+partitioner = "key-hash"
+mode = "sync"
+
+[[kafka.produce]]
+filter = "logs/+/app"
+topic = "logs"
+key = ""
+headers = []
+partitioner = "murmur2_random"
+mode = "async"
+
+[[kafka.produce]]
+filter = "all/#"
+topic = "{topic}"
+
+[[kafka.consume]]
+topics = ["commands", "^orders\\..*"]
+group = "bridge"
+offset_reset = "earliest"
+mqtt_topic = "devices/{key}/{header.kind}/{partition}"
+qos = 2
+retain = true
+user_properties = false
+codec = "avro-confluent"
+
+[[kafka.consume]]
+topics = ["events"]
+)");
+  KafkaSettings k;
+  k.bootstrap = "kafka1:9092,kafka2:9092";
+  k.mock = true;
+  k.mock_brokers = 3;
+  k.schema_registry = "https://registry.example.com:8081";  // trailing slashes dropped
+  k.schema_registry_timeout_ms = 2500;
+  k.buffer_max_messages = 5000;
+  k.buffer_max_bytes = 1048576;
+  // toml++ hands a table's keys over sorted by name; numbers and booleans become librdkafka's
+  // text.
+  k.properties = {{"client.id", "starling-test"},
+                  {"socket.keepalive.enable", "true"},
+                  {"socket.timeout.ms", "30000"}};
+  k.producer_properties = {{"acks", "all"}, {"enable.idempotence", "false"}, {"linger.ms", "20"}};
+  k.consumer_properties = {{"enable.partition.eof", "true"},
+                           {"fetch.wait.max.ms", "200"},
+                           {"session.timeout.ms", "10000"}};
+
+  KafkaProduceRule p0;
+  p0.filter = "sensors/#";
+  p0.topic = "sensors.{topic[1]}";
+  p0.key = "{username}-{clientid}";
+  p0.headers = {"topic", "clientid"};
+  p0.partitioner = "key-hash";
+  p0.mode = "sync";
+  p0.line = 26;
+  KafkaProduceRule p1;
+  p1.filter = "logs/+/app";
+  p1.topic = "logs";
+  p1.key = "";
+  p1.headers = {};
+  p1.partitioner = "murmur2_random";
+  p1.mode = "async";
+  p1.line = 34;
+  KafkaProduceRule p2;  // defaults
+  p2.filter = "all/#";
+  p2.topic = "{topic}";
+  p2.line = 42;
+  k.produce = {p0, p1, p2};
+
+  KafkaConsumeRule c0;
+  c0.topics = {"commands", "^orders\\..*"};
+  c0.group = "bridge";
+  c0.offset_reset = "earliest";
+  c0.mqtt_topic = "devices/{key}/{header.kind}/{partition}";
+  c0.qos = 2;
+  c0.retain = true;
+  c0.user_properties = false;
+  c0.codec = "avro-confluent";
+  c0.line = 46;
+  KafkaConsumeRule c1;  // defaults
+  c1.topics = {"events"};
+  c1.line = 56;
+  k.consume = {c0, c1};
+
+  EXPECT_EQ(c.kafka, k);
+  EXPECT_TRUE(c.kafka.enabled());
+
+  // The defaults of a rule, spelt out.
+  const KafkaProduceRule& d = c.kafka.produce[2];
+  EXPECT_EQ(d.key, "{clientid}");
+  EXPECT_EQ(d.mode, "async");
+  EXPECT_EQ(d.partitioner, "");
+  EXPECT_EQ(d.headers, (std::vector<std::string>{"topic", "qos", "retain", "clientid", "username",
+                                                 "content_type", "user_properties"}));
+  const KafkaConsumeRule& e = c.kafka.consume[1];
+  EXPECT_EQ(e.group, "starling");
+  EXPECT_EQ(e.offset_reset, "latest");
+  EXPECT_EQ(e.mqtt_topic, "{kafka_topic}");
+  EXPECT_EQ(e.qos, 1u);
+  EXPECT_FALSE(e.retain);
+  EXPECT_TRUE(e.user_properties);
+  EXPECT_EQ(e.codec, "none");
+}
+
+TEST(ConfigKafka, FloatPropertyBecomesText) {
+  Config c = load("[kafka.producer_properties]\n\"linger.ms\" = 0.5\n");
+  EXPECT_EQ(c.kafka.producer_properties, (PropertyList{{"linger.ms", "0.500000"}}));
+}
+
+TEST(ConfigKafka, MockInsteadOfBootstrap) {
+  Config c = load("[kafka]\nmock = true\n[[kafka.consume]]\ntopics = [\"t\"]\n");
+  EXPECT_TRUE(c.kafka.mock);
+  EXPECT_EQ(c.kafka.bootstrap, "");
+  ASSERT_EQ(c.kafka.consume.size(), 1u);
+  EXPECT_EQ(c.kafka.consume[0].line, 3);
+}
+
+TEST(ConfigKafka, InlineRules) {
+  Config c = load(R"(
+[kafka]
+bootstrap = "k:9092"
+produce = [{ filter = "a/#", topic = "a" }, { filter = "b", topic = "b", mode = "sync" }]
+consume = [{ topics = ["c"] }]
+)");
+  ASSERT_EQ(c.kafka.produce.size(), 2u);
+  EXPECT_EQ(c.kafka.produce[0].filter, "a/#");
+  EXPECT_EQ(c.kafka.produce[1].mode, "sync");
+  EXPECT_EQ(c.kafka.produce[1].line, 4);
+  ASSERT_EQ(c.kafka.consume.size(), 1u);
+  EXPECT_EQ(c.kafka.consume[0].topics, (std::vector<std::string>{"c"}));
+  EXPECT_EQ(c.kafka.consume[0].line, 5);
+}
+
+TEST(ConfigKafka, RulesNeedBootstrapOrMock) {
+  const std::string reason =
+      "Kafka rules need kafka.bootstrap = \"host:9092\" (or kafka.mock = true to try them against "
+      "a built-in mock cluster)";
+  // The line is the first rule's: produce rules first, then consume rules.
+  EXPECT_EQ(error_of("threads = 1\n\n[[kafka.produce]]\nfilter = \"a\"\ntopic = \"t\"\n"),
+            "t.toml:3: " + reason);
+  EXPECT_EQ(error_of("\n[[kafka.consume]]\ntopics = [\"t\"]\n"), "t.toml:2: " + reason);
+  EXPECT_EQ(error_of("[kafka]\nmock = false\n[[kafka.consume]]\ntopics = [\"c\"]\n"
+                     "[[kafka.produce]]\nfilter = \"a\"\ntopic = \"t\"\n"),
+            "t.toml:5: " + reason);
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"\"\n"), "t.toml:2: kafka.bootstrap must not be empty");
+}
+
+TEST(ConfigKafka, UnknownKeys) {
+  EXPECT_EQ(error_of("[kafka]\nboostrap = \"k:9092\"\n"),
+            "t.toml:2: unknown key \"kafka.boostrap\" (did you mean \"bootstrap\"?)");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[[kafka.produce]]\nfilter = \"a\"\n"
+                     "topic = \"t\"\nmodes = \"sync\"\n"),
+            "t.toml:6: unknown key \"kafka.produce[0].modes\" (did you mean \"mode\"?)");
+  // Two edits on a four-letter name is too far for a hint.
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[[kafka.produce]]\nfilter = \"a\"\n"
+                     "topic = \"t\"\nmdoe = \"sync\"\n"),
+            "t.toml:6: unknown key \"kafka.produce[0].mdoe\"");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[[kafka.produce]]\nfilter = \"a\"\n"
+                     "topic = \"t\"\n[[kafka.produce]]\nfilter = \"b\"\ntopic = \"t\"\n"
+                     "partitoner = \"random\"\n"),
+            "t.toml:9: unknown key \"kafka.produce[1].partitoner\" (did you mean "
+            "\"partitioner\"?)");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[[kafka.consume]]\ntopics = [\"t\"]\n"
+                     "\noffset_rest = \"earliest\"\n"),
+            "t.toml:6: unknown key \"kafka.consume[0].offset_rest\" (did you mean "
+            "\"offset_reset\"?)");
+  EXPECT_EQ(error_of("[[kafka.consume]]\ntopics = [\"t\"]\npriority = 1\n"),
+            "t.toml:3: unknown key \"kafka.consume[0].priority\"");
+  EXPECT_EQ(error_of("[kafka.tls]\nca = \"x\"\n"), "t.toml:1: unknown table [kafka.tls]");
+}
+
+TEST(ConfigKafka, ProduceFilters) {
+  auto with_filter = [](const std::string& filter) {
+    return "[kafka]\nbootstrap = \"k:9092\"\n[[kafka.produce]]\ntopic = \"t\"\nfilter = \"" +
+           filter + "\"\n";
+  };
+  for (const char* bad : {"a/#/b", "a+/b", "", "$share/g/x", "$share/g/#", "$share/g"}) {
+    EXPECT_EQ(error_of(with_filter(bad)), "t.toml:5: kafka.produce[0].filter = \"" +
+                                              std::string(bad) +
+                                              "\" is not an MQTT topic filter (such as "
+                                              "\"sensors/#\")")
+        << bad;
+  }
+  for (const char* good : {"#", "+/temp", "a/b/c", "$SYS/#"}) {
+    EXPECT_EQ(load(with_filter(good)).kafka.produce.at(0).filter, good);
+  }
+}
+
+TEST(ConfigKafka, ProduceTopicsAndKeys) {
+  auto rule = [](const std::string& keys) {
+    return "[kafka]\nbootstrap = \"k:9092\"\n[[kafka.produce]]\nfilter = \"a/#\"\n" + keys;
+  };
+  EXPECT_EQ(error_of(rule("topic = \"s.{clientd}\"\n")),
+            "t.toml:5: kafka.produce[0].topic = \"s.{clientd}\": unknown placeholder {clientd}; "
+            "use {topic}, {topic[N]}, {clientid} or {username}");
+  EXPECT_EQ(error_of(rule("topic = \"{key}\"\n")),
+            "t.toml:5: kafka.produce[0].topic = \"{key}\": unknown placeholder {key}; use "
+            "{topic}, {topic[N]}, {clientid} or {username}");
+  EXPECT_EQ(error_of(rule("topic = \"s.{topic[x]}\"\n")),
+            "t.toml:5: kafka.produce[0].topic = \"s.{topic[x]}\": {topic[x]}: the level must be a "
+            "number from 0, as in {topic[1]}");
+  EXPECT_EQ(error_of(rule("topic = \"s.{topic\"\n")),
+            "t.toml:5: kafka.produce[0].topic = \"s.{topic\": a '{' without its '}'");
+  EXPECT_EQ(error_of(rule("topic = \"t\"\nkey = \"{clientid}}\"\n")),
+            "t.toml:6: kafka.produce[0].key = \"{clientid}}\": a lone '}' (write '}}' for a "
+            "literal brace)");
+  EXPECT_EQ(error_of(rule("topic = \"t\"\nkey = \"{partition}\"\n")),
+            "t.toml:6: kafka.produce[0].key = \"{partition}\": unknown placeholder {partition}; "
+            "use {topic}, {topic[N]}, {clientid} or {username}");
+  // A constant topic must be a Kafka topic name as it is; a template is mapped when expanded.
+  for (const char* bad : {"a b", "", ".", "..", "a/b", "a{{b}}"}) {
+    EXPECT_EQ(error_of(rule("topic = \"" + std::string(bad) + "\"\n")),
+              "t.toml:5: kafka.produce[0].topic = \"" + std::string(bad) +
+                  "\" is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)")
+        << bad;
+  }
+  EXPECT_EQ(error_of(rule("topic = \"" + std::string(250, 'a') + "\"\n")),
+            "t.toml:5: kafka.produce[0].topic = \"" + std::string(250, 'a') +
+                "\" is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)");
+  EXPECT_EQ(load(rule("topic = \"" + std::string(249, 'a') + "\"\n")).kafka.produce[0].topic,
+            std::string(249, 'a'));
+  EXPECT_EQ(load(rule("topic = \"a/{topic}\"\n")).kafka.produce[0].topic, "a/{topic}");
+  EXPECT_EQ(error_of(rule("topic = 5\n")), "t.toml:5: kafka.produce[0].topic must be a string");
+}
+
+TEST(ConfigKafka, ProduceEnumsAndHeaders) {
+  auto rule = [](const std::string& keys) {
+    return "[kafka]\nbootstrap = \"k:9092\"\n[[kafka.produce]]\nfilter = \"a/#\"\ntopic = "
+           "\"t\"\n" +
+           keys;
+  };
+  EXPECT_EQ(error_of(rule("mode = \"fast\"\n")),
+            "t.toml:6: kafka.produce[0].mode must be one of async, sync, not \"fast\"");
+  EXPECT_EQ(error_of(rule("partitioner = \"roundrobin\"\n")),
+            "t.toml:6: kafka.produce[0].partitioner must be one of key-hash, random, consistent, "
+            "consistent_random, murmur2, murmur2_random, fnv1a, fnv1a_random, not "
+            "\"roundrobin\"");
+  EXPECT_EQ(error_of(rule("headers = [\"topic\", \"qoss\"]\n")),
+            "t.toml:6: kafka.produce[0].headers items must be among topic, clientid, username, "
+            "qos, retain, content_type, user_properties, not \"qoss\"");
+  EXPECT_EQ(error_of(rule("headers = \"topic\"\n")),
+            "t.toml:6: kafka.produce[0].headers must be an array of strings");
+  EXPECT_EQ(error_of(rule("headers = [1]\n")),
+            "t.toml:6: kafka.produce[0].headers must be a string");
+  for (const char* partitioner : {"key-hash", "random", "consistent", "consistent_random",
+                                  "murmur2", "murmur2_random", "fnv1a", "fnv1a_random"}) {
+    EXPECT_EQ(load(rule("partitioner = \"" + std::string(partitioner) + "\"\n"))
+                  .kafka.produce[0]
+                  .partitioner,
+              partitioner);
+  }
+}
+
+TEST(ConfigKafka, ProduceRuleNeedsFilterAndTopic) {
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n\n[[kafka.produce]]\ntopic = \"t\"\n"),
+            "t.toml:4: kafka.produce[0] needs a filter, e.g. filter = \"sensors/#\"");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[[kafka.produce]]\nfilter = \"a\"\n"
+                     "topic = \"t\"\n[[kafka.produce]]\nfilter = \"a\"\n"),
+            "t.toml:6: kafka.produce[1] needs a topic, e.g. topic = \"sensors\"");
+}
+
+TEST(ConfigKafka, ProduceMustBeAnArrayOfTables) {
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\nproduce = \"sensors/#\"\n"),
+            "t.toml:3: kafka.produce must be an array of tables: [[kafka.produce]]");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[kafka.produce]\nfilter = \"a\"\n"
+                     "topic = \"t\"\n"),
+            "t.toml:3: kafka.produce must be an array of tables: [[kafka.produce]]");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\nproduce = [\"a\"]\n"),
+            "t.toml:3: kafka.produce[0] must be a table ([kafka.produce[0]])");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[kafka.consume]\ntopics = [\"t\"]\n"),
+            "t.toml:3: kafka.consume must be an array of tables: [[kafka.consume]]");
+}
+
+TEST(ConfigKafka, ConsumeTopics) {
+  auto rule = [](const std::string& keys) {
+    return "[kafka]\nbootstrap = \"k:9092\"\n[[kafka.consume]]\n" + keys;
+  };
+  EXPECT_EQ(error_of(rule("topics = []\n")),
+            "t.toml:4: kafka.consume[0].topics must be a non-empty array of strings");
+  EXPECT_EQ(error_of(rule("topics = \"commands\"\n")),
+            "t.toml:4: kafka.consume[0].topics must be a non-empty array of strings");
+  EXPECT_EQ(error_of(rule("topics = [\"ok\", \"a b\"]\n")),
+            "t.toml:4: kafka.consume[0].topics: \"a b\" is neither a Kafka topic name nor a regex "
+            "starting with '^'");
+  EXPECT_EQ(error_of(rule("topics = [\"..\"]\n")),
+            "t.toml:4: kafka.consume[0].topics: \"..\" is neither a Kafka topic name nor a regex "
+            "starting with '^'");
+  EXPECT_EQ(error_of(rule("topics = [2]\n")), "t.toml:4: kafka.consume[0].topics must be a string");
+  EXPECT_EQ(error_of(rule("\ngroup = \"g\"\n")),
+            "t.toml:3: kafka.consume[0] needs topics, e.g. topics = [\"commands\"]");
+  EXPECT_EQ(error_of(rule("topics = [\"t\"]\ngroup = \"\"\n")),
+            "t.toml:5: kafka.consume[0].group must not be empty");
+}
+
+TEST(ConfigKafka, ConsumeMqttTopic) {
+  auto rule = [](const std::string& mqtt_topic) {
+    return "[kafka]\nbootstrap = \"k:9092\"\n[[kafka.consume]]\ntopics = [\"t\"]\nmqtt_topic = "
+           "\"" +
+           mqtt_topic + "\"\n";
+  };
+  EXPECT_EQ(error_of(rule("d/{topic}")),
+            "t.toml:5: kafka.consume[0].mqtt_topic = \"d/{topic}\": unknown placeholder {topic}; "
+            "use {kafka_topic}, {key}, {partition} or {header.NAME}");
+  EXPECT_EQ(error_of(rule("d/{header.}")),
+            "t.toml:5: kafka.consume[0].mqtt_topic = \"d/{header.}\": unknown placeholder "
+            "{header.}; use {kafka_topic}, {key}, {partition} or {header.NAME}");
+  EXPECT_EQ(error_of(rule("d/}")),
+            "t.toml:5: kafka.consume[0].mqtt_topic = \"d/}\": a lone '}' (write '}}' for a literal "
+            "brace)");
+  for (const char* bad : {"a/#", "a/+/b", "#", ""}) {
+    EXPECT_EQ(error_of(rule(bad)), "t.toml:5: kafka.consume[0].mqtt_topic = \"" + std::string(bad) +
+                                       "\" is not an MQTT topic name (no wildcards, not empty)")
+        << bad;
+  }
+  EXPECT_EQ(load(rule("devices/all/cmd")).kafka.consume[0].mqtt_topic, "devices/all/cmd");
+}
+
+TEST(ConfigKafka, ConsumeEnumsAndRanges) {
+  auto rule = [](const std::string& keys) {
+    return "[kafka]\nbootstrap = \"k:9092\"\nschema_registry = \"http://r:8081\"\n"
+           "[[kafka.consume]]\ntopics = [\"t\"]\n" +
+           keys;
+  };
+  EXPECT_EQ(error_of(rule("offset_reset = \"smallest\"\n")),
+            "t.toml:6: kafka.consume[0].offset_reset must be one of earliest, latest, not "
+            "\"smallest\"");
+  EXPECT_EQ(error_of(rule("codec = \"json\"\n")),
+            "t.toml:6: kafka.consume[0].codec must be one of none, avro-confluent, not \"json\"");
+  EXPECT_EQ(error_of(rule("qos = 3\n")),
+            "t.toml:6: kafka.consume[0].qos must be an integer in 0..2");
+  EXPECT_EQ(error_of(rule("retain = \"yes\"\n")),
+            "t.toml:6: kafka.consume[0].retain must be true or false");
+  EXPECT_EQ(error_of(rule("user_properties = 1\n")),
+            "t.toml:6: kafka.consume[0].user_properties must be true or false");
+  EXPECT_EQ(load(rule("codec = \"avro-confluent\"\n")).kafka.consume[0].codec, "avro-confluent");
+}
+
+TEST(ConfigKafka, SettingsRanges) {
+  EXPECT_EQ(error_of("[kafka]\nmock_brokers = 0\n"),
+            "t.toml:2: kafka.mock_brokers must be an integer in 1..16");
+  EXPECT_EQ(error_of("[kafka]\nmock_brokers = 17\n"),
+            "t.toml:2: kafka.mock_brokers must be an integer in 1..16");
+  EXPECT_EQ(error_of("[kafka]\nmock = 1\n"), "t.toml:2: kafka.mock must be true or false");
+  EXPECT_EQ(error_of("[kafka]\nschema_registry_timeout_ms = 99\n"),
+            "t.toml:2: kafka.schema_registry_timeout_ms must be an integer in 100..600000");
+  EXPECT_EQ(error_of("[kafka]\nbuffer_max_messages = 0\n"),
+            "t.toml:2: kafka.buffer_max_messages must be an integer in 1..4294967295");
+  EXPECT_EQ(error_of("[kafka]\nbuffer_max_bytes = 1023\n"),
+            "t.toml:2: kafka.buffer_max_bytes must be an integer in 1024..9223372036854775807");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = 9092\n"), "t.toml:2: kafka.bootstrap must be a string");
+}
+
+TEST(ConfigKafka, SchemaRegistry) {
+  EXPECT_EQ(error_of("[kafka]\n\nschema_registry = \"registry:8081\"\n"),
+            "t.toml:3: kafka.schema_registry = \"registry:8081\" must be an http:// or https:// "
+            "URL with a host");
+  EXPECT_EQ(error_of("[kafka]\nschema_registry = \"ftp://registry\"\n"),
+            "t.toml:2: kafka.schema_registry = \"ftp://registry\" must be an http:// or https:// "
+            "URL with a host");
+  EXPECT_EQ(load("[kafka]\nschema_registry = \"http://r:8081/\"\n").kafka.schema_registry,
+            "http://r:8081");
+  // The avro-confluent codec needs a registry: the error is at the consume rule.
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[[kafka.consume]]\ntopics = [\"a\"]\n"
+                     "[[kafka.consume]]\ntopics = [\"b\"]\ncodec = \"avro-confluent\"\n"),
+            "t.toml:5: kafka.consume[1] uses codec \"avro-confluent\": set kafka.schema_registry "
+            "to the registry's URL");
+}
+
+// Trailing slashes are dropped before the check: "http://" has no host.
+TEST(ConfigKafka, SchemaRegistryNeedsAHost) {
+  EXPECT_EQ(error_of("[kafka]\nschema_registry = \"http://\"\n"),
+            "t.toml:2: kafka.schema_registry = \"http://\" must be an http:// or https:// URL "
+            "with a host");
+}
+
+TEST(ConfigKafka, LibrdkafkaProperties) {
+  EXPECT_EQ(error_of("[kafka.properties]\n\"client.id\" = \"x\"\n\"no.such.property\" = 1\n"),
+            "t.toml:3: kafka.properties.no.such.property: No such configuration property: "
+            "\"no.such.property\"");
+  // librdkafka names the property by its canonical name ("acks" is an alias).
+  EXPECT_EQ(error_of("[kafka.producer_properties]\n\nacks = \"sometimes\"\n"),
+            "t.toml:3: kafka.producer_properties.acks: Invalid value for configuration property "
+            "\"request.required.acks\"");
+  std::string bad_bool =
+      error_of("[kafka.consumer_properties]\n\"enable.auto.commit\" = \"perhaps\"\n");
+  EXPECT_EQ(bad_bool.rfind("t.toml:2: kafka.consumer_properties.enable.auto.commit: ", 0), 0u)
+      << bad_bool;
+  EXPECT_EQ(error_of("[kafka.properties]\n\"client.id\" = [\"a\"]\n"),
+            "t.toml:2: kafka.properties.client.id must be a string, number or boolean");
+  // Unquoted, a dotted name is a TOML table: the property names must be quoted.
+  std::string unquoted = error_of("[kafka.producer_properties]\nlinger.ms = 5\n");
+  EXPECT_EQ(unquoted.rfind("t.toml:2: kafka.producer_properties.linger ", 0), 0u) << unquoted;
+  EXPECT_EQ(error_of("[kafka]\nproperties = 1\n"),
+            "t.toml:2: kafka.properties must be a table ([kafka.properties])");
+}
+
+TEST(ConfigKafka, ReloadReportsKafkaChanges) {
+  const std::string base =
+      "[kafka]\nbootstrap = \"k:9092\"\n[[kafka.produce]]\nfilter = \"a/#\"\ntopic = \"a\"\n";
+  Config live = load(base);
+  EXPECT_TRUE(reload_into(live, load(base)).empty());
+
+  Config fresh = load(base + "mode = \"sync\"\n[mqtt]\nmax_qos = 1\n");
+  EXPECT_EQ(reload_into(live, fresh), (std::vector<std::string>{"kafka"}));
+  // The bridge keeps running with what it started with; the rest applies.
+  EXPECT_EQ(live.kafka.produce.at(0).mode, "async");
+  EXPECT_EQ(live.mqtt.max_qos, 1u);
+
+  Config other_bootstrap = load("[kafka]\nbootstrap = \"other:9092\"\n");
+  Config no_kafka = defaults();
+  EXPECT_EQ(reload_into(no_kafka, other_bootstrap), (std::vector<std::string>{"kafka"}));
+  Config with_property = load(base + "[kafka.properties]\n\"client.id\" = \"x\"\n");
+  EXPECT_EQ(reload_into(live, with_property), (std::vector<std::string>{"kafka"}));
+}
+
+// A SIGHUP after only a comment was added above a rule changes nothing.
+TEST(ConfigKafka, ReloadIgnoresWhereRulesAreWritten) {
+  const std::string rules =
+      "[kafka]\nbootstrap = \"k:9092\"\n[[kafka.produce]]\nfilter = \"a/#\"\ntopic = \"a\"\n"
+      "[[kafka.consume]]\ntopics = [\"c\"]\n";
+  Config live = load(rules);
+  Config fresh = load("# a comment added on top\n\n" + rules);
+  EXPECT_TRUE(reload_into(live, fresh).empty());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Endpoints.
 
 struct EndpointCase {

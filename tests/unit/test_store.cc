@@ -86,6 +86,121 @@ TEST(Records, KeysSortPerClientAndParse) {
   EXPECT_NE(queued_key("ab", 1).rfind(client_prefix(Kind::Queued, "a"), 0), 0u);
 }
 
+KafkaOutboxRecord sample_outbox() {
+  KafkaOutboxRecord k;
+  k.rule = 7;
+  k.topic = "sensors.a.temp";
+  k.key = "dev-1";
+  k.value = std::string("\0{\"t\":21}\0\xff", 11);
+  k.headers = {{"mqtt.topic", "sensors/a/temp"}, {"mqtt.qos", "1"}, {"dup", "a"}, {"dup", ""}};
+  return k;
+}
+
+TEST(Records, KafkaOutboxRoundTrip) {
+  KafkaOutboxRecord with_key = sample_outbox();
+  KafkaOutboxRecord out;
+  ASSERT_TRUE(decode(encode(with_key), out));
+  EXPECT_EQ(out, with_key);
+  EXPECT_EQ(out.value.size(), 11u);
+
+  // No key and an empty key are different records.
+  KafkaOutboxRecord no_key = sample_outbox();
+  no_key.key.reset();
+  no_key.headers.clear();
+  KafkaOutboxRecord out2 = sample_outbox();  // decode overwrites every field
+  ASSERT_TRUE(decode(encode(no_key), out2));
+  EXPECT_EQ(out2, no_key);
+  EXPECT_FALSE(out2.key.has_value());
+  EXPECT_TRUE(out2.headers.empty());
+
+  KafkaOutboxRecord empty_key = no_key;
+  empty_key.key = "";
+  KafkaOutboxRecord out3;
+  ASSERT_TRUE(decode(encode(empty_key), out3));
+  ASSERT_TRUE(out3.key.has_value());
+  EXPECT_EQ(*out3.key, "");
+  EXPECT_NE(encode(empty_key), encode(no_key));
+
+  // Binary keys, header values and an empty value; the largest rule index.
+  KafkaOutboxRecord binary;
+  binary.rule = 0xFFFFFFFF;
+  binary.topic = "t";
+  binary.key = std::string("\0\0", 2);
+  binary.headers = {{"h", std::string("\0x\0", 3)}};
+  KafkaOutboxRecord out4;
+  ASSERT_TRUE(decode(encode(binary), out4));
+  EXPECT_EQ(out4, binary);
+
+  EXPECT_EQ(KafkaOutboxRecord{}, [] {
+    KafkaOutboxRecord d;
+    EXPECT_TRUE(decode(encode(KafkaOutboxRecord{}), d));
+    return d;
+  }());
+}
+
+TEST(Records, KafkaOutboxTruncationIsRejected) {
+  for (const KafkaOutboxRecord& k : {sample_outbox(), KafkaOutboxRecord{}}) {
+    std::string bytes = encode(k);
+    for (size_t n = 0; n < bytes.size(); ++n) {
+      KafkaOutboxRecord out;
+      EXPECT_FALSE(decode(std::string_view(bytes).substr(0, n), out)) << n;
+    }
+    KafkaOutboxRecord out;
+    EXPECT_FALSE(decode(bytes + "x", out));  // trailing garbage
+    std::string wrong_version = bytes;
+    wrong_version[0] = 9;
+    EXPECT_FALSE(decode(wrong_version, out));
+  }
+  // A header count larger than what follows.
+  KafkaOutboxRecord k = sample_outbox();
+  k.headers.clear();
+  std::string headerless = encode(k);  // ends with a zero header count
+  headerless.back() = 1;
+  KafkaOutboxRecord out;
+  EXPECT_FALSE(decode(headerless, out));
+  // A value length past the end.
+  KafkaOutboxRecord small;
+  small.topic = "t";
+  small.value = "v";
+  std::string s = encode(small);
+  // version(1) rule(4) topic(4+1) key flag(1) value length(4) value(1) header count(4)
+  ASSERT_EQ(s.size(), 20u);
+  s[14] = 2;  // value length 1 -> 2
+  EXPECT_FALSE(decode(s, out));
+}
+
+TEST(Records, KafkaOutboxKeys) {
+  // Big-endian sequence numbers: key order is acceptance order, also across a byte boundary.
+  EXPECT_LT(kafka_outbox_key(1), kafka_outbox_key(256));
+  EXPECT_LT(kafka_outbox_key(255), kafka_outbox_key(256));
+  EXPECT_LT(kafka_outbox_key(0), kafka_outbox_key(1));
+  EXPECT_LT(kafka_outbox_key(0xFFFFFFFF), kafka_outbox_key(0x100000000));
+  EXPECT_LT(kafka_outbox_key(0x7FFFFFFFFFFFFFFF), kafka_outbox_key(0xFFFFFFFFFFFFFFFF));
+  EXPECT_EQ(kafka_outbox_key(1).size(), 9u);
+  EXPECT_EQ(kafka_outbox_key(1)[0], static_cast<char>(Kind::KafkaOutbox));
+  EXPECT_EQ(kafka_outbox_key(0x0102030405060708), std::string("K\x01\x02\x03\x04\x05\x06\x07\x08"));
+
+  for (uint64_t seq : {uint64_t{0}, uint64_t{1}, uint64_t{256}, uint64_t{0xFFFFFFFFFFFFFFFF}}) {
+    uint64_t parsed = 12345;
+    ASSERT_TRUE(parse_kafka_outbox_key(kafka_outbox_key(seq), parsed)) << seq;
+    EXPECT_EQ(parsed, seq);
+  }
+
+  uint64_t seq = 0;
+  std::string key = kafka_outbox_key(42);
+  EXPECT_FALSE(parse_kafka_outbox_key("", seq));
+  EXPECT_FALSE(parse_kafka_outbox_key("K", seq));
+  EXPECT_FALSE(parse_kafka_outbox_key(key.substr(0, 8), seq));  // one byte short
+  EXPECT_FALSE(parse_kafka_outbox_key(key + '\0', seq));        // one byte long
+  std::string wrong_kind = key;
+  wrong_kind[0] = 'Q';
+  EXPECT_FALSE(parse_kafka_outbox_key(wrong_kind, seq));
+  // Other kinds' keys, even of the same size.
+  EXPECT_FALSE(parse_kafka_outbox_key(session_key("12345678"), seq));
+  EXPECT_FALSE(parse_kafka_outbox_key(retained_key("K/topic!"), seq));
+  EXPECT_FALSE(parse_kafka_outbox_key(queued_key("", 1), seq));
+}
+
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
