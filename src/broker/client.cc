@@ -497,7 +497,9 @@ void Client::release_held_acks() {
   }
   if (paused_for_held_acks_ && held_acks_.size() * 2 < receive_maximum_) {
     paused_for_held_acks_ = false;
-    transport_.pause_reading(false);
+    // Posted, not now: this may run inside the connection's frame loop, which must not start
+    // reading again under itself.
+    if (auto* control = connection_control()) control->resume_reading(transport_.attachment());
   }
 }
 

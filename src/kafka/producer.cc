@@ -145,7 +145,8 @@ void Producer::start() {
                    rec->rule = r.rule < rules_.size() ? r.rule : 0;
                    rec->topic = std::move(r.topic);
                    rec->key = std::move(r.key);
-                   rec->value = std::move(r.value);
+                   rec->stored_value = std::move(r.value);
+                   rec->value = rec->stored_value;
                    rec->headers = std::move(r.headers);
                    rec->bytes =
                        rec->topic.size() + rec->value.size() + (rec->key ? rec->key->size() : 0);
@@ -183,6 +184,7 @@ void Producer::stop(std::chrono::milliseconds timeout) {
   // Let what is in flight be acknowledged (its K records are then deleted); what is not stays
   // in the store for the next start.
   rd_kafka_flush(rk_.get(), static_cast<int>(timeout.count()));
+  if (store_) write_deletes();
   dropping_ = true;
   rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_poll(rk_.get(), 0);  // serves the purged records' reports: frees them
@@ -212,7 +214,7 @@ std::unique_ptr<Producer::Record> Producer::make_record(uint32_t rule_index, con
     std::string key = rule.key.expand(values);
     if (!key.empty()) rec->key = std::move(key);
   }
-  rec->value = msg.payload;
+  rec->value = msg.payload;  // msg stays alive in rec->message (set by the caller)
   auto& h = rec->headers;
   if (rule.headers & kTopic) h.emplace_back("mqtt.topic", msg.topic);
   if (rule.headers & kClientId && !msg.origin_client_id.empty()) {
@@ -245,6 +247,7 @@ void Producer::on_publish(const broker::MessagePtr& msg, broker::Attachment publ
     const Rule& rule = rules_[i];
     if (!mqtt::topic_matches(rule.config.filter, msg->topic)) continue;
     std::unique_ptr<Record> rec = make_record(i, rule, *msg);
+    rec->message = msg;
     if (rule.sync) {
       if (!outcome.gate) outcome.gate = std::make_shared<broker::AckGate>();
       outcome.gate->expect();
@@ -283,7 +286,8 @@ void Producer::on_publish(const broker::MessagePtr& msg, broker::Attachment publ
     }
     if (store_) {
       rec->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
-      store::KafkaOutboxRecord stored{rec->rule, rec->topic, rec->key, rec->value, rec->headers};
+      store::KafkaOutboxRecord stored{rec->rule, rec->topic, rec->key, std::string(rec->value),
+                                      rec->headers};
       if (durable) {
         // Before producing: the delete after Kafka's ack gets a later ticket than this put.
         durable->batch().put(store::kafka_outbox_key(rec->seq), store::encode(stored));
@@ -331,15 +335,17 @@ void Producer::produce(std::unique_ptr<Record> record) {
   // No copy: librdkafka points into the record, which lives until its delivery report.
   rd_kafka_resp_err_t err;
   if (rule.partitioner.empty()) {
-    err = rd_kafka_producev(rk_.get(), RD_KAFKA_V_TOPIC(rec->topic.c_str()),
-                            RD_KAFKA_V_VALUE(rec->value.data(), rec->value.size()),
-                            RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_HEADERS(headers),
-                            RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
+    err =
+        rd_kafka_producev(rk_.get(), RD_KAFKA_V_TOPIC(rec->topic.c_str()),
+                          RD_KAFKA_V_VALUE(const_cast<char*>(rec->value.data()), rec->value.size()),
+                          RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_HEADERS(headers),
+                          RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
   } else {
-    err = rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(topic_handle(rule, rec->topic)),
-                            RD_KAFKA_V_VALUE(rec->value.data(), rec->value.size()),
-                            RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_HEADERS(headers),
-                            RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
+    err =
+        rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(topic_handle(rule, rec->topic)),
+                          RD_KAFKA_V_VALUE(const_cast<char*>(rec->value.data()), rec->value.size()),
+                          RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_HEADERS(headers),
+                          RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
   }
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     record.release();  // owned by librdkafka until the delivery report
@@ -424,9 +430,8 @@ void Producer::on_delivery(const rd_kafka_message_t* message) {
 
 void Producer::finish_async(std::unique_ptr<Record> rec) {
   if (store_ && rec->seq) {
-    store::Batch batch;
-    batch.del(store::kafka_outbox_key(rec->seq));
-    store_->write_background(std::move(batch));
+    std::lock_guard lock(deletes_mutex_);
+    deletes_.del(store::kafka_outbox_key(rec->seq));  // written by write_deletes
   }
   const uint64_t left = buffered_messages_.fetch_sub(1, std::memory_order_relaxed) - 1;
   const uint64_t bytes =
@@ -446,10 +451,21 @@ void Producer::finish_async(std::unique_ptr<Record> rec) {
   }
 }
 
+void Producer::write_deletes() {
+  store::Batch batch;
+  {
+    std::lock_guard lock(deletes_mutex_);
+    if (deletes_.empty()) return;
+    std::swap(batch, deletes_);
+  }
+  store_->write_background(std::move(batch));
+}
+
 void Producer::poll_loop() {
   auto next_check = Clock::now() + std::chrono::seconds(5);
   for (;;) {
     rd_kafka_poll(rk_.get(), 20);  // delivery reports
+    if (store_) write_deletes();
     std::vector<std::unique_ptr<Record>> due;
     {
       std::unique_lock lock(mutex_);

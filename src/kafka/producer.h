@@ -73,7 +73,11 @@ class Producer {
     uint32_t rule = 0;
     std::string topic;
     std::optional<std::string> key;
-    std::string value;
+    // The value: the message's payload, shared (no copy), or for a record read back from the
+    // store its own copy.
+    broker::MessagePtr message;
+    std::string stored_value;
+    std::string_view value;
     std::vector<std::pair<std::string, std::string>> headers;
     std::shared_ptr<broker::AckGate> gate;  // sync mode
     std::chrono::steady_clock::time_point produced_at{};
@@ -89,6 +93,8 @@ class Producer {
   void schedule_retry(std::unique_ptr<Record> record, std::chrono::milliseconds delay);
   void on_delivery(const rd_kafka_message_t* message);
   void finish_async(std::unique_ptr<Record> record);
+  // Deletes the K records of acknowledged records in one store write (poll thread).
+  void write_deletes();
   void poll_loop();
   void check_reachable();
   rd_kafka_topic_t* topic_handle(const Rule& rule, const std::string& topic);
@@ -112,6 +118,10 @@ class Producer {
   std::condition_variable wake_;
   bool stopping_ = false;              // by mutex_
   std::atomic<bool> dropping_{false};  // after stop: delivery reports only free their records
+  // K records of acknowledged records, written together after each poll. Mostly the poll
+  // thread; a record refused at once is finished on the publishing thread.
+  std::mutex deletes_mutex_;
+  store::Batch deletes_;  // by deletes_mutex_
   std::thread poller_;
 };
 

@@ -202,6 +202,27 @@ class KafkaProduceTest(unittest.TestCase):
         records = kcat_consume(self.kafka.bootstrap, "sync", 1)
         self.assertEqual(values_of(records), ["held"])
 
+    def test_sync_under_load_acks_everything_in_order(self):
+        """starling-bench publishes 200,000 QoS 1 messages from 10 publishers through a sync
+        rule, each with the broker's whole Receive Maximum in flight, so held acknowledgements
+        pause and resume the publishers over and over: every message reaches the subscribers
+        and Kafka, none is stuck."""
+        import subprocess
+        self.kafka.create_topic("load", 4)
+        b = self.broker('[[kafka.produce]]\nfilter = "bench/#"\ntopic = "load"\nkey = ""\n'
+                        'mode = "sync"\n')
+        bench = os.path.join(os.path.dirname(os.environ["STARLING_BIN"]), "starling-bench")
+        proc = subprocess.run(
+            [bench, "--port", str(b.port), "--qos", "1", "--count", "20000", "--warmup", "0",
+             "--drain", "60", "--json", "--quiet", "pairs", "--pairs", "10"],
+            capture_output=True, text=True, timeout=240)
+        report = json.loads(proc.stdout)
+        self.assertTrue(report["ok"], report.get("error"))
+        self.assertEqual(report["received_total"], 200000)
+        self.assertEqual(report["lost"], 0)
+        self.assertEqual(metrics(b)["starling_kafka_produced_total"], 200000)
+        self.assertEqual(metrics(b)["starling_kafka_sync_waiting"], 0)
+
     def test_sync_failure_is_told_to_the_publisher(self):
         """sync, Kafka never answers within message.timeout.ms: 5.0 gets PUBACK 0x80 and the
         HTTP publish 503; a 3.1.1 publisher is disconnected without a PUBACK."""
