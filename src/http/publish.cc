@@ -191,6 +191,17 @@ std::optional<Response> after_durable(store::Store* store, uint64_t ticket, Resp
   return std::nullopt;
 }
 
+// From a gate's callback (any thread): answers once ticket is durable.
+void respond_when_durable(Responder responder, store::Store* store, uint64_t ticket,
+                          Response answer) {
+  if (ticket == 0 || store->durable() >= ticket) {
+    responder(std::move(answer));
+    return;
+  }
+  store->when_durable(
+      ticket, [responder, answer = std::move(answer)]() mutable { responder(std::move(answer)); });
+}
+
 // The same, after the Kafka gate too (sync mode); a failed gate answers 503 instead.
 std::optional<Response> after_gate(std::shared_ptr<broker::AckGate> gate, store::Store* store,
                                    uint64_t ticket, Response response, const RequestContext& ctx) {
@@ -198,14 +209,7 @@ std::optional<Response> after_gate(std::shared_ptr<broker::AckGate> gate, store:
   Responder responder = ctx.defer();
   gate->arm([responder, store, ticket, response = std::move(response)](
                 bool ok, const std::string& error) mutable {
-    Response answer = ok ? std::move(response) : kafka_failed(error);
-    if (ticket == 0 || store->durable() >= ticket) {
-      responder(std::move(answer));
-      return;
-    }
-    store->when_durable(ticket, [responder, answer = std::move(answer)]() mutable {
-      responder(std::move(answer));
-    });
+    respond_when_durable(responder, store, ticket, ok ? std::move(response) : kafka_failed(error));
   });
   return std::nullopt;
 }
@@ -431,14 +435,7 @@ std::optional<Response> publish_bulk(broker::Broker& broker, const Request& requ
   if (!all) return after_durable(store, ticket, render(), ctx);
   Responder responder = ctx.defer();
   all->arm([responder, store, ticket, render](bool, const std::string&) {
-    Response answer = render();
-    if (ticket == 0 || store->durable() >= ticket) {
-      responder(std::move(answer));
-      return;
-    }
-    store->when_durable(ticket, [responder, answer = std::move(answer)]() mutable {
-      responder(std::move(answer));
-    });
+    respond_when_durable(responder, store, ticket, render());
   });
   return std::nullopt;
 }

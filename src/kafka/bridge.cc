@@ -6,6 +6,7 @@
 
 #include "kafka/schema_registry.h"
 #include "kafka/template.h"
+#include "metrics/prometheus.h"
 
 namespace starling::kafka {
 
@@ -83,70 +84,29 @@ broker::BridgeStatus Bridge::status() const {
   return s;
 }
 
-namespace {
-
-void family(std::string& out, const char* name, const char* type, const char* help) {
-  out += "# HELP starling_";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE starling_";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
-}
-
-void sample(std::string& out, const char* name, const std::string& labels, int64_t value) {
-  out += "starling_";
-  out += name;
-  if (!labels.empty()) out += "{" + labels + "}";
-  out += ' ';
-  out += std::to_string(value);
-  out += '\n';
-}
-
-// Label values are ours or group names from the config: escape what the format requires.
-std::string escaped(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
-
-}  // namespace
-
 void Bridge::render_metrics(std::string& out) const {
-  family(out, "kafka_reachable", "gauge", "1 when a Kafka broker answered the last check");
-  sample(out, "kafka_reachable", "", producer_->reachable() ? 1 : 0);
-  family(out, "kafka_buffer_messages", "gauge",
-         "Records accepted by the async bridge and not yet acknowledged by Kafka");
-  sample(out, "kafka_buffer_messages", "", static_cast<int64_t>(producer_->buffered_messages()));
-  family(out, "kafka_buffer_bytes", "gauge", "Bytes of the records in the async buffer");
-  sample(out, "kafka_buffer_bytes", "", static_cast<int64_t>(producer_->buffered_bytes()));
-  family(out, "kafka_sync_waiting", "gauge",
-         "Sync-mode records waiting for Kafka's acknowledgement");
-  sample(out, "kafka_sync_waiting", "", static_cast<int64_t>(producer_->sync_waiting()));
+  metrics::Writer w(out);
+  w.family("kafka_reachable", "gauge", "1 when a Kafka broker answered the last check");
+  w.sample("kafka_reachable", "", uint64_t{producer_->reachable() ? 1u : 0u});
+  w.gauge("kafka_buffer_messages",
+          "Records accepted by the async bridge and not yet acknowledged by Kafka",
+          producer_->buffered_messages());
+  w.gauge("kafka_buffer_bytes", "Bytes of the records in the async buffer",
+          producer_->buffered_bytes());
+  w.gauge("kafka_sync_waiting", "Sync-mode records waiting for Kafka's acknowledgement",
+          producer_->sync_waiting());
   if (consumers_.empty()) return;
-  family(out, "kafka_consumer_lag", "gauge",
-         "Records behind the end of the assigned partitions, per consume rule (-1: unknown)");
-  for (const auto& c : consumers_) {
-    sample(out, "kafka_consumer_lag",
-           "rule=\"" + std::to_string(c->index()) + "\",group=\"" + escaped(c->rule().group) + "\"",
-           c->lag());
-  }
-  family(out, "kafka_assigned_partitions", "gauge", "Partitions assigned, per consume rule");
-  for (const auto& c : consumers_) {
-    sample(out, "kafka_assigned_partitions",
-           "rule=\"" + std::to_string(c->index()) + "\",group=\"" + escaped(c->rule().group) + "\"",
-           c->assigned_partitions());
-  }
+  auto labels = [](const Consumer& c) {
+    return metrics::label("rule", std::to_string(c.index())) + "," +
+           metrics::label("group", c.rule().group);
+  };
+  w.family("kafka_consumer_lag", "gauge",
+           "Records behind the end of the assigned partitions, per consume rule (-1: unknown)");
+  for (const auto& c : consumers_)
+    w.sample("kafka_consumer_lag", labels(*c), c->lag());
+  w.family("kafka_assigned_partitions", "gauge", "Partitions assigned, per consume rule");
+  for (const auto& c : consumers_)
+    w.sample("kafka_assigned_partitions", labels(*c), c->assigned_partitions());
 }
 
 }  // namespace starling::kafka

@@ -21,71 +21,6 @@ constexpr const char* kBucketLabels[kBucketCount] = {
     "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
     "0.05",  "0.1",    "0.25",    "0.5",    "1",     "2.5",    "5",     "10",   "+Inf"};
 
-class Writer {
- public:
-  explicit Writer(std::string& out) : out_(out) {}
-
-  void family(std::string_view name, std::string_view type, std::string_view help) {
-    out_ += "# HELP starling_";
-    out_ += name;
-    out_ += ' ';
-    out_ += help;
-    out_ += "\n# TYPE starling_";
-    out_ += name;
-    out_ += ' ';
-    out_ += type;
-    out_ += '\n';
-  }
-
-  // One sample: name{label="value"} number.
-  void sample(std::string_view name, std::string_view labels, uint64_t value) {
-    begin(name, labels);
-    char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-    out_.append(buf, end);
-    out_ += '\n';
-  }
-  void sample(std::string_view name, std::string_view labels, double value) {
-    begin(name, labels);
-    char buf[32];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-    out_.append(buf, end);
-    out_ += '\n';
-  }
-
-  void counter(std::string_view name, std::string_view help, uint64_t value) {
-    std::string full = std::string(name) + "_total";
-    family(full, "counter", help);
-    sample(full, "", value);
-  }
-  void gauge(std::string_view name, std::string_view help, uint64_t value) {
-    family(name, "gauge", help);
-    sample(name, "", value);
-  }
-
- private:
-  void begin(std::string_view name, std::string_view labels) {
-    out_ += "starling_";
-    out_ += name;
-    if (!labels.empty()) {
-      out_ += '{';
-      out_ += labels;
-      out_ += '}';
-    }
-    out_ += ' ';
-  }
-
-  std::string& out_;
-};
-
-std::string label(std::string_view name, std::string_view value) {
-  std::string s(name);
-  s += "=\"";
-  s += value;  // our own label values: no quotes or backslashes to escape
-  s += '"';
-  return s;
-}
-
 void histogram(Writer& w, Histogram h) {
   const HistogramSnapshot s = snapshot(h);
   const std::string name = metrics::name(h);
@@ -100,6 +35,79 @@ void histogram(Writer& w, Histogram h) {
 }
 
 }  // namespace
+
+void Writer::family(std::string_view name, std::string_view type, std::string_view help) {
+  out_ += "# HELP starling_";
+  out_ += name;
+  out_ += ' ';
+  out_ += help;
+  out_ += "\n# TYPE starling_";
+  out_ += name;
+  out_ += ' ';
+  out_ += type;
+  out_ += '\n';
+}
+
+void Writer::sample(std::string_view name, std::string_view labels, uint64_t value) {
+  begin(name, labels);
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out_.append(buf, end);
+  out_ += '\n';
+}
+
+void Writer::sample(std::string_view name, std::string_view labels, int64_t value) {
+  begin(name, labels);
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out_.append(buf, end);
+  out_ += '\n';
+}
+
+void Writer::sample(std::string_view name, std::string_view labels, double value) {
+  begin(name, labels);
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out_.append(buf, end);
+  out_ += '\n';
+}
+
+void Writer::counter(std::string_view name, std::string_view help, uint64_t value) {
+  std::string full = std::string(name) + "_total";
+  family(full, "counter", help);
+  sample(full, "", value);
+}
+
+void Writer::gauge(std::string_view name, std::string_view help, uint64_t value) {
+  family(name, "gauge", help);
+  sample(name, "", value);
+}
+
+void Writer::begin(std::string_view name, std::string_view labels) {
+  out_ += "starling_";
+  out_ += name;
+  if (!labels.empty()) {
+    out_ += '{';
+    out_ += labels;
+    out_ += '}';
+  }
+  out_ += ' ';
+}
+
+std::string label(std::string_view name, std::string_view value) {
+  std::string s(name);
+  s += "=\"";
+  for (char c : value) {
+    if (c == '\\' || c == '"') s += '\\';
+    if (c == '\n') {
+      s += "\\n";
+      continue;
+    }
+    s += c;
+  }
+  s += '"';
+  return s;
+}
 
 std::string render_prometheus(const Gauges& g, const std::string& version) {
   std::string out;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace starling::metrics {
 
@@ -26,5 +27,26 @@ struct Gauges {
 inline constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 std::string render_prometheus(const Gauges& gauges, const std::string& version);
+
+// Appends families and samples in the text format, names prefixed "starling_" (also used by
+// modules with metrics of their own, such as the Kafka bridge).
+class Writer {
+ public:
+  explicit Writer(std::string& out) : out_(out) {}
+  void family(std::string_view name, std::string_view type, std::string_view help);
+  // One sample: name{labels} value.
+  void sample(std::string_view name, std::string_view labels, uint64_t value);
+  void sample(std::string_view name, std::string_view labels, int64_t value);
+  void sample(std::string_view name, std::string_view labels, double value);
+  void counter(std::string_view name, std::string_view help, uint64_t value);  // adds _total
+  void gauge(std::string_view name, std::string_view help, uint64_t value);
+
+ private:
+  void begin(std::string_view name, std::string_view labels);
+  std::string& out_;
+};
+
+// name="value", the value escaped as the format asks.
+std::string label(std::string_view name, std::string_view value);
 
 }  // namespace starling::metrics

@@ -408,3 +408,32 @@ def avro_confluent_encode(schema_json, schema_id, record):
     body = io.BytesIO()
     avro.io.DatumWriter(schema).write(record, avro.io.BinaryEncoder(body))
     return b"\0" + struct.pack(">I", schema_id) + body.getvalue()
+
+
+def broker_metrics(broker):
+    """The broker's /metrics parsed with prometheus_client's parser: {key: value}, where key is
+    the sample name followed by ",label=value" for each label in name order
+    ("starling_kafka_consumer_lag,group=g,rule=0")."""
+    from prometheus_client.parser import text_string_to_metric_families
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = s.name + "".join(f",{k}={v}" for k, v in sorted(s.labels.items()))
+            values[key] = s.value
+    return values
+
+
+def wait_metric(broker, key, predicate, timeout=30.0):
+    """Polls /metrics until predicate(value of key) holds; returns the value. Raises
+    AssertionError naming the last value otherwise (the broker's state, not a timing claim)."""
+    deadline = time.time() + timeout
+    value = None
+    while time.time() < deadline:
+        value = broker_metrics(broker).get(key)
+        if value is not None and predicate(value):
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{key} = {value} did not reach the expected value")

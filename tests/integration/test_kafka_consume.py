@@ -7,12 +7,10 @@ schemas from a registry stub."""
 import json
 import time
 import unittest
-import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from harness import HOST, Broker, MqttClient, unique, user_properties
-from kafka_harness import MockKafka, SchemaRegistryStub, avro_confluent_encode, kcat_produce
+from harness import Broker, MqttClient, unique, user_properties
+from kafka_harness import (MockKafka, SchemaRegistryStub, avro_confluent_encode, broker_metrics,
+                           kcat_produce, wait_metric)
 
 # Quick reconnects; and a short group session, because the group hands a restarted broker's
 # partitions over only once the old member's session timed out (45 s by default).
@@ -25,26 +23,7 @@ FAST_GROUP = '"session.timeout.ms" = 6000\n'
 
 
 
-def metrics(broker):
-    with urllib.request.urlopen(f"http://{HOST}:{broker.http_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    values = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            key = s.name + "".join(f",{k}={v}" for k, v in sorted(s.labels.items()))
-            values[key] = s.value
-    return values
-
-
-def wait_metric(broker, name, predicate, timeout=30.0):
-    deadline = time.time() + timeout
-    value = None
-    while time.time() < deadline:
-        value = metrics(broker).get(name)
-        if value is not None and predicate(value):
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{name} = {value} did not reach the expected value")
+metrics = broker_metrics
 
 
 class KafkaConsumeTest(unittest.TestCase):

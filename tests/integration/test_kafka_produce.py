@@ -6,7 +6,6 @@ until Kafka acknowledged, the bounded buffer pausing publishers and refusing HTT
 import http.client
 import json
 import os
-import time
 import unittest
 import urllib.request
 
@@ -14,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness import HOST, Broker, MqttClient, unique
 from kafka_harness import (API_PRODUCE, ERR_NOT_LEADER_FOR_PARTITION, ERR_REQUEST_TIMED_OUT,
-                           MockKafka, kcat_consume)
+                           MockKafka, broker_metrics, kcat_consume, wait_metric)
 from mqtt_raw import PUBACK, RawClient
 
 # Quick reconnects after a broker comes back, and short delivery timeouts so that the
@@ -30,26 +29,7 @@ def kafka_config(bootstrap, rules, extra=""):
     return f'[kafka]\nbootstrap = "{bootstrap}"\n{extra}\n{FAST_KAFKA}\n{rules}'
 
 
-def metrics(broker):
-    with urllib.request.urlopen(f"http://{HOST}:{broker.http_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    values = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if not s.labels:
-                values[s.name] = s.value
-    return values
-
-
-def wait_metric(broker, name, predicate, timeout=30.0):
-    deadline = time.time() + timeout
-    value = None
-    while time.time() < deadline:
-        value = metrics(broker).get(name)
-        if value is not None and predicate(value):
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{name} = {value} did not reach the expected value")
+metrics = broker_metrics
 
 
 def values_of(records):
