@@ -368,7 +368,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   msg->retain = p.retain;
   msg->received_at = now;
   msg->origin_client_id = client_id_;
-  msg->origin_username = username_;
+  if (broker_.bridge()) msg->origin_username = username_;  // only its templates read it
   if (version_ == Version::V5) {
     auto& in = p.properties;
     msg->properties = take_pass_through(in);

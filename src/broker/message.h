@@ -51,7 +51,7 @@ struct Message {
   Clock::time_point expires_at{};
   Clock::time_point received_at{};
   std::string origin_client_id;  // for No Local
-  std::string origin_username;   // for the Kafka bridge's templates and headers
+  std::string origin_username;   // set only with the Kafka bridge (templates, headers)
   bool from_bridge = false;      // consumed from Kafka: not produced back to it
 
   // Encoded variants: [v5 ? 1 : 0][qos > 0 ? 1 : 0]. Filled by the routing thread before any

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "broker/connection_control.h"
+#include "core/rate_limit.h"
 #include "metrics/counters.h"
 #include "metrics/histogram.h"
 #include "mqtt/topic.h"
@@ -65,32 +66,9 @@ std::chrono::milliseconds backoff(uint32_t attempts) {
   return std::chrono::milliseconds(std::min<int64_t>(ms, 10000));
 }
 
-// Logs at most one line per interval per call site (a Kafka outage fails many records).
-class LogLimiter {
- public:
-  bool allow() {
-    auto now = Clock::now();
-    std::lock_guard lock(mutex_);
-    if (now < next_) {
-      ++suppressed_;
-      return false;
-    }
-    next_ = now + std::chrono::seconds(5);
-    return true;
-  }
-  uint64_t take_suppressed() {
-    std::lock_guard lock(mutex_);
-    return std::exchange(suppressed_, 0);
-  }
-
- private:
-  std::mutex mutex_;
-  Clock::time_point next_{};
-  uint64_t suppressed_ = 0;
-};
-
-LogLimiter g_retry_log;
-LogLimiter g_failure_log;
+// A Kafka outage fails many records: one log line per interval per kind.
+core::RateLimit g_retry_log{std::chrono::seconds(5)};
+core::RateLimit g_failure_log{std::chrono::seconds(5)};
 
 }  // namespace
 
@@ -420,7 +398,7 @@ void Producer::on_delivery(const rd_kafka_message_t* message) {
   }
   metrics::add(metrics::Counter::KafkaProduceRetries);
   if (g_retry_log.allow()) {
-    uint64_t more = g_retry_log.take_suppressed();
+    uint64_t more = g_retry_log.take_denied();
     spdlog::warn("kafka: delivery to {} failed ({}); retrying{}", rec->topic, rd_kafka_err2str(err),
                  more ? " (and " + std::to_string(more) + " more failures)" : "");
   }

@@ -50,22 +50,21 @@ void Writer::family(std::string_view name, std::string_view type, std::string_vi
 
 void Writer::sample(std::string_view name, std::string_view labels, uint64_t value) {
   begin(name, labels);
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  out_.append(buf, end);
-  out_ += '\n';
+  number(value);
 }
 
 void Writer::sample(std::string_view name, std::string_view labels, int64_t value) {
   begin(name, labels);
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  out_.append(buf, end);
-  out_ += '\n';
+  number(value);
 }
 
 void Writer::sample(std::string_view name, std::string_view labels, double value) {
   begin(name, labels);
+  number(value);
+}
+
+template <typename T>
+void Writer::number(T value) {
   char buf[32];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
   out_.append(buf, end);

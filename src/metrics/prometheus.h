@@ -43,6 +43,8 @@ class Writer {
 
  private:
   void begin(std::string_view name, std::string_view labels);
+  template <typename T>
+  void number(T value);  // the value and the line's end
   std::string& out_;
 };
 
