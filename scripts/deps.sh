@@ -8,11 +8,13 @@ build_packages=(cmake g++ make pkg-config libspdlog-dev libfmt-dev libtomlpluspl
   libcurl4-openssl-dev)
 test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   python3 python3-paho-mqtt mosquitto-clients python3-prometheus-client curl kcat
-  python3-avro)
+  python3-avro nodejs chromium mosquitto openssl)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-build}" == "test" ]]; then
   wanted+=("${test_packages[@]}")
+  # Debian's npm conflicts with nodesource's nodejs, which bundles npm: only when none is there.
+  if ! command -v npm >/dev/null 2>&1; then wanted+=(npm); fi
 fi
 
 missing=()

@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 
 ./scripts/deps.sh test
 
+# MQTT.js and playwright-core for the WebSocket tests (tests/integration/node), only when
+# node_modules is missing or older than package-lock.json. playwright-core never downloads a
+# browser (the tests use Debian's /usr/bin/chromium).
+node_dir=tests/integration/node
+if [[ ! -d $node_dir/node_modules || $node_dir/package-lock.json -nt $node_dir/node_modules ]]; then
+  (cd "$node_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  touch "$node_dir/node_modules"
+fi
+
 jobs=$(nproc)
 
 # The fuzzers need clang's libFuzzer; they build only the codec.

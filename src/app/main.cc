@@ -11,7 +11,9 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 
+#include "app/passwd_command.h"
 #include "broker/broker.h"
 #include "config/config.h"
 #include "kafka/bridge.h"
@@ -56,6 +58,11 @@ void backup(starling::store::Store& store, const Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `starling passwd ...` manages a password file like mosquitto_passwd; its own argument
+  // syntax (mosquitto_passwd's) is parsed by it, not by CLI11.
+  if (argc >= 2 && std::string_view(argv[1]) == "passwd") {
+    return starling::app::run_passwd_command(argc - 1, argv + 1);
+  }
   CLI::App app{"Starling: an MQTT 3.1.1/5.0 broker"};
   std::string config_path;
   bool check_config = false;
@@ -71,6 +78,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("starling ") + STARLING_VERSION);
   auto* repair = app.add_subcommand(
       "repair-store", "Try RocksDB's repair on a corrupt store (broker stopped), then exit");
+  app.footer(
+      "Subcommand passwd: starling passwd [-c] [-D] [-b] [-I iterations] [--scram] FILE USER "
+      "[PASSWORD]\n  adds, changes or removes a user of a mosquitto_passwd-format password file.");
   app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
 
@@ -97,6 +107,14 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "starling: %s\n", e.what());
       return 1;
     }
+  }
+  // The password and ACL files are part of the configuration: a bad line stops the start.
+  starling::broker::AccessControl access_check;
+  try {
+    access_check.load(config.auth);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "starling: config error: %s\n", e.what());
+    return 2;
   }
   if (check_config) {
     std::printf("%s: ok\n", config_path.empty() ? "built-in defaults" : config_path.c_str());
@@ -134,6 +152,7 @@ int main(int argc, char** argv) {
   }
   starling::broker::Broker broker(config, store.get());
   try {
+    broker.access().load(config.auth);
     broker.restore(starling::broker::Clock::now());
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
@@ -180,14 +199,18 @@ int main(int argc, char** argv) {
       }
       try {
         Config fresh = load(config_path, overrides);
+        // The password and ACL files first: if one is bad, nothing changes.
+        broker.access().load(fresh.auth);
         auto needs_restart = starling::config::reload_into(config, fresh);
         set_log_level(config.log_level);
         broker.reload(config);
-        spdlog::info("SIGHUP: reloaded {}", config_path);
+        server.reload_certificates();
+        spdlog::info("SIGHUP: reloaded {} (and the password, ACL and certificate files)",
+                     config_path);
         for (const auto& name : needs_restart) {
           spdlog::warn("SIGHUP: '{}' changed but takes effect only after a restart", name);
         }
-      } catch (const ConfigError& e) {
+      } catch (const std::exception& e) {
         spdlog::error("SIGHUP: config not reloaded: {}", e.what());
       }
       continue;

@@ -270,6 +270,7 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
     d.share = std::move(t.share);
     bool congested = false;
     DeliverResult result = t.session->deliver(std::move(d), now, congested, durable);
+    if (result == DeliverResult::Denied) continue;
     if (result == DeliverResult::Dropped) {
       ++outcome.dropped;
     } else {

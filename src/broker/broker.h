@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/access_control.h"
 #include "broker/external_bridge.h"
 #include "broker/message.h"
 #include "broker/retained_store.h"
@@ -72,6 +73,8 @@ class Broker {
   void reload(const config::Config& fresh);
 
   store::Store* store() const { return store_; }
+  // The password and ACL files in force.
+  AccessControl& access() { return access_; }
   // The Kafka bridge, offered every routed message; set before the listeners open.
   void set_bridge(ExternalBridge* bridge) { bridge_ = bridge; }
   ExternalBridge* bridge() const { return bridge_; }
@@ -157,6 +160,7 @@ class Broker {
 
   store::Store* const store_;
   ExternalBridge* bridge_ = nullptr;
+  AccessControl access_;
   mutable std::mutex settings_mutex_;
   std::shared_ptr<const config::Config> settings_;
 

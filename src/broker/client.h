@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/acl.h"
+#include "auth/scram.h"
 #include "broker/broker.h"
 #include "broker/session.h"
 #include "mqtt/codec.h"
@@ -29,6 +31,10 @@ class Transport {
   virtual void pause_reading(bool paused) = 0;
   virtual Attachment attachment() const = 0;
   virtual const std::string& peer() const = 0;
+  // The [listeners.NAME] the client came in on ("http" for WebSocket on the HTTP port).
+  virtual const std::string& listener_name() const = 0;
+  // The verified client certificate's CN, on a listener with username_from_cert.
+  virtual std::optional<std::string> certificate_username() const = 0;
 };
 
 class Client {
@@ -60,9 +66,22 @@ class Client {
   const SessionPtr& session() const { return session_; }
   bool connected() const { return connected_; }
   const std::string& client_id() const { return client_id_; }
+  // The settings in force when the connection started.
+  const config::Config& settings() const { return *settings_; }
 
  private:
   bool handle_connect(uint8_t flags, std::string_view body);
+  // Who the client is: password, certificate, or anonymous where the listener allows it; or
+  // the start of a SCRAM exchange (Pending: CONNECT waits for the client's AUTH).
+  enum class AuthResult : uint8_t { Accepted, Refused, Pending };
+  AuthResult authenticate(mqtt::Connect& c);
+  // CONNECT after authentication: session, CONNACK. auth_props: Authentication Method/Data
+  // for the CONNACK of an enhanced authentication.
+  bool finish_connect(mqtt::Connect& c, bool assigned_id, mqtt::Properties auth_props);
+  // The ACL for the authenticated client; refuses (0x87) a will it may not publish.
+  bool authorize(const mqtt::Connect& c);
+  // An AUTH packet during the CONNECT's SCRAM exchange.
+  bool handle_connect_auth(uint8_t flags, std::string_view body);
   bool handle_publish(const mqtt::FrameHeader& header, std::string_view packet,
                       std::string_view body);
   bool handle_ack(mqtt::PacketType type, uint8_t flags, std::string_view body);
@@ -103,6 +122,12 @@ class Client {
   bool closing_ = false;
   std::string client_id_;
   std::string username_;
+  // What the client may publish and subscribe to ([auth] acl_file); null: anything.
+  std::shared_ptr<const auth::ClientAcl> acl_;
+  // A CONNECT waiting for the client's AUTH (SCRAM-SHA-256), and the exchange.
+  std::unique_ptr<mqtt::Connect> pending_connect_;
+  bool pending_assigned_id_ = false;
+  std::unique_ptr<auth::ScramServer> scram_;
   SessionPtr session_;
   std::optional<mqtt::Will> will_;
   uint16_t keep_alive_ = 0;  // seconds, as in force (server keep alive applied)

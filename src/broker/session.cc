@@ -57,6 +57,10 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
                                PublishBatch* durable) {
   WakeAfterUnlock waker;
   std::lock_guard lock(mutex_);
+  if (read_acl_ && !read_acl_->can_read(d.message->topic)) {
+    metrics::add(metrics::Counter::AclDeniedRead);
+    return DeliverResult::Denied;
+  }
   if (!link_) {
     if (d.qos == 0) {
       metrics::add(metrics::Counter::DroppedOfflineQos0);  // by design, not worth a log line
@@ -534,6 +538,11 @@ size_t Session::inflight_count() {
 }
 
 // --- Views (HTTP API) -------------------------------------------------------------------------
+
+void Session::set_read_acl(std::shared_ptr<const auth::ClientAcl> acl) {
+  std::lock_guard lock(mutex_);
+  read_acl_ = std::move(acl);
+}
 
 void Session::set_peer(std::string peer) {
   std::lock_guard lock(mutex_);

@@ -16,6 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "auth/acl.h"
 #include "broker/message.h"
 #include "broker/subscription_tree.h"
 #include "mqtt/packet.h"
@@ -99,7 +100,8 @@ class PublishBatch {
   bool committed_ = false;
 };
 
-enum class DeliverResult : uint8_t { Sent, Queued, Dropped };
+// Denied: the receiver's ACL does not let it read the topic (counted, not a drop).
+enum class DeliverResult : uint8_t { Sent, Queued, Dropped, Denied };
 
 // A copy of what the HTTP API shows of a session, taken under its lock.
 struct SessionInfo {
@@ -201,6 +203,8 @@ class Session {
 
   // --- Views (HTTP API) -------------------------------------------------------------------
   void set_peer(std::string peer);
+  // What the attached client may read ([auth] acl_file); null: everything.
+  void set_read_acl(std::shared_ptr<const auth::ClientAcl> acl);
   SessionInfo info();
   Attachment link() const;
 
@@ -228,6 +232,7 @@ class Session {
   const std::string client_id_;
   std::atomic<mqtt::Version> version_hint_{mqtt::Version::V311};
   mutable std::mutex mutex_;
+  std::shared_ptr<const auth::ClientAcl> read_acl_;  // by mutex_
   Attachment link_;
   bool wake_pending_ = false;
   std::string out_;

@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <set>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -29,6 +31,8 @@ namespace {
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
                                            "error", "critical", "off"};
+constexpr std::string_view kListenerProtocols[] = {"mqtt", "ws"};
+constexpr std::string_view kTlsVersions[] = {"1.2", "1.3"};
 constexpr std::string_view kDurabilities[] = {"none", "batch", "always"};
 constexpr std::string_view kTokenScopes[] = {"read", "publish", "admin"};
 // Shorter tokens are too easy to guess for something that can publish or kick clients.
@@ -219,6 +223,16 @@ class Reader {
     return value;
   }
 
+  // A path to a file that exists and can be read now.
+  std::string readable_file(const toml::node& node, const std::string& path) const {
+    std::string value = string(node, path);
+    if (value.empty()) fail(node, path + " must not be empty");
+    if (::access(value.c_str(), R_OK) != 0) {
+      fail(node, path + " = " + quoted(value) + ": " + std::strerror(errno));
+    }
+    return value;
+  }
+
   // A bind address for a listener or the HTTP server: a fixed, non-zero port.
   Endpoint bind(const toml::node& node, const std::string& path) const {
     std::string text = string(node, path);
@@ -348,15 +362,44 @@ const std::vector<Field<Limits>>& limits_fields() {
       uint_field("max_subscriptions_per_client", &L::max_subscriptions_per_client),
       int_field("max_client_id_length", &L::max_client_id_length, 1, 65535),
       uint_field("connect_timeout_ms", &L::connect_timeout_ms, 1),
+      uint_field("max_connections_per_address", &L::max_connections_per_address),
+      uint_field("max_connection_rate_per_address", &L::max_connection_rate_per_address),
+      uint_field("max_publish_rate", &L::max_publish_rate),
+      uint_field("slow_client_timeout_ms", &L::slow_client_timeout_ms, 1),
   };
   return fields;
 }
+
+// A string array whose items each pass check (which fails with its own reason).
+template <typename Check>
+std::vector<std::string> string_array(Reader& r, const toml::node& n, const std::string& path,
+                                      bool allow_empty, Check check) {
+  const auto* array = n.as_array();
+  if (array == nullptr || (!allow_empty && array->empty())) {
+    r.fail(n, path + " must be " + (allow_empty ? "an" : "a non-empty") + " array of strings");
+  }
+  std::vector<std::string> out;
+  for (const toml::node& item : *array) {
+    std::string value = r.string(item, path);
+    check(item, value);
+    out.push_back(std::move(value));
+  }
+  return out;
+}
+
+std::vector<std::string> string_array(Reader& r, const toml::node& n, const std::string& path,
+                                      bool allow_empty) {
+  return string_array(r, n, path, allow_empty, [](const toml::node&, const std::string&) {});
+}
+
+// --- [listeners.NAME] -------------------------------------------------------------------------
 
 // A listener as read, with the place it was declared (for file order and error lines).
 struct PendingListener {
   Listener listener;
   toml::source_position table_pos;
   int bind_line = 0;
+  std::set<std::string> keys;  // the keys the table set, for settings that go together
 };
 
 struct Document {
@@ -364,6 +407,23 @@ struct Document {
   std::vector<PendingListener> listeners;
   int http_bind_line = 0;
 };
+
+Field<PendingListener> listener_string(std::string_view name, std::string Listener::*member) {
+  return {name, [member](Reader& r, PendingListener& p, const toml::node& n,
+                         const std::string& path) { p.listener.*member = r.string(n, path); }};
+}
+
+Field<PendingListener> listener_bool(std::string_view name, bool Listener::*member) {
+  return {name, [member](Reader& r, PendingListener& p, const toml::node& n,
+                         const std::string& path) { p.listener.*member = r.boolean(n, path); }};
+}
+
+// A file the listener reads at start (and on SIGHUP): checked now, so a typo fails at load with
+// the line instead of at the first TLS handshake.
+Field<PendingListener> listener_file(std::string_view name, std::string Listener::*member) {
+  return {name, [member](Reader& r, PendingListener& p, const toml::node& n,
+                         const std::string& path) { p.listener.*member = r.readable_file(n, path); }};
+}
 
 const std::vector<Field<PendingListener>>& listener_fields() {
   using P = PendingListener;
@@ -375,16 +435,73 @@ const std::vector<Field<PendingListener>>& listener_fields() {
        }},
       {"protocol",
        [](Reader& r, P& p, const toml::node& n, const std::string& path) {
-         std::string protocol = r.string(n, path);
-         if (protocol != "mqtt") {
-           r.fail(n,
-                  path + " = " + quoted(protocol) +
-                      " is not supported: only \"mqtt\" for now (\"ws\" and \"tls\" come later)");
+         p.listener.protocol = r.one_of_strings(n, path, kListenerProtocols);
+       }},
+      {"ws_path",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         std::string value = r.string(n, path);
+         if (value.empty() || value[0] != '/' || value.find_first_of(" ?#") != std::string::npos) {
+           r.fail(n, path + " must be a path starting with '/', without spaces, '?' or '#'");
          }
-         p.listener.protocol = protocol;
+         p.listener.ws_path = value;
+       }},
+      {"ws_allowed_origins",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         p.listener.ws_allowed_origins = string_array(r, n, path, false);
+       }},
+      listener_file("tls_cert", &Listener::tls_cert),
+      listener_file("tls_key", &Listener::tls_key),
+      listener_file("tls_ca", &Listener::tls_ca),
+      listener_bool("require_client_cert", &Listener::require_client_cert),
+      listener_bool("username_from_cert", &Listener::username_from_cert),
+      {"tls_min_version",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         p.listener.tls_min_version = r.one_of_strings(n, path, kTlsVersions);
+       }},
+      listener_string("tls_ciphers", &Listener::tls_ciphers),
+      listener_string("tls_ciphersuites", &Listener::tls_ciphersuites),
+      {"allow_anonymous",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         p.listener.allow_anonymous = r.boolean(n, path);
+       }},
+      listener_bool("proxy_protocol", &Listener::proxy_protocol),
+      {"max_connections",
+       [](Reader& r, P& p, const toml::node& n, const std::string& path) {
+         p.listener.max_connections =
+             static_cast<uint32_t>(r.integer(n, path, 0, max_of<uint32_t>()));
        }},
   };
   return fields;
+}
+
+// TLS settings only make sense together: say which one is missing where the listener is.
+void check_listener(Reader& r, const PendingListener& p, int table_line) {
+  const Listener& l = p.listener;
+  const std::string path = "listeners." + l.name;
+  if (l.tls_cert.empty() != l.tls_key.empty()) {
+    r.fail(table_line, path + ": tls_cert and tls_key go together (set both or neither)");
+  }
+  if (!l.tls()) {
+    const char* tls_only[] = {"tls_ca", "require_client_cert", "username_from_cert",
+                              "tls_min_version", "tls_ciphers", "tls_ciphersuites"};
+    for (const char* key : tls_only) {
+      if (p.keys.count(key)) {
+        r.fail(table_line, path + "." + key + " needs TLS on this listener (set tls_cert and tls_key)");
+      }
+    }
+  }
+  if (l.require_client_cert && l.tls_ca.empty()) {
+    r.fail(table_line, path + ".require_client_cert needs tls_ca (the CAs client certificates "
+                              "are checked against)");
+  }
+  if (l.username_from_cert && !l.require_client_cert) {
+    r.fail(table_line, path + ".username_from_cert needs require_client_cert = true");
+  }
+  if (l.protocol != "ws") {
+    for (const char* key : {"ws_path", "ws_allowed_origins"}) {
+      if (p.keys.count(key)) r.fail(table_line, path + "." + key + " needs protocol = \"ws\"");
+    }
+  }
 }
 
 void read_listeners(Reader& r, Document& doc, const toml::node& node) {
@@ -399,10 +516,13 @@ void read_listeners(Reader& r, Document& doc, const toml::node& node) {
     const toml::table& table = r.table(value, path);
     PendingListener pending{Listener{name, Endpoint{}}, table.source().begin};
     r.read_table<PendingListener>(pending, table, path, listener_fields());
+    for (auto&& [k, v] : table)
+      pending.keys.insert(std::string(k.str()));
     if (pending.bind_line == 0) {
       r.fail(line_of(table.source()),
              path + " needs a bind address, e.g. bind = \"127.0.0.1:1883\"");
     }
+    check_listener(r, pending, line_of(table.source()));
     doc.listeners.push_back(std::move(pending));
   }
 }
@@ -545,23 +665,6 @@ const std::vector<Field<Document>>& sys_fields() {
 }
 
 // --- [kafka] ----------------------------------------------------------------------------------
-
-// A string array whose items each pass check (which fails with its own reason).
-template <typename Check>
-std::vector<std::string> string_array(Reader& r, const toml::node& n, const std::string& path,
-                                      bool allow_empty, Check check) {
-  const auto* array = n.as_array();
-  if (array == nullptr || (!allow_empty && array->empty())) {
-    r.fail(n, path + " must be " + (allow_empty ? "an" : "a non-empty") + " array of strings");
-  }
-  std::vector<std::string> out;
-  for (const toml::node& item : *array) {
-    std::string value = r.string(item, path);
-    check(item, value);
-    out.push_back(std::move(value));
-  }
-  return out;
-}
 
 kafka::Template kafka_template(Reader& r, const toml::node& n, const std::string& path,
                                kafka::Template::Direction direction) {
@@ -828,6 +931,21 @@ Limits& limits_of(Document& d) {
   return d.config.limits;
 }
 
+const std::vector<Field<Document>>& auth_fields() {
+  using D = Document;
+  static const std::vector<Field<D>> fields = {
+      {"password_file",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         d.config.auth.password_file = r.readable_file(n, path);
+       }},
+      {"acl_file",
+       [](Reader& r, D& d, const toml::node& n, const std::string& path) {
+         d.config.auth.acl_file = r.readable_file(n, path);
+       }},
+  };
+  return fields;
+}
+
 const std::vector<Field<Document>>& top_fields() {
   using D = Document;
   static const std::vector<Field<D>> fields = {
@@ -844,6 +962,7 @@ const std::vector<Field<Document>>& top_fields() {
       section<D>("http", http_fields, self),
       section<D>("storage", storage_fields, self),
       section<D>("sys", sys_fields, self),
+      section<D>("auth", auth_fields, self),
       section<D>("kafka", kafka_fields, self),
       section<MqttSettings>("mqtt", mqtt_fields, mqtt_of),
       section<Limits>("limits", limits_fields, limits_of),
@@ -1051,7 +1170,13 @@ void apply_overrides(Config& config, const Overrides& overrides) {
 
 std::vector<std::string> reload_into(Config& live, const Config& fresh) {
   std::vector<std::string> need_restart;
-  if (live.listeners != fresh.listeners) need_restart.push_back("listeners");
+  // allow_anonymous applies to the next CONNECT; the rest of a listener needs a restart.
+  auto shape = [](std::vector<Listener> listeners) {
+    for (auto& l : listeners)
+      l.allow_anonymous.reset();
+    return listeners;
+  };
+  if (shape(live.listeners) != shape(fresh.listeners)) need_restart.push_back("listeners");
   if (live.http != fresh.http || live.http_enabled != fresh.http_enabled) {
     need_restart.push_back("http");
   }
@@ -1072,6 +1197,9 @@ std::vector<std::string> reload_into(Config& live, const Config& fresh) {
   live.sys_interval_s = fresh.sys_interval_s;
   live.mqtt = fresh.mqtt;
   live.limits = fresh.limits;
+  live.auth = fresh.auth;  // password and ACL files are read again by the caller
+  // Certificates are read again for new connections; the listener's shape needs a restart.
+  if (shape(live.listeners) == shape(fresh.listeners)) live.listeners = fresh.listeners;
   live.http_settings = fresh.http_settings;  // limits and tokens apply to new requests
   return need_restart;
 }

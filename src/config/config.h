@@ -22,11 +22,36 @@ struct Endpoint {
 Endpoint parse_endpoint(const std::string& text);
 std::string to_string(const Endpoint& e);
 
+// [listeners.NAME]: where clients connect and how (TCP or WebSocket, TLS or not).
 struct Listener {
   std::string name;
   Endpoint bind;
-  std::string protocol = "mqtt";  // "mqtt" for now; "ws" comes with the WebSocket work
+  std::string protocol = "mqtt";  // "mqtt" (MQTT over TCP) | "ws" (MQTT over WebSocket)
+  std::string ws_path = "/mqtt";  // the WebSocket listener's request path
+  std::vector<std::string> ws_allowed_origins;  // empty: any Origin (browsers send one)
+  // TLS: on when tls_cert is set (and then tls_key is required).
+  std::string tls_cert;  // PEM: the certificate chain, leaf first
+  std::string tls_key;   // PEM: its private key
+  std::string tls_ca;    // PEM: CAs that client certificates are verified against
+  bool require_client_cert = false;
+  bool username_from_cert = false;     // the client certificate's CN is the user name
+  std::string tls_min_version = "1.2";  // "1.2" | "1.3"
+  std::string tls_ciphers;              // TLS 1.2 cipher list (OpenSSL syntax); "": defaults
+  std::string tls_ciphersuites;         // TLS 1.3 suites; "": defaults
+  // Anonymous clients (no user name, no certificate identity). Unset: allowed unless
+  // [auth] password_file is set.
+  std::optional<bool> allow_anonymous;
+  bool proxy_protocol = false;   // the first bytes are a PROXY protocol v1/v2 header
+  uint32_t max_connections = 0;  // on this listener; 0: no limit
+  bool tls() const { return !tls_cert.empty(); }
   bool operator==(const Listener&) const = default;
+};
+
+// [auth]: who may connect and what they may do.
+struct AuthSettings {
+  std::string password_file;  // mosquitto_passwd format ($7$, $6$) or starling passwd --scram
+  std::string acl_file;       // Mosquitto's acl_file format
+  bool operator==(const AuthSettings&) const = default;
 };
 
 struct MqttSettings {
@@ -59,6 +84,11 @@ struct Limits {
   uint32_t max_subscriptions_per_client = 0;  // 0: no limit
   uint32_t max_client_id_length = 65535;
   uint32_t connect_timeout_ms = 10000;  // a CONNECT must arrive within this
+  uint32_t max_connections_per_address = 0;      // per source IP address; 0: no limit
+  uint32_t max_connection_rate_per_address = 0;  // new connections per second per IP; 0: none
+  uint32_t max_publish_rate = 0;  // PUBLISH packets per second per client; 0: no limit
+  // A client whose output waits this long with the socket full (it does not read) is closed.
+  uint32_t slow_client_timeout_ms = 60000;
   bool operator==(const Limits&) const = default;
 };
 
@@ -145,7 +175,12 @@ struct Config {
   uint32_t sys_interval_s = 10;      // $SYS publish interval; 0 disables
   MqttSettings mqtt;
   Limits limits;
+  AuthSettings auth;
   KafkaSettings kafka;
+  // Whether a listener lets clients in without a user name or certificate identity.
+  bool allows_anonymous(const Listener& l) const {
+    return l.allow_anonymous.value_or(auth.password_file.empty());
+  }
 };
 
 // A config error with the place it was found. what() is "file:line: reason".

@@ -151,6 +151,7 @@ size_t Connection::consume(std::string_view data) {
         break;
       case RequestParser::Event::Complete:
         handle(parser_.take());
+        if (destroyed_) return data.size();  // taken over as MQTT over WebSocket
         break;
       case RequestParser::Event::Error:
         fail(parser_.status(), parser_.error());
@@ -160,7 +161,42 @@ size_t Connection::consume(std::string_view data) {
   return pos;
 }
 
+bool Connection::upgrade_to_websocket(const Request& request) {
+  const std::string* upgrade = request.header("upgrade");
+  if (upgrade == nullptr || !site_.server->websocket_handler()) return false;
+  std::string value = *upgrade;
+  for (char& c : value)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (value.find("websocket") == std::string::npos) return false;
+  metrics::add(metrics::Counter::HttpRequests);
+  if (!slots_.empty() || wpos_ < wbuf_.size()) {
+    // Answers to earlier pipelined requests are still due on this socket.
+    fail(400, "a WebSocket upgrade must not follow pipelined requests");
+    return true;
+  }
+  // Out of this loop's epoll set first: the MQTT connection registers the socket itself.
+  site_.loop->remove(fd_);
+  WebSocketTakeover result =
+      site_.server->websocket_handler()(fd_, peer_, request, site_.loop->index());
+  if (result.taken) {
+    // The socket belongs to an MQTT connection now: leave without closing it.
+    destroyed_ = true;
+    fd_ = -1;
+    site_.server->connection_closed();
+    site_.remove(token_);
+    return true;
+  }
+  site_.loop->add(fd_, 0, this);
+  no_more_requests_ = true;
+  closing_ = true;
+  closing_since_ = core::EventLoop::now();
+  wbuf_ += result.refusal;
+  update_interest();
+  return true;
+}
+
 void Connection::handle(Request&& request) {
+  if (upgrade_to_websocket(request)) return;
   metrics::add(metrics::Counter::HttpRequests);
   // Limits and tokens may have been reloaded; the next request parses under the new ones.
   parser_.set_limits(limits_of(site_.settings->http_settings));

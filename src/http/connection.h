@@ -57,6 +57,8 @@ class Connection final : public core::IoHandler {
   // Parses requests from data while the pipeline has room; returns the bytes consumed.
   size_t consume(std::string_view data);
   void handle(Request&& request);
+  // GET with Upgrade: websocket: handed to MQTT (or refused). True when it was one.
+  bool upgrade_to_websocket(const Request& request);
   void fail(int status, const std::string& message);
   void finish(Slot& slot, Response&& response);
   void flush_ready();

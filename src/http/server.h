@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -22,6 +23,16 @@ namespace starling::http {
 class Api;
 class Connection;
 class Server;
+struct Request;
+
+// What became of a WebSocket upgrade request on the HTTP port.
+struct WebSocketTakeover {
+  bool taken = false;    // the socket is an MQTT connection now: forget it
+  std::string refusal;   // not taken: the whole HTTP response to answer, then close
+};
+// Called on the HTTP connection's loop (loop_index) with its socket and the upgrade request.
+using WebSocketHandler = std::function<WebSocketTakeover(
+    int fd, const std::string& peer, const Request& request, unsigned loop_index)>;
 
 // The HTTP side of one worker loop. Loop thread only, except where noted.
 struct LoopSite {
@@ -54,6 +65,10 @@ class Server {
   void set_listeners_up(bool up) { listeners_up_.store(up, std::memory_order_release); }
   bool listeners_up() const { return listeners_up_.load(std::memory_order_acquire); }
 
+  // MQTT over WebSocket on this port: set before the loops run.
+  void set_websocket_handler(WebSocketHandler handler) { websocket_ = std::move(handler); }
+  const WebSocketHandler& websocket_handler() const { return websocket_; }
+
   broker::Broker& broker() { return broker_; }
   Api& api() { return *api_; }
   size_t connection_count() const { return connections_.load(std::memory_order_relaxed); }
@@ -70,6 +85,7 @@ class Server {
   std::atomic<uint32_t> next_site_{0};
   std::atomic<size_t> connections_{0};
   std::atomic<bool> listeners_up_{false};
+  WebSocketHandler websocket_;
 };
 
 // True for 127.0.0.0/8, ::1 and ::ffff:127.x peers ("127.0.0.1:5555", "[::1]:5555").

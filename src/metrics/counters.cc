@@ -111,6 +111,46 @@ const char* name(Counter c) {
       return "kafka_consumed";
     case Counter::KafkaConsumeSkipped:
       return "kafka_consume_skipped";
+    case Counter::LimitConnections:
+      return "limit_connections";
+    case Counter::LimitListenerConnections:
+      return "limit_listener_connections";
+    case Counter::LimitAddressConnections:
+      return "limit_address_connections";
+    case Counter::LimitConnectionRate:
+      return "limit_connection_rate";
+    case Counter::LimitPacketSize:
+      return "limit_packet_size";
+    case Counter::LimitTopic:
+      return "limit_topic";
+    case Counter::LimitSubscriptions:
+      return "limit_subscriptions";
+    case Counter::LimitPublishRate:
+      return "limit_publish_rate";
+    case Counter::LimitSlowClient:
+      return "limit_slow_client";
+    case Counter::LimitConnectTimeout:
+      return "limit_connect_timeout";
+    case Counter::AuthSucceeded:
+      return "auth_succeeded";
+    case Counter::AuthBadCredentials:
+      return "auth_bad_credentials";
+    case Counter::AuthAnonymousRefused:
+      return "auth_anonymous_refused";
+    case Counter::AuthMethodRefused:
+      return "auth_method_refused";
+    case Counter::AclDeniedPublish:
+      return "acl_denied_publish";
+    case Counter::AclDeniedSubscribe:
+      return "acl_denied_subscribe";
+    case Counter::AclDeniedRead:
+      return "acl_denied_read";
+    case Counter::TlsHandshakeFailures:
+      return "tls_handshake_failures";
+    case Counter::WebSocketHandshakeFailures:
+      return "websocket_handshake_failures";
+    case Counter::ProxyHeaderFailures:
+      return "proxy_header_failures";
     case Counter::kCount:
       break;
   }

@@ -45,6 +45,28 @@ enum class Counter : uint8_t {
   KafkaSyncFailures,    // sync-mode records Kafka did not acknowledge (publisher told)
   KafkaConsumed,        // records read from Kafka and routed to MQTT
   KafkaConsumeSkipped,  // records that could not become an MQTT message (codec, topic)
+  // Limits hit (src/net, src/broker): each refusal or eviction counted by the limit.
+  LimitConnections,             // [limits] max_connections
+  LimitListenerConnections,     // [listeners.NAME] max_connections
+  LimitAddressConnections,      // [limits] max_connections_per_address
+  LimitConnectionRate,          // [limits] max_connection_rate_per_address
+  LimitPacketSize,              // a packet over [mqtt] max_packet_size
+  LimitTopic,                   // a topic over max_topic_length / max_topic_levels
+  LimitSubscriptions,           // a SUBSCRIBE over max_subscriptions_per_client
+  LimitPublishRate,             // a publisher paused by max_publish_rate
+  LimitSlowClient,              // a client evicted because it did not read its output
+  LimitConnectTimeout,          // no CONNECT within connect_timeout_ms
+  // Security (src/auth, the stream layers).
+  AuthSucceeded,         // clients that proved who they are (password, certificate, SCRAM)
+  AuthBadCredentials,    // wrong user name or password, failed SCRAM
+  AuthAnonymousRefused,  // no user name where the listener does not allow anonymous
+  AuthMethodRefused,     // an enhanced authentication method we do not offer
+  AclDeniedPublish,      // PUBLISH (and wills) to a topic the ACL does not allow
+  AclDeniedSubscribe,    // SUBSCRIBE to a filter the ACL does not allow
+  AclDeniedRead,         // messages not delivered because the receiver may not read them
+  TlsHandshakeFailures,
+  WebSocketHandshakeFailures,
+  ProxyHeaderFailures,  // a PROXY protocol listener got no valid header
   kCount
 };
 

@@ -184,6 +184,46 @@ std::string render_prometheus(const Gauges& g, const std::string& version) {
   w.counter("keepalive_timeouts", "Connections closed for a missed keep alive",
             total(Counter::KeepAliveTimeouts));
 
+  // Limits and security.
+  w.family("limit_hits_total", "counter",
+           "Connections refused or closed, packets refused and clients paused by a limit");
+  const std::pair<const char*, Counter> limits[] = {
+      {"max_connections", Counter::LimitConnections},
+      {"listener_max_connections", Counter::LimitListenerConnections},
+      {"max_connections_per_address", Counter::LimitAddressConnections},
+      {"max_connection_rate_per_address", Counter::LimitConnectionRate},
+      {"max_packet_size", Counter::LimitPacketSize},
+      {"max_topic", Counter::LimitTopic},
+      {"max_subscriptions_per_client", Counter::LimitSubscriptions},
+      {"max_publish_rate", Counter::LimitPublishRate},
+      {"slow_client", Counter::LimitSlowClient},
+      {"connect_timeout", Counter::LimitConnectTimeout},
+  };
+  for (const auto& [limit, c] : limits) {
+    w.sample("limit_hits_total", label("limit", limit), total(c));
+  }
+  w.family("auth_total", "counter", "CONNECT authentication outcomes");
+  const std::pair<const char*, Counter> auth[] = {
+      {"success", Counter::AuthSucceeded},
+      {"bad_credentials", Counter::AuthBadCredentials},
+      {"anonymous_refused", Counter::AuthAnonymousRefused},
+      {"method_refused", Counter::AuthMethodRefused},
+  };
+  for (const auto& [result, c] : auth) {
+    w.sample("auth_total", label("result", result), total(c));
+  }
+  w.family("acl_denied_total", "counter", "Actions the ACL file denied, by action");
+  w.sample("acl_denied_total", label("action", "publish"), total(Counter::AclDeniedPublish));
+  w.sample("acl_denied_total", label("action", "subscribe"), total(Counter::AclDeniedSubscribe));
+  w.sample("acl_denied_total", label("action", "read"), total(Counter::AclDeniedRead));
+  w.family("handshake_failures_total", "counter",
+           "Connections closed in a TLS, WebSocket or PROXY protocol handshake");
+  w.sample("handshake_failures_total", label("layer", "tls"), total(Counter::TlsHandshakeFailures));
+  w.sample("handshake_failures_total", label("layer", "websocket"),
+           total(Counter::WebSocketHandshakeFailures));
+  w.sample("handshake_failures_total", label("layer", "proxy"),
+           total(Counter::ProxyHeaderFailures));
+
   // HTTP.
   w.counter("http_requests", "HTTP requests read", total(Counter::HttpRequests));
   w.family("http_responses_total", "counter", "HTTP responses, by status class");

@@ -6,8 +6,14 @@
 
 #include <cerrno>
 
+#include <spdlog/spdlog.h>
+
 #include "metrics/counters.h"
+#include "net/layers.h"
+#include "net/proxy_protocol.h"
 #include "net/socket_io.h"
+#include "net/tls.h"
+#include "net/websocket.h"
 #include "net/worker.h"
 
 namespace starling::net {
@@ -22,19 +28,61 @@ constexpr size_t kMaxUnwritten = 1024 * 1024;
 constexpr auto kCloseGrace = std::chrono::seconds(5);
 }  // namespace
 
-Connection::Connection(Worker& worker, int fd, uint64_t token, std::string peer)
+Connection::Connection(Worker& worker, int fd, uint64_t token, std::string peer,
+                       std::shared_ptr<ListenerContext> listener)
     : worker_(worker),
       fd_(fd),
       token_(token),
       peer_(std::move(peer)),
+      listener_(std::move(listener)),
+      last_write_progress_(core::EventLoop::now()),
       client_(worker.broker(), *this) {}
 
 Connection::~Connection() {
   if (fd_ >= 0) ::close(fd_);
+  if (!address_.empty()) worker_.admission().release_address(address_);
+  worker_.admission().release_socket(listener_->count);
 }
 
-void Connection::start() {
+void Connection::start(std::vector<std::unique_ptr<StreamLayer>> pre_layers, std::string greeting) {
+  if (!pre_layers.empty()) {
+    layers_ = std::move(pre_layers);
+    websocket_ = dynamic_cast<WebSocketLayer*>(layers_.back().get());
+  } else {
+    LayerStack stack = make_layers(*listener_, client_.max_packet_size());
+    layers_ = std::move(stack.layers);
+    proxy_ = stack.proxy;
+    tls_ = stack.tls;
+    websocket_ = stack.websocket;
+  }
   worker_.loop().add(fd_, EPOLLIN | EPOLLRDHUP, this);
+  if (!proxy_ && !admit_address()) return;
+  if (!greeting.empty()) {
+    lower_buf_ = std::move(greeting);
+    write_some();
+  }
+}
+
+std::optional<std::string> Connection::certificate_username() const {
+  if (tls_ == nullptr || !listener_->config.username_from_cert) return std::nullopt;
+  return tls_->peer_username();
+}
+
+bool Connection::admit_address() {
+  address_checked_ = true;
+  auto& settings = *worker_.broker().settings();
+  std::string address = address_of_peer(peer_);
+  auto verdict = worker_.admission().admit_address(address, settings.limits, core::EventLoop::now());
+  if (verdict != Admission::Verdict::Admitted) {
+    Admission::count(verdict);
+    spdlog::debug("connection from {} refused: {}", peer_, Admission::describe(verdict));
+    destroy();
+    return false;
+  }
+  if (settings.limits.max_connections_per_address || settings.limits.max_connection_rate_per_address) {
+    address_ = std::move(address);  // counted: released when this connection goes
+  }
+  return true;
 }
 
 broker::Attachment Connection::attachment() const {
@@ -44,7 +92,7 @@ broker::Attachment Connection::attachment() const {
 void Connection::update_interest() {
   if (destroyed_) return;
   uint32_t events = EPOLLRDHUP;
-  if (!reading_paused_ && !closing_) events |= EPOLLIN;
+  if (!reading_paused_ && !rate_paused_ && !closing_) events |= EPOLLIN;
   if (want_write_) events |= EPOLLOUT;
   worker_.loop().modify(fd_, events, this);
 }
@@ -74,6 +122,10 @@ void Connection::read_some() {
   }
   metrics::add(metrics::Counter::BytesReceived, static_cast<uint64_t>(n));
   const size_t got = static_cast<size_t>(n);
+  if (!layers_.empty()) {
+    on_socket_bytes(std::string_view(scratch.data(), got));
+    return;
+  }
   if (rbuf_.empty()) {
     size_t used = consume_frames(std::string_view(scratch.data(), got));
     if (used < got) rbuf_.assign(scratch.data() + used, got - used);
@@ -81,6 +133,93 @@ void Connection::read_some() {
     rbuf_.append(scratch.data(), got);
     process_input();
   }
+}
+
+void Connection::on_socket_bytes(std::string_view bytes) {
+  thread_local std::string data;
+  thread_local std::string up;
+  data.assign(bytes);
+  // A layer that fails may still have decoded bytes (data frames before a close frame): they
+  // go up and are handled before the connection closes.
+  std::optional<size_t> failed;
+  for (size_t i = 0; i < layers_.size() && !data.empty(); ++i) {
+    up.clear();
+    std::string down;
+    bool ok = layers_[i]->on_input(data, up, down);
+    if (!down.empty()) send_below(i, down);
+    data.swap(up);
+    if (!ok) {
+      failed = i;
+      break;
+    }
+    if (i == 0 && proxy_ && !address_checked_ && proxy_->established()) {
+      if (proxy_->source()) peer_ = *proxy_->source();
+      if (!admit_address()) return;
+    }
+  }
+  if (!data.empty() && (!failed || *failed + 1 == layers_.size())) {
+    rbuf_.append(data);
+    process_input();
+  }
+  if (data.capacity() > kKeepCapacity) std::string().swap(data);
+  if (up.capacity() > kKeepCapacity) std::string().swap(up);
+  if (destroyed_) return;
+  if (failed) {
+    layer_failed(*failed);
+    return;
+  }
+  flush();  // handshake answers, and output a layer held until its handshake completed
+}
+
+void Connection::send_below(size_t layer, std::string_view bytes) {
+  std::string encoded(bytes);
+  for (size_t i = layer; i-- > 0;) {
+    std::string next;
+    if (!layers_[i]->on_output(encoded, next)) return;  // that layer fails on its own input
+    encoded.swap(next);
+  }
+  if (lower_pos_ > 0 && lower_pos_ == lower_buf_.size()) {
+    lower_buf_.clear();
+    lower_pos_ = 0;
+  }
+  lower_buf_ += encoded;
+}
+
+void Connection::encode_output() {
+  if (wpos_ >= wbuf_.size()) return;
+  send_below(layers_.size(), std::string_view(wbuf_).substr(wpos_));
+  wbuf_.clear();
+  wpos_ = 0;
+}
+
+void Connection::say_goodbye() {
+  // A WebSocket close frame, then TLS close_notify: the peer sees a clean end of each layer.
+  goodbye_sent_ = true;
+  for (size_t i = layers_.size(); i-- > 0;) {
+    std::string down;
+    if (layers_[i].get() == websocket_) websocket_->close(down);
+    if (layers_[i].get() == tls_) tls_->close(down);
+    if (!down.empty()) send_below(i, down);
+  }
+}
+
+void Connection::layer_failed(size_t layer) {
+  const std::string& why = layers_[layer]->error();
+  const bool established = layers_[layer]->established();
+  if (layers_[layer].get() == proxy_) {
+    metrics::add(metrics::Counter::ProxyHeaderFailures);
+  } else if (layers_[layer].get() == tls_) {
+    if (!established) metrics::add(metrics::Counter::TlsHandshakeFailures);
+  } else if (!established) {
+    metrics::add(metrics::Counter::WebSocketHandshakeFailures);
+  }
+  spdlog::debug("connection from {} on {}: {}", peer_, listener_->config.name, why);
+  // What the layer answered (an alert, an HTTP error, a close frame) goes out before closing.
+  closing_ = true;
+  closing_since_ = core::EventLoop::now();
+  client_.on_closed();
+  update_interest();
+  write_some();
 }
 
 void Connection::process_input() {
@@ -91,7 +230,8 @@ void Connection::process_input() {
 
 size_t Connection::consume_frames(std::string_view data) {
   size_t pos = 0;
-  while (!closing_ && !reading_paused_ && !destroyed_ && pos < data.size()) {
+  const auto now = core::EventLoop::now();
+  while (!closing_ && !reading_paused_ && !rate_paused_ && !destroyed_ && pos < data.size()) {
     std::string_view available = data.substr(pos);
     if (!client_.connected() && static_cast<uint8_t>(available[0]) != 0x10) {
       // Not MQTT (an HTTP request, a TLS hello, garbage): no need to wait for a whole frame.
@@ -110,10 +250,35 @@ size_t Connection::consume_frames(std::string_view data) {
       break;
     }
     if (available.size() < header.total_size()) break;
+    if (header.type() == mqtt::PacketType::Publish && !publish_allowed(now)) break;
     pos += header.total_size();
     if (!client_.on_packet(header, available.substr(0, header.total_size()))) break;
   }
   return pos;
+}
+
+bool Connection::publish_allowed(broker::Clock::time_point now) {
+  const uint32_t rate = client_.settings().limits.max_publish_rate;
+  if (rate == 0) return true;
+  // A bucket of one second's worth of publishes; an empty bucket pauses reading (TCP pushes
+  // back on the publisher) until the next tick, nothing is dropped.
+  if (publish_refilled_ == broker::Clock::time_point{}) {
+    publish_tokens_ = rate;
+  } else {
+    double elapsed = std::chrono::duration<double>(now - publish_refilled_).count();
+    publish_tokens_ = std::min<double>(rate, publish_tokens_ + elapsed * rate);
+  }
+  publish_refilled_ = now;
+  if (publish_tokens_ >= 1) {
+    publish_tokens_ -= 1;
+    return true;
+  }
+  if (!rate_paused_) {
+    rate_paused_ = true;
+    metrics::add(metrics::Counter::LimitPublishRate);
+    update_interest();
+  }
+  return false;
 }
 
 void Connection::send(std::string_view bytes) {
@@ -124,7 +289,8 @@ void Connection::flush() {
   if (destroyed_) return;
   client_.release_held_acks();  // acknowledgements the Kafka bridge released (sync mode)
   if (destroyed_) return;
-  if (client_.session() && client_.connected() && wbuf_.size() - wpos_ < kMaxUnwritten) {
+  const size_t unwritten = wbuf_.size() - wpos_ + lower_buf_.size() - lower_pos_;
+  if (client_.session() && client_.connected() && unwritten < kMaxUnwritten) {
     if (wpos_ > 0) {
       wbuf_.erase(0, wpos_);
       wpos_ = 0;
@@ -140,7 +306,18 @@ void Connection::flush() {
 }
 
 void Connection::write_some() {
-  switch (send_pending(fd_, wbuf_, wpos_, metrics::Counter::BytesSent)) {
+  std::string* buf = &wbuf_;
+  size_t* pos = &wpos_;
+  if (!layers_.empty()) {
+    encode_output();
+    if (closing_ && !goodbye_sent_) say_goodbye();
+    buf = &lower_buf_;
+    pos = &lower_pos_;
+  }
+  const size_t before = *pos;
+  SendResult result = send_pending(fd_, *buf, *pos, metrics::Counter::BytesSent);
+  if (*pos != before) last_write_progress_ = core::EventLoop::now();
+  switch (result) {
     case SendResult::Done:
       break;
     case SendResult::WouldBlock:
@@ -153,9 +330,10 @@ void Connection::write_some() {
       destroy();
       return;
   }
-  wbuf_.clear();
-  wpos_ = 0;
-  if (wbuf_.capacity() > kKeepCapacity) std::string().swap(wbuf_);  // after a burst
+  buf->clear();
+  *pos = 0;
+  if (buf->capacity() > kKeepCapacity) std::string().swap(*buf);  // after a burst
+  last_write_progress_ = core::EventLoop::now();
   if (want_write_) {
     want_write_ = false;
     update_interest();
@@ -189,6 +367,22 @@ void Connection::tick(broker::Clock::time_point now) {
   if (closing_ && now - closing_since_ > kCloseGrace) {
     destroy();  // a peer that does not read its last bytes
     return;
+  }
+  if (want_write_ && now - last_write_progress_ >
+                        std::chrono::milliseconds(client_.settings().limits.slow_client_timeout_ms)) {
+    // Its output has not moved for that long: it does not read, and what waits for it
+    // (buffers, a full queue) would otherwise be held for ever.
+    metrics::add(metrics::Counter::LimitSlowClient);
+    spdlog::info("client {} ({}) evicted: it has not read its output for {} ms",
+                 client_.client_id(), peer_, client_.settings().limits.slow_client_timeout_ms);
+    destroy();
+    return;
+  }
+  if (rate_paused_) {
+    rate_paused_ = false;
+    update_interest();
+    process_input();
+    if (destroyed_) return;
   }
   client_.on_tick(now);
 }

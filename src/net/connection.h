@@ -1,25 +1,40 @@
-// One client's TCP connection: reads bytes, cuts them into MQTT frames for its Client, and
-// writes what the Client and its Session queued. Lives on one worker for its whole life.
+// One client's connection: reads bytes, passes them up through the listener's stream layers
+// (PROXY header, TLS, WebSocket; none on plain TCP), cuts them into MQTT frames for its Client,
+// and writes what the Client and its Session queued back down the layers. Lives on one worker
+// for its whole life.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "broker/client.h"
 #include "core/event_loop.h"
+#include "net/listener_context.h"
+#include "net/stream_layer.h"
 
 namespace starling::net {
 
 class Worker;
+class ProxyLayer;
+class TlsLayer;
+class WebSocketLayer;
 
 class Connection final : public core::IoHandler, public broker::Transport {
  public:
-  Connection(Worker& worker, int fd, uint64_t token, std::string peer);
+  // The socket was admitted by Admission::admit_socket for listener (released here).
+  Connection(Worker& worker, int fd, uint64_t token, std::string peer,
+             std::shared_ptr<ListenerContext> listener);
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  void start();
+  // Builds the listener's layers and starts reading. pre_layers: layers already set up by
+  // someone else (a WebSocket upgraded on the HTTP port), replacing the listener's own;
+  // greeting: bytes for the socket before anything else (its 101 answer).
+  void start(std::vector<std::unique_ptr<StreamLayer>> pre_layers = {}, std::string greeting = {});
   void on_io(uint32_t events) override;
   // Takes the session's waiting output and writes as much as the socket accepts.
   void flush();
@@ -33,6 +48,8 @@ class Connection final : public core::IoHandler, public broker::Transport {
   void pause_reading(bool paused) override;
   broker::Attachment attachment() const override;
   const std::string& peer() const override { return peer_; }
+  const std::string& listener_name() const override { return listener_->config.name; }
+  std::optional<std::string> certificate_username() const override;
 
  private:
   void read_some();
@@ -42,11 +59,38 @@ class Connection final : public core::IoHandler, public broker::Transport {
   void write_some();
   void update_interest();
   void destroy();
+  // Bytes from the socket: up through the layers, then into frames.
+  void on_socket_bytes(std::string_view bytes);
+  // Encodes bytes a layer produced for the peer through the layers below it.
+  void send_below(size_t layer, std::string_view bytes);
+  // Moves wbuf_ down through every layer into lower_buf_.
+  void encode_output();
+  // Once the PROXY header is in (or at once without one): the per-address limits.
+  bool admit_address();
+  // A layer cannot go on: count it, send what it answered, close.
+  void layer_failed(size_t layer);
+  // Closing: the layers' own goodbyes (WebSocket close frame, TLS close_notify).
+  void say_goodbye();
+  bool publish_allowed(broker::Clock::time_point now);
 
   Worker& worker_;
   int fd_;
   const uint64_t token_;
-  const std::string peer_;
+  std::string peer_;  // the socket's peer, or the PROXY header's source
+  std::shared_ptr<ListenerContext> listener_;
+  std::string address_;  // admitted by Admission::admit_address; empty: not (yet) counted
+  std::vector<std::unique_ptr<StreamLayer>> layers_;  // socket side first
+  ProxyLayer* proxy_ = nullptr;
+  TlsLayer* tls_ = nullptr;
+  WebSocketLayer* websocket_ = nullptr;
+  bool address_checked_ = false;
+  bool goodbye_sent_ = false;
+  std::string lower_buf_;  // encoded bytes for the socket (with layers only)
+  size_t lower_pos_ = 0;
+  broker::Clock::time_point last_write_progress_{};
+  double publish_tokens_ = 0;
+  broker::Clock::time_point publish_refilled_{};
+  bool rate_paused_ = false;  // over [limits] max_publish_rate: resumed by tick
   std::string rbuf_;
   size_t rpos_ = 0;
   std::string wbuf_;

@@ -14,7 +14,6 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "net/server.h"
 
 namespace starling::net {
 
@@ -37,10 +36,6 @@ std::string describe_peer(const sockaddr_storage& addr) {
 }
 
 }  // namespace
-
-Listener::Listener(const config::Listener& config, Server& server)
-    : Listener(config,
-               [&server](int fd, std::string peer) { server.dispatch(fd, std::move(peer)); }) {}
 
 Listener::Listener(const config::Listener& config, AcceptHandler on_accept)
     : config_(config), on_accept_(std::move(on_accept)) {
@@ -77,8 +72,13 @@ Listener::Listener(const config::Listener& config, AcceptHandler on_accept)
     throw std::runtime_error("listener " + config.name + ": cannot listen on " + where + ": " +
                              error);
   }
-  spdlog::info("listening for {} on {} ({})", config.protocol == "http" ? "HTTP" : "MQTT", where,
-               config.name);
+  const char* what = config.protocol == "http" ? "HTTP"
+                     : config.protocol == "ws" ? (config.tls() ? "MQTT over WebSocket+TLS (wss)"
+                                                                : "MQTT over WebSocket (ws)")
+                     : config.tls()            ? "MQTT over TLS"
+                                               : "MQTT";
+  spdlog::info("listening for {} on {} ({}{})", what, where, config.name,
+               config.proxy_protocol ? ", PROXY protocol" : "");
 }
 
 Listener::~Listener() {

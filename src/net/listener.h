@@ -10,15 +10,12 @@
 
 namespace starling::net {
 
-class Server;
-
 class Listener final : public core::IoHandler {
  public:
   using AcceptHandler = std::function<void(int fd, std::string peer)>;
 
-  // Binds and listens; throws std::runtime_error naming the address on failure.
-  Listener(const config::Listener& config, Server& server);
-  // The same for another protocol (HTTP): accepted sockets go to on_accept.
+  // Binds and listens; throws std::runtime_error naming the address on failure. Accepted
+  // sockets go to on_accept.
   Listener(const config::Listener& config, AcceptHandler on_accept);
   ~Listener() override;
   Listener(const Listener&) = delete;

@@ -13,11 +13,27 @@
 #include "http/server.h"
 #include "metrics/counters.h"
 #include "net/connection.h"
+#include "net/layers.h"
 #include "net/listener.h"
+#include "net/tls.h"
+#include "net/websocket.h"
 
 namespace starling::net {
 
 namespace {
+
+TlsSettings tls_settings(const config::Listener& l) {
+  TlsSettings s;
+  s.cert_file = l.tls_cert;
+  s.key_file = l.tls_key;
+  s.ca_file = l.tls_ca;
+  s.require_client_cert = l.require_client_cert;
+  s.min_version = l.tls_min_version;
+  s.ciphers = l.tls_ciphers;
+  s.ciphersuites = l.tls_ciphersuites;
+  if (l.username_from_cert) s.username_from_cert = "cn";
+  return s;
+}
 
 // Runs f on the worker's thread and waits (bounded) for its result.
 template <typename F>
@@ -37,7 +53,7 @@ Server::Server(const config::Config& config, broker::Broker& broker)
   unsigned threads = config.threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < threads; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, broker));
+    workers_.push_back(std::make_unique<Worker>(i, broker, admission_));
   }
   // Housekeeping (wills, session expiry, $SYS) runs on the first worker.
   workers_[0]->loop().every(std::chrono::milliseconds(1000),
@@ -55,10 +71,21 @@ Server::~Server() {
 
 void Server::start() {
   for (const auto& l : config_.listeners) {
-    auto listener = std::make_unique<Listener>(l, *this);
+    auto context = std::make_shared<ListenerContext>();
+    context->config = l;
+    if (l.tls()) {
+      try {
+        context->tls = std::make_shared<TlsContextHolder>(TlsContext::create(tls_settings(l)));
+      } catch (const std::exception& e) {
+        throw std::runtime_error("listener " + l.name + ": " + e.what());
+      }
+    }
+    auto listener = std::make_unique<Listener>(
+        l, [this, context](int fd, std::string peer) { dispatch(fd, std::move(peer), context); });
     // Listeners on the workers in turn; accepted sockets are spread round robin anyway.
     listener->attach(workers_[listeners_.size() % workers_.size()]->loop());
     listeners_.push_back(std::move(listener));
+    contexts_.push_back(std::move(context));
   }
   if (config_.http_enabled) {
     // The HTTP API: its connections live on the same worker loops as MQTT's.
@@ -66,6 +93,13 @@ void Server::start() {
     for (auto& w : workers_)
       loops.push_back(&w->loop());
     http_ = std::make_unique<http::Server>(broker_, loops);
+    // MQTT over WebSocket on the HTTP port (GET /mqtt with Upgrade: websocket).
+    http_ws_context_ = std::make_shared<ListenerContext>();
+    http_ws_context_->config = config::Listener{"http", config_.http, "ws"};
+    http_->set_websocket_handler([this](int fd, const std::string& peer,
+                                        const http::Request& request, unsigned loop_index) {
+      return take_websocket(fd, peer, request, loop_index);
+    });
     config::Listener l{"http", config_.http, "http"};
     auto listener = std::make_unique<Listener>(
         l, [http = http_.get()](int fd, std::string peer) { http->dispatch(fd, std::move(peer)); });
@@ -79,11 +113,13 @@ void Server::start() {
   spdlog::info("{} worker threads", workers_.size());
 }
 
-void Server::dispatch(int fd, std::string peer) {
-  const uint32_t max = config_.limits.max_connections;
-  if (max != 0 && broker_.connected_clients() >= static_cast<int64_t>(max)) {
-    // Over the limit: closed at once; counted as refused.
-    metrics::add(metrics::Counter::ConnectionsRefused);
+void Server::dispatch(int fd, std::string peer, const std::shared_ptr<ListenerContext>& listener) {
+  auto settings = broker_.settings();
+  auto verdict =
+      admission_.admit_socket(listener->count, listener->config.max_connections, settings->limits);
+  if (verdict != Admission::Verdict::Admitted) {
+    // Over a limit: closed at once, counted by the limit.
+    Admission::count(verdict);
     ::close(fd);
     return;
   }
@@ -91,11 +127,48 @@ void Server::dispatch(int fd, std::string peer) {
   Worker& target =
       *workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
   if (target.loop().in_loop_thread()) {
-    target.adopt(fd, token, std::move(peer));
+    target.adopt(fd, token, std::move(peer), listener);
   } else {
-    target.loop().post([&target, fd, token, peer = std::move(peer)]() mutable {
-      target.adopt(fd, token, std::move(peer));
+    target.loop().post([&target, fd, token, peer = std::move(peer), listener]() mutable {
+      target.adopt(fd, token, std::move(peer), std::move(listener));
     });
+  }
+}
+
+http::WebSocketTakeover Server::take_websocket(int fd, const std::string& peer,
+                                               const http::Request& request, unsigned loop_index) {
+  auto settings = broker_.settings();
+  WebSocketSettings ws = websocket_settings(http_ws_context_->config, settings->mqtt.max_packet_size);
+  WebSocketUpgrade upgrade = answer_upgrade(request, ws);
+  if (!upgrade.accepted) {
+    metrics::add(metrics::Counter::WebSocketHandshakeFailures);
+    return {false, std::move(upgrade.response)};  // the HTTP connection answers it
+  }
+  auto verdict = admission_.admit_socket(http_ws_context_->count, 0, settings->limits);
+  if (verdict != Admission::Verdict::Admitted) {
+    Admission::count(verdict);
+    return {false, "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                   "content-length: 71\r\nconnection: close\r\n\r\n"
+                   "{\"error\":\"server_full\",\"message\":\"too many MQTT connections, try later\"}"};
+  }
+  std::vector<std::unique_ptr<StreamLayer>> layers;
+  layers.push_back(WebSocketLayer::accepted(ws, upgrade.subprotocol));
+  Worker& worker = *workers_[loop_index];
+  uint64_t token = next_token_.fetch_add(1, std::memory_order_relaxed);
+  worker.adopt(fd, token, peer, http_ws_context_, std::move(layers), std::move(upgrade.response));
+  return {true, {}};
+}
+
+void Server::reload_certificates() {
+  for (auto& context : contexts_) {
+    if (!context->tls) continue;
+    try {
+      context->tls->reload(tls_settings(context->config));
+      spdlog::info("listener {}: certificates reloaded", context->config.name);
+    } catch (const std::exception& e) {
+      spdlog::error("listener {}: certificates not reloaded, keeping the current ones: {}",
+                    context->config.name, e.what());
+    }
   }
 }
 

@@ -10,11 +10,15 @@
 #include "broker/connection_control.h"
 #include "config/config.h"
 #include "core/event_loop.h"
+#include "net/admission.h"
+#include "net/listener_context.h"
 #include "net/worker.h"
 
 namespace starling::http {
 class Server;
-}
+struct Request;
+struct WebSocketTakeover;
+}  // namespace starling::http
 
 namespace starling::net {
 
@@ -35,15 +39,27 @@ class Server final : public broker::ConnectionControl {
   void kick(broker::Attachment connection, uint8_t reason_code) override;
   void resume_reading(broker::Attachment connection) override;
 
-  // Hands an accepted socket to the next worker, round robin.
-  void dispatch(int fd, std::string peer);
+  // Hands an accepted socket to the next worker, round robin, or refuses it over a limit.
+  void dispatch(int fd, std::string peer, const std::shared_ptr<ListenerContext>& listener);
+  // SIGHUP: reads the TLS listeners' certificates and keys again, for new connections. A
+  // listener whose files fail keeps its current ones (logged).
+  void reload_certificates();
   size_t worker_count() const { return workers_.size(); }
 
  private:
   Worker& worker_of(const broker::Attachment& a) { return *workers_[a.loop->index()]; }
 
+  // A WebSocket upgrade request on the HTTP port (on the HTTP connection's loop thread):
+  // takes the socket over as an MQTT connection on the same loop, or gives the HTTP
+  // connection the error to answer.
+  http::WebSocketTakeover take_websocket(int fd, const std::string& peer,
+                                         const http::Request& request, unsigned loop_index);
+
   const config::Config config_;
   broker::Broker& broker_;
+  Admission admission_;  // before the workers: their connections release into it
+  std::vector<std::shared_ptr<ListenerContext>> contexts_;
+  std::shared_ptr<ListenerContext> http_ws_context_;  // WebSocket on the HTTP port
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unique_ptr<http::Server> http_;  // the HTTP API on the same workers; null when off

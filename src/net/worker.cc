@@ -10,7 +10,8 @@
 
 namespace starling::net {
 
-Worker::Worker(unsigned index, broker::Broker& broker) : broker_(broker), loop_(index) {
+Worker::Worker(unsigned index, broker::Broker& broker, Admission& admission)
+    : broker_(broker), admission_(admission), loop_(index) {
   loop_.set_wake_handler([this](uint64_t token) {
     if (Connection* c = find(token)) c->flush();
   });
@@ -32,11 +33,13 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::adopt(int fd, uint64_t token, std::string peer) {
-  auto conn = std::make_unique<Connection>(*this, fd, token, std::move(peer));
+void Worker::adopt(int fd, uint64_t token, std::string peer,
+                   std::shared_ptr<ListenerContext> listener,
+                   std::vector<std::unique_ptr<StreamLayer>> pre_layers, std::string greeting) {
+  auto conn = std::make_unique<Connection>(*this, fd, token, std::move(peer), std::move(listener));
   Connection* raw = conn.get();
   connections_.emplace(token, std::move(conn));
-  raw->start();
+  raw->start(std::move(pre_layers), std::move(greeting));
   metrics::add(metrics::Counter::ConnectionsAccepted);
 }
 

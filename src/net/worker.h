@@ -8,6 +8,9 @@
 
 #include "broker/broker.h"
 #include "core/event_loop.h"
+#include "net/admission.h"
+#include "net/listener_context.h"
+#include "net/stream_layer.h"
 
 namespace starling::net {
 
@@ -15,17 +18,21 @@ class Connection;
 
 class Worker {
  public:
-  Worker(unsigned index, broker::Broker& broker);
+  Worker(unsigned index, broker::Broker& broker, Admission& admission);
   ~Worker();
 
   core::EventLoop& loop() { return loop_; }
   broker::Broker& broker() { return broker_; }
+  Admission& admission() { return admission_; }
 
   void start_thread();
   void join();
 
   // Loop thread only.
-  void adopt(int fd, uint64_t token, std::string peer);
+  // The socket was admitted (Admission::admit_socket) for listener. pre_layers and greeting:
+  // see Connection::start.
+  void adopt(int fd, uint64_t token, std::string peer, std::shared_ptr<ListenerContext> listener,
+             std::vector<std::unique_ptr<StreamLayer>> pre_layers = {}, std::string greeting = {});
   Connection* find(uint64_t token);
   void remove(uint64_t token);  // deferred destruction of a closed connection
   // Sends DISCONNECT (0x8B on 5.0) to every client and closes them.
@@ -36,6 +43,7 @@ class Worker {
   void tick();
 
   broker::Broker& broker_;
+  Admission& admission_;
   core::EventLoop loop_;
   std::thread thread_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;

@@ -1,0 +1,109 @@
+// TLS for MQTT listeners on OpenSSL 3: a server context built from the listener's settings
+// (reloadable: new connections take the newest context, open ones keep theirs), and a layer
+// that runs one connection's TLS over memory BIOs, so it needs no socket.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "net/stream_layer.h"
+
+struct ssl_st;  // OpenSSL's SSL, SSL_CTX and BIO, kept out of this header
+struct ssl_ctx_st;
+struct bio_st;
+
+namespace starling::net {
+
+struct TlsSettings {
+  std::string cert_file;  // PEM: the server certificate, then its intermediates
+  std::string key_file;   // PEM private key
+  // PEM CA certificates: client certificates are verified against them. Empty: none asked.
+  std::string ca_file;
+  bool require_client_cert = false;  // needs ca_file
+  std::string min_version = "1.2";   // "1.2" or "1.3"
+  std::string ciphers;               // TLS 1.2 cipher list (OpenSSL syntax); empty: default
+  std::string ciphersuites;          // TLS 1.3 suites; empty: default
+  // "cn": a verified client certificate's subject CN is the client's username. "": none.
+  std::string username_from_cert;
+};
+
+class TlsContext {
+ public:
+  // Throws std::runtime_error naming the file or setting at fault.
+  static std::shared_ptr<TlsContext> create(const TlsSettings& settings);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  ssl_ctx_st* native() const { return ctx_; }
+  const TlsSettings& settings() const { return settings_; }
+
+ private:
+  TlsContext(ssl_ctx_st* ctx, TlsSettings settings);
+
+  ssl_ctx_st* ctx_;
+  TlsSettings settings_;
+};
+
+// The listener's current context: a reload (SIGHUP) swaps in a new one for new connections
+// while the workers' threads read it.
+class TlsContextHolder {
+ public:
+  explicit TlsContextHolder(std::shared_ptr<TlsContext> context) : context_(std::move(context)) {}
+
+  std::shared_ptr<TlsContext> get() const { return context_.load(); }
+  void set(std::shared_ptr<TlsContext> context) { context_.store(std::move(context)); }
+  // Builds a context from settings and swaps it in; on error throws and keeps the old one.
+  void reload(const TlsSettings& settings) { set(TlsContext::create(settings)); }
+
+ private:
+  std::atomic<std::shared_ptr<TlsContext>> context_;
+};
+
+class TlsLayer final : public StreamLayer {
+ public:
+  explicit TlsLayer(std::shared_ptr<TlsContext> context);
+  ~TlsLayer() override;
+  TlsLayer(const TlsLayer&) = delete;
+  TlsLayer& operator=(const TlsLayer&) = delete;
+
+  bool on_input(std::string_view in, std::string& up, std::string& down) override;
+  bool on_output(std::string_view out, std::string& down) override;
+  bool established() const override { return established_; }
+  const std::string& error() const override { return error_; }
+
+  // The broker ends the connection: appends a close_notify alert for the peer.
+  void close(std::string& down);
+
+  // After the handshake. The username taken from a verified client certificate, when the
+  // context's username_from_cert asks for one and the certificate has it.
+  const std::optional<std::string>& peer_username() const { return peer_username_; }
+  std::string protocol_version() const;  // "TLSv1.3"
+  std::string cipher() const;            // "TLS_AES_256_GCM_SHA384"
+
+  // Plaintext kept while the handshake runs (the MQTT side writes nothing before CONNECT).
+  static constexpr size_t kMaxEarlyOutput = 256 * 1024;
+
+ private:
+  bool handshake(std::string& down);
+  bool read_records(std::string& up, std::string& down);
+  bool write_plaintext(std::string_view out, std::string& down);
+  void drain(std::string& down);
+  bool fail(std::string reason, std::string& down);
+
+  std::shared_ptr<TlsContext> context_;
+  ssl_st* ssl_ = nullptr;
+  bio_st* in_ = nullptr;   // ciphertext from the peer; owned by ssl_
+  bio_st* out_ = nullptr;  // ciphertext for the peer; owned by ssl_
+  std::string early_output_;
+  bool established_ = false;
+  bool failed_ = false;
+  std::optional<std::string> peer_username_;
+  std::string error_;
+};
+
+}  // namespace starling::net
