@@ -227,9 +227,16 @@ std::string edit_password_text(std::string_view text, std::string_view user,
   return out;
 }
 
-void update_password_file(const PasswdOptions& options, std::string_view password) {
+namespace {
+
+// Reads FILE unless -c: done before asking for a password, so a wrong path fails first.
+std::string existing_text(const PasswdOptions& options) {
+  return options.create ? std::string() : read_file(options.file);
+}
+
+void edit_password_file(const PasswdOptions& options, std::string_view old_text,
+                        std::string_view password) {
   check_passwd_username(options.user);
-  const std::string old_text = options.create ? std::string() : read_file(options.file);
   std::optional<std::string> hash;
   if (!options.remove) {
     if (password.empty()) throw std::invalid_argument("empty password");
@@ -240,6 +247,12 @@ void update_password_file(const PasswdOptions& options, std::string_view passwor
   write_atomically(options.file, edit_password_text(old_text, options.user, hash));
 }
 
+}  // namespace
+
+void update_password_file(const PasswdOptions& options, std::string_view password) {
+  edit_password_file(options, existing_text(options), password);
+}
+
 int run_passwd_command(int argc, char** argv) {
   try {
     const PasswdOptions options = parse_passwd_args(argc, argv);
@@ -247,9 +260,10 @@ int run_passwd_command(int argc, char** argv) {
       std::cout << kUsage << "\n";
       return 0;
     }
+    const std::string old_text = existing_text(options);
     std::string password;
     if (!options.remove) password = options.password ? *options.password : read_password();
-    update_password_file(options, password);
+    edit_password_file(options, old_text, password);
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "starling passwd: " << e.what() << "\n";

@@ -28,7 +28,8 @@ class PasswordFile {
   // Null for an unknown user.
   const PasswordHash* lookup(std::string_view username) const;
   // False for an unknown user or a wrong password. Costs one hash computation (up to
-  // kMaxHashIterations rounds) for a known user.
+  // kMaxHashIterations rounds) for a known user; an unknown user answers at once, as with
+  // Mosquitto, so timing can tell whether a user exists.
   bool check(std::string_view username, std::string_view password) const;
   // Only for a user whose hash is the $scram-sha-256$ kind.
   std::optional<ScramCredentials> scram_credentials(std::string_view username) const;

@@ -262,8 +262,10 @@ class Reader {
     for (auto&& [key, node] : table) {
       std::string path =
           prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+      // By name, not the binding: clang 14 cannot capture structured bindings.
+      std::string_view name = key.str();
       auto field = std::find_if(fields.begin(), fields.end(),
-                                [&](const Field<S>& f) { return f.name == key.str(); });
+                                [name](const Field<S>& f) { return f.name == name; });
       if (field == fields.end()) unknown_key(key, node, path, fields);
       field->read(*this, out, node, path);
     }
@@ -421,8 +423,10 @@ Field<PendingListener> listener_bool(std::string_view name, bool Listener::*memb
 // A file the listener reads at start (and on SIGHUP): checked now, so a typo fails at load with
 // the line instead of at the first TLS handshake.
 Field<PendingListener> listener_file(std::string_view name, std::string Listener::*member) {
-  return {name, [member](Reader& r, PendingListener& p, const toml::node& n,
-                         const std::string& path) { p.listener.*member = r.readable_file(n, path); }};
+  return {name,
+          [member](Reader& r, PendingListener& p, const toml::node& n, const std::string& path) {
+            p.listener.*member = r.readable_file(n, path);
+          }};
 }
 
 const std::vector<Field<PendingListener>>& listener_fields() {
@@ -482,17 +486,19 @@ void check_listener(Reader& r, const PendingListener& p, int table_line) {
     r.fail(table_line, path + ": tls_cert and tls_key go together (set both or neither)");
   }
   if (!l.tls()) {
-    const char* tls_only[] = {"tls_ca", "require_client_cert", "username_from_cert",
-                              "tls_min_version", "tls_ciphers", "tls_ciphersuites"};
+    const char* tls_only[] = {"tls_ca",          "require_client_cert", "username_from_cert",
+                              "tls_min_version", "tls_ciphers",         "tls_ciphersuites"};
     for (const char* key : tls_only) {
       if (p.keys.count(key)) {
-        r.fail(table_line, path + "." + key + " needs TLS on this listener (set tls_cert and tls_key)");
+        r.fail(table_line,
+               path + "." + key + " needs TLS on this listener (set tls_cert and tls_key)");
       }
     }
   }
   if (l.require_client_cert && l.tls_ca.empty()) {
-    r.fail(table_line, path + ".require_client_cert needs tls_ca (the CAs client certificates "
-                              "are checked against)");
+    r.fail(table_line, path +
+                           ".require_client_cert needs tls_ca (the CAs client certificates "
+                           "are checked against)");
   }
   if (l.username_from_cert && !l.require_client_cert) {
     r.fail(table_line, path + ".username_from_cert needs require_client_cert = true");
@@ -1065,7 +1071,66 @@ Config defaults() {
   return config;
 }
 
+namespace {
+
+// The line of the first non-ASCII byte outside strings and comments, or 0. TOML allows them
+// nowhere else, and toml++ 3.3 (Debian 12) reaches __builtin_unreachable() on some of them
+// (found by fuzz_config), so they are refused before the parser sees them.
+int non_ascii_outside_strings(std::string_view text) {
+  int line = 1;
+  size_t i = 0;
+  // A quote opens a string only where TOML allows one (after '=', '[', ',', '{', '.' or at the
+  // start of a line); elsewhere (`1"x"`) the parser does not see a string either.
+  char prev = '\n';
+  auto starts = [&](std::string_view s) { return text.substr(i, s.size()) == s; };
+  auto string_may_start = [&] {
+    return std::string_view("=[,{.\n").find(prev) != std::string_view::npos;
+  };
+  while (i < text.size()) {
+    char c = text[i];
+    if (c == '\n') {
+      ++line;
+      ++i;
+      prev = '\n';
+    } else if (c == ' ' || c == '\t' || c == '\r') {
+      ++i;
+    } else if (c == '#') {
+      while (i < text.size() && text[i] != '\n')
+        ++i;
+    } else if ((starts("\"\"\"") || starts("'''")) && string_may_start()) {
+      const std::string_view close = text.substr(i, 3);
+      const bool basic = close[0] == '"';
+      i += 3;
+      while (i < text.size() && !starts(close)) {
+        if (text[i] == '\n') ++line;
+        i += (basic && text[i] == '\\') ? 2 : 1;
+      }
+      i += 3;
+      prev = c;
+    } else if ((c == '"' || c == '\'') && string_may_start()) {
+      ++i;
+      while (i < text.size() && text[i] != c && text[i] != '\n') {
+        i += (c == '"' && text[i] == '\\') ? 2 : 1;
+      }
+      ++i;
+      prev = c;
+    } else if (static_cast<unsigned char>(c) >= 0x80) {
+      return line;
+    } else {
+      prev = c;
+      ++i;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
 Config load_string(const std::string& text, const std::string& path) {
+  if (int line = non_ascii_outside_strings(text)) {
+    throw ConfigError(path, line,
+                      "non-ASCII character outside a string or comment (keys are ASCII in TOML)");
+  }
   toml::table root;
 #if TOML_EXCEPTIONS
   try {

@@ -403,3 +403,68 @@ class TunedBroker(Broker):
             with open(os.path.join(self.tmp, "mosquitto.conf"), "a") as f:
                 f.write(self.mosquitto_conf)
         return cmd
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers for tests that read the broker's HTTP API, /metrics and memory use.
+
+def http_get(port, path, timeout=5.0):
+    """GET path on the broker's HTTP port (b.http_port): (status, body bytes)."""
+    import http.client
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def scrape_metrics(http_port):
+    """/metrics as {(name, ((label, value), ...)): float}, labels sorted."""
+    import re
+    status, body = http_get(http_port, "/metrics")
+    if status != 200:
+        raise AssertionError(f"/metrics answered {status}: {body[:200]!r}")
+    out = {}
+    sample = re.compile(r'^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
+    label = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in body.decode().splitlines():
+        m = sample.match(line)
+        if not m or line.startswith("#"):
+            continue
+        labels = tuple(sorted(label.findall(m.group(2) or "")))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric(http_port, name, **labels):
+    """One sample of /metrics (e.g. metric(p, "starling_limit_hits_total", limit="slow_client"));
+    AssertionError if the broker does not export it."""
+    key = (name, tuple(sorted(labels.items())))
+    samples = scrape_metrics(http_port)
+    if key not in samples:
+        raise AssertionError(f"/metrics has no sample {name}{labels}")
+    return samples[key]
+
+
+def rss_mb(pid):
+    """The resident set size of a process (VmRSS), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def wait_until(predicate, timeout, what, interval=0.1):
+    """Polls predicate() until it returns a true value (returned); AssertionError naming `what`
+    after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(interval)

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "app/passwd_command.h"
-#include "auth/base64.h"
 #include "auth/password_file.h"
 #include "auth/password_hash.h"
+#include "http/base64.h"
 
 namespace starling::auth {
 namespace {
@@ -107,7 +107,7 @@ TEST(PasswordHash, CreateRoundTripsEveryKind) {
 }
 
 TEST(PasswordHash, ScramCredentialsMatchRfc7677Inputs) {
-  const std::string salt = *base64_decode("W22ZaJ0SNY7soEsUEjb6gQ==");
+  const std::string salt = *http::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ==");
   const PasswordHash hash =
       PasswordHash::create_with_salt("pencil", HashKind::ScramSha256, 4096, salt);
   const auto credentials = hash.scram_credentials();
@@ -115,8 +115,10 @@ TEST(PasswordHash, ScramCredentialsMatchRfc7677Inputs) {
   // Computed independently (Python's hashlib) from RFC 7677's example inputs.
   EXPECT_EQ(credentials->salt, salt);
   EXPECT_EQ(credentials->iterations, 4096u);
-  EXPECT_EQ(base64_encode(credentials->stored_key), "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=");
-  EXPECT_EQ(base64_encode(credentials->server_key), "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=");
+  EXPECT_EQ(http::base64_encode(credentials->stored_key),
+            "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=");
+  EXPECT_EQ(http::base64_encode(credentials->server_key),
+            "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=");
   EXPECT_EQ(credentials->stored_key.size(), 32u);
   EXPECT_TRUE(hash.verify("pencil"));
   EXPECT_FALSE(hash.verify("pencil2"));

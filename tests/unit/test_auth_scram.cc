@@ -6,10 +6,10 @@
 #include <optional>
 #include <string>
 
-#include "auth/base64.h"
 #include "auth/crypto.h"
 #include "auth/password_file.h"
 #include "auth/scram.h"
+#include "http/base64.h"
 
 namespace starling::auth {
 namespace {
@@ -63,21 +63,21 @@ class ScramClient {
     }
     const std::string& combined = attrs['r'];
     if (!combined.starts_with(nonce_) || combined.size() == nonce_.size()) return std::nullopt;
-    const std::optional<std::string> salt = base64_decode(attrs['s']);
+    const std::optional<std::string> salt = http::base64_decode(attrs['s']);
     if (!salt) return std::nullopt;
     const uint32_t iterations = static_cast<uint32_t>(std::stoul(attrs['i']));
     const std::string salted = pbkdf2_sha256(password_, *salt, iterations, 32);
     const std::string client_key = hmac_sha256(salted, "Client Key");
     const std::string stored_key = sha256(client_key);
-    const std::string without_proof = "c=" + base64_encode(gs2_header_) + ",r=" + combined;
+    const std::string without_proof = "c=" + http::base64_encode(gs2_header_) + ",r=" + combined;
     auth_message_ = bare_ + "," + std::string(server_first) + "," + without_proof;
     const std::string signature = hmac_sha256(stored_key, auth_message_);
     server_key_ = hmac_sha256(salted, "Server Key");
-    return without_proof + ",p=" + base64_encode(xor_bytes(client_key, signature));
+    return without_proof + ",p=" + http::base64_encode(xor_bytes(client_key, signature));
   }
 
   bool server_final_ok(std::string_view server_final) const {
-    return server_final == "v=" + base64_encode(hmac_sha256(server_key_, auth_message_));
+    return server_final == "v=" + http::base64_encode(hmac_sha256(server_key_, auth_message_));
   }
 
  private:
@@ -89,7 +89,7 @@ class ScramClient {
 ScramCredentialLookup rfc_lookup() {
   return [](std::string_view username) -> std::optional<ScramCredentials> {
     if (username != "user") return std::nullopt;
-    return make_scram_credentials("pencil", *base64_decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
+    return make_scram_credentials("pencil", *http::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
   };
 }
 

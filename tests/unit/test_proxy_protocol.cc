@@ -263,7 +263,7 @@ TEST(ProxyProtocol, OutputPassesThrough) {
 TEST(ProxyProtocol, ParseFunction) {
   auto h = parse_proxy_header("PROXY TCP4 1.2.3.4 5.6.7.8 9 10\r\nrest");
   EXPECT_EQ(h.status, ProxyHeader::Status::Done);
-  EXPECT_EQ(h.size, 32u);
+  EXPECT_EQ(h.size, 33u);
   EXPECT_EQ(h.source, "1.2.3.4:9");
   EXPECT_EQ(parse_proxy_header("PROXY TCP4 1.2.3.4").status, ProxyHeader::Status::NeedMore);
   EXPECT_EQ(parse_proxy_header("").status, ProxyHeader::Status::NeedMore);

@@ -451,7 +451,9 @@ TEST(Tls, OutputBeforeHandshakeIsKept) {
     client.step();
     const std::string to_server = client.take_output();
     std::string out;
-    if (!to_server.empty()) ASSERT_TRUE(layer.on_input(to_server, h.up, out)) << layer.error();
+    if (!to_server.empty()) {
+      ASSERT_TRUE(layer.on_input(to_server, h.up, out)) << layer.error();
+    }
     if (client.done()) {
       received += client.decrypt(out);
     } else {

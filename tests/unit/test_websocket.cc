@@ -15,8 +15,10 @@
 namespace starling::net {
 namespace {
 
+using namespace std::string_literals;
+
 constexpr std::string_view kRfcKey = "dGhlIHNhbXBsZSBub25jZQ==";
-constexpr std::string_view kRfcAccept = "s3pPLMBiTxaQ9kYGJRzzZQbK+xo=";
+constexpr std::string_view kRfcAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 std::string request(std::string_view extra_headers = "Sec-WebSocket-Protocol: mqtt\r\n",
                     std::string_view request_line = "GET /mqtt HTTP/1.1",
@@ -188,14 +190,14 @@ TEST(WebSocket, Handshake) {
   EXPECT_EQ(layer.subprotocol(), "mqtt");
   EXPECT_EQ(fed.down,
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGJRzzZQbK+xo=\r\n"
+            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
             "Sec-WebSocket-Protocol: mqtt\r\n\r\n");
   EXPECT_TRUE(fed.up.empty());
 }
 
 TEST(WebSocket, HandshakeByteByByteAndFramesBehind) {
   WsClient client;
-  const std::string bytes = request() + client.encode(WSLAY_BINARY_FRAME, "\xC0\x00");
+  const std::string bytes = request() + client.encode(WSLAY_BINARY_FRAME, "\xC0\x00"s);
   WebSocketLayer layer(WebSocketSettings{});
   Fed fed = feed(layer, bytes, 1);
   ASSERT_TRUE(fed.ok) << layer.error();
@@ -321,7 +323,7 @@ TEST(WebSocket, BinaryMessagesAreAByteStream) {
   const std::string connect("\x10\x02\x00\x00", 4);
   const std::string ping("\xC0\x00", 2);
   std::string bytes = client.encode(WSLAY_BINARY_FRAME, connect + ping);
-  bytes += client.encode(WSLAY_BINARY_FRAME, "\x30\x05\x00");
+  bytes += client.encode(WSLAY_BINARY_FRAME, "\x30\x05\x00"s);
   bytes += client.encode(WSLAY_BINARY_FRAME, std::string("\x01t\x00x", 4));
   Fed fed = feed(*layer, bytes);
   ASSERT_TRUE(fed.ok) << layer->error();
@@ -390,7 +392,8 @@ TEST(WebSocket, CloseHandshake) {
   auto layer = open_layer();
   WsClient client;
   // Data right before the close still goes up.
-  const std::string bytes = client.encode(WSLAY_BINARY_FRAME, "\xE0\x00") + client.close(1000);
+  std::string bytes = client.encode(WSLAY_BINARY_FRAME, "\xE0\x00"s);
+  bytes += client.close(1000);
   Fed fed = feed(*layer, bytes);
   EXPECT_FALSE(fed.ok);
   EXPECT_EQ(layer->error(), "WebSocket closed by peer");
@@ -419,7 +422,7 @@ TEST(WebSocket, UnmaskedFrameRefused) {
 }
 
 TEST(WebSocket, OtherProtocolErrors) {
-  for (const std::string bad : {
+  for (const std::string& bad : {
            frame(WSLAY_CONTINUATION_FRAME, "x"),                                    // no message
            frame(WSLAY_BINARY_FRAME, "a", false) + frame(WSLAY_BINARY_FRAME, "b"),  // no CONT
            frame(0x3, "x"),                                                         // reserved
@@ -469,7 +472,7 @@ TEST(WebSocket, MessageTooBig) {
 TEST(WebSocket, OutputFraming) {
   auto layer = open_layer();
   std::string down;
-  ASSERT_TRUE(layer->on_output("\x20\x03\x00\x00\x00", down));
+  ASSERT_TRUE(layer->on_output("\x20\x03\x00\x00\x00"s, down));
   ASSERT_TRUE(layer->on_output("", down));  // nothing to frame
   const std::string big(70000, 'z');        // a 64-bit length
   ASSERT_TRUE(layer->on_output(big, down));
