@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
   starling::broker::AccessControl access_check;
   try {
     access_check.load(config.auth);
+    starling::net::Server::check_tls(config);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "starling: config error: %s\n", e.what());
     return 2;

@@ -135,6 +135,13 @@ bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet)
   metrics::count_packet_in(header.first_byte >> 4, packet.size());
   std::string_view body = packet.substr(header.header_size);
   const PacketType type = header.type();
+  if (pending_connect_) {
+    // Between CONNECT and CONNACK only the SCRAM exchange's AUTH may come.
+    if (type == PacketType::Auth) return handle_connect_auth(header.flags(), body);
+    refuse_connect(rc::ProtocolError,
+                   "only AUTH may follow a CONNECT under enhanced authentication");
+    return false;
+  }
   if (!connected_) {
     if (type != PacketType::Connect) {
       closing_ = true;
@@ -142,12 +149,6 @@ bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet)
       return false;
     }
     return handle_connect(header.flags(), body);
-  }
-  if (pending_connect_) {
-    // Between CONNECT and CONNACK only the SCRAM exchange's AUTH may come.
-    if (type == PacketType::Auth) return handle_connect_auth(header.flags(), body);
-    refuse_connect(rc::ProtocolError, "only AUTH may follow a CONNECT under enhanced authentication");
-    return false;
   }
   switch (type) {
     case PacketType::Publish:
@@ -307,8 +308,8 @@ Client::AuthResult Client::authenticate(mqtt::Connect& c) {
     }
     username_ = *c.username;
   } else {
-    const bool anonymous_ok = listener ? settings_->allows_anonymous(*listener)
-                                       : settings_->auth.password_file.empty();
+    const bool anonymous_ok =
+        listener ? settings_->allows_anonymous(*listener) : settings_->auth.password_file.empty();
     if (!anonymous_ok) {
       metrics::add(Counter::AuthAnonymousRefused);
       spdlog::info("connect from {} refused: anonymous clients are not allowed on {}",

@@ -65,6 +65,8 @@ class Client {
 
   const SessionPtr& session() const { return session_; }
   bool connected() const { return connected_; }
+  // No CONNECT yet: the next bytes must be one (not during a SCRAM exchange).
+  bool expecting_connect() const { return !connected_ && !pending_connect_; }
   const std::string& client_id() const { return client_id_; }
   // The settings in force when the connection started.
   const config::Config& settings() const { return *settings_; }

@@ -521,6 +521,7 @@ void read_listeners(Reader& r, Document& doc, const toml::node& node) {
     if (name.empty()) r.fail(line_of(key.source()), "a listener needs a non-empty name");
     const toml::table& table = r.table(value, path);
     PendingListener pending{Listener{name, Endpoint{}}, table.source().begin};
+    pending.listener.line.value = line_of(table.source());
     r.read_table<PendingListener>(pending, table, path, listener_fields());
     for (auto&& [k, v] : table)
       pending.keys.insert(std::string(k.str()));

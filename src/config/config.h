@@ -22,6 +22,13 @@ struct Endpoint {
 Endpoint parse_endpoint(const std::string& text);
 std::string to_string(const Endpoint& e);
 
+// Where something was declared in the file, for errors found after loading. Never part of a
+// comparison: moving a table in the file changes nothing.
+struct SourceLine {
+  int value = 0;
+  bool operator==(const SourceLine&) const { return true; }
+};
+
 // [listeners.NAME]: where clients connect and how (TCP or WebSocket, TLS or not).
 struct Listener {
   std::string name;
@@ -34,7 +41,7 @@ struct Listener {
   std::string tls_key;   // PEM: its private key
   std::string tls_ca;    // PEM: CAs that client certificates are verified against
   bool require_client_cert = false;
-  bool username_from_cert = false;     // the client certificate's CN is the user name
+  bool username_from_cert = false;      // the client certificate's CN is the user name
   std::string tls_min_version = "1.2";  // "1.2" | "1.3"
   std::string tls_ciphers;              // TLS 1.2 cipher list (OpenSSL syntax); "": defaults
   std::string tls_ciphersuites;         // TLS 1.3 suites; "": defaults
@@ -43,6 +50,7 @@ struct Listener {
   std::optional<bool> allow_anonymous;
   bool proxy_protocol = false;   // the first bytes are a PROXY protocol v1/v2 header
   uint32_t max_connections = 0;  // on this listener; 0: no limit
+  SourceLine line;               // where [listeners.NAME] is in the file, for errors found later
   bool tls() const { return !tls_cert.empty(); }
   bool operator==(const Listener&) const = default;
 };
@@ -83,7 +91,7 @@ struct Limits {
   uint32_t max_topic_levels = 128;
   uint32_t max_subscriptions_per_client = 0;  // 0: no limit
   uint32_t max_client_id_length = 65535;
-  uint32_t connect_timeout_ms = 10000;  // a CONNECT must arrive within this
+  uint32_t connect_timeout_ms = 10000;           // a CONNECT must arrive within this
   uint32_t max_connections_per_address = 0;      // per source IP address; 0: no limit
   uint32_t max_connection_rate_per_address = 0;  // new connections per second per IP; 0: none
   uint32_t max_publish_rate = 0;  // PUBLISH packets per second per client; 0: no limit

@@ -27,8 +27,8 @@ struct Request;
 
 // What became of a WebSocket upgrade request on the HTTP port.
 struct WebSocketTakeover {
-  bool taken = false;    // the socket is an MQTT connection now: forget it
-  std::string refusal;   // not taken: the whole HTTP response to answer, then close
+  bool taken = false;   // the socket is an MQTT connection now: forget it
+  std::string refusal;  // not taken: the whole HTTP response to answer, then close
 };
 // Called on the HTTP connection's loop (loop_index) with its socket and the upgrade request.
 using WebSocketHandler = std::function<WebSocketTakeover(

@@ -32,7 +32,8 @@ class Admission {
   };
 
   // The socket itself: global and listener limits. Counts it when admitted.
-  Verdict admit_socket(ListenerCount& listener, uint32_t listener_max, const config::Limits& limits);
+  Verdict admit_socket(ListenerCount& listener, uint32_t listener_max,
+                       const config::Limits& limits);
   void release_socket(ListenerCount& listener);
 
   // The source address ("10.0.0.1", "::1"): count and rate. Counts it when admitted. Separate

@@ -72,14 +72,16 @@ bool Connection::admit_address() {
   address_checked_ = true;
   auto& settings = *worker_.broker().settings();
   std::string address = address_of_peer(peer_);
-  auto verdict = worker_.admission().admit_address(address, settings.limits, core::EventLoop::now());
+  auto verdict =
+      worker_.admission().admit_address(address, settings.limits, core::EventLoop::now());
   if (verdict != Admission::Verdict::Admitted) {
     Admission::count(verdict);
     spdlog::debug("connection from {} refused: {}", peer_, Admission::describe(verdict));
     destroy();
     return false;
   }
-  if (settings.limits.max_connections_per_address || settings.limits.max_connection_rate_per_address) {
+  if (settings.limits.max_connections_per_address ||
+      settings.limits.max_connection_rate_per_address) {
     address_ = std::move(address);  // counted: released when this connection goes
   }
   return true;
@@ -92,7 +94,7 @@ broker::Attachment Connection::attachment() const {
 void Connection::update_interest() {
   if (destroyed_) return;
   uint32_t events = EPOLLRDHUP;
-  if (!reading_paused_ && !rate_paused_ && !closing_) events |= EPOLLIN;
+  if (!reading_paused_ && !rate_paused_ && !backlog_paused_ && !closing_) events |= EPOLLIN;
   if (want_write_) events |= EPOLLOUT;
   worker_.loop().modify(fd_, events, this);
 }
@@ -101,7 +103,16 @@ void Connection::on_io(uint32_t events) {
   if (destroyed_) return;
   if (events & EPOLLOUT) write_some();
   if (destroyed_) return;
-  if ((events & EPOLLIN) && !reading_paused_ && !closing_) read_some();
+  if ((events & EPOLLIN) && !reading_paused_ && !closing_) {
+    if (output_backlogged()) {
+      // It sends faster than it reads its answers (PINGRESPs, PUBACKs): stop reading until
+      // the socket takes them, so its answers cannot pile up without bound.
+      backlog_paused_ = true;
+      update_interest();
+    } else {
+      read_some();
+    }
+  }
   if (destroyed_) return;
   if ((events & (EPOLLERR | EPOLLHUP)) || ((events & EPOLLRDHUP) && !(events & EPOLLIN))) {
     destroy();
@@ -233,7 +244,7 @@ size_t Connection::consume_frames(std::string_view data) {
   const auto now = core::EventLoop::now();
   while (!closing_ && !reading_paused_ && !rate_paused_ && !destroyed_ && pos < data.size()) {
     std::string_view available = data.substr(pos);
-    if (!client_.connected() && static_cast<uint8_t>(available[0]) != 0x10) {
+    if (client_.expecting_connect() && static_cast<uint8_t>(available[0]) != 0x10) {
       // Not MQTT (an HTTP request, a TLS hello, garbage): no need to wait for a whole frame.
       client_.on_not_mqtt();
       break;
@@ -317,6 +328,12 @@ void Connection::write_some() {
   const size_t before = *pos;
   SendResult result = send_pending(fd_, *buf, *pos, metrics::Counter::BytesSent);
   if (*pos != before) last_write_progress_ = core::EventLoop::now();
+  if (backlog_paused_ && result != SendResult::Failed && buf->size() - *pos < kMaxUnwritten / 2) {
+    // Half of the backlog went out: read again (a subscriber under a steady stream must
+    // still have its PINGREQs and acks read).
+    backlog_paused_ = false;
+    update_interest();
+  }
   switch (result) {
     case SendResult::Done:
       break;
@@ -339,6 +356,10 @@ void Connection::write_some() {
     update_interest();
   }
   if (closing_) destroy();
+}
+
+bool Connection::output_backlogged() const {
+  return wbuf_.size() - wpos_ + lower_buf_.size() - lower_pos_ >= kMaxUnwritten;
 }
 
 void Connection::close() {
@@ -368,8 +389,9 @@ void Connection::tick(broker::Clock::time_point now) {
     destroy();  // a peer that does not read its last bytes
     return;
   }
-  if (want_write_ && now - last_write_progress_ >
-                        std::chrono::milliseconds(client_.settings().limits.slow_client_timeout_ms)) {
+  if (want_write_ &&
+      now - last_write_progress_ >
+          std::chrono::milliseconds(client_.settings().limits.slow_client_timeout_ms)) {
     // Its output has not moved for that long: it does not read, and what waits for it
     // (buffers, a full queue) would otherwise be held for ever.
     metrics::add(metrics::Counter::LimitSlowClient);

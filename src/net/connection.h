@@ -72,6 +72,8 @@ class Connection final : public core::IoHandler, public broker::Transport {
   // Closing: the layers' own goodbyes (WebSocket close frame, TLS close_notify).
   void say_goodbye();
   bool publish_allowed(broker::Clock::time_point now);
+  // Unwritten bytes past the point where the client's input waits for its output.
+  bool output_backlogged() const;
 
   Worker& worker_;
   int fd_;
@@ -90,7 +92,8 @@ class Connection final : public core::IoHandler, public broker::Transport {
   broker::Clock::time_point last_write_progress_{};
   double publish_tokens_ = 0;
   broker::Clock::time_point publish_refilled_{};
-  bool rate_paused_ = false;  // over [limits] max_publish_rate: resumed by tick
+  bool backlog_paused_ = false;  // output_backlogged(): resumed when the output is written
+  bool rate_paused_ = false;     // over [limits] max_publish_rate: resumed by tick
   std::string rbuf_;
   size_t rpos_ = 0;
   std::string wbuf_;

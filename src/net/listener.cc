@@ -14,7 +14,6 @@
 #include <cstring>
 #include <stdexcept>
 
-
 namespace starling::net {
 
 namespace {
@@ -74,7 +73,7 @@ Listener::Listener(const config::Listener& config, AcceptHandler on_accept)
   }
   const char* what = config.protocol == "http" ? "HTTP"
                      : config.protocol == "ws" ? (config.tls() ? "MQTT over WebSocket+TLS (wss)"
-                                                                : "MQTT over WebSocket (ws)")
+                                                               : "MQTT over WebSocket (ws)")
                      : config.tls()            ? "MQTT over TLS"
                                                : "MQTT";
   spdlog::info("listening for {} on {} ({}{})", what, where, config.name,

@@ -69,6 +69,18 @@ Server::~Server() {
   broker::set_connection_control(nullptr);
 }
 
+void Server::check_tls(const config::Config& config) {
+  for (const auto& l : config.listeners) {
+    if (!l.tls()) continue;
+    try {
+      TlsContext::create(tls_settings(l));
+    } catch (const std::exception& e) {
+      throw config::ConfigError(config.source.empty() ? "command line" : config.source,
+                                l.line.value, "listeners." + l.name + ": " + e.what());
+    }
+  }
+}
+
 void Server::start() {
   for (const auto& l : config_.listeners) {
     auto context = std::make_shared<ListenerContext>();
@@ -96,10 +108,10 @@ void Server::start() {
     // MQTT over WebSocket on the HTTP port (GET /mqtt with Upgrade: websocket).
     http_ws_context_ = std::make_shared<ListenerContext>();
     http_ws_context_->config = config::Listener{"http", config_.http, "ws"};
-    http_->set_websocket_handler([this](int fd, const std::string& peer,
-                                        const http::Request& request, unsigned loop_index) {
-      return take_websocket(fd, peer, request, loop_index);
-    });
+    http_->set_websocket_handler(
+        [this](int fd, const std::string& peer, const http::Request& request, unsigned loop_index) {
+          return take_websocket(fd, peer, request, loop_index);
+        });
     config::Listener l{"http", config_.http, "http"};
     auto listener = std::make_unique<Listener>(
         l, [http = http_.get()](int fd, std::string peer) { http->dispatch(fd, std::move(peer)); });
@@ -138,7 +150,8 @@ void Server::dispatch(int fd, std::string peer, const std::shared_ptr<ListenerCo
 http::WebSocketTakeover Server::take_websocket(int fd, const std::string& peer,
                                                const http::Request& request, unsigned loop_index) {
   auto settings = broker_.settings();
-  WebSocketSettings ws = websocket_settings(http_ws_context_->config, settings->mqtt.max_packet_size);
+  WebSocketSettings ws =
+      websocket_settings(http_ws_context_->config, settings->mqtt.max_packet_size);
   WebSocketUpgrade upgrade = answer_upgrade(request, ws);
   if (!upgrade.accepted) {
     metrics::add(metrics::Counter::WebSocketHandshakeFailures);
@@ -147,9 +160,10 @@ http::WebSocketTakeover Server::take_websocket(int fd, const std::string& peer,
   auto verdict = admission_.admit_socket(http_ws_context_->count, 0, settings->limits);
   if (verdict != Admission::Verdict::Admitted) {
     Admission::count(verdict);
-    return {false, "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-                   "content-length: 71\r\nconnection: close\r\n\r\n"
-                   "{\"error\":\"server_full\",\"message\":\"too many MQTT connections, try later\"}"};
+    return {false,
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+            "content-length: 71\r\nconnection: close\r\n\r\n"
+            "{\"error\":\"server_full\",\"message\":\"too many MQTT connections, try later\"}"};
   }
   std::vector<std::unique_ptr<StreamLayer>> layers;
   layers.push_back(WebSocketLayer::accepted(ws, upgrade.subprotocol));

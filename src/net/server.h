@@ -29,6 +29,10 @@ class Server final : public broker::ConnectionControl {
   Server(const config::Config& config, broker::Broker& broker);
   ~Server() override;
 
+  // Loads every TLS listener's certificate, key and CA files as start() will, so --check-config
+  // and the start fail on unusable ones. Throws config::ConfigError (the listener's line).
+  static void check_tls(const config::Config& config);
+
   // Binds every listener (throws std::runtime_error with the address and reason) and starts
   // the worker threads.
   void start();

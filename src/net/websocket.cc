@@ -254,6 +254,14 @@ struct WebSocketLayer::Callbacks {
   static void frame_start(wslay_event_context_ptr ctx,
                           const wslay_event_on_frame_recv_start_arg* arg, void* user_data) {
     WebSocketLayer& s = self(user_data);
+    if (arg->opcode == WSLAY_TEXT_FRAME) {
+      // MQTT travels in binary frames only; any other data frame closes (MQTT-6.0.0-1).
+      s.data_frame_ = false;
+      s.too_big_ = true;  // nothing more goes up
+      wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA, nullptr, 0);
+      wslay_event_shutdown_read(ctx);
+      return;
+    }
     s.data_frame_ = !wslay_is_ctrl_frame(arg->opcode);
     if (!s.data_frame_) return;
     if (arg->opcode != WSLAY_CONTINUATION_FRAME) s.message_bytes_ = 0;
@@ -383,8 +391,8 @@ bool WebSocketLayer::read_frames(std::string_view in, std::string& up, std::stri
       case WSLAY_CODE_MESSAGE_TOO_BIG:
         return fail("WebSocket message larger than " + std::to_string(settings_.max_message_bytes) +
                     " bytes");
-      case WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA:
-        return fail("WebSocket text message is not UTF-8");
+      case WSLAY_CODE_UNSUPPORTED_DATA:
+        return fail("WebSocket text frame: MQTT travels in binary frames only");
       default:
         return fail("WebSocket protocol error");
     }

@@ -14,11 +14,10 @@ import sys
 import time
 import unittest
 
-from harness import metric, unique, wait_until
-from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBLISH, SUBACK, UNSUBACK, ConnectionClosed,
-                      PINGREQ_BYTES, RawClient, encode_connect,
-                      encode_publish, encode_subscribe, encode_unsubscribe,
-                      encode_varint)
+from harness import metric, rss_mb, unique, wait_until
+from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBLISH, SUBACK, UNSUBACK, PINGREQ_BYTES,
+                      RawClient, encode_connect, encode_publish, encode_subscribe,
+                      encode_unsubscribe, encode_varint)
 import test_limits as limits
 
 RC_PACKET_TOO_LARGE = 0x95
@@ -106,7 +105,6 @@ class HostileTest(limits.LimitTest):
         return rt
 
     def rss(self):
-        from harness import rss_mb
         return rss_mb(self.broker.pid)
 
     def raw(self, source="127.0.0.1"):

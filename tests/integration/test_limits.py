@@ -17,7 +17,7 @@ import unittest
 
 from harness import (HOST, Broker, against_mosquitto, free_port, http_get, metric, unique,
                      wait_until)
-from mqtt_raw import (CONNACK, DISCONNECT, PINGRESP, PUBACK, PUBLISH, ConnectionClosed,
+from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBLISH, ConnectionClosed,
                      PINGREQ_BYTES, RawClient, encode_connect, encode_publish)
 
 RC_TOPIC_FILTER_INVALID = 0x8F

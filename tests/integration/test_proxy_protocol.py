@@ -97,8 +97,8 @@ proxy_protocol = true
 
     def proxied(self, header, client_id=None, pieces=None, version=5, pause=0.05):
         """Sends header then CONNECT, in one write or in the given pieces (byte strings that
-        together are header + CONNECT, written `pause` seconds apart). Returns (client, first answer:
-        a CONNACK, or None when the broker closed the connection without one)."""
+        together are header + CONNECT, written `pause` seconds apart). Returns (client, first
+        answer: a CONNACK, or None when the broker closed the connection without one)."""
         c = self.open_proxied(version)
         connect = encode_connect(client_id or unique("px"), version)
         try:

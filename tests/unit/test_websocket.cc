@@ -331,15 +331,17 @@ TEST(WebSocket, BinaryMessagesAreAByteStream) {
   EXPECT_TRUE(fed.down.empty());
 }
 
-TEST(WebSocket, TextMessagesTolerated) {
+TEST(WebSocket, TextFramesCloseTheConnection) {
+  // MQTT-6.0.0-1: control packets travel in binary frames; any other data frame closes.
   auto layer = open_layer();
   Fed fed = feed(*layer, frame(WSLAY_TEXT_FRAME, "hello"));
-  ASSERT_TRUE(fed.ok) << layer->error();
-  EXPECT_EQ(fed.up, "hello");
-  // But wslay checks that text is UTF-8.
-  Fed bad = feed(*layer, frame(WSLAY_TEXT_FRAME, "\xff\xfe"));
-  EXPECT_FALSE(bad.ok);
-  EXPECT_NE(layer->error().find("UTF-8"), std::string::npos) << layer->error();
+  EXPECT_FALSE(fed.ok);
+  EXPECT_TRUE(fed.up.empty());
+  EXPECT_NE(layer->error().find("binary frames only"), std::string::npos) << layer->error();
+  // The close frame says 1003 (unsupported data).
+  ASSERT_GE(fed.down.size(), 4u);
+  EXPECT_EQ(static_cast<uint8_t>(fed.down[0]), 0x88);
+  EXPECT_EQ(fed.down.substr(2, 2), std::string("\x03\xeb", 2));
 }
 
 TEST(WebSocket, FragmentedMessageWithPingInside) {
