@@ -568,6 +568,10 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
       reason = rc::QuotaExceeded;
       // A PUBREC with an error ends the exchange: the id is free again.
       if (p.qos == 2) forget_inbound_qos2(p.packet_id);
+    } else if (outcome.receivers == 0 && outcome.dropped > 0) {
+      // Every matching session refused it (full queue, too large): say so, on 5.0 at least.
+      reason = rc::QuotaExceeded;
+      if (p.qos == 2) forget_inbound_qos2(p.packet_id);
     } else if (outcome.receivers == 0) {
       reason = rc::NoMatchingSubscribers;
     }

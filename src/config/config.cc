@@ -1080,12 +1080,15 @@ namespace {
 int non_ascii_outside_strings(std::string_view text) {
   int line = 1;
   size_t i = 0;
-  // A quote opens a string only where TOML allows one (after '=', '[', ',', '{', '.' or at the
-  // start of a line); elsewhere (`1"x"`) the parser does not see a string either.
+  // A quote opens a string only where TOML allows one: in a value after '=', '[', ',' or
+  // '{'; in a key at the start of a line or after '[' or '.'. Elsewhere (`1"x"`, `81."x"`)
+  // the parser does not see a string either.
   char prev = '\n';
+  bool in_value = false;  // an '=' was seen on this line
   auto starts = [&](std::string_view s) { return text.substr(i, s.size()) == s; };
   auto string_may_start = [&] {
-    return std::string_view("=[,{.\n").find(prev) != std::string_view::npos;
+    std::string_view allowed = in_value ? "=[,{\n" : "[.\n";
+    return allowed.find(prev) != std::string_view::npos;
   };
   while (i < text.size()) {
     char c = text[i];
@@ -1093,6 +1096,7 @@ int non_ascii_outside_strings(std::string_view text) {
       ++line;
       ++i;
       prev = '\n';
+      in_value = false;
     } else if (c == ' ' || c == '\t' || c == '\r') {
       ++i;
     } else if (c == '#') {
@@ -1118,6 +1122,7 @@ int non_ascii_outside_strings(std::string_view text) {
     } else if (static_cast<unsigned char>(c) >= 0x80) {
       return line;
     } else {
+      if (c == '=') in_value = true;
       prev = c;
       ++i;
     }

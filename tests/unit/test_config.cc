@@ -318,6 +318,8 @@ TEST(ConfigErrors, NonAsciiOutsideStrings) {
   EXPECT_EQ(error_of("threads = 1\nbind = 1\"27.0.0.1:\xCF\xBB"
                      "84\"\n"),
             "t.toml:2: non-ASCII character outside a string or comment (keys are ASCII in TOML)");
+  EXPECT_EQ(error_of("bind = 81.\"x\xEF\xB9\xBF\"\n"),
+            "t.toml:1: non-ASCII character outside a string or comment (keys are ASCII in TOML)");
   EXPECT_EQ(error_of("# caf\xC3\xA9\nthreads = 1\n\xC3\xA9 = 2\n"),
             "t.toml:3: non-ASCII character outside a string or comment (keys are ASCII in TOML)");
   // In strings and comments they are fine.
