@@ -46,16 +46,16 @@ enum class Counter : uint8_t {
   KafkaConsumed,        // records read from Kafka and routed to MQTT
   KafkaConsumeSkipped,  // records that could not become an MQTT message (codec, topic)
   // Limits hit (src/net, src/broker): each refusal or eviction counted by the limit.
-  LimitConnections,             // [limits] max_connections
-  LimitListenerConnections,     // [listeners.NAME] max_connections
-  LimitAddressConnections,      // [limits] max_connections_per_address
-  LimitConnectionRate,          // [limits] max_connection_rate_per_address
-  LimitPacketSize,              // a packet over [mqtt] max_packet_size
-  LimitTopic,                   // a topic over max_topic_length / max_topic_levels
-  LimitSubscriptions,           // a SUBSCRIBE over max_subscriptions_per_client
-  LimitPublishRate,             // a publisher paused by max_publish_rate
-  LimitSlowClient,              // a client evicted because it did not read its output
-  LimitConnectTimeout,          // no CONNECT within connect_timeout_ms
+  LimitConnections,          // [limits] max_connections
+  LimitListenerConnections,  // [listeners.NAME] max_connections
+  LimitAddressConnections,   // [limits] max_connections_per_address
+  LimitConnectionRate,       // [limits] max_connection_rate_per_address
+  LimitPacketSize,           // a packet over [mqtt] max_packet_size
+  LimitTopic,                // a topic over max_topic_length / max_topic_levels
+  LimitSubscriptions,        // a SUBSCRIBE over max_subscriptions_per_client
+  LimitPublishRate,          // a publisher paused by max_publish_rate
+  LimitSlowClient,           // a client evicted because it did not read its output
+  LimitConnectTimeout,       // no CONNECT within connect_timeout_ms
   // Security (src/auth, the stream layers).
   AuthSucceeded,         // clients that proved who they are (password, certificate, SCRAM)
   AuthBadCredentials,    // wrong user name or password, failed SCRAM

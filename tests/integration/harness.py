@@ -457,6 +457,13 @@ def rss_mb(pid):
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
+def sanitized(pid):
+    """True when the process runs under AddressSanitizer (scripts/test.sh's build): its
+    allocator keeps freed memory in quarantine, so RSS says little about the broker's own use."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
 def wait_until(predicate, timeout, what, interval=0.1):
     """Polls predicate() until it returns a true value (returned); AssertionError naming `what`
     after timeout seconds."""

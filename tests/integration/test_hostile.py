@@ -14,7 +14,7 @@ import sys
 import time
 import unittest
 
-from harness import metric, rss_mb, unique, wait_until
+from harness import metric, rss_mb, sanitized, unique, wait_until
 from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBLISH, SUBACK, UNSUBACK, PINGREQ_BYTES,
                       RawClient, encode_connect, encode_publish, encode_subscribe,
                       encode_unsubscribe, encode_varint)
@@ -392,9 +392,11 @@ class ManySubscriptions(HostileTest):
                f"subscribing took {took:.2f}s; round trips meanwhile: {len(during)}, slowest "
                f"{max(during) * 1000:.0f} ms")
         # Bounded: a few KB per subscription at most, and the second 100k reused the memory
-        # the first one gave back instead of adding as much again.
+        # the first one gave back instead of adding as much again. Under ASan the quarantine
+        # holds freed memory, so only the first bound is checked there.
         self.assertLess(rss_peak - rss_before, 300)
-        self.assertLess(rss_end - rss_before, 1.5 * (rss_peak - rss_before) + 20)
+        if not sanitized(self.broker.pid):
+            self.assertLess(rss_end - rss_before, 1.5 * (rss_peak - rss_before) + 20)
 
 
 class NonReadingFlood(HostileTest):
@@ -405,6 +407,9 @@ class NonReadingFlood(HostileTest):
     timeout is left at its default (60 s), as deployed."""
 
     MAX_SENT = 400 << 20
+    # What the broker may read before it stops: its backlog limit (1 MiB of answers), one
+    # read, socket buffers. Far less than this.
+    SENT_LIMIT = 64 << 20
     # 8 MiB of output buffer, 1 MiB taken for writing, socket buffers: far less than this.
     GROWTH_LIMIT_MB = 64
 
@@ -412,6 +417,9 @@ class NonReadingFlood(HostileTest):
         self.start("")
         rt = self.round_tripper()
         rss_before = self.rss()
+        # Under ASan freed memory stays in quarantine: RSS is reported but not judged there;
+        # that the broker stops reading (the bytes it takes are bounded) is judged everywhere.
+        judge_rss = not sanitized(self.broker.pid)
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.connect((limits.HOST, self.port))
@@ -429,14 +437,17 @@ class NonReadingFlood(HostileTest):
             except socket.timeout:
                 pass  # partly sent or not at all: the broker is not reading
             rss_max = max(rss_max, self.rss())
-            if rss_max - rss_before > self.GROWTH_LIMIT_MB:
+            if judge_rss and rss_max - rss_before > self.GROWTH_LIMIT_MB:
                 break
         s.close()
         report(f"non-reading flood: {sent >> 20} MiB sent, broker RSS {rss_before:.1f} MB "
                f"before, {rss_max:.1f} MB at most")
-        self.assertLess(rss_max - rss_before, self.GROWTH_LIMIT_MB,
+        self.assertLess(sent, self.SENT_LIMIT,
                         f"the broker kept reading a client that does not read its answers: "
                         f"{sent >> 20} MiB sent, RSS {rss_max:.0f} MB")
+        if judge_rss:
+            self.assertLess(rss_max - rss_before, self.GROWTH_LIMIT_MB,
+                            f"{sent >> 20} MiB sent, RSS {rss_max:.0f} MB")
         rt.round_trip()
 
     def test_pingreq_flood_without_reading_is_bounded(self):
