@@ -479,6 +479,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
     // Only 5.0 clients know our Receive Maximum; a 3.1.1 client's unreleased ids are bounded
     // by the 65535 packet ids instead.
     if (version_ == Version::V5 && !p.dup && session_->inbound_qos2_count() >= receive_maximum_) {
+      metrics::add(metrics::Counter::LimitReceiveMaximum);
       return fail(rc::ReceiveMaximumExceeded, "more QoS 2 messages in flight than allowed");
     }
     if (!session_->begin_inbound_qos2(p.packet_id)) {

@@ -131,6 +131,8 @@ const char* name(Counter c) {
       return "limit_slow_client";
     case Counter::LimitConnectTimeout:
       return "limit_connect_timeout";
+    case Counter::LimitReceiveMaximum:
+      return "limit_receive_maximum";
     case Counter::AuthSucceeded:
       return "auth_succeeded";
     case Counter::AuthBadCredentials:

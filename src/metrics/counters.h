@@ -55,7 +55,9 @@ enum class Counter : uint8_t {
   LimitSubscriptions,        // a SUBSCRIBE over max_subscriptions_per_client
   LimitPublishRate,          // a publisher paused by max_publish_rate
   LimitSlowClient,           // a client evicted because it did not read its output
-  LimitConnectTimeout,       // no CONNECT within connect_timeout_ms
+  LimitConnectTimeout,
+  LimitReceiveMaximum,  // more inbound QoS 2 in flight than [mqtt] receive_maximum (0x93)       //
+                        // no CONNECT within connect_timeout_ms
   // Security (src/auth, the stream layers).
   AuthSucceeded,         // clients that proved who they are (password, certificate, SCRAM)
   AuthBadCredentials,    // wrong user name or password, failed SCRAM

@@ -198,6 +198,7 @@ std::string render_prometheus(const Gauges& g, const std::string& version) {
       {"max_publish_rate", Counter::LimitPublishRate},
       {"slow_client", Counter::LimitSlowClient},
       {"connect_timeout", Counter::LimitConnectTimeout},
+      {"receive_maximum", Counter::LimitReceiveMaximum},
   };
   for (const auto& [limit, c] : limits) {
     w.sample("limit_hits_total", label("limit", limit), total(c));

@@ -17,7 +17,7 @@ import unittest
 
 from harness import (HOST, Broker, against_mosquitto, free_port, http_get, metric, unique,
                      wait_until)
-from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBLISH, ConnectionClosed,
+from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBLISH, PUBREC, ConnectionClosed,
                      PINGREQ_BYTES, RawClient, encode_connect, encode_publish)
 
 RC_TOPIC_FILTER_INVALID = 0x8F
@@ -138,7 +138,7 @@ class LimitTest(unittest.TestCase):
         names = ("max_connections", "listener_max_connections", "max_connections_per_address",
                  "max_connection_rate_per_address", "max_packet_size", "max_topic",
                  "max_subscriptions_per_client", "max_publish_rate", "slow_client",
-                 "connect_timeout")
+                 "connect_timeout", "receive_maximum")
         return {n: self.hits(n) for n in names}
 
     def dropped(self, reason="queue_full"):
@@ -517,6 +517,20 @@ class PacketLimits(LimitTest):
         self.assertEqual(big_connect.skipped, [])
         self.assertEqual(sub.collect(1.0), [])
         self.assert_hit_deltas(before, {"max_packet_size": 3})
+
+    def test_receive_maximum_counted(self):
+        """[mqtt] receive_maximum = 3: three unreleased QoS 2 PUBLISHes are taken, the fourth
+        gets DISCONNECT 0x93 and is counted receive_maximum."""
+        self.start("[mqtt]\nreceive_maximum = 3\n")
+        topic = unique("rm")
+        before = self.all_hits()
+        c = self.client()
+        for i in range(1, 4):
+            c.send_bytes(encode_publish(topic, b"x", qos=2, packet_id=i))
+            self.assertEqual(c.expect(PUBREC).packet_id, i)
+        c.send_bytes(encode_publish(topic, b"x", qos=2, packet_id=4))
+        self.assertEqual(c.wait_closed(5), 0x93)
+        self.assert_hit_deltas(before, {"receive_maximum": 1})
 
     def test_max_queued_messages_counted(self):
         """max_queued_messages = 5: 8 QoS 1 messages for an offline persistent session keep
