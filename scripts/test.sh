@@ -17,7 +17,7 @@ fi
 
 jobs=$(nproc)
 
-# The fuzzers need clang's libFuzzer; they build only the codec.
+# The fuzzers need clang's libFuzzer; they build only the self-contained parsing libraries.
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSTARLING_FUZZ=ON >/dev/null
 cmake --build build/fuzz -j"$jobs"

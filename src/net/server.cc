@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "http/response.h"
 #include "http/server.h"
 #include "metrics/counters.h"
 #include "net/connection.h"
@@ -160,10 +161,10 @@ http::WebSocketTakeover Server::take_websocket(int fd, const std::string& peer,
   auto verdict = admission_.admit_socket(http_ws_context_->count, 0, settings->limits);
   if (verdict != Admission::Verdict::Admitted) {
     Admission::count(verdict);
-    return {false,
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-            "content-length: 71\r\nconnection: close\r\n\r\n"
-            "{\"error\":\"server_full\",\"message\":\"too many MQTT connections, try later\"}"};
+    std::string refusal;
+    http::serialize(http::json_error(503, "server_full", Admission::describe(verdict)), false,
+                    false, 1, refusal);
+    return {false, std::move(refusal)};
   }
   std::vector<std::unique_ptr<StreamLayer>> layers;
   layers.push_back(WebSocketLayer::accepted(ws, upgrade.subprotocol));
