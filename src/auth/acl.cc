@@ -110,12 +110,7 @@ bool ClientAcl::can_subscribe(std::string_view filter) const {
 }
 
 AclFile AclFile::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw LoadError(path + ": " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw LoadError(path + ": read failed");
-  return parse(text.str(), path);
+  return parse(read_file_text(path), path);
 }
 
 AclFile AclFile::parse(std::string_view text, std::string_view name) {

@@ -12,4 +12,7 @@ class LoadError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A whole file's text. Throws LoadError "path: reason" when it cannot be read.
+std::string read_file_text(const std::string& path);
+
 }  // namespace starling::auth

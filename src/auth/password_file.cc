@@ -23,12 +23,7 @@ bool blank(std::string_view s) {
 }  // namespace
 
 PasswordFile PasswordFile::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw LoadError(path + ": " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw LoadError(path + ": read failed");
-  return parse(text.str(), path);
+  return parse(read_file_text(path), path);
 }
 
 PasswordFile PasswordFile::parse(std::string_view text, std::string_view name) {

@@ -4,8 +4,10 @@
 
 #include <string>
 #include <string_view>
+
 #include <utility>
 #include <vector>
+#include "http/status.h"
 
 namespace starling::http {
 
@@ -19,8 +21,6 @@ struct Response {
 
 Response json_response(int status, std::string body);
 Response json_error(int status, std::string_view code, std::string_view message);
-
-const char* reason_phrase(int status);
 
 // Appends the response to out: status line, Date, Content-Type, Content-Length, Connection
 // when it differs from the HTTP version's default, then the body (not for HEAD).

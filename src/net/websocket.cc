@@ -9,6 +9,7 @@
 
 #include "http/base64.h"
 #include "http/request_parser.h"
+#include "http/status.h"
 #include "http/url.h"
 
 namespace starling::net {
@@ -58,31 +59,6 @@ bool has_token(const http::Request& request, std::string_view name, std::string_
   const auto tokens = header_tokens(request, name);
   return std::any_of(tokens.begin(), tokens.end(),
                      [&](std::string_view t) { return iequals(t, token); });
-}
-
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 101:
-      return "Switching Protocols";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 413:
-      return "Payload Too Large";
-    case 417:
-      return "Expectation Failed";
-    case 426:
-      return "Upgrade Required";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Bad Request";
-  }
 }
 
 // The same codes as the HTTP server's errors.
@@ -139,7 +115,7 @@ WebSocketUpgrade refuse(int status, std::string message, std::string_view extra_
   WebSocketUpgrade answer;
   answer.status = status;
   answer.response =
-      "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) +
+      "HTTP/1.1 " + std::to_string(status) + " " + http::reason_phrase(status) +
       "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\nConnection: close\r\n";
   answer.response += extra_headers;

@@ -314,8 +314,9 @@ TEST(ConfigAuth, AnonymousFollowsThePasswordFile) {
 }
 
 TEST(ConfigErrors, CodePointsTomlPlusPlusCannotRead) {
-  // toml++ 3.3 has undefined behaviour on U+00A1..U+0499 and U+FB76..U+FEFE in several places
-  // (fuzz_config found three): refused anywhere, with the escape to use instead.
+  // toml++ 3.3 has undefined behaviour on U+00A1..U+0499, U+2C5E..U+2FFF, U+3001..U+3057 and
+  // U+FB26..U+FEFE in several places (fuzz_config found four): refused anywhere, with the
+  // escape to use instead.
   EXPECT_EQ(error_of("threads = 1\nbind = 1\"27.0.0.1:\xCF\xBB"
                      "84\"\n"),
             "t.toml:2: character U+03FB cannot be read safely by this build's TOML parser "
@@ -326,6 +327,9 @@ TEST(ConfigErrors, CodePointsTomlPlusPlusCannotRead) {
   EXPECT_EQ(error_of("\nx = \"\"\"a \\\\\\\xEF\xB3\xBF\"\"\"\n"),
             "t.toml:2: character U+FCFF cannot be read safely by this build's TOML parser "
             "(toml++ 3.3); in a string, write it as \\uFCFF");
+  EXPECT_EQ(error_of("\xE2\xBB\xBFnf?j"),
+            "t.toml:1: character U+2EFF cannot be read safely by this build's TOML parser "
+            "(toml++ 3.3); in a string, write it as \\u2EFF");
   // The escape works, and other non-ASCII text (CJK, emoji, U+00A0) is fine.
   EXPECT_EQ(load_string("[storage]\ndir = \"caf\\u00E9\"\n", "t.toml").data_dir, "caf\xC3\xA9");
   EXPECT_EQ(
