@@ -1,10 +1,5 @@
 #include "auth/acl.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
-
 namespace starling::auth {
 namespace {
 

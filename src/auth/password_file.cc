@@ -1,9 +1,5 @@
 #include "auth/password_file.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 namespace starling::auth {
