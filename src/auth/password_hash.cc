@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "auth/crypto.h"
+#include "core/text.h"
 #include "http/base64.h"
 
 namespace starling::auth {
@@ -16,20 +17,6 @@ constexpr size_t kMosquittoSaltBytes = 12;
 constexpr size_t kScramSaltBytes = 16;
 // Generous for any real salt, small enough that a hostile file cannot make hashing costly.
 constexpr size_t kMaxSaltBytes = 256;
-
-std::vector<std::string_view> split_dollar(std::string_view text) {
-  std::vector<std::string_view> fields;
-  size_t start = 0;
-  while (true) {
-    const size_t dollar = text.find('$', start);
-    if (dollar == std::string_view::npos) {
-      fields.push_back(text.substr(start));
-      return fields;
-    }
-    fields.push_back(text.substr(start, dollar - start));
-    start = dollar + 1;
-  }
-}
 
 uint32_t parse_iterations(std::string_view text) {
   uint32_t value = 0;
@@ -98,7 +85,7 @@ ScramCredentials make_scram_credentials(std::string_view password, std::string s
 }
 
 PasswordHash PasswordHash::parse(std::string_view text) {
-  const std::vector<std::string_view> f = split_dollar(text);
+  const std::vector<std::string_view> f = core::split(text, '$');
   // A hash starts with '$', so the first field is always empty.
   if (f.size() < 2 || !f[0].empty()) throw std::invalid_argument("not a '$'-prefixed hash");
   PasswordHash h;

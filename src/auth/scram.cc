@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "auth/crypto.h"
+#include "core/text.h"
 #include "http/base64.h"
 
 namespace starling::auth {
@@ -17,20 +18,6 @@ constexpr size_t kFakeSaltBytes = 16;
 const std::string& process_key() {
   static const std::string key = random_bytes(kKeyBytes);
   return key;
-}
-
-std::vector<std::string_view> split_commas(std::string_view text) {
-  std::vector<std::string_view> fields;
-  size_t start = 0;
-  while (true) {
-    const size_t comma = text.find(',', start);
-    if (comma == std::string_view::npos) {
-      fields.push_back(text.substr(start));
-      return fields;
-    }
-    fields.push_back(text.substr(start, comma - start));
-    start = comma + 1;
-  }
 }
 
 // RFC 5802 saslname: "=2C" is ',', "=3D" is '=', any other '=' or a NUL is invalid.
@@ -117,7 +104,8 @@ ScramStep ScramServer::start(std::string_view client_first) {
     return fail(ScramFailure::Malformed, "invalid-encoding", "bad gs2 channel binding flag");
   }
 
-  const std::vector<std::string_view> fields = split_commas(client_first.substr(second_comma + 1));
+  const std::vector<std::string_view> fields =
+      core::split(client_first.substr(second_comma + 1), ',');
   if (!fields.empty() && fields[0].starts_with("m=")) {
     return fail(ScramFailure::Malformed, "extensions-not-supported", "mandatory extension");
   }
@@ -191,7 +179,7 @@ ScramStep ScramServer::finish(std::string_view client_final) {
   if (!proof || proof->size() != kKeyBytes) {
     return fail(ScramFailure::Malformed, "invalid-encoding", "bad proof encoding");
   }
-  const std::vector<std::string_view> fields = split_commas(without_proof);
+  const std::vector<std::string_view> fields = core::split(without_proof, ',');
   if (fields.size() < 2 || !fields[0].starts_with("c=") || !fields[1].starts_with("r=")) {
     return fail(ScramFailure::Malformed, "invalid-encoding", "client-final needs c= and r=");
   }

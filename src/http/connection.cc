@@ -23,23 +23,6 @@ constexpr size_t kMaxPending = 128;
 constexpr size_t kMaxUnwritten = 1024 * 1024;
 constexpr auto kCloseGrace = std::chrono::seconds(5);
 
-const char* error_code(int status) {
-  switch (status) {
-    case 408:
-      return "request_timeout";
-    case 413:
-      return "payload_too_large";
-    case 417:
-      return "expectation_failed";
-    case 431:
-      return "headers_too_large";
-    case 505:
-      return "http_version_not_supported";
-    default:
-      return "bad_request";
-  }
-}
-
 ParseLimits limits_of(const config::HttpSettings& s) {
   return ParseLimits{s.max_header_bytes, static_cast<size_t>(s.max_body_bytes)};
 }

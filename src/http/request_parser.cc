@@ -2,7 +2,7 @@
 
 #include <http_parser.h>
 
-#include <algorithm>
+#include "core/text.h"
 
 namespace starling::http {
 
@@ -10,11 +10,6 @@ namespace {
 
 char lower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == y; });
 }
 
 }  // namespace
@@ -104,7 +99,7 @@ struct RequestParser::Callbacks {
     }
     const std::string* expect = r.header("expect");
     if (expect && r.version_minor >= 1) {
-      if (!iequals(*expect, "100-continue")) {
+      if (!core::iequals(*expect, "100-continue")) {
         s.fail(417, "unsupported Expect header");
         return -1;
       }

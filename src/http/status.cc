@@ -53,4 +53,29 @@ const char* reason_phrase(int status) {
   }
 }
 
+const char* error_code(int status) {
+  switch (status) {
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not_found";
+    case 405:
+      return "method_not_allowed";
+    case 408:
+      return "request_timeout";
+    case 413:
+      return "payload_too_large";
+    case 417:
+      return "expectation_failed";
+    case 426:
+      return "upgrade_required";
+    case 431:
+      return "headers_too_large";
+    case 505:
+      return "http_version_not_supported";
+    default:
+      return "bad_request";
+  }
+}
+
 }  // namespace starling::http

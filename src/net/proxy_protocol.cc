@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/text.h"
+
 namespace starling::net {
 
 namespace {
@@ -58,17 +60,6 @@ std::optional<uint16_t> parse_port(std::string_view text) {
   return static_cast<uint16_t>(value);
 }
 
-std::vector<std::string_view> split_spaces(std::string_view line) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  for (;;) {
-    size_t space = line.find(' ', start);
-    parts.push_back(line.substr(start, space - start));
-    if (space == std::string_view::npos) return parts;
-    start = space + 1;
-  }
-}
-
 ProxyHeader parse_v1(std::string_view data) {
   const size_t window = std::min(data.size(), kMaxProxyV1Bytes);
   const size_t eol = data.substr(0, window).find_first_of("\r\n");
@@ -91,7 +82,7 @@ ProxyHeader parse_v1(std::string_view data) {
     return failed("PROXY v1 header longer than " + std::to_string(kMaxProxyV1Bytes) + " bytes");
   }
 
-  const auto parts = split_spaces(data.substr(kV1Prefix.size(), eol - kV1Prefix.size()));
+  const auto parts = core::split(data.substr(kV1Prefix.size(), eol - kV1Prefix.size()), ' ');
   // The balancer could not tell the addresses: whatever follows UNKNOWN is to be ignored.
   if (parts[0] == "UNKNOWN") return done(size, std::nullopt);
   int family;

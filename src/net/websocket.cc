@@ -7,6 +7,7 @@
 #include <cstring>
 #include <optional>
 
+#include "core/text.h"
 #include "http/base64.h"
 #include "http/request_parser.h"
 #include "http/status.h"
@@ -20,14 +21,7 @@ constexpr std::string_view kAcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 // The MQTT side writes nothing before CONNECT; this only guards against a runaway writer.
 constexpr size_t kMaxEarlyOutput = 1024 * 1024;
 
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return lower(x) == lower(y); });
-}
+using core::iequals;
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
@@ -61,30 +55,6 @@ bool has_token(const http::Request& request, std::string_view name, std::string_
                      [&](std::string_view t) { return iequals(t, token); });
 }
 
-// The same codes as the HTTP server's errors.
-const char* error_code(int status) {
-  switch (status) {
-    case 403:
-      return "forbidden";
-    case 404:
-      return "not_found";
-    case 405:
-      return "method_not_allowed";
-    case 413:
-      return "payload_too_large";
-    case 417:
-      return "expectation_failed";
-    case 426:
-      return "upgrade_required";
-    case 431:
-      return "headers_too_large";
-    case 505:
-      return "http_version_not_supported";
-    default:
-      return "bad_request";
-  }
-}
-
 void append_json_string(std::string_view text, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
@@ -107,7 +77,7 @@ void append_json_string(std::string_view text, std::string& out) {
 // A refusal: a small HTTP response with the JSON error body, after which the connection closes.
 WebSocketUpgrade refuse(int status, std::string message, std::string_view extra_headers = {}) {
   std::string body = "{\"error\":\"";
-  body += error_code(status);
+  body += http::error_code(status);
   body += "\",\"message\":";
   append_json_string(message, body);
   body += "}";
