@@ -1,7 +1,5 @@
 #include "net/admission.h"
 
-#include <algorithm>
-
 #include "metrics/counters.h"
 
 namespace starling::net {
@@ -37,21 +35,10 @@ Admission::Verdict Admission::admit_address(const std::string& address,
   if (now - last_prune_ > std::chrono::seconds(10) || addresses_.size() > 100000) {
     prune(now, limits);
   }
-  auto [it, fresh] = addresses_.try_emplace(address);
-  PerAddress& a = it->second;
-  if (rate != 0) {
-    // A bucket of one second's worth: bursts up to the rate, then the rate.
-    if (fresh) {
-      a.tokens = rate;
-    } else {
-      double elapsed = std::chrono::duration<double>(now - a.refilled).count();
-      a.tokens = std::min<double>(rate, a.tokens + elapsed * rate);
-    }
-    a.refilled = now;
-    if (a.tokens < 1) return Verdict::AddressRate;
-  }
+  PerAddress& a = addresses_[address];
+  if (rate != 0 && !a.connects.available(rate, now)) return Verdict::AddressRate;
   if (max_open != 0 && a.open >= max_open) return Verdict::AddressFull;
-  if (rate != 0) a.tokens -= 1;
+  if (rate != 0) a.connects.take();
   ++a.open;
   return Verdict::Admitted;
 }
@@ -64,12 +51,10 @@ void Admission::release_address(const std::string& address) {
 
 void Admission::prune(Clock::time_point now, const config::Limits& limits) {
   last_prune_ = now;
-  const double rate = limits.max_connection_rate_per_address;
+  const uint32_t rate = limits.max_connection_rate_per_address;
   for (auto it = addresses_.begin(); it != addresses_.end();) {
     const PerAddress& a = it->second;
-    double elapsed = std::chrono::duration<double>(now - a.refilled).count();
-    bool refilled = rate == 0 || a.tokens + elapsed * rate >= rate;
-    if (a.open == 0 && refilled) {
+    if (a.open == 0 && (rate == 0 || a.connects.full_at(rate, now))) {
       it = addresses_.erase(it);
     } else {
       ++it;

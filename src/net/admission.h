@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "config/config.h"
+#include "core/token_bucket.h"
 
 namespace starling::net {
 
@@ -53,8 +54,7 @@ class Admission {
  private:
   struct PerAddress {
     uint32_t open = 0;
-    double tokens = 0;  // connection-rate bucket
-    Clock::time_point refilled{};
+    core::TokenBucket connects;  // max_connection_rate_per_address
   };
   // Forgets addresses with nothing open whose bucket is full again, so a scan of many source
   // addresses does not grow the table without end.

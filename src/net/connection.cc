@@ -271,17 +271,10 @@ size_t Connection::consume_frames(std::string_view data) {
 bool Connection::publish_allowed(broker::Clock::time_point now) {
   const uint32_t rate = client_.settings().limits.max_publish_rate;
   if (rate == 0) return true;
-  // A bucket of one second's worth of publishes; an empty bucket pauses reading (TCP pushes
-  // back on the publisher) until the next tick, nothing is dropped.
-  if (publish_refilled_ == broker::Clock::time_point{}) {
-    publish_tokens_ = rate;
-  } else {
-    double elapsed = std::chrono::duration<double>(now - publish_refilled_).count();
-    publish_tokens_ = std::min<double>(rate, publish_tokens_ + elapsed * rate);
-  }
-  publish_refilled_ = now;
-  if (publish_tokens_ >= 1) {
-    publish_tokens_ -= 1;
+  // An empty bucket pauses reading (TCP pushes back on the publisher) until the next tick;
+  // nothing is dropped.
+  if (publishes_.available(rate, now)) {
+    publishes_.take();
     return true;
   }
   if (!rate_paused_) {
@@ -300,8 +293,7 @@ void Connection::flush() {
   if (destroyed_) return;
   client_.release_held_acks();  // acknowledgements the Kafka bridge released (sync mode)
   if (destroyed_) return;
-  const size_t unwritten = wbuf_.size() - wpos_ + lower_buf_.size() - lower_pos_;
-  if (client_.session() && client_.connected() && unwritten < kMaxUnwritten) {
+  if (client_.session() && client_.connected() && unwritten() < kMaxUnwritten) {
     if (wpos_ > 0) {
       wbuf_.erase(0, wpos_);
       wpos_ = 0;
@@ -328,7 +320,7 @@ void Connection::write_some() {
   const size_t before = *pos;
   SendResult result = send_pending(fd_, *buf, *pos, metrics::Counter::BytesSent);
   if (*pos != before) last_write_progress_ = core::EventLoop::now();
-  if (backlog_paused_ && result != SendResult::Failed && buf->size() - *pos < kMaxUnwritten / 2) {
+  if (backlog_paused_ && result != SendResult::Failed && unwritten() < kMaxUnwritten / 2) {
     // Half of the backlog went out: read again (a subscriber under a steady stream must
     // still have its PINGREQs and acks read).
     backlog_paused_ = false;
@@ -359,7 +351,7 @@ void Connection::write_some() {
 }
 
 bool Connection::output_backlogged() const {
-  return wbuf_.size() - wpos_ + lower_buf_.size() - lower_pos_ >= kMaxUnwritten;
+  return unwritten() >= kMaxUnwritten;
 }
 
 void Connection::close() {

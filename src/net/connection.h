@@ -12,6 +12,7 @@
 
 #include "broker/client.h"
 #include "core/event_loop.h"
+#include "core/token_bucket.h"
 #include "net/listener_context.h"
 #include "net/stream_layer.h"
 
@@ -74,6 +75,8 @@ class Connection final : public core::IoHandler, public broker::Transport {
   bool publish_allowed(broker::Clock::time_point now);
   // Unwritten bytes past the point where the client's input waits for its output.
   bool output_backlogged() const;
+  // Bytes taken for the socket and not written yet (before and after the layers).
+  size_t unwritten() const { return wbuf_.size() - wpos_ + lower_buf_.size() - lower_pos_; }
 
   Worker& worker_;
   int fd_;
@@ -90,8 +93,7 @@ class Connection final : public core::IoHandler, public broker::Transport {
   std::string lower_buf_;  // encoded bytes for the socket (with layers only)
   size_t lower_pos_ = 0;
   broker::Clock::time_point last_write_progress_{};
-  double publish_tokens_ = 0;
-  broker::Clock::time_point publish_refilled_{};
+  core::TokenBucket publishes_;  // [limits] max_publish_rate
   bool backlog_paused_ = false;  // output_backlogged(): resumed when the output is written
   bool rate_paused_ = false;     // over [limits] max_publish_rate: resumed by tick
   std::string rbuf_;
