@@ -176,8 +176,7 @@ bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet)
     case PacketType::Connect:
       return fail(rc::ProtocolError, "second CONNECT on a connection");
     case PacketType::Auth:
-      if (version_ != Version::V5) return fail(rc::MalformedPacket, "AUTH before MQTT 5.0");
-      return fail(rc::ProtocolError, "AUTH without an authentication method");
+      return handle_reauth(header.flags(), body);
     default:
       return fail(rc::MalformedPacket, "packet type not allowed from a client");
   }
@@ -267,23 +266,13 @@ Client::AuthResult Client::authenticate(mqtt::Connect& c) {
                                : "enhanced authentication needs [auth] password_file");
       return AuthResult::Refused;
     }
-    scram_ = std::make_unique<auth::ScramServer>(
-        [passwords](std::string_view user) { return passwords->scram_credentials(user); });
-    auth::ScramStep step = scram_->start(c.properties.authentication_data.value_or(""));
-    if (!step.ok()) {
+    if (std::string error;
+        !start_scram(passwords, method, c.properties.authentication_data.value_or(""), error)) {
       metrics::add(Counter::AuthBadCredentials);
-      spdlog::info("connect from {} refused: SCRAM: {}", transport_.peer(), step.error);
+      spdlog::info("connect from {} refused: SCRAM: {}", transport_.peer(), error);
       refuse_connect(rc::NotAuthorized, "SCRAM-SHA-256 exchange failed");
       return AuthResult::Refused;
     }
-    mqtt::Auth challenge;
-    challenge.reason_code = rc::ContinueAuthentication;
-    challenge.properties.authentication_method = method;
-    challenge.properties.authentication_data = std::move(step.message);
-    std::string bytes;
-    mqtt::encode_auth(challenge, bytes);
-    transport_.send(bytes);
-    metrics::count_packet_out(15);
     return AuthResult::Pending;
   }
 
@@ -321,16 +310,20 @@ Client::AuthResult Client::authenticate(mqtt::Connect& c) {
   return authorize(c) ? AuthResult::Accepted : AuthResult::Refused;
 }
 
-bool Client::authorize(const mqtt::Connect& c) {
+void Client::compile_acl() {
   auto acl_file = broker_.access().acl();
   if (!acl_file) {
     acl_.reset();
-    return true;
+    return;
   }
   std::optional<std::string_view> user;
   if (!username_.empty()) user = username_;
   acl_ = std::make_shared<const auth::ClientAcl>(acl_file->compile_for(user, client_id_));
-  if (c.will && !acl_->can_publish(c.will->topic)) {
+}
+
+bool Client::authorize(const mqtt::Connect& c) {
+  compile_acl();
+  if (c.will && acl_ && !acl_->can_publish(c.will->topic)) {
     metrics::add(metrics::Counter::AclDeniedPublish);
     refuse_connect(rc::NotAuthorized, "the ACL does not allow the will topic");
     return false;
@@ -370,8 +363,84 @@ bool Client::handle_connect_auth(uint8_t flags, std::string_view body) {
   return finish_connect(*c, pending_assigned_id_, std::move(auth_props));
 }
 
+bool Client::start_scram(std::shared_ptr<const auth::PasswordFile> passwords,
+                         const std::string& method, std::string_view client_first,
+                         std::string& error) {
+  // The exchange holds the file it started with: a reload meanwhile does not change the keys.
+  scram_ = std::make_unique<auth::ScramServer>(
+      [passwords = std::move(passwords)](std::string_view user) {
+        return passwords->scram_credentials(user);
+      });
+  auth::ScramStep step = scram_->start(client_first);
+  if (!step.ok()) {
+    scram_.reset();
+    error = std::move(step.error);
+    return false;
+  }
+  send_auth(rc::ContinueAuthentication, method, std::move(step.message));
+  return true;
+}
+
+void Client::send_auth(uint8_t reason_code, const std::string& method, std::string data) {
+  mqtt::Auth a;
+  a.reason_code = reason_code;
+  a.properties.authentication_method = method;
+  a.properties.authentication_data = std::move(data);
+  std::string bytes;
+  mqtt::encode_auth(a, bytes);
+  transport_.send(bytes);
+  metrics::count_packet_out(15);
+}
+
+// Section 4.12.1: a client that authenticated with a method may prove itself again at any time
+// (AUTH 0x19, then the same exchange as at CONNECT); other packets keep flowing under the
+// previous authentication meanwhile. A failure ends the connection with 0x87.
+bool Client::handle_reauth(uint8_t flags, std::string_view body) {
+  mqtt::Auth a;
+  if (mqtt::Status st = mqtt::decode_auth(flags, body, version_, a); !st.ok()) {
+    return fail(st.code, st.message);
+  }
+  if (auth_method_.empty()) return fail(rc::ProtocolError, "AUTH without enhanced authentication");
+  if (a.properties.authentication_method != auth_method_) {
+    return fail(rc::ProtocolError, "AUTH must keep the CONNECT's authentication method");
+  }
+  const std::string data = a.properties.authentication_data.value_or("");
+  if (a.reason_code == rc::ReAuthenticate) {
+    if (scram_) return fail(rc::ProtocolError, "re-authentication already under way");
+    auto passwords = broker_.access().passwords();
+    std::string error = "no password file";
+    if (!passwords || !start_scram(std::move(passwords), auth_method_, data, error)) {
+      return reauth_failed(error);
+    }
+    return true;
+  }
+  if (a.reason_code != rc::ContinueAuthentication || !scram_) {
+    return fail(rc::ProtocolError, "AUTH outside a re-authentication");
+  }
+  auth::ScramStep step = scram_->finish(data);
+  scram_.reset();
+  if (!step.ok()) return reauth_failed(step.error);
+  // The session, its subscriptions and its ACL belong to the user who connected.
+  if (step.username != username_) return reauth_failed("a different user name");
+  metrics::add(metrics::Counter::AuthSucceeded);
+  // Rules reloaded since the CONNECT apply from here.
+  compile_acl();
+  if (session_) session_->set_read_acl(readable_acl());
+  send_auth(rc::Success, auth_method_, std::move(step.message));
+  return true;
+}
+
+bool Client::reauth_failed(const std::string& why) {
+  metrics::add(metrics::Counter::AuthBadCredentials);
+  spdlog::info("client '{}' ({}): re-authentication failed: {}", client_id_, transport_.peer(),
+               why);
+  disconnect(rc::NotAuthorized, "re-authentication failed");
+  return false;
+}
+
 bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties props) {
   const auto& mqtt_cfg = settings_->mqtt;
+  auth_method_ = c.properties.authentication_method.value_or("");
 
   // Keep-alive: lowered to our maximum (announced as Server Keep Alive on 5.0).
   keep_alive_ = c.keep_alive;
@@ -400,13 +469,13 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
     caps.maximum_packet_size = c.properties.maximum_packet_size.value_or(0);
     caps.topic_alias_maximum = c.properties.topic_alias_maximum.value_or(0);
   }
+  caps.read_acl = readable_acl();
   const DeliveryLimits limits = broker_.delivery_limits();
 
   auto opened = broker_.open_session(client_id_, c.clean_start, expiry, transport_.attachment(),
                                      caps, limits);
   session_ = opened.session;
   session_->set_peer(transport_.peer());  // shown by the HTTP API
-  session_->set_read_acl(acl_ && !acl_->reads_everything() ? acl_ : nullptr);
   if (opened.taken_over) {
     if (auto* control = connection_control())
       control->kick(opened.taken_over, rc::SessionTakenOver);

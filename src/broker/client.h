@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "auth/acl.h"
+#include "auth/password_file.h"
 #include "auth/scram.h"
 #include "broker/broker.h"
 #include "broker/session.h"
@@ -82,8 +83,22 @@ class Client {
   bool finish_connect(mqtt::Connect& c, bool assigned_id, mqtt::Properties auth_props);
   // The ACL for the authenticated client; refuses (0x87) a will it may not publish.
   bool authorize(const mqtt::Connect& c);
+  // Compiles the ACL ([auth] acl_file as loaded now) for the authenticated client.
+  void compile_acl();
+  // The ACL for per-message read checks: null when it reads everything (no check needed).
+  std::shared_ptr<const auth::ClientAcl> readable_acl() const {
+    return acl_ && !acl_->reads_everything() ? acl_ : nullptr;
+  }
   // An AUTH packet during the CONNECT's SCRAM exchange.
   bool handle_connect_auth(uint8_t flags, std::string_view body);
+  // SCRAM-SHA-256 from the client-first message: the server-first goes out in an AUTH 0x18.
+  // False (error says why, nothing sent) when the message is unusable.
+  bool start_scram(std::shared_ptr<const auth::PasswordFile> passwords, const std::string& method,
+                   std::string_view client_first, std::string& error);
+  void send_auth(uint8_t reason_code, const std::string& method, std::string data);
+  // An AUTH packet once connected: re-authentication (section 4.12.1).
+  bool handle_reauth(uint8_t flags, std::string_view body);
+  bool reauth_failed(const std::string& why);
   bool handle_publish(const mqtt::FrameHeader& header, std::string_view packet,
                       std::string_view body);
   bool handle_ack(mqtt::PacketType type, uint8_t flags, std::string_view body);
@@ -126,7 +141,10 @@ class Client {
   std::string username_;
   // What the client may publish and subscribe to ([auth] acl_file); null: anything.
   std::shared_ptr<const auth::ClientAcl> acl_;
-  // A CONNECT waiting for the client's AUTH (SCRAM-SHA-256), and the exchange.
+  // The CONNECT's Authentication Method (empty: none); re-authentication must use it.
+  std::string auth_method_;
+  // A CONNECT waiting for the client's AUTH (SCRAM-SHA-256), and the exchange (also while a
+  // connected client re-authenticates).
   std::unique_ptr<mqtt::Connect> pending_connect_;
   bool pending_assigned_id_ = false;
   std::unique_ptr<auth::ScramServer> scram_;

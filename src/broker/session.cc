@@ -57,7 +57,7 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
                                PublishBatch* durable) {
   WakeAfterUnlock waker;
   std::lock_guard lock(mutex_);
-  if (read_acl_ && !read_acl_->can_read(d.message->topic)) {
+  if (!caps_.may_read(d.message->topic)) {
     metrics::add(metrics::Counter::AclDeniedRead);
     return DeliverResult::Denied;
   }
@@ -259,6 +259,7 @@ Attachment Session::attach(Attachment link, const ClientCapabilities& caps,
   Attachment previous = link_;
   link_ = link;
   caps_ = caps;
+  drop_unreadable_locked();
   version_hint_.store(caps.version, std::memory_order_relaxed);
   limits_ = limits;
   out_.clear();
@@ -382,6 +383,12 @@ void Session::refill(Clock::time_point now) {
     d.retain = r.retain;
     d.subscription_ids = std::move(r.subscription_ids);
     if (!r.share_group.empty()) d.share = std::make_shared<const std::string>(r.share_group);
+    if (!caps_.may_read(d.message->topic)) {  // queued under other rules
+      metrics::add(metrics::Counter::AclDeniedRead);
+      erase_record_locked(d);
+      queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(d));
+      continue;
+    }
     queue_.push_back(std::move(d));
   }
   spilled_ -= std::min(spilled_, loaded);
@@ -541,7 +548,23 @@ size_t Session::inflight_count() {
 
 void Session::set_read_acl(std::shared_ptr<const auth::ClientAcl> acl) {
   std::lock_guard lock(mutex_);
-  read_acl_ = std::move(acl);
+  caps_.read_acl = std::move(acl);
+  drop_unreadable_locked();
+}
+
+void Session::drop_unreadable_locked() {
+  if (!caps_.read_acl) return;
+  // Messages queued while no rules or other rules were in force (an offline session restored
+  // after a restart, or before a re-authentication) leave the queue if the client may not
+  // read them; spilled ones are checked as they are read back (refill).
+  auto denied = [this](const Delivery& d) {
+    if (caps_.may_read(d.message->topic)) return false;
+    metrics::add(metrics::Counter::AclDeniedRead);
+    queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(d));
+    erase_record_locked(d);
+    return true;
+  };
+  queue_.erase(std::remove_if(queue_.begin(), queue_.end(), denied), queue_.end());
 }
 
 void Session::set_peer(std::string peer) {

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -52,6 +53,11 @@ struct ClientCapabilities {
   uint16_t receive_maximum = 65535;
   uint32_t maximum_packet_size = 0;  // 0: no limit
   uint16_t topic_alias_maximum = 0;
+  // And what it may read ([auth] acl_file); null: everything. Set with the connection so that
+  // no delivery slips in between under no rules.
+  std::shared_ptr<const auth::ClientAcl> read_acl;
+
+  bool may_read(std::string_view topic) const { return !read_acl || read_acl->can_read(topic); }
 };
 
 using ShareKey = std::shared_ptr<const std::string>;  // "$share/group/filter"
@@ -203,7 +209,8 @@ class Session {
 
   // --- Views (HTTP API) -------------------------------------------------------------------
   void set_peer(std::string peer);
-  // What the attached client may read ([auth] acl_file); null: everything.
+  // New read rules for the attached client (re-authentication); null: everything. Queued
+  // messages it may no longer read are dropped.
   void set_read_acl(std::shared_ptr<const auth::ClientAcl> acl);
   SessionInfo info();
   Attachment link() const;
@@ -214,6 +221,7 @@ class Session {
   bool write_publish_locked(const Delivery& d, uint16_t packet_id, bool dup, Clock::time_point now);
   void write_pubrel_locked(uint16_t packet_id);
   void release_waiters_locked();
+  void drop_unreadable_locked();
   bool persistent_locked() const { return store_ && expiry_interval_ > 0; }
   store::QueuedRecord record_locked(const Delivery& d, store::QueueState state, uint16_t packet_id,
                                     Clock::time_point now) const;
@@ -232,7 +240,6 @@ class Session {
   const std::string client_id_;
   std::atomic<mqtt::Version> version_hint_{mqtt::Version::V311};
   mutable std::mutex mutex_;
-  std::shared_ptr<const auth::ClientAcl> read_acl_;  // by mutex_
   Attachment link_;
   bool wake_pending_ = false;
   std::string out_;

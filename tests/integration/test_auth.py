@@ -31,6 +31,7 @@ from mqtt_raw import (AUTH, CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
 RC_SUCCESS = 0x00
 RC_NO_MATCHING_SUBSCRIBERS = 0x10
 RC_CONTINUE_AUTHENTICATION = 0x18
+RC_REAUTHENTICATE = 0x19
 RC_PROTOCOL_ERROR = 0x82
 RC_BAD_USERNAME_OR_PASSWORD = 0x86
 RC_NOT_AUTHORIZED = 0x87
@@ -204,7 +205,7 @@ class ScramClient:
 def scram_connect(port, user, password, client_id=None, tamper_nonce=False):
     """Runs the SCRAM exchange over raw MQTT 5. Returns (client, client_state, auth, connack):
     auth is the broker's AUTH packet (or None if it answered CONNACK at once)."""
-    c = RawClient(port, 5)
+    c = Raw(port, 5)
     s = ScramClient(user, password)
     c.send(encode_connect(client_id or unique("scram"), properties={
         "authentication_method": SCRAM, "authentication_data": s.client_first()}))
@@ -503,7 +504,7 @@ class ScramClientSelfCheck(unittest.TestCase):
         self.assertEqual(s.expected_server_final, "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
 
 
-class Scram(RawTestCase):
+class ScramTestCase(RawTestCase):
     """A password file with SCRAM entries (`starling passwd --scram`) and one $7$ entry."""
 
     @classmethod
@@ -529,6 +530,9 @@ class Scram(RawTestCase):
         c, s, auth, ack = scram_connect(self.port, user, password, **kw)
         self.addCleanup(c.close)
         return c, s, auth, ack
+
+
+class Scram(ScramTestCase):
 
     def test_passwd_scram_writes_rfc5802_keys(self):
         """The --scram line is $scram-sha-256$<i>$<salt>$<StoredKey>$<ServerKey> with keys
@@ -635,6 +639,144 @@ class Scram(RawTestCase):
             key("starling_auth_total", result="bad_credentials"): 1,
             key("starling_auth_total", result="method_refused"): 1,
         })
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-authentication (MQTT 5.0 section 4.12.1)
+
+def start_reauth(c, user, password, method=SCRAM):
+    """Sends AUTH 0x19 with a client-first message; returns the client's SCRAM state."""
+    s = ScramClient(user, password)
+    c.send(encode_auth(RC_REAUTHENTICATE, {"authentication_method": method,
+                                           "authentication_data": s.client_first()}))
+    return s
+
+
+def continue_reauth(test, c, s):
+    """Answers the broker's AUTH 0x18 (server-first) with the client-final message."""
+    challenge = c.expect(AUTH)
+    test.assertEqual(challenge.reason_code, RC_CONTINUE_AUTHENTICATION, challenge)
+    test.assertEqual(challenge.properties.get("authentication_method"), SCRAM)
+    final = s.client_final(challenge.properties["authentication_data"])
+    c.send(encode_auth(RC_CONTINUE_AUTHENTICATION, {"authentication_method": SCRAM,
+                                                    "authentication_data": final}))
+
+
+class Reauthentication(ScramTestCase):
+    """A client connected with SCRAM-SHA-256 proves itself again without reconnecting."""
+
+    def test_reauthentication_twice_while_messages_flow(self):
+        """AUTH 0x19 (client-first) -> AUTH 0x18 (server-first) -> AUTH 0x18 (client-final)
+        -> AUTH 0x00 whose data is the server-final we computed. A message published to itself
+        between the steps is delivered meanwhile (the exchange does not stop the session),
+        and a second re-authentication works as well."""
+        c, _, _, ack = self.scram("sam", "s3cret pw")
+        self.assertEqual(ack.reason_code, RC_SUCCESS)
+        topic = unique("reauth/t")
+        self.assertEqual(c.subscribe([(topic, 0)]).reason_codes, [0])
+        before = metrics(self.broker.http_port)
+        for round_ in range(2):
+            s = start_reauth(c, "sam", "s3cret pw")
+            c.publish(topic, f"during {round_}".encode())
+            continue_reauth(self, c, s)
+            done = c.expect(AUTH)
+            self.assertEqual(done.reason_code, RC_SUCCESS, done)
+            self.assertEqual(done.properties.get("authentication_method"), SCRAM)
+            self.assertEqual(done.properties.get("authentication_data"),
+                             s.expected_server_final.encode())
+            m = c.expect(PUBLISH)
+            self.assertEqual((m.topic, m.payload), (topic, f"during {round_}".encode()))
+        c.publish(topic, b"after")
+        self.assertEqual(c.expect(PUBLISH).payload, b"after")
+        assert_metric_deltas(self, self.broker.http_port, before,
+                             {key("starling_auth_total", result="success"): 2})
+
+    def test_wrong_password_disconnects_with_0x87(self):
+        """[MQTT-4.12.1-2] A failed re-authentication: DISCONNECT 0x87, then the broker closes;
+        the failure is counted."""
+        c, _, _, _ = self.scram("sam", "s3cret pw")
+        before = metrics(self.broker.http_port)
+        continue_reauth(self, c, start_reauth(c, "sam", "s3cret pW"))
+        self.assertEqual(c.wait_closed(5), RC_NOT_AUTHORIZED)
+        assert_metric_deltas(self, self.broker.http_port, before,
+                             {key("starling_auth_total", result="bad_credentials"): 1})
+
+    def test_another_user_is_refused(self):
+        """Re-authenticating as a different user, with that user's right password, is refused
+        (0x87): the session and its ACL belong to the user who connected."""
+        c, _, _, _ = self.scram("sam", "s3cret pw")
+        continue_reauth(self, c, start_reauth(c, "it5k", "five thousand"))
+        self.assertEqual(c.wait_closed(5), RC_NOT_AUTHORIZED)
+
+    def test_protocol_errors(self):
+        """Protocol Error (0x82) for: AUTH 0x19 from a client that connected with a password,
+        a different Authentication Method [MQTT-4.12.1-1], AUTH 0x18 with no re-authentication
+        under way, and a second AUTH 0x19 before the first one finished."""
+        plain = self.connect(5, user="sam", password="s3cret pw")
+        start_reauth(plain, "sam", "s3cret pw")
+        self.assertEqual(plain.wait_closed(5), RC_PROTOCOL_ERROR)
+
+        other_method, _, _, _ = self.scram("sam", "s3cret pw")
+        start_reauth(other_method, "sam", "s3cret pw", method="SCRAM-SHA-1")
+        self.assertEqual(other_method.wait_closed(5), RC_PROTOCOL_ERROR)
+
+        unasked, _, _, _ = self.scram("sam", "s3cret pw")
+        unasked.send(encode_auth(RC_CONTINUE_AUTHENTICATION, {"authentication_method": SCRAM,
+                                                             "authentication_data": b"c=biws"}))
+        self.assertEqual(unasked.wait_closed(5), RC_PROTOCOL_ERROR)
+
+        twice, _, _, _ = self.scram("sam", "s3cret pw")
+        start_reauth(twice, "sam", "s3cret pw")
+        self.assertEqual(twice.expect(AUTH).reason_code, RC_CONTINUE_AUTHENTICATION)
+        start_reauth(twice, "sam", "s3cret pw")
+        self.assertEqual(twice.wait_closed(5), RC_PROTOCOL_ERROR)
+
+
+class ReauthenticationAfterReload(RawTestCase):
+
+    def test_rotated_password_and_acl_apply_on_reauthentication(self):
+        """Credentials rotate without reconnecting. sam may read a/#; then the password file
+        gets a new password and the ACL takes reading a/# away and gives b/#, and SIGHUP
+        reloads both. On one connection re-authenticating with the old password fails (0x87);
+        on another the new password passes, after which the new rules hold: b/# may be
+        subscribed, and a/x, published before a marker, is no longer delivered to its a/#
+        subscription while the marker is."""
+        self.broker = b = Broker()
+        self.addCleanup(b.cleanup)
+        pw = os.path.join(b.tmp, "passwd")
+        acl = write(os.path.join(b.tmp, "acl"),
+                    "user sam\ntopic readwrite a/#\ntopic readwrite marker/#\n")
+        self.assertEqual(starling_passwd("-c", "-b", "--scram", pw, "sam", "old pw").returncode, 0)
+        b.config_text = f'[auth]\npassword_file = "{pw}"\nacl_file = "{acl}"\n'
+        b.start()
+        self.port = b.port
+
+        def scram(password):
+            c, _, _, ack = scram_connect(self.port, "sam", password)
+            self.addCleanup(c.close)
+            self.assertEqual(ack.reason_code, RC_SUCCESS, ack)
+            return c
+
+        stays, leaves = scram("old pw"), scram("old pw")
+        self.assertEqual(stays.subscribe([("a/#", 0), ("marker/#", 0), ("b/#", 0)]).reason_codes,
+                         [0, 0, RC_NOT_AUTHORIZED])
+
+        self.assertEqual(starling_passwd("-b", "--scram", pw, "sam", "new pw").returncode, 0)
+        write(acl + ".new",
+              "user sam\ntopic write a/#\ntopic readwrite b/#\ntopic readwrite marker/#\n")
+        os.replace(acl + ".new", acl)
+        self.assertEqual(sighup(b), "reloaded")
+
+        continue_reauth(self, leaves, start_reauth(leaves, "sam", "old pw"))
+        self.assertEqual(leaves.wait_closed(5), RC_NOT_AUTHORIZED)
+
+        continue_reauth(self, stays, start_reauth(stays, "sam", "new pw"))
+        self.assertEqual(stays.expect(AUTH).reason_code, RC_SUCCESS)
+        self.assertEqual(stays.subscribe([("b/#", 0)]).reason_codes, [0])
+        publisher = self.connect(5, user="sam", password="new pw")
+        publisher.publish("a/x", b"no longer readable")
+        publisher.publish("marker/m", b"marker")
+        self.assertEqual(self.publishes_until(stays, "marker/m"), [("marker/m", b"marker")])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -937,6 +1079,49 @@ class AclReload(RawTestCase):
         kept = self.connect(user="alice", password="alice-pw")
         self.assertEqual(kept.subscribe([("alice/#", 0), ("bob/#", 0)]).reason_codes,
                          [RC_NOT_AUTHORIZED, 0])
+
+
+class AclAfterRestart(RawTestCase):
+
+    def test_read_rules_apply_to_messages_queued_while_the_broker_had_no_rules_for_them(self):
+        """sam may read a/# except a/secret/#. Its persistent session (a/#, QoS 1) survives a
+        restart with nobody connected, so the broker has not compiled sam's rules when a/secret/x
+        and then a/ok are published and queued. When sam reconnects it gets a/ok and never
+        a/secret/x: the queue is checked against the rules at CONNECT (and counted)."""
+        self.broker = b = Broker(http=True)
+        self.addCleanup(b.cleanup)
+        pw = os.path.join(b.tmp, "passwd")
+        acl = write(os.path.join(b.tmp, "acl"), "user sam\ntopic read a/#\n"
+                    "topic deny a/secret/#\nuser pub\ntopic write a/#\n")
+        for user in ("sam", "pub"):
+            args = ("-c",) if user == "sam" else ()
+            self.assertEqual(starling_passwd(*args, "-b", pw, user, f"{user}-pw").returncode, 0)
+        b.config_text = f'[auth]\npassword_file = "{pw}"\nacl_file = "{acl}"\n'
+        b.start()
+        self.port = b.port
+
+        sam = self.client()
+        ack = sam.connect("sam-device", clean_start=True, username="sam", password="sam-pw",
+                          properties={"session_expiry_interval": 3600})
+        self.assertEqual(ack.reason_code, RC_SUCCESS)
+        self.assertEqual(sam.subscribe([("a/#", 1)]).reason_codes, [1])
+        sam.disconnect()
+        b.restart()
+        self.port = b.port
+
+        before = metrics(b.http_port)
+        pub = self.connect(user="pub", password="pub-pw")
+        for topic in ("a/secret/x", "a/ok"):
+            pub.publish(topic, topic.encode(), qos=1)
+            self.assertEqual(pub.expect(PUBACK).reason_code, RC_SUCCESS)
+
+        again = self.client()
+        ack = again.connect("sam-device", clean_start=False, username="sam", password="sam-pw",
+                            properties={"session_expiry_interval": 3600})
+        self.assertEqual((ack.reason_code, ack.session_present), (RC_SUCCESS, True))
+        self.assertEqual(self.publishes_until(again, "a/ok"), [("a/ok", b"a/ok")])
+        assert_metric_deltas(self, b.http_port, before,
+                             {key("starling_acl_denied_total", action="read"): 1})
 
 
 class AnonymousReload(RawTestCase):
