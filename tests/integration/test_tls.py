@@ -28,6 +28,7 @@ from harness import HOST, Broker, MqttClient, free_port, unique, wait_for_port
 from mqtt_raw import (CONNACK, PINGRESP, PUBLISH, ConnectionClosed, RawClient, encode_connect)
 from test_auth import (assert_metric_deltas, key, metrics, run_until_exit, sighup,
                        starling_passwd, write)
+from test_bench_counts import run_bench
 from tls_certs import make_leaf, make_pki
 
 RC_NOT_AUTHORIZED = 0x87
@@ -322,6 +323,32 @@ class TlsListener(unittest.TestCase):
         c = self.connected(self.chacha_port)
         self.assertEqual(c.sock.version(), "TLSv1.3")
         self.assertEqual(c.sock.cipher()[0], "TLS_CHACHA20_POLY1305_SHA256")
+
+    def test_bench_over_tls_counts_every_message(self):
+        """starling-bench --tls (verifying against the test CA) runs a QoS 1 fan-out through
+        the TLS listener: every message reaches every subscriber, none lost or duplicated, and
+        the report names the negotiated protocol. Trusting the other CA fails the run with
+        OpenSSL's verification error."""
+        prefix = unique("tlsbench")
+        status, report, stderr = run_bench([
+            "fanout", "--port", str(self.tls_port), "--tls", "--tls-ca", self.pki.ca_cert,
+            "--publishers", "2", "--subscribers", "3", "--count", "200", "--rate", "400",
+            "--qos", "1", "--warmup", "0", "--duration", "20", "--drain", "5",
+            "--topic-prefix", prefix, "--threads", "2"])
+        self.assertEqual(status, 0, f"bench failed: {report and report['error']} {stderr}")
+        self.assertTrue(report["ok"], report["error"])
+        self.assertEqual(report["config"]["transport"], "tls")
+        self.assertTrue(report["config"]["tls"].startswith("TLSv1.3 "), report["config"])
+        self.assertEqual(report["sent_total"], 400)
+        self.assertEqual(report["received_total"], 1200)
+        self.assertEqual((report["lost"], report["duplicates"]), (0, 0))
+
+        status, report, stderr = run_bench([
+            "pairs", "--port", str(self.tls_port), "--tls", "--tls-ca", self.pki.other_ca_cert,
+            "--pairs", "1", "--count", "10", "--duration", "5", "--warmup", "0",
+            "--connect-timeout", "5"])
+        self.assertNotEqual(status, 0)
+        self.assertIn("certificate verify failed", report["error"] if report else stderr)
 
 
 class MutualTls(unittest.TestCase):

@@ -332,7 +332,17 @@ void ClientLoop::on_event(Client& c, uint32_t events) {
     if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c);
     return;
   }
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_from(c);
+  if (c.state_ == Client::State::TlsHandshake) {
+    continue_handshake(c);
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    if (c.tls_) {
+      read_tls(c);
+    } else {
+      read_from(c);
+    }
+  }
   if (c.state_ == Client::State::Closed) return;
   if ((events & EPOLLOUT) && c.want_write_) {
     c.want_write_ = false;
@@ -351,6 +361,35 @@ void ClientLoop::on_connected(Client& c) {
     client_failed(c, "connect to " + opts_.target + ": " + errno_text(err));
     return;
   }
+  if (opts_.tls) {
+    c.tls_ = std::make_unique<TlsStream>(*opts_.tls, c.fd_);
+    c.state_ = Client::State::TlsHandshake;
+    continue_handshake(c);
+    return;
+  }
+  send_connect(c);
+}
+
+void ClientLoop::continue_handshake(Client& c) {
+  switch (c.tls_->handshake()) {
+    case TlsStream::Io::Done:
+      if (stats_.tls.empty()) stats_.tls = c.tls_->description();
+      send_connect(c);
+      flush(c);
+      return;
+    case TlsStream::Io::WantRead:
+    case TlsStream::Io::WantWrite:
+      return;  // edge-triggered on both: the next event continues
+    case TlsStream::Io::Closed:
+      client_failed(c, "TLS handshake with " + opts_.target + ": the broker closed the connection");
+      return;
+    case TlsStream::Io::Failed:
+      client_failed(c, "TLS handshake with " + opts_.target + ": " + c.tls_->error());
+      return;
+  }
+}
+
+void ClientLoop::send_connect(Client& c) {
   c.state_ = Client::State::AwaitConnack;
   mqtt::Connect connect;
   connect.version = opts_.version;
@@ -394,6 +433,60 @@ void ClientLoop::read_from(Client& c) {
         c, errno == ECONNRESET ? "broker reset the connection" : "recv: " + errno_text(errno));
     return;
   }
+}
+
+void ClientLoop::read_tls(Client& c) {
+  size_t want = kInitialRead;
+  for (;;) {
+    char* p = c.in_.prepare(want);
+    size_t n = 0;
+    switch (c.tls_->read(p, c.in_.free_space(), n)) {
+      case TlsStream::Io::Done: {
+        c.in_.commit(n);
+        const uint64_t now = now_ns();
+        c.last_recv_ns_ = now;
+        size_t need = 0;
+        if (!handle_frames(c, now, need)) return;
+        // A record at a time: read on until the socket is empty, whatever the count.
+        want = std::max(need, kInitialRead);
+        continue;
+      }
+      case TlsStream::Io::WantRead:
+        return;
+      case TlsStream::Io::WantWrite:
+        c.want_write_ = true;  // the next EPOLLOUT writes; reading resumes with new input
+        return;
+      case TlsStream::Io::Closed:
+        client_failed(c, "broker closed the connection");
+        return;
+      case TlsStream::Io::Failed:
+        client_failed(c, "TLS: " + c.tls_->error());
+        return;
+    }
+  }
+}
+
+bool ClientLoop::write_tls(Client& c, bool& wrote) {
+  while (c.out_off_ < c.out_.size()) {
+    size_t n = 0;
+    switch (c.tls_->write(c.out_.data() + c.out_off_, c.out_.size() - c.out_off_, n)) {
+      case TlsStream::Io::Done:
+        c.out_off_ += n;
+        wrote = true;
+        continue;
+      case TlsStream::Io::WantRead:
+      case TlsStream::Io::WantWrite:
+        c.want_write_ = true;
+        return true;
+      case TlsStream::Io::Closed:
+        client_failed(c, "broker closed the connection");
+        return false;
+      case TlsStream::Io::Failed:
+        client_failed(c, "TLS: " + c.tls_->error());
+        return false;
+    }
+  }
+  return true;
 }
 
 bool ClientLoop::handle_frames(Client& c, uint64_t now, size_t& need) {
@@ -690,11 +783,13 @@ void ClientLoop::flush_dirty() {
 
 void ClientLoop::flush(Client& c) {
   // Connecting: CONNECT waits for the connect to complete. want_write_: wait for EPOLLOUT.
-  if (c.want_write_ || c.state_ == Client::State::Closed || c.state_ == Client::State::Connecting) {
+  if (c.want_write_ || c.state_ == Client::State::Closed || c.state_ == Client::State::Connecting ||
+      c.state_ == Client::State::TlsHandshake) {
     return;
   }
   bool wrote = false;
-  while (c.out_off_ < c.out_.size()) {
+  if (c.tls_ && !write_tls(c, wrote)) return;
+  while (!c.tls_ && c.out_off_ < c.out_.size()) {
     const ssize_t n =
         ::send(c.fd_, c.out_.data() + c.out_off_, c.out_.size() - c.out_off_, MSG_NOSIGNAL);
     if (n > 0) {
@@ -752,7 +847,12 @@ void ClientLoop::close_all() {
       std::string bye;
       mqtt::encode_disconnect(mqtt::Disconnect{}, opts_.version, bye);
       if (c.out_off_ == c.out_.size()) {
-        [[maybe_unused]] ssize_t n = ::send(c.fd_, bye.data(), bye.size(), MSG_NOSIGNAL);
+        if (c.tls_) {
+          size_t n = 0;
+          c.tls_->write(bye.data(), bye.size(), n);
+        } else {
+          [[maybe_unused]] ssize_t n = ::send(c.fd_, bye.data(), bye.size(), MSG_NOSIGNAL);
+        }
       }
     }
     ::close(c.fd_);

@@ -22,6 +22,7 @@
 
 #include "mqtt/packet.h"
 #include "stats.h"
+#include "tls_stream.h"
 
 namespace starling::bench {
 
@@ -106,6 +107,8 @@ struct LoopOptions {
   // than overflowing its listen backlog into 1 s SYN retransmits.
   double connect_rate = 0;
   uint32_t max_connecting = 256;
+  // --tls: every connection runs TLS over its socket; null: plain TCP.
+  std::shared_ptr<TlsClientContext> tls;
 };
 
 // Resolves host (127.0.0.1, ::1 or localhost only) and port into opts. False with a message
@@ -163,7 +166,7 @@ class InputBuffer {
 
 class Client {
  public:
-  enum class State : uint8_t { Connecting, AwaitConnack, AwaitSuback, Ready, Closed };
+  enum class State : uint8_t { Connecting, TlsHandshake, AwaitConnack, AwaitSuback, Ready, Closed };
 
   const ClientSpec& spec() const { return spec_; }
   uint32_t tag() const { return spec_.tag; }
@@ -186,6 +189,7 @@ class Client {
   ClientSpec spec_;
   int fd_ = -1;
   State state_ = State::Connecting;
+  std::unique_ptr<TlsStream> tls_;  // --tls
   InputBuffer in_;
   std::string out_;
   size_t out_off_ = 0;
@@ -303,7 +307,13 @@ class ClientLoop {
   void became_ready(Client& c, uint64_t now);
   void on_event(Client& c, uint32_t events);
   void on_connected(Client& c);
+  void continue_handshake(Client& c);
+  void send_connect(Client& c);
   void read_from(Client& c);
+  // read_from for --tls: decrypted bytes until the socket has no more.
+  void read_tls(Client& c);
+  // Writes c's output through TLS; false when c failed.
+  bool write_tls(Client& c, bool& wrote);
   bool handle_frames(Client& c, uint64_t now, size_t& need);
   bool handle_packet(Client& c, uint8_t first_byte, std::string_view body, uint64_t now);
   void mark_dirty(Client& c);

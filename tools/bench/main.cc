@@ -101,6 +101,13 @@ void add_common_options(CLI::App& app, CommonOptions& o, std::string& version, u
       ->capture_default_str();
   app.add_option("--session-expiry", o.session_expiry,
                  "MQTT 5 Session Expiry Interval, seconds: persistent sessions (0: clean)");
+  app.add_flag("--tls", o.tls, "Connect with TLS (--port is then the broker's TLS listener)");
+  app.add_option("--tls-ca", o.tls_ca,
+                 "PEM CA file to verify the broker's certificate (default: not verified)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-min-version", o.tls_min_version, "Lowest TLS version: 1.2 or 1.3")
+      ->check(CLI::IsMember({"1.2", "1.3"}))
+      ->capture_default_str();
   app.add_option("--keep-alive", o.keep_alive, "MQTT keep-alive, seconds (0: off)")
       ->capture_default_str();
   app.add_option("--topic-prefix", o.topic_prefix, "First topic level of every bench topic")

@@ -32,6 +32,9 @@ struct CommonOptions {
   double connect_rate = 0;        // new connections per second over all threads; 0: unpaced
   uint32_t max_connecting = 256;  // connects in progress at once, over all threads; 0: no cap
   uint16_t keep_alive = 60;
+  bool tls = false;    // connect with TLS (the broker's TLS listener as --port)
+  std::string tls_ca;  // verify the broker's certificate against these; empty: no
+  std::string tls_min_version = "1.2";
   uint32_t session_expiry = 0;  // 5.0 Session Expiry Interval of every client (persistent)
   std::string topic_prefix = "bench";
   int broker_pid = 0;  // sample this process's CPU and RSS during the window

@@ -144,8 +144,9 @@ void print_text(const Report& r, std::FILE* out) {
     std::fprintf(out, "%s %" PRId64 ", ", key.c_str(), value);
   std::fprintf(out, "QoS %u", o.qos);
   if (o.sub_qos != o.qos) std::fprintf(out, " (subscriptions QoS %u)", o.sub_qos);
-  std::fprintf(out, ", %u B payload, MQTT %s, %u threads, %zu clients\n", o.payload,
-               version_name(o.version), r.threads, r.clients);
+  std::fprintf(out, ", %u B payload, MQTT %s", o.payload, version_name(o.version));
+  if (o.tls) std::fprintf(out, " over %s", t.tls.empty() ? "TLS" : t.tls.c_str());
+  std::fprintf(out, ", %u threads, %zu clients\n", r.threads, r.clients);
   std::fprintf(out, "window %.1f s (warmup %.1f s, drain up to %.1f s), ", o.duration_s, o.warmup_s,
                o.drain_s);
   if (!r.schedule.empty()) {
@@ -285,6 +286,8 @@ void write_json(Json& j, const Report& r) {
   j.field("sub_qos", static_cast<unsigned>(o.sub_qos));
   j.field("payload", o.payload);
   j.field("mqtt_version", version_name(o.version));
+  j.field("transport", o.tls ? "tls" : "tcp");
+  if (o.tls) j.field("tls", t.tls);
   j.field("duration_s", o.duration_s);
   j.field("warmup_s", o.warmup_s);
   j.field("drain_s", o.drain_s);

@@ -102,6 +102,10 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
   loop_opts.session_expiry = opts.session_expiry;
   loop_opts.max_inflight = opts.max_inflight;
   if (!resolve_loopback(opts.host, opts.port, loop_opts, report.error)) return false;
+  if (opts.tls) {
+    loop_opts.tls = TlsClientContext::create(opts.tls_ca, opts.tls_min_version, report.error);
+    if (!loop_opts.tls) return false;
+  }
   report.target = loop_opts.target;
 
   std::unique_ptr<ProcSampler> sampler;

@@ -28,6 +28,7 @@ void ThreadStats::merge_counters(ThreadStats& o) {
     first_connect_ns = o.first_connect_ns;
   }
   last_ready_ns = std::max(last_ready_ns, o.last_ready_ns);
+  if (tls.empty()) tls = o.tls;
 }
 
 }  // namespace starling::bench

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -129,6 +130,7 @@ struct ThreadStats {
   uint64_t connected = 0;
   uint64_t first_connect_ns = 0;
   uint64_t last_ready_ns = 0;
+  std::string tls;  // --tls: the protocol and cipher a connection negotiated
 
   // The loop thread's own CPU over the measurement window.
   double cpu_user_s = 0;
