@@ -850,6 +850,7 @@ void ClientLoop::close_all() {
         if (c.tls_) {
           size_t n = 0;
           c.tls_->write(bye.data(), bye.size(), n);
+          c.tls_->close_notify();
         } else {
           [[maybe_unused]] ssize_t n = ::send(c.fd_, bye.data(), bye.size(), MSG_NOSIGNAL);
         }

@@ -125,6 +125,11 @@ TlsStream::Io TlsStream::write(const char* p, size_t length, size_t& n) {
   return outcome(ret);
 }
 
+void TlsStream::close_notify() {
+  if (ssl_ != nullptr && SSL_is_init_finished(ssl_)) SSL_shutdown(ssl_);
+  ERR_clear_error();
+}
+
 std::string TlsStream::description() const {
   const char* cipher = SSL_get_cipher_name(ssl_);
   return std::string(SSL_get_version(ssl_)) + " " + (cipher ? cipher : "?");

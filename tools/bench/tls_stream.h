@@ -46,6 +46,10 @@ class TlsStream {
   Io read(char* p, size_t room, size_t& n);
   Io write(const char* p, size_t length, size_t& n);
 
+  // Best effort, never blocking: a close_notify alert, so the broker sees a clean end rather
+  // than an unexpected EOF.
+  void close_notify();
+
   const std::string& error() const { return error_; }
   std::string description() const;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"
 
