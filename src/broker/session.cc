@@ -383,12 +383,7 @@ void Session::refill(Clock::time_point now) {
     d.retain = r.retain;
     d.subscription_ids = std::move(r.subscription_ids);
     if (!r.share_group.empty()) d.share = std::make_shared<const std::string>(r.share_group);
-    if (!caps_.may_read(d.message->topic)) {  // queued under other rules
-      metrics::add(metrics::Counter::AclDeniedRead);
-      erase_record_locked(d);
-      queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(d));
-      continue;
-    }
+    if (drop_if_unreadable_locked(d)) continue;  // queued under other rules
     queue_.push_back(std::move(d));
   }
   spilled_ -= std::min(spilled_, loaded);
@@ -557,14 +552,17 @@ void Session::drop_unreadable_locked() {
   // Messages queued while no rules or other rules were in force (an offline session restored
   // after a restart, or before a re-authentication) leave the queue if the client may not
   // read them; spilled ones are checked as they are read back (refill).
-  auto denied = [this](const Delivery& d) {
-    if (caps_.may_read(d.message->topic)) return false;
-    metrics::add(metrics::Counter::AclDeniedRead);
-    queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(d));
-    erase_record_locked(d);
-    return true;
-  };
-  queue_.erase(std::remove_if(queue_.begin(), queue_.end(), denied), queue_.end());
+  queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
+                              [this](const Delivery& d) { return drop_if_unreadable_locked(d); }),
+               queue_.end());
+}
+
+bool Session::drop_if_unreadable_locked(const Delivery& d) {
+  if (caps_.may_read(d.message->topic)) return false;
+  metrics::add(metrics::Counter::AclDeniedRead);
+  queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(d));
+  erase_record_locked(d);
+  return true;
 }
 
 void Session::set_peer(std::string peer) {

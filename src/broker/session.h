@@ -222,6 +222,8 @@ class Session {
   void write_pubrel_locked(uint16_t packet_id);
   void release_waiters_locked();
   void drop_unreadable_locked();
+  // A queued message the client may not read: counted, its record erased; true if dropped.
+  bool drop_if_unreadable_locked(const Delivery& d);
   bool persistent_locked() const { return store_ && expiry_interval_ > 0; }
   store::QueuedRecord record_locked(const Delivery& d, store::QueueState state, uint16_t packet_id,
                                     Clock::time_point now) const;

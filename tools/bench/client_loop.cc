@@ -466,6 +466,29 @@ void ClientLoop::read_tls(Client& c) {
   }
 }
 
+bool ClientLoop::write_plain(Client& c, bool& wrote) {
+  while (c.out_off_ < c.out_.size()) {
+    const ssize_t n =
+        ::send(c.fd_, c.out_.data() + c.out_off_, c.out_.size() - c.out_off_, MSG_NOSIGNAL);
+    if (n > 0) {
+      c.out_off_ += static_cast<size_t>(n);
+      wrote = true;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      c.want_write_ = true;
+      return true;
+    }
+    const int err = errno;
+    const bool closed = err == EPIPE || err == ECONNRESET;
+    client_failed(c, std::string(closed ? "broker closed the connection (" : "(") +
+                         "send: " + errno_text(err) + ")");
+    return false;
+  }
+  return true;
+}
+
 bool ClientLoop::write_tls(Client& c, bool& wrote) {
   while (c.out_off_ < c.out_.size()) {
     size_t n = 0;
@@ -788,26 +811,7 @@ void ClientLoop::flush(Client& c) {
     return;
   }
   bool wrote = false;
-  if (c.tls_ && !write_tls(c, wrote)) return;
-  while (!c.tls_ && c.out_off_ < c.out_.size()) {
-    const ssize_t n =
-        ::send(c.fd_, c.out_.data() + c.out_off_, c.out_.size() - c.out_off_, MSG_NOSIGNAL);
-    if (n > 0) {
-      c.out_off_ += static_cast<size_t>(n);
-      wrote = true;
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      c.want_write_ = true;
-      break;
-    }
-    const int err = errno;
-    const bool closed = err == EPIPE || err == ECONNRESET;
-    client_failed(c, std::string(closed ? "broker closed the connection (" : "(") +
-                         "send: " + errno_text(err) + ")");
-    return;
-  }
+  if (!(c.tls_ ? write_tls(c, wrote) : write_plain(c, wrote))) return;
   if (c.out_off_ == c.out_.size()) {
     c.out_.clear();  // keeps the capacity: steady state appends never allocate
     c.out_off_ = 0;

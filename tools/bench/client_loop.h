@@ -312,7 +312,9 @@ class ClientLoop {
   void read_from(Client& c);
   // read_from for --tls: decrypted bytes until the socket has no more.
   void read_tls(Client& c);
-  // Writes c's output through TLS; false when c failed.
+  // Write c's output to the socket, plain or through TLS, until it is all taken or the socket
+  // is full (want_write_); false when c failed.
+  bool write_plain(Client& c, bool& wrote);
   bool write_tls(Client& c, bool& wrote);
   bool handle_frames(Client& c, uint64_t now, size_t& need);
   bool handle_packet(Client& c, uint8_t first_byte, std::string_view body, uint64_t now);
