@@ -6,7 +6,7 @@ set -euo pipefail
 build_packages=(cmake g++ make pkg-config libspdlog-dev libfmt-dev libtomlplusplus-dev
   libcli11-dev librocksdb-dev libhttp-parser-dev nlohmann-json3-dev librdkafka-dev libavro-dev
   libcurl4-openssl-dev libssl-dev libwslay-dev)
-test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
+test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev clang-format
   python3 python3-paho-mqtt mosquitto-clients python3-prometheus-client curl kcat
   python3-avro nodejs chromium mosquitto openssl)
 

@@ -5,6 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/deps.sh build
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSTARLING_TESTS=OFF >/dev/null
-cmake --build build/release --target starling -j"$(nproc)"
+./scripts/build-release.sh starling
 exec ./build/release/starling "$@"

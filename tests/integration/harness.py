@@ -6,14 +6,58 @@ describes the spec and not our own implementation.
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import unittest
 
 HOST = "127.0.0.1"
+
+# CI (the CI service sets CI; .ci/run sets it too): scripts/deps.sh installs every tool the
+# tests use, so a test that skips for a missing tool hides a gap instead of testing it.
+IN_CI = bool(os.environ.get("CI"))
+
+
+class SkipAccountingResult(unittest.TextTestResult):
+    """Writes every skip to $STARLING_SKIP_LOG (scripts/test.sh counts them) and, in CI, records
+    it as a failure. Installed below as unittest's default result class: every test file imports
+    this module and ends with unittest.main(), so no file can forget it."""
+
+    def addSkip(self, test, reason):
+        log = os.environ.get("STARLING_SKIP_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write(f"{test.id()}: {reason}\n")
+        if IN_CI:
+            failure = AssertionError(f"skipped in CI, where every tool is installed: {reason}")
+            self.addFailure(test, (AssertionError, failure, None))
+        else:
+            super().addSkip(test, reason)
+
+
+unittest.TextTestRunner.resultclass = SkipAccountingResult
+
+# What a sanitizer (ASan, UBSan, LeakSanitizer; scripts/test.sh's build) writes when it finds
+# something. UBSan's "runtime error:" is also fatal there (-fno-sanitize-recover).
+SANITIZER_REPORT = re.compile(
+    r"ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error: |"
+    r"SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer)")
+
+
+def check_no_sanitizer_report(output, what="the broker"):
+    """AssertionError quoting the report when a sanitizer wrote one in `output` (str or bytes)."""
+    if isinstance(output, bytes):
+        output = output.decode(errors="replace")
+    found = SANITIZER_REPORT.search(output)
+    if found:
+        start = max(0, output.rfind("\n", 0, max(0, found.start() - 200)))
+        raise AssertionError(f"a sanitizer report in the output of {what}:\n"
+                             f"{output[start:start + 6000]}")
 
 
 def free_port():
@@ -88,24 +132,46 @@ class Broker:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        wait_for_port(self.port, self.proc)
-        if self.http_port:
-            wait_for_port(self.http_port, self.proc)
+        try:
+            wait_for_port(self.port, self.proc)
+            if self.http_port:
+                wait_for_port(self.http_port, self.proc)
+        except RuntimeError as e:
+            # Never leave a broker behind that a failed setUp/setUpClass cannot stop.
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+            raise RuntimeError(f"{e}; its log ends:\n{self.log()[-3000:]}") from None
         return self
 
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        """Stops the broker we started (by its pid) and returns its exit code."""
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        """Stops the broker we started (by its pid) and returns its exit code.
+
+        Its end is part of every test: AssertionError when it had died on its own before being
+        stopped, did not exit 0 after SIGTERM/SIGINT (within `timeout`, a hang and not a
+        speed limit), or when a sanitizer reported anything in its output."""
         if not self.proc:
             return None
-        if self.proc.poll() is None:
+        problem = None
+        if self.proc.poll() is not None:
+            problem = f"it had exited by itself with code {self.proc.returncode}"
+        else:
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                problem = f"it did not exit within {timeout}s of {signal.Signals(sig).name}"
         code = self.proc.returncode
         self.proc = None
+        if problem is None and sig in (signal.SIGTERM, signal.SIGINT) and code != 0:
+            problem = f"exit code {code} after {signal.Signals(sig).name}, not 0"
+        if problem:
+            raise AssertionError(f"broker on port {self.port}: {problem}; its log ends:\n"
+                                 f"{self.log()[-6000:]}")
+        check_no_sanitizer_report(self.log(), f"the broker on port {self.port}")
         return code
 
     def kill9(self):
@@ -123,8 +189,10 @@ class Broker:
             return ""
 
     def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):
         return self.start()

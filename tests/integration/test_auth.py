@@ -23,7 +23,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import HOST, Broker, MqttClient, free_port, unique
+from harness import HOST, Broker, MqttClient, check_no_sanitizer_report, free_port, unique
 from mqtt_raw import (AUTH, CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
                       ConnectionClosed,
                       RawClient, encode_auth, encode_connect, encode_publish)
@@ -60,8 +60,10 @@ def starling_bin():
 
 def starling_passwd(*args, stdin=None):
     """Runs `starling passwd args...`; returns the CompletedProcess (text)."""
-    return subprocess.run([starling_bin(), "passwd", *args], input=stdin, capture_output=True,
-                          text=True, timeout=30)
+    r = subprocess.run([starling_bin(), "passwd", *args], input=stdin, capture_output=True,
+                       text=True, timeout=30)
+    check_no_sanitizer_report(r.stdout + r.stderr, f"starling passwd {' '.join(args)}")
+    return r
 
 
 def mosquitto_passwd(*args):
@@ -145,6 +147,7 @@ def run_until_exit(args, timeout=20.0):
         out, err = proc.communicate()
         raise AssertionError(f"broker did not exit (started?): stdout={out[-2000:]!r} "
                              f"stderr={err[-2000:]!r}") from None
+    check_no_sanitizer_report(out + err, f"starling {' '.join(args)}")
     return proc.returncode, out, err
 
 

@@ -15,7 +15,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Broker, against_mosquitto
+from harness import Broker, against_mosquitto, check_no_sanitizer_report
 from mqtt_raw import (CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, ConnectionClosed,
                       RawClient)
 
@@ -191,6 +191,7 @@ class RestartKeepsState(unittest.TestCase):
             proc = subprocess.run(b.command(), capture_output=True, timeout=30)
             self.assertNotEqual(proc.returncode, 0)
             out = (proc.stdout + proc.stderr).decode(errors="replace")
+            check_no_sanitizer_report(out, "the broker on a corrupt store")
             self.assertIn("cannot open the store", out)
             self.assertIn(state, out)
         finally:

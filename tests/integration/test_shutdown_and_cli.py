@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Broker, MqttClient, against_mosquitto, unique
+from harness import Broker, MqttClient, against_mosquitto, check_no_sanitizer_report, unique
 from mqtt_raw import RawClient, DISCONNECT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -29,6 +29,7 @@ def run(*args, timeout=10):
     """Runs $STARLING_BIN with args; returns (exit code, stdout + stderr)."""
     r = subprocess.run([os.environ["STARLING_BIN"], *args], capture_output=True, text=True,
                        timeout=timeout)
+    check_no_sanitizer_report(r.stdout + r.stderr, f"starling {' '.join(args)}")
     return r.returncode, r.stdout + r.stderr
 
 
