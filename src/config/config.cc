@@ -1192,14 +1192,24 @@ void apply_overrides(Config& config, const Overrides& overrides) {
   // Validate everything before changing anything, so a bad flag leaves the config as it was.
   Config next = config;
   if (overrides.bind) {
+    // --bind is the plain MQTT listener: the first one without TLS or a PROXY header, or a new
+    // one (first in the list) when the file has none. TLS and WebSocket listeners never move.
     Endpoint bind = parse_bind("--bind", *overrides.bind);
-    auto mqtt = std::find_if(next.listeners.begin(), next.listeners.end(),
-                             [](const Listener& l) { return l.protocol == "mqtt"; });
-    if (mqtt == next.listeners.end()) {
-      next.listeners.insert(next.listeners.begin(), default_listener());
-      mqtt = next.listeners.begin();
+    auto plain = std::find_if(next.listeners.begin(), next.listeners.end(), [](const Listener& l) {
+      return l.protocol == "mqtt" && !l.tls() && !l.proxy_protocol;
+    });
+    if (plain == next.listeners.end()) {
+      Listener added = default_listener();
+      auto name_taken = [&next](const std::string& name) {
+        return std::any_of(next.listeners.begin(), next.listeners.end(),
+                           [&name](const Listener& l) { return l.name == name; });
+      };
+      for (int n = 2; name_taken(added.name); ++n)
+        added.name = "mqtt-" + std::to_string(n);
+      next.listeners.insert(next.listeners.begin(), added);
+      plain = next.listeners.begin();
     }
-    mqtt->bind = bind;
+    plain->bind = bind;
   }
   if (overrides.http) {
     if (*overrides.http == "off") {

@@ -134,15 +134,16 @@ def listener(name, port, **settings):
     return "\n".join(lines) + "\n"
 
 
-# The first MQTT listener gets the harness's --bind port (b.port): a plain one.
-PLAIN_FIRST = '[listeners.plain]\nbind = "127.0.0.1:1"\n'
-
 
 def start_broker(config_text, extra_ports, http=True):
     b = Broker(config_text=config_text, http=http)
-    b.start()
-    for port in extra_ports:
-        wait_for_port(port, b.proc)
+    try:
+        b.start()
+        for port in extra_ports:
+            wait_for_port(port, b.proc)
+    except BaseException:
+        b.cleanup()
+        raise
     return b
 
 
@@ -198,8 +199,7 @@ class TlsListener(unittest.TestCase):
         cls.pki = make_pki(cls.pkidir)
         cls.tls_port, cls.tls13_port, cls.chacha_port = free_port(), free_port(), free_port()
         p = cls.pki
-        conf = (PLAIN_FIRST
-                + listener("tls", cls.tls_port, tls_cert=p.server_cert, tls_key=p.server_key)
+        conf = (listener("tls", cls.tls_port, tls_cert=p.server_cert, tls_key=p.server_key)
                 + listener("tls13", cls.tls13_port, tls_cert=p.server_cert,
                            tls_key=p.server_key, tls_min_version="1.3")
                 + listener("chacha", cls.chacha_port, tls_cert=p.server_cert,
@@ -359,9 +359,8 @@ class MutualTls(unittest.TestCase):
         cls.pkidir = tempfile.mkdtemp(prefix="starling-pki-")
         cls.pki = p = make_pki(cls.pkidir)
         cls.port = free_port()
-        conf = PLAIN_FIRST + listener("mtls", cls.port, tls_cert=p.server_cert,
-                                      tls_key=p.server_key, tls_ca=p.ca_cert,
-                                      require_client_cert=True)
+        conf = listener("mtls", cls.port, tls_cert=p.server_cert, tls_key=p.server_key,
+                        tls_ca=p.ca_cert, require_client_cert=True)
         cls.broker = start_broker(conf, [cls.port])
 
     @classmethod
@@ -442,8 +441,7 @@ class UsernameFromCert(unittest.TestCase):
         cls.port, cls.noname_port = free_port(), free_port()
         tls = dict(tls_cert=p.server_cert, tls_key=p.server_key, tls_ca=p.ca_cert,
                    require_client_cert=True)
-        conf = (PLAIN_FIRST
-                + listener("certuser", cls.port, username_from_cert=True, **tls)
+        conf = (listener("certuser", cls.port, username_from_cert=True, **tls)
                 + listener("noname", cls.noname_port, **tls)
                 + f'[auth]\npassword_file = "{pw}"\nacl_file = "{acl}"\n')
         cls.broker = start_broker(conf, [cls.port, cls.noname_port])
@@ -522,9 +520,8 @@ class CertificateReload(unittest.TestCase):
         shutil.copyfile(self.pki.server_cert, self.cert)
         shutil.copyfile(self.pki.server_key, self.key)
         self.port = free_port()
-        self.broker = start_broker(PLAIN_FIRST + listener("tls", self.port, tls_cert=self.cert,
-                                                          tls_key=self.key), [self.port],
-                                   http=False)
+        self.broker = start_broker(listener("tls", self.port, tls_cert=self.cert,
+                                            tls_key=self.key), [self.port], http=False)
         self.addCleanup(self.broker.cleanup)
         self.ctx = client_context(self.pki.ca_cert)
 
@@ -587,6 +584,53 @@ class CertificateReload(unittest.TestCase):
                 self.assertEqual(self.broker.log().count("certificates not reloaded"),
                                  failures + 1, self.broker.log()[-2000:])
                 self.assertEqual(self.new_connection().peer_der(), old_der)
+
+
+class BindFlag(unittest.TestCase):
+    """--bind sets the plain MQTT listener and never moves a TLS or WebSocket one: with a config
+    that has only a TLS and a WebSocket listener (the harness always passes --bind), a plain
+    listener is added on the --bind address and the others stay where the file put them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pkidir = tempfile.mkdtemp(prefix="starling-pki-")
+        cls.pki = p = make_pki(cls.pkidir)
+        cls.tls_port, cls.ws_port = free_port(), free_port()
+        conf = (listener("mqtt", cls.tls_port, tls_cert=p.server_cert, tls_key=p.server_key)
+                + listener("ws", cls.ws_port, protocol="ws"))
+        cls.broker = start_broker(conf, [cls.tls_port, cls.ws_port], http=False)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.cleanup()
+        shutil.rmtree(cls.pkidir, ignore_errors=True)
+
+    def test_plain_listener_on_the_bind_address(self):
+        c = RawClient(self.broker.port, 5)
+        self.addCleanup(c.close)
+        self.assertEqual(c.connect(unique("bind")).reason_code, 0)
+
+    def test_tls_listener_stays_tls(self):
+        outcome = mqtt_over_tls(self.tls_port, client_context(self.pki.ca_cert))
+        self.assertEqual(outcome[:2], ("connack", 0), outcome)
+        outcome[2].close()
+        # Plain MQTT there is not answered with a CONNACK: it is still a TLS port.
+        with socket.create_connection((HOST, self.tls_port), timeout=5) as s:
+            s.sendall(encode_connect(unique("plain-on-tls"), 5))
+            s.settimeout(5)
+            try:
+                answer = s.recv(64)
+            except (ConnectionResetError, socket.timeout):
+                answer = b""
+            self.assertNotEqual(answer[:1], bytes([CONNACK << 4]), answer)
+
+    def test_websocket_listener_stays_websocket(self):
+        with socket.create_connection((HOST, self.ws_port), timeout=5) as s:
+            s.sendall(b"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+            s.settimeout(5)
+            self.assertTrue(s.recv(64).startswith(b"HTTP/1.1 101"))
 
 
 class BadTlsConfig(unittest.TestCase):

@@ -24,7 +24,7 @@ from mqtt_raw import (CONNACK, DISCONNECT, PINGRESP, PUBACK, PUBLISH, SUBACK, Co
                       RawClient, decode_packet, encode_connect, encode_publish, encode_subscribe,
                       PINGREQ_BYTES)
 from test_auth import assert_metric_deltas, key, metrics
-from test_tls import PLAIN_FIRST, client_context, listener, quietly, start_broker
+from test_tls import client_context, listener, quietly, start_broker
 from tls_certs import make_pki
 from ws_clients import MqttWsClient, run_browser_roundtrip, run_node_roundtrip, ws_url
 
@@ -304,8 +304,7 @@ class WebSocket(unittest.TestCase):
         cls.pki = p = make_pki(cls.pkidir)
         cls.ws_port, cls.custom_port, cls.origin_port, cls.wss_port = (
             free_port(), free_port(), free_port(), free_port())
-        conf = (PLAIN_FIRST
-                + listener("ws", cls.ws_port, protocol="ws")
+        conf = (listener("ws", cls.ws_port, protocol="ws")
                 + listener("wscustom", cls.custom_port, protocol="ws", ws_path="/custom/mqtt")
                 + listener("wsorigin", cls.origin_port, protocol="ws",
                            ws_allowed_origins=[GOOD_ORIGIN, "http://localhost:8080"])

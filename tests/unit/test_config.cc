@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "skip_in_ci.h"
+
 namespace starling::config {
 namespace {
 
@@ -549,7 +551,7 @@ TEST_F(ConfigFile, DirectoryIsNotAFile) {
 
 TEST(ConfigExample, ExampleFileLoadsAndMatchesDefaults) {
   const char* source_dir = std::getenv("STARLING_SOURCE_DIR");
-  if (source_dir == nullptr) GTEST_SKIP() << "STARLING_SOURCE_DIR is not set";
+  if (source_dir == nullptr) STARLING_SKIP_OR_FAIL_IN_CI("STARLING_SOURCE_DIR is not set");
   std::string path = std::string(source_dir) + "/config/starling.example.toml";
   Config c = load_file(path);
   // The example documents the defaults; only its second listener is an addition.
@@ -608,6 +610,50 @@ TEST(ConfigOverrides, BindAddsAListenerWhenThereIsNone) {
   apply_overrides(c, {.bind = ":1883"});
   ASSERT_EQ(c.listeners.size(), 1u);
   EXPECT_EQ(c.listeners[0], (Listener{"mqtt", {"0.0.0.0", 1883}, "mqtt"}));
+}
+
+// --bind is the plain MQTT listener: TLS, WebSocket and PROXY-protocol listeners stay where the
+// file put them, and a plain one is added (first) when the file has none.
+TEST(ConfigOverrides, BindNeverMovesTlsOrWebSocketListeners) {
+  Config c = defaults();
+  Listener tls{"mqtt", {"0.0.0.0", 8883}, "mqtt"};
+  tls.tls_cert = "cert.pem";
+  tls.tls_key = "key.pem";
+  Listener ws{"ws", {"0.0.0.0", 9001}, "ws"};
+  c.listeners = {tls, ws};
+  apply_overrides(c, {.bind = "127.0.0.1:4000"});
+  ASSERT_EQ(c.listeners.size(), 3u);
+  // The added listener takes a free name: the TLS one is called "mqtt" here.
+  EXPECT_EQ(c.listeners[0], (Listener{"mqtt-2", {"127.0.0.1", 4000}, "mqtt"}));
+  EXPECT_EQ(c.listeners[1], tls);
+  EXPECT_EQ(c.listeners[2], ws);
+}
+
+TEST(ConfigOverrides, BindMovesThePlainListenerBehindATlsOne) {
+  Config c = defaults();
+  Listener tls{"tls", {"0.0.0.0", 8883}, "mqtt"};
+  tls.tls_cert = "cert.pem";
+  tls.tls_key = "key.pem";
+  Listener proxied{"lb", {"0.0.0.0", 1884}, "mqtt"};
+  proxied.proxy_protocol = true;
+  Listener plain{"plain", {"0.0.0.0", 1883}, "mqtt"};
+  c.listeners = {tls, proxied, plain};
+  apply_overrides(c, {.bind = "127.0.0.1:4000"});
+  ASSERT_EQ(c.listeners.size(), 3u);
+  EXPECT_EQ(c.listeners[0], tls);
+  EXPECT_EQ(c.listeners[1], proxied);
+  EXPECT_EQ(c.listeners[2], (Listener{"plain", {"127.0.0.1", 4000}, "mqtt"}));
+}
+
+TEST(ConfigOverrides, BindAddsAPlainListenerBesidesAProxyProtocolOne) {
+  Config c = defaults();
+  Listener proxied{"lb", {"0.0.0.0", 1884}, "mqtt"};
+  proxied.proxy_protocol = true;
+  c.listeners = {proxied};
+  apply_overrides(c, {.bind = "127.0.0.1:4000"});
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0], (Listener{"mqtt", {"127.0.0.1", 4000}, "mqtt"}));
+  EXPECT_EQ(c.listeners[1], proxied);
 }
 
 TEST(ConfigOverrides, HttpAddressEnablesHttp) {
