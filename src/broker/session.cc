@@ -272,12 +272,17 @@ Attachment Session::attach(Attachment link, const ClientCapabilities& caps,
 void Session::resume_delivery(Clock::time_point now) {
   std::lock_guard lock(mutex_);
   if (!link_) return;
-  for (auto& f : inflight_) {
-    if (f.released) {
-      write_pubrel_locked(f.packet_id);
-    } else {
-      write_publish_locked(f.delivery, f.packet_id, true, now);
+  for (auto it = inflight_.begin(); it != inflight_.end();) {
+    if (it->released) {
+      write_pubrel_locked(it->packet_id);
+    } else if (!write_publish_locked(it->delivery, it->packet_id, true, now)) {
+      // Too large for the Maximum Packet Size of the new connection: discarded as if it had
+      // completed sending ([MQTT-3.1.2-25]), so it frees its slot in the receive window.
+      erase_record_locked(it->delivery);
+      it = inflight_.erase(it);
+      continue;
     }
+    ++it;
   }
   pump_locked(now);
 }

@@ -1,7 +1,9 @@
 """Resource limits through real sockets: every [limits] / [listeners.NAME] / [mqtt] limit is
 enforced (a refused connection is closed at once after accept, a refused packet gets its exact
 reason code) and counted in /metrics (starling_limit_hits_total{limit=...}, and
-starling_messages_dropped_total{reason="queue_full"} for the queue and buffer limits).
+starling_messages_dropped_total{reason="queue_full"} for the queue and buffer limits). The other
+drop reasons (expired, too_large, offline_qos0) are each caused and counted by value in
+DropCounters.
 
 Per-address limits are checked with several loopback source addresses: the whole 127/8 is
 loopback on Linux, so a client socket bound to 127.0.0.2 reaches a broker on 127.0.0.1 and the
@@ -559,6 +561,133 @@ class PacketLimits(LimitTest):
         self.assertEqual([p.payload for p in got if p.type == PUBLISH],
                          [str(i).encode() for i in range(5)])
         again.disconnect()
+
+
+class DropCounters(LimitTest):
+    """Each drop reason of starling_messages_dropped_total moves by exactly the drops the test
+    causes, and no other reason moves."""
+
+    REASONS = ("queue_full", "expired", "too_large", "offline_qos0")
+
+    def all_drops(self):
+        return {r: self.dropped(r) for r in self.REASONS}
+
+    def assert_drop_deltas(self, before, expected):
+        after = self.all_drops()
+        self.assertEqual({r: after[r] - before[r] for r in self.REASONS},
+                         {r: expected.get(r, 0) for r in self.REASONS})
+
+    def offline_session(self, topic, qos=1, **properties):
+        """A persistent session subscribed to topic whose client has gone (the broker has
+        seen it go: the API shows it disconnected). Returns (client id, CONNECT properties)."""
+        cid = unique("drop")
+        session = {"session_expiry_interval": 300, **properties}
+        c = self.client(client_id=cid, properties=session)
+        self.assertEqual(c.subscribe([(topic, qos)]).reason_codes, [qos])
+        c.disconnect()
+        c.close()
+        self.wait_offline(cid)
+        return cid, session
+
+    def wait_offline(self, cid):
+        wait_until(lambda: http_get(self.broker.http_port, f"/api/v1/clients/{cid}")[1]
+                   .find(b'"connected":false') >= 0, 10, "the session offline")
+
+    def test_expired_while_queued_counts_expired(self):
+        """A QoS 1 message with Message Expiry Interval 1 s queued for an offline persistent
+        session, then a 300 s one: when the client returns 2 s later it gets only the second,
+        and expired is up by exactly 1."""
+        self.start("")
+        topic = unique("exp")
+        cid, session = self.offline_session(topic)
+        pub = self.client()
+        before = self.all_drops()
+        pub.publish(topic, b"short", qos=1, properties={"message_expiry_interval": 1})
+        self.assertEqual(pub.expect(PUBACK).reason_code, 0)
+        pub.publish(topic, b"long", qos=1, properties={"message_expiry_interval": 300})
+        self.assertEqual(pub.expect(PUBACK).reason_code, 0)
+        self.assert_drop_deltas(before, {})  # both queued, nothing dropped yet
+        time.sleep(2.2)  # the first message's lifetime passes while it waits
+        back = self.client(client_id=cid, clean_start=False, properties=session)
+        got = back.collect(timeout=5, quiet=1.0)
+        # The expired one came first in the queue: it was discarded before "long" was sent.
+        self.assertEqual([p.payload for p in got if p.type == PUBLISH], [b"long"])
+        self.assert_drop_deltas(before, {"expired": 1})
+        back.puback(got[0].packet_id)
+
+    def test_larger_than_receivers_maximum_packet_size_counts_too_large(self):
+        """A subscriber announcing Maximum Packet Size 200 is not sent a 500-byte message, at
+        QoS 0 nor QoS 1 (discarded, [MQTT-3.1.2-25]): too_large is up by exactly 2, and the
+        small message after them arrives, alone."""
+        self.start("")
+        topic = unique("big")
+        sub = self.client(properties={"maximum_packet_size": 200})
+        self.assertEqual(sub.subscribe([(topic, 1)]).reason_codes, [1])
+        pub = self.client()
+        before = self.all_drops()
+        pub.publish(topic, b"L" * 500, qos=0)
+        pub.publish(topic, b"L" * 500, qos=1)
+        pub.expect(PUBACK)
+        pub.publish(topic, b"small", qos=1)
+        pub.expect(PUBACK)
+        got = sub.collect(timeout=3, quiet=1.0)
+        self.assertEqual([p.payload for p in got if p.type == PUBLISH], [b"small"])
+        self.assert_drop_deltas(before, {"too_large": 2})
+
+    def test_unacknowledged_message_too_large_for_the_next_connection_is_discarded(self):
+        """A QoS 1 message sent but not acknowledged when its client went away is not resent
+        when the client returns with a smaller Maximum Packet Size: discarded as if it had been
+        sent ([MQTT-3.1.2-25]), too_large up by exactly 1. It frees its slot: with Receive
+        Maximum 1 the next message arrives, and a second return resends nothing (it stayed in
+        flight for ever, counted again at each return, before this was fixed)."""
+        self.start("")
+        topic = unique("resend")
+        cid = unique("drop")
+        session = {"session_expiry_interval": 300}
+        first = self.client(client_id=cid, properties=session)
+        self.assertEqual(first.subscribe([(topic, 1)]).reason_codes, [1])
+        pub = self.client()
+        pub.publish(topic, b"B" * 500, qos=1)
+        pub.expect(PUBACK)
+        self.assertEqual(first.expect(PUBLISH).payload, b"B" * 500)  # never acknowledged
+        first.disconnect()
+        first.close()
+        self.wait_offline(cid)
+        before = self.all_drops()
+        small = {**session, "maximum_packet_size": 200, "receive_maximum": 1}
+        back = self.client(client_id=cid, clean_start=False, properties=small)
+        pub.publish(topic, b"small", qos=1)
+        pub.expect(PUBACK)
+        got = back.collect(timeout=3, quiet=1.0)
+        self.assertEqual([p.payload for p in got if p.type == PUBLISH], [b"small"])
+        back.puback(got[0].packet_id)
+        self.assert_drop_deltas(before, {"too_large": 1})
+        back.disconnect()
+        back.close()
+        self.wait_offline(cid)
+        again = self.client(client_id=cid, clean_start=False, properties=small)
+        self.assertEqual([p.payload for p in again.collect(timeout=2, quiet=1.0)
+                          if p.type == PUBLISH], [])
+        self.assert_drop_deltas(before, {"too_large": 1})
+
+    def test_qos0_for_offline_session_counts_offline_qos0(self):
+        """A QoS 0 message for an offline persistent session (QoS 1 subscription) is not
+        queued, by default: offline_qos0 is up by exactly 1; the QoS 1 message sent after it
+        is queued and is all the client gets when it returns."""
+        self.start("")
+        topic = unique("off")
+        cid, session = self.offline_session(topic)
+        pub = self.client()
+        before = self.all_drops()
+        pub.publish(topic, b"zero", qos=0)
+        pub.publish(topic, b"one", qos=1)
+        self.assertEqual(pub.expect(PUBACK).reason_code, 0)  # in order: "zero" was routed
+        self.assert_drop_deltas(before, {"offline_qos0": 1})
+        back = self.client(client_id=cid, clean_start=False, properties=session)
+        got = back.collect(timeout=5, quiet=1.0)
+        self.assertEqual([p.payload for p in got if p.type == PUBLISH], [b"one"])
+        back.puback(got[0].packet_id)
+        self.assert_drop_deltas(before, {"offline_qos0": 1})
 
 
 class ConnectTimeout(LimitTest):

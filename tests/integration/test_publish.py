@@ -270,17 +270,31 @@ class MixedVersionsAndProperties(PublishTest):
 
     def test_properties_pass_through_unchanged(self):
         """5.0 -> 5.0: payload format indicator, content type, response topic, correlation
-        data and user properties (order and repeats kept) arrive unchanged, for each QoS."""
+        data and user properties (order and repeats kept) arrive unchanged, for each QoS: 0, 1
+        and 2 (each flow completed on both sides; the subscription is QoS 2, so the message
+        arrives at the QoS it was published with)."""
         topic = unique("props")
         sub = self.subscriber(topic, 2)
         pub = self.raw()
-        for q in (0, 1):
-            pub.publish(topic, b'{"x":1}', qos=q, properties=self.FULL_PROPERTIES)
+        for q in (0, 1, 2):
+            payload = f'{{"qos":{q}}}'.encode()
+            pid = pub.publish(topic, payload, qos=q, properties=self.FULL_PROPERTIES)
+            if q == 1:
+                self.assertEqual(pub.expect(PUBACK).packet_id, pid)
+            elif q == 2:
+                self.assertEqual(pub.expect(PUBREC).packet_id, pid)
+                pub.pubrel(pid)
+                self.assertEqual(pub.expect(PUBCOMP).packet_id, pid)
             msg = sub.expect(PUBLISH)
-            if msg.qos:
-                sub.puback(msg.packet_id)
-            self.assertEqual(msg.payload, b'{"x":1}')
+            self.assertEqual((msg.topic, msg.payload, msg.qos), (topic, payload, q))
             self.assertEqual(msg.properties, self.FULL_PROPERTIES, f"QoS {q}")
+            if q == 1:
+                sub.puback(msg.packet_id)
+            elif q == 2:
+                sub.pubrec(msg.packet_id)
+                self.assertEqual(sub.expect(PUBREL).packet_id, msg.packet_id)
+                sub.pubcomp(msg.packet_id)
+        self.assertEqual(sub.collect(0.5), [])
 
     def test_v311_publisher_to_v5_subscriber(self):
         """3.1.1 -> 5.0: topic, payload and QoS arrive; the 5.0 PUBLISH carries no properties."""

@@ -1,6 +1,7 @@
 """$SYS topics, published every second here ([sys] interval = 1; Mosquitto: sys_interval 1):
 the expected names appear, counters are decimal numbers, clients/connected follows the number of
-connected clients, and a '#' subscriber never sees $SYS.
+connected clients, a '#' subscriber never sees $SYS, and (Starling) every counter equals, to the
+byte, what the test's own clients sent and received (SysValues).
 
 Mosquitto 2.0.11 publishes the same names except: version is "mosquitto version 2.0.11",
 uptime is "<n> seconds", and the drop counter is $SYS/broker/publish/messages/dropped.
@@ -11,6 +12,7 @@ import time
 import unittest
 
 from harness import MqttClient, TunedBroker, against_mosquitto, unique
+from mqtt_raw import PINGRESP, PUBACK, PUBLISH, RawClient
 
 COMMON_COUNTERS = [
     "$SYS/broker/clients/connected",
@@ -26,8 +28,8 @@ UPTIME = "$SYS/broker/uptime"
 DROPPED = "$SYS/broker/messages/dropped"
 
 
-def sys_broker():
-    return TunedBroker("[sys]\ninterval = 1\n", "sys_interval 1\n")
+def sys_broker(**kw):
+    return TunedBroker("[sys]\ninterval = 1\n", "sys_interval 1\n", **kw)
 
 
 class SysWatcher:
@@ -113,7 +115,8 @@ class SysTopics(unittest.TestCase):
         self.assertGreater(int(seen[-1]), int(seen[0]), seen)
 
     def test_messages_received_counts_publishes(self):
-        """messages/received grows by at least the number of PUBLISHes we send."""
+        """messages/received grows by exactly the number of PUBLISHes we send (Mosquitto: by at
+        least that many)."""
         topic = "$SYS/broker/messages/received"
         before = int(self.watcher.wait_for(lambda d: topic in d)[topic])
         pub = MqttClient(self.broker.port)
@@ -122,7 +125,10 @@ class SysTopics(unittest.TestCase):
             for i in range(20):
                 pub.publish(f"{unique('sys')}/x", b"m", qos=1)
             self.watcher.wait_for(lambda d: int(d[topic]) >= before + 20)
-            self.assertGreaterEqual(int(self.watcher.latest[topic]), before + 20)
+            if against_mosquitto():  # its messages/received counts packets of every type
+                self.assertGreaterEqual(int(self.watcher.latest[topic]), before + 20)
+            else:  # nothing else publishes on this broker: exactly 20 more
+                self.assertEqual(int(self.watcher.latest[topic]), before + 20)
         finally:
             pub.close()
 
@@ -140,6 +146,171 @@ class SysTopics(unittest.TestCase):
             self.assertEqual([t for t in got if t.startswith("$")], [])
         finally:
             wild.close()
+
+
+# Every topic of one Starling $SYS round, in no particular order.
+STARLING_ROUND = [VERSION, UPTIME, "$SYS/broker/clients/total", DROPPED] + COMMON_COUNTERS
+SYS_RETAINED = len(STARLING_ROUND)  # each round's messages are retained, one per topic
+
+
+class CountingClient(RawClient):
+    """A RawClient that counts the bytes it writes (`sent`) and the bytes of every whole packet
+    it reads (`received`), and the PUBLISH packets it sends (`publishes`)."""
+
+    def __init__(self, port):
+        super().__init__(port)
+        self.sent = self.received = self.publishes = 0
+
+    def send_bytes(self, data):
+        self.sent += len(data)
+        if data and data[0] >> 4 == PUBLISH:
+            self.publishes += 1
+        super().send_bytes(data)
+
+    def _frame(self):
+        before = len(self.buf)
+        frame = super()._frame()
+        self.received += before - len(self.buf)
+        return frame
+
+    def sync(self):
+        """PINGREQ, then reads until PINGRESP (what came before it is returned): the broker has
+        read everything this client sent and written everything due to it before the PINGRESP."""
+        self.ping()
+        before = []
+        while True:
+            p = self.recv_packet(10.0)
+            if p is None:
+                raise AssertionError("no PINGRESP within 10 s")
+            if p.type == PINGRESP:
+                return before
+            before.append(p)
+
+
+class Round:
+    """One $SYS round as the watcher read it: values by topic, the watcher's received byte
+    count before its first message, and its own size on the wire."""
+
+    def __init__(self, values, start, size):
+        self.values, self.start, self.size = values, start, size
+
+    def __getitem__(self, name):
+        return int(self.values[f"$SYS/broker/{name}"])
+
+
+def read_round(watcher, timeout=10.0):
+    """The next whole round of live $SYS messages (retained copies sent on SUBSCRIBE skipped).
+    With one worker thread a round is computed and written in one go, so its messages are
+    consecutive on the watcher's connection."""
+    values, start, deadline = {}, None, time.monotonic() + timeout
+    while len(values) < len(STARLING_ROUND):
+        before = watcher.received
+        p = watcher.recv_packet(max(0.01, deadline - time.monotonic()))
+        if p is None:
+            raise AssertionError(f"no whole $SYS round within {timeout}s: {values}")
+        if p.type != PUBLISH or p.retain:
+            continue
+        if p.topic in values:
+            raise AssertionError(f"{p.topic} twice in one round: {values}")
+        if start is None:
+            start = before
+        values[p.topic] = p.payload.decode()
+    return Round(values, start, watcher.received - start)
+
+
+@unittest.skipIf(against_mosquitto(), "Starling's $SYS counters, by value (Mosquitto counts "
+                 "and names some of them differently)")
+class SysValues(unittest.TestCase):
+    """A broker of its own with one worker thread (so $SYS housekeeping and every connection
+    share one loop: a round's values are taken between two socket writes) and only this
+    test's clients, all CountingClients: every counter can be predicted exactly."""
+
+    maxDiff = None
+
+    def test_counters_equal_the_traffic_made(self):
+        """A watcher subscribes to $SYS/broker/#. Then: a persistent session subscribes to O
+        and goes; a subscriber makes 3 subscriptions (M, X/+ and O: two sessions on one filter
+        are two subscriptions); a publisher sends 5 QoS 1 messages of 100 bytes to M, 4
+        retained messages, and 3 QoS 0 messages to O (delivered to the subscriber, dropped for
+        the offline session). Once every client has synchronised (PINGREQ/PINGRESP), the next
+        two rounds report exactly: bytes/received = every byte the clients wrote; bytes/sent =
+        every byte they read, the watcher's own $SYS messages before that round included (so
+        from one round to the next it grows by the size of the round); messages/received =
+        12; messages/sent grows by one round (11); messages/dropped = 3;
+        subscriptions/count = 1 + 3 + 1; retained messages/count = 4 + the 11 $SYS topics;
+        clients/connected = 3, clients/total = 4. Before the traffic, a baseline round
+        reported only the watcher."""
+        with sys_broker(threads=1) as b:
+            clients = []
+
+            def client(**connect):
+                c = CountingClient(b.port)
+                clients.append(c)
+                self.addCleanup(c.close)
+                self.assertEqual(c.connect(unique("v"), **connect).reason_code, 0)
+                return c
+
+            def total(attr, but=None):
+                return sum(getattr(c, attr) for c in clients if c is not but)
+
+            watcher = client()
+            self.assertEqual(watcher.subscribe([("$SYS/broker/#", 0)]).reason_codes, [0])
+            watcher.sync()
+            base = read_round(watcher)
+            want = {"bytes/received": watcher.sent, "bytes/sent": base.start,
+                    "subscriptions/count": 1, "clients/connected": 1, "clients/total": 1,
+                    "messages/received": 0, "messages/dropped": 0}
+            self.assertEqual({k: base[k] for k in want}, want, "baseline round")
+
+            prefix = unique("vals")
+            gone = client(properties={"session_expiry_interval": 300})
+            self.assertEqual(gone.subscribe([(f"{prefix}/offline", 1)]).reason_codes, [1])
+            gone.disconnect()
+            self.assertIsNone(gone.wait_closed(10))  # the broker has taken the session offline
+
+            sub = client()
+            filters = [f"{prefix}/m", f"{prefix}/x/+", f"{prefix}/offline"]
+            self.assertEqual(sub.subscribe([(f, 1) for f in filters]).reason_codes, [1, 1, 1])
+
+            pub = client()
+            for i in range(5):
+                pub.publish(f"{prefix}/m", bytes([65 + i]) * 100, qos=1)
+                self.assertEqual(pub.expect(PUBACK).reason_code, 0)
+            for i in range(4):
+                pub.publish(f"{prefix}/retained/{i}", b"kept", qos=1, retain=True)
+                pub.expect(PUBACK)
+            for i in range(3):
+                pub.publish(f"{prefix}/offline", b"dropped", qos=0)
+            pub.sync()
+            got = [sub.expect(PUBLISH) for _ in range(8)]
+            self.assertEqual([m.payload for m in got],
+                             [bytes([65 + i]) * 100 for i in range(5)] + [b"dropped"] * 3)
+            for m in got[:5]:
+                sub.puback(m.packet_id)
+            self.assertEqual(sub.sync(), [])
+            self.assertEqual(total("publishes"), 5 + 4 + 3)
+
+            watcher.sync()  # the rounds read below began after all of the above
+            first, second = read_round(watcher), read_round(watcher)
+            for name, r in (("first", first), ("second", second)):
+                want = {"bytes/received": total("sent"),
+                        "bytes/sent": total("received", but=watcher) + r.start,
+                        "messages/received": 5 + 4 + 3,
+                        "messages/dropped": 3,
+                        "subscriptions/count": 1 + 3 + 1,
+                        "retained messages/count": 4 + SYS_RETAINED,
+                        "clients/connected": 3,
+                        "clients/total": 4}
+                self.assertEqual({k: r[k] for k in want}, want, f"{name} round after the traffic")
+            # The deltas between two quiet rounds: only the watcher's $SYS messages moved.
+            self.assertEqual({k: second[k] - first[k]
+                              for k in ("bytes/sent", "bytes/received", "messages/sent")},
+                             {"bytes/sent": first.size, "bytes/received": 0,
+                              "messages/sent": len(STARLING_ROUND)}, "second - first round")
+            # And since the baseline: exactly what the other clients wrote, plus the watcher's
+            # second PINGREQ.
+            self.assertEqual(first["bytes/received"] - base["bytes/received"],
+                             total("sent", but=watcher) + 2)
 
 
 class ClientsConnected(unittest.TestCase):

@@ -1,6 +1,8 @@
 """MQTT 5.0 Topic Aliases, inbound (client -> broker: mapping, remapping, invalid aliases) and
 outbound (broker -> a subscriber that allows aliases: every PUBLISH must resolve to the right
-topic through a per-connection alias map, whether or not the broker chooses to use aliases)."""
+topic through a per-connection alias map, whether or not the broker chooses to use aliases;
+Starling does use them, which the Starling-only tests check on the wire: a repeated topic goes
+out as an empty topic name with its alias)."""
 
 import unittest
 
@@ -23,10 +25,10 @@ class TopicAliasTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.broker.cleanup()
 
-    def raw(self, **connect_args):
+    def raw(self, client_id=None, **connect_args):
         c = RawClient(self.port)
         self.addCleanup(c.close)
-        self.connack = c.connect(unique("ta"), **connect_args)
+        self.connack = c.connect(client_id or unique("ta"), **connect_args)
         self.assertEqual(self.connack.reason_code, 0)
         return c
 
@@ -181,6 +183,81 @@ class OutboundAliases(TopicAliasTest):
                 expected.append((f"{base}/t{i}", f"{r}:{i}".encode()))
         got = sub.collect(3.0, quiet=1.0)
         self.assertEqual(self.resolve_all(got, 5), expected)
+
+    @unittest.skipIf(against_mosquitto(), "Mosquitto 2.0.11 sends no outbound topic aliases "
+                     "(it may: the spec lets the server choose)")
+    def test_repeated_topic_goes_out_as_alias_with_empty_topic(self):
+        """Starling uses outbound aliases: a subscriber allowing 3 aliases receives 3 rounds over
+        4 topics (QoS 0 and 1 alternating). In the first round the first 3 topics come with
+        their topic name and an alias each (all 3 slots used, distinct aliases), the 4th in
+        full without alias; in later rounds every PUBLISH of an aliased topic has an EMPTY
+        topic name and that topic's alias, and every PUBLISH resolves to its topic, in order."""
+        base = unique("outuse")
+        sub = self.subscriber(f"{base}/#", qos=1, properties={"topic_alias_maximum": 3})
+        pub = self.raw()
+        topics = [f"{base}/t{i}" for i in range(4)]
+        expected = []
+        for r in range(3):
+            for i, topic in enumerate(topics):
+                payload = f"{r}:{i}".encode()
+                pub.publish(topic, payload, qos=(r + i) % 2)
+                expected.append((topic, payload))
+        got = sub.collect(3.0, quiet=1.0)
+        self.assertEqual(self.resolve_all(got, 3), expected)
+        first, later = got[:4], got[4:]
+        alias_of = {m.topic: m.properties["topic_alias"] for m in first
+                    if "topic_alias" in m.properties}
+        self.assertEqual(sorted(alias_of), topics[:3], f"aliases set in round 1: {first}")
+        self.assertEqual(sorted(alias_of.values()), [1, 2, 3])
+        self.assertNotIn("topic_alias", first[3].properties)
+        for i, m in enumerate(later):
+            topic = topics[i % 4]
+            wire = (m.topic, m.properties.get("topic_alias"))
+            if topic in alias_of:
+                self.assertEqual(wire, ("", alias_of[topic]), f"repeat of {topic}: {m!r}")
+            else:
+                self.assertEqual(wire, (topic, None), f"repeat of {topic}: {m!r}")
+        for m in got:
+            if m.qos:
+                sub.puback(m.packet_id)
+
+    @unittest.skipIf(against_mosquitto(), "Mosquitto 2.0.11 sends no outbound topic aliases")
+    def test_aliases_start_over_on_a_new_connection(self):
+        """Aliases belong to one connection [MQTT-3.3.2-7]: a persistent subscriber gets topic
+        T with an alias, reconnects, and the message queued for T while it was away arrives
+        with T's name again (the old alias is unknown to the new connection), then T's next
+        message uses the new alias with an empty topic."""
+        topic = unique("outnew")
+        cid = unique("outnew-sub")
+        persistent = {"session_expiry_interval": 300, "topic_alias_maximum": 2}
+        sub = self.raw(client_id=cid, properties=persistent)
+        self.assertEqual(sub.subscribe([(topic, 1)]).reason_codes, [1])
+        pub = self.raw()
+        pub.publish(topic, b"before", qos=1)
+        m = sub.expect(PUBLISH)
+        self.assertEqual((m.topic, m.payload), (topic, b"before"))
+        self.assertIn("topic_alias", m.properties)  # T has an alias on the first connection
+        sub.puback(m.packet_id)
+        sub.disconnect()
+        sub.close()
+        pub.expect(PUBACK)
+        pub.publish(topic, b"queued", qos=1)
+        pub.expect(PUBACK)
+        sub = self.raw(client_id=cid, clean_start=False, properties=persistent)
+        self.assertTrue(self.connack.session_present)
+        pub.publish(topic, b"after", qos=1)
+        pub.expect(PUBACK)
+        got = sub.collect(2.0, quiet=1.0)
+        self.assertEqual(self.resolve_all(got, 2), [(topic, b"queued"), (topic, b"after")])
+        queued, after = got
+        self.assertEqual(queued.topic, topic, f"first PUBLISH after reconnecting: {queued!r}")
+        self.assertIn("topic_alias", queued.properties)
+        self.assertEqual((after.topic, after.properties.get("topic_alias")),
+                         ("", queued.properties["topic_alias"]))
+        for m in got:
+            sub.puback(m.packet_id)
+        sub.disconnect()
+        self.raw(client_id=cid, clean_start=True).disconnect()
 
     def test_subscriber_without_alias_maximum_gets_no_alias(self):
         """A subscriber that announced no Topic Alias Maximum (0) never gets a Topic Alias."""
