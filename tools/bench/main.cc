@@ -52,7 +52,7 @@ void add_common_options(CLI::App& app, CommonOptions& o, std::string& version, u
   app.add_option("--sub-qos", sub_qos, "QoS of subscriptions (default: --qos)")
       ->check(CLI::Range(0, 2));
   app.add_option("--payload", o.payload,
-                 "Payload bytes; the first 20 carry publisher, sequence and send time")
+                 "Payload bytes; the first 28 carry publisher, sequence, send and due time")
       ->check(CLI::Range(static_cast<uint32_t>(starling::bench::kPayloadHeaderSize),
                          uint32_t{256 * 1024 * 1024}))
       ->capture_default_str();

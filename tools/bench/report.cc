@@ -226,7 +226,21 @@ void print_text(const Report& r, std::FILE* out) {
     }
   }
   const Histogram& h = t.latency;
-  if (h.count() > 0) {
+  if (r.scheduled()) {
+    // Rate mode: from send hides the time a message waited for its turn to go out (the broker
+    // holding the publisher back); from schedule counts it.
+    std::fprintf(out, "  latency (from send)      %s\n                %s (mean %s)\n",
+                 r.latency_label.c_str(), latency_line(h).c_str(), human_ns(h.mean()).c_str());
+    const Histogram& hs = t.latency_from_schedule;
+    std::fprintf(out, "  latency (from schedule)  %s\n                %s (mean %s)\n",
+                 kScheduleLatencyLabel, latency_line(hs).c_str(), human_ns(hs.mean()).c_str());
+    if (t.behind_schedule > 0) {
+      std::fprintf(out,
+                   "  behind schedule %10" PRIu64
+                   "   (due by the end of the window, never sent: in neither latency)\n",
+                   t.behind_schedule);
+    }
+  } else if (h.count() > 0) {
     std::fprintf(out, "  latency       %s\n                %s (mean %s)\n", r.latency_label.c_str(),
                  latency_line(h).c_str(), human_ns(h.mean()).c_str());
   }
@@ -330,6 +344,13 @@ void write_json(Json& j, const Report& r) {
   };
   histogram("latency_us", t.latency);
   j.field("latency_label", r.latency_label);
+  if (r.scheduled()) {
+    // Rate mode: latency_us is from the send time; these name both explicitly.
+    histogram("latency_from_send_us", t.latency);
+    histogram("latency_from_schedule_us", t.latency_from_schedule);
+    j.field("latency_from_schedule_label", kScheduleLatencyLabel);
+    j.field("behind_schedule", t.behind_schedule);
+  }
   j.begin_object("connect");
   j.field("connected", t.connected);
   j.field("seconds", r.connect_s);
@@ -404,19 +425,27 @@ void print_sweep_text(const std::vector<Report>& runs, const std::string& sweep_
     print_text(r, out);
     std::fprintf(out, "\n");
   }
+  // Rate mode adds the p99 from schedule next to the p50/p99 from send.
+  const bool scheduled = !runs.empty() && runs.front().scheduled();
   std::fprintf(out, "sweep over %s:\n", sweep_param.c_str());
-  std::fprintf(out, "  %12s %14s %14s %10s %12s %12s %10s %s\n", sweep_param.c_str(), "sent msg/s",
-               "received msg/s", "lost", "p50", "p99", "broker CPU", "");
+  std::fprintf(out, "  %12s %14s %14s %10s %12s %12s %s%10s %s\n", sweep_param.c_str(),
+               "sent msg/s", "received msg/s", "lost", "p50", "p99",
+               scheduled ? "p99 schedule " : "", "broker CPU", "");
   for (const Report& r : runs) {
     int64_t value = 0;
     for (const auto& [key, v] : r.params) {
       if (key == sweep_param) value = v;
     }
     const Histogram& h = r.totals.latency;
-    std::fprintf(out, "  %12" PRId64 " %14.0f %14.0f %10" PRIu64 " %12s %12s %9.0f%% %s\n", value,
-                 r.sent_per_s(), r.received_per_s(), r.lost, human_ns(h.quantile(0.5)).c_str(),
-                 human_ns(h.quantile(0.99)).c_str(), r.broker.cpu_avg_percent,
-                 r.ok ? "" : ("FAILED: " + r.error).c_str());
+    std::string sched;
+    if (scheduled) sched = human_ns(r.totals.latency_from_schedule.quantile(0.99));
+    std::fprintf(
+        out, "  %12" PRId64 " %14.0f %14.0f %10" PRIu64 " %12s %12s %s%s%9.0f%% %s\n", value,
+        r.sent_per_s(), r.received_per_s(), r.lost, human_ns(h.quantile(0.5)).c_str(),
+        human_ns(h.quantile(0.99)).c_str(),
+        scheduled ? (std::string(12 - std::min<size_t>(12, sched.size()), ' ') + sched).c_str()
+                  : "",
+        scheduled ? " " : "", r.broker.cpu_avg_percent, r.ok ? "" : ("FAILED: " + r.error).c_str());
   }
 }
 

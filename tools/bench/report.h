@@ -61,6 +61,9 @@ struct ScenarioResult {
   std::string label;
 };
 
+// What the rate-mode second latency measures.
+inline constexpr const char* kScheduleLatencyLabel = "due time (slot in the schedule) to receive";
+
 struct Report {
   std::string scenario;
   CommonOptions options;
@@ -99,6 +102,10 @@ struct Report {
   double sent_per_s() const { return window_s > 0 ? totals.sent_window / window_s : 0; }
   double connects_per_s() const { return connect_s > 0 ? totals.connected / connect_s : 0; }
   double received_per_s() const { return window_s > 0 ? totals.received_window / window_s : 0; }
+  // Publishers ran on a rate schedule (traffic scenarios with --rate): latency is reported
+  // from the send time and from the due time.
+  bool scheduled() const { return options.rate > 0 && has_schedule_latency; }
+  bool has_schedule_latency = false;  // the scenario records latency_from_schedule
 };
 
 void print_text(const Report& r, std::FILE* out);

@@ -203,7 +203,8 @@ class RetainedScenario::Worker : public LoopHandler {
       p.qos = 1;
       p.retain = true;
       p.payload.assign(std::max<uint32_t>(o_.payload, kPayloadHeaderSize), '.');
-      write_payload_header(p.payload.data(), PayloadHeader{0, next_, now_ns()});
+      const uint64_t now = now_ns();
+      write_payload_header(p.payload.data(), PayloadHeader{0, next_, now, now});
       if (!loop_.publish_packet(*loader_, p)) break;  // PUBACKs call us again
       ++next_;
       ++loop_.stats().sent_total;

@@ -17,7 +17,9 @@ void ThreadStats::merge_counters(ThreadStats& o) {
   window_stalls += o.window_stalls;
   rejected += o.rejected;
   unacked += o.unacked;
+  behind_schedule += o.behind_schedule;
   latency.merge(o.latency);
+  latency_from_schedule.merge(o.latency_from_schedule);
   publishers.insert(publishers.end(), o.publishers.begin(), o.publishers.end());
   streams.insert(streams.end(), std::make_move_iterator(o.streams.begin()),
                  std::make_move_iterator(o.streams.end()));

@@ -17,19 +17,24 @@
 namespace starling::bench {
 
 // First bytes of every bench payload, little-endian (the sender and receiver are one machine):
-// publisher index (u32), sequence number (u64), send time (u64, CLOCK_MONOTONIC ns). The rest of
-// the payload is padding.
+// publisher index (u32), sequence number (u64), send time (u64, CLOCK_MONOTONIC ns) and due time
+// (u64, CLOCK_MONOTONIC ns). The due time is when the message's turn came: in rate mode its slot
+// in the publisher's schedule (earlier than the send time when the publisher fell behind, e.g.
+// waiting for the broker's acknowledgements), otherwise the send time. The rest of the payload
+// is padding.
 struct PayloadHeader {
   uint32_t publisher = 0;
   uint64_t seq = 0;
   uint64_t sent_ns = 0;
+  uint64_t due_ns = 0;
 };
-inline constexpr size_t kPayloadHeaderSize = 4 + 8 + 8;
+inline constexpr size_t kPayloadHeaderSize = 4 + 8 + 8 + 8;
 
 inline void write_payload_header(char* p, const PayloadHeader& h) {
   std::memcpy(p, &h.publisher, 4);
   std::memcpy(p + 4, &h.seq, 8);
   std::memcpy(p + 12, &h.sent_ns, 8);
+  std::memcpy(p + 20, &h.due_ns, 8);
 }
 
 inline bool read_payload_header(std::string_view payload, PayloadHeader& h) {
@@ -37,6 +42,7 @@ inline bool read_payload_header(std::string_view payload, PayloadHeader& h) {
   std::memcpy(&h.publisher, payload.data(), 4);
   std::memcpy(&h.seq, payload.data() + 4, 8);
   std::memcpy(&h.sent_ns, payload.data() + 12, 8);
+  std::memcpy(&h.due_ns, payload.data() + 20, 8);
   return true;
 }
 
@@ -120,7 +126,14 @@ struct ThreadStats {
   uint64_t window_stalls = 0;  // window full with no progress for --stall-timeout
   uint64_t rejected = 0;       // PUBACK/PUBREC with a failure reason code
   uint64_t unacked = 0;        // QoS 1/2 publishes the broker never acknowledged by the end
-  Histogram latency;           // publish-to-receive, ns
+  // Rate mode: messages whose slot in the schedule fell inside the window but that were never
+  // sent (the publisher was held back: the broker's flow control or a full socket).
+  uint64_t behind_schedule = 0;
+  Histogram latency;  // publish-to-receive (send time to receive), ns
+  // Rate mode: due time (the message's slot in the schedule) to receive, ns, over the same
+  // messages as `latency`: includes the time a message waited to be sent, so a broker that
+  // holds publishers back cannot hide the delay (coordinated omission).
+  Histogram latency_from_schedule;
   std::vector<PublisherResult> publishers;
   std::vector<StreamResult> streams;
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <functional>
 #include <mutex>
 #include <queue>
@@ -139,6 +140,7 @@ class TrafficScenario::Worker : public LoopHandler {
     if (timeline_.in_window(h.sent_ns)) {
       ++s.received_window;
       s.latency.record(now > h.sent_ns ? now - h.sent_ns : 0);
+      if (o_.rate > 0) s.latency_from_schedule.record(now > h.due_ns ? now - h.due_ns : 0);
     }
   }
 
@@ -197,6 +199,8 @@ class TrafficScenario::Worker : public LoopHandler {
     if (phase != Phase::Warmup && phase != Phase::Measure) {
       if (!stopped_publishing_ && !pubs_.empty()) {
         stopped_publishing_ = true;  // after this loop's last send, never before
+        if (o_.rate > 0)
+          count_behind_schedule(std::min(last_rate_tick_ns_, timeline_.measure_end_ns));
         shared_.publishing_loops.fetch_sub(1, std::memory_order_acq_rel);
       }
       return UINT64_MAX;
@@ -305,6 +309,24 @@ class TrafficScenario::Worker : public LoopHandler {
     return p.rate_start_ns + static_cast<uint64_t>(static_cast<double>(p.next_seq) * interval_ns_);
   }
 
+  // Rate mode, once publishing has stopped: the messages whose slot came before `end` (the
+  // loop's last publishing tick, or the end of the window if earlier) that were never sent.
+  // They are in neither latency histogram, so they are counted: a publisher held back for the
+  // last seconds would otherwise look on time. Slots after the last tick are not counted: they
+  // are the loop's timer granularity, not the broker holding the publisher back.
+  void count_behind_schedule(uint64_t end) {
+    uint64_t behind = 0;
+    for (const auto& p : pubs_) {
+      if (p->state == State::Done || end <= p->rate_start_ns) continue;
+      // Slots k with rate_start + k * interval < end.
+      auto slots = static_cast<uint64_t>(
+          std::ceil(static_cast<double>(end - p->rate_start_ns) / interval_ns_));
+      if (o_.count > 0) slots = std::min(slots, o_.count);
+      if (slots > p->next_seq) behind += slots - p->next_seq;
+    }
+    loop_.stats().behind_schedule += behind;
+  }
+
   void schedule(Pub& p, uint32_t local) {
     p.state = State::Scheduled;
     timers_.push({due(p), local});
@@ -331,13 +353,15 @@ class TrafficScenario::Worker : public LoopHandler {
   }
 
   // Appends up to max messages with one timestamp (the batch goes out in the send() right
-  // after). Leaves p in WaitQuota / WaitWrite / Done when that stopped it.
+  // after). Leaves p in WaitQuota / WaitWrite / Done when that stopped it. Each message carries
+  // its due time too: its slot in the schedule in rate mode, the send time otherwise.
   uint64_t send_batch(Pub& p, uint64_t max, size_t max_pending) {
     const uint64_t ts = now_ns();
     uint64_t n = 0;
     while (n < max && p.client->pending_output() < max_pending) {
       if (o_.count > 0 && p.next_seq >= o_.count) break;
-      if (!loop_.publish(*p.client, p.tmpl, PayloadHeader{p.index, p.next_seq, ts})) {
+      const uint64_t due_ns = o_.rate > 0 ? due(p) : ts;
+      if (!loop_.publish(*p.client, p.tmpl, PayloadHeader{p.index, p.next_seq, ts, due_ns})) {
         p.state = State::WaitQuota;  // PUBACKs resume it
         break;
       }
@@ -457,6 +481,7 @@ class TrafficScenario::Worker : public LoopHandler {
   // Rate mode: message k of a publisher is due at its start + k / rate. Whatever is due goes
   // out, so a late wake-up catches up rather than lowering the rate.
   uint64_t tick_rate(uint64_t now) {
+    last_rate_tick_ns_ = now;
     while (!timers_.empty() && timers_.top().first <= now) {
       const uint32_t local = timers_.top().second;
       timers_.pop();
@@ -491,6 +516,7 @@ class TrafficScenario::Worker : public LoopHandler {
   bool have_timeline_ = false;
   bool stopped_publishing_ = false;
   double interval_ns_ = 0;
+  uint64_t last_rate_tick_ns_ = 0;  // rate mode: when tick_rate last ran
   uint64_t stall_timeout_ns_ = 0;
   uint64_t next_stall_scan_ = 0;
 
@@ -554,6 +580,7 @@ void TrafficScenario::setup(const std::vector<ClientLoop*>& loops, RunControl& c
 
 void TrafficScenario::describe(Report& report) const {
   describe_params(report);
+  report.has_schedule_latency = true;
   if (common_.rate == 0) report.params.emplace_back("window", static_cast<int64_t>(window()));
   if (common_.count > 0) report.params.emplace_back("count", static_cast<int64_t>(common_.count));
 }
