@@ -41,6 +41,9 @@ status=0
 (cd build/test && ctest --output-on-failure -j"$jobs" "$@") || status=$?
 
 skipped=$(wc -l <"$STARLING_SKIP_LOG")
-echo "skipped tests: $skipped${CI:+ (CI: each one failed its test)}"
-if ((skipped > 0)); then sed 's/^/  skipped: /' "$STARLING_SKIP_LOG"; fi
+echo "skipped tests: $skipped"
+if ((skipped > 0)); then
+  sed 's/^/  skipped: /' "$STARLING_SKIP_LOG"
+  if [[ -n ${CI:-} ]]; then echo "(CI is set: each skip failed its test)"; fi
+fi
 exit "$status"
