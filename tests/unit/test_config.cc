@@ -614,11 +614,22 @@ TEST(ConfigOverrides, BindAddsAListenerWhenThereIsNone) {
 
 // --bind is the plain MQTT listener: TLS, WebSocket and PROXY-protocol listeners stay where the
 // file put them, and a plain one is added (first) when the file has none.
+Listener tls_listener(const std::string& name) {
+  Listener l{name, {"0.0.0.0", 8883}, "mqtt"};
+  l.tls_cert = "cert.pem";
+  l.tls_key = "key.pem";
+  return l;
+}
+
+Listener proxy_protocol_listener() {
+  Listener l{"lb", {"0.0.0.0", 1884}, "mqtt"};
+  l.proxy_protocol = true;
+  return l;
+}
+
 TEST(ConfigOverrides, BindNeverMovesTlsOrWebSocketListeners) {
   Config c = defaults();
-  Listener tls{"mqtt", {"0.0.0.0", 8883}, "mqtt"};
-  tls.tls_cert = "cert.pem";
-  tls.tls_key = "key.pem";
+  const Listener tls = tls_listener("mqtt");
   Listener ws{"ws", {"0.0.0.0", 9001}, "ws"};
   c.listeners = {tls, ws};
   apply_overrides(c, {.bind = "127.0.0.1:4000"});
@@ -631,11 +642,8 @@ TEST(ConfigOverrides, BindNeverMovesTlsOrWebSocketListeners) {
 
 TEST(ConfigOverrides, BindMovesThePlainListenerBehindATlsOne) {
   Config c = defaults();
-  Listener tls{"tls", {"0.0.0.0", 8883}, "mqtt"};
-  tls.tls_cert = "cert.pem";
-  tls.tls_key = "key.pem";
-  Listener proxied{"lb", {"0.0.0.0", 1884}, "mqtt"};
-  proxied.proxy_protocol = true;
+  const Listener tls = tls_listener("tls");
+  const Listener proxied = proxy_protocol_listener();
   Listener plain{"plain", {"0.0.0.0", 1883}, "mqtt"};
   c.listeners = {tls, proxied, plain};
   apply_overrides(c, {.bind = "127.0.0.1:4000"});
@@ -647,8 +655,7 @@ TEST(ConfigOverrides, BindMovesThePlainListenerBehindATlsOne) {
 
 TEST(ConfigOverrides, BindAddsAPlainListenerBesidesAProxyProtocolOne) {
   Config c = defaults();
-  Listener proxied{"lb", {"0.0.0.0", 1884}, "mqtt"};
-  proxied.proxy_protocol = true;
+  const Listener proxied = proxy_protocol_listener();
   c.listeners = {proxied};
   apply_overrides(c, {.bind = "127.0.0.1:4000"});
   ASSERT_EQ(c.listeners.size(), 2u);
