@@ -280,6 +280,8 @@ Client::AuthResult Client::authenticate(mqtt::Connect& c) {
   for (const auto& l : settings_->listeners) {
     if (l.name == transport_.listener_name()) listener = &l;
   }
+  const bool anonymous_ok =
+      listener ? settings_->allows_anonymous(*listener) : settings_->auth.password_file.empty();
   if (auto cert_user = transport_.certificate_username()) {
     // A certificate verified against the listener's CA is the proof; a password is not asked.
     username_ = *cert_user;
@@ -294,11 +296,19 @@ Client::AuthResult Client::authenticate(mqtt::Connect& c) {
         return AuthResult::Refused;
       }
       metrics::add(Counter::AuthSucceeded);
+    } else if (!anonymous_ok) {
+      // Nothing can check this name: taking it would let a client claim any user (and that
+      // user's ACL rules) on a listener that refuses clients without a proven identity.
+      metrics::add(Counter::AuthAnonymousRefused);
+      spdlog::info(
+          "connect from {} refused: user name '{}' cannot be verified (no password "
+          "file) and anonymous clients are not allowed on {}",
+          transport_.peer(), *c.username, transport_.listener_name());
+      refuse_connect(rc::NotAuthorized, "user name cannot be verified");
+      return AuthResult::Refused;
     }
     username_ = *c.username;
   } else {
-    const bool anonymous_ok =
-        listener ? settings_->allows_anonymous(*listener) : settings_->auth.password_file.empty();
     if (!anonymous_ok) {
       metrics::add(Counter::AuthAnonymousRefused);
       spdlog::info("connect from {} refused: anonymous clients are not allowed on {}",

@@ -23,7 +23,8 @@ import time
 import unittest
 import urllib.request
 
-from harness import HOST, Broker, MqttClient, check_no_sanitizer_report, free_port, unique
+from harness import (HOST, Broker, MqttClient, check_no_sanitizer_report, free_port, unique,
+                     wait_for_port)
 from mqtt_raw import (AUTH, CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
                       ConnectionClosed,
                       RawClient, encode_auth, encode_connect, encode_publish)
@@ -1125,6 +1126,33 @@ class AclAfterRestart(RawTestCase):
         self.assertEqual(self.publishes_until(again, "a/ok"), [("a/ok", b"a/ok")])
         assert_metric_deltas(self, b.http_port, before,
                              {key("starling_acl_denied_total", action="read"): 1})
+
+
+class UnverifiableUserName(RawTestCase):
+    """allow_anonymous = false with no password file: a user name is a claim nothing can check,
+    so a client sending one is refused like an anonymous one (0x87 / 5), never let in as that
+    user (it used to be, with that user's ACL rules). With allow_anonymous = true the name is
+    taken as given, as Mosquitto does."""
+
+    def test_claimed_user_name_refused_where_anonymous_is_not_allowed(self):
+        self.broker = b = Broker(http=True)
+        self.addCleanup(b.cleanup)
+        acl = write(os.path.join(b.tmp, "acl"), "user admin\ntopic readwrite #\n")
+        open_port = free_port()
+        b.config_text = (f'[listeners.mqtt]\nbind = "127.0.0.1:1"\nallow_anonymous = false\n'
+                         f'[listeners.open]\nbind = "{HOST}:{open_port}"\n'
+                         f'allow_anonymous = true\n[auth]\nacl_file = "{acl}"\n')
+        b.start()
+        wait_for_port(open_port, b.proc)
+        self.port = b.port
+        before = metrics(b.http_port)
+        self.refused(RC_NOT_AUTHORIZED, 5, user="admin")
+        self.refused(V311_NOT_AUTHORIZED, 4, user="admin", password="anything")
+        self.refused(RC_NOT_AUTHORIZED, 5)
+        assert_metric_deltas(self, b.http_port, before,
+                             {key("starling_auth_total", result="anonymous_refused"): 3})
+        # Where anonymous clients are welcome the name is a label, as in Mosquitto.
+        self.connect(5, user="admin", port=open_port)
 
 
 class AnonymousReload(RawTestCase):
