@@ -577,9 +577,11 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
     }
   }
 
-  if (acl_ && !acl_->can_publish(p.topic)) {
+  // A reserved topic ($SYS, $share) is refused like an ACL denial, whatever the ACL says.
+  if (mqtt::reserved_topic_name(p.topic) || (acl_ && !acl_->can_publish(p.topic))) {
     metrics::add(metrics::Counter::AclDeniedPublish);
-    spdlog::debug("client '{}': publish to '{}' denied by the ACL", client_id_, p.topic);
+    spdlog::debug("client '{}': publish to '{}' denied (reserved topic or ACL)", client_id_,
+                  p.topic);
     if (p.qos == 0) return true;
     // 5.0 says why; 3.1.1 has no way to, so the message is acknowledged and dropped (the
     // spec's own choice, section 3.3.5).

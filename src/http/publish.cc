@@ -48,6 +48,9 @@ MessageOrError build(Fields&& f, const config::Config& settings, broker::Clock::
   if (!mqtt::valid_topic_name(f.topic)) {
     return bad("bad_topic", "invalid topic name (empty, wildcards, or not UTF-8)");
   }
+  if (mqtt::reserved_topic_name(f.topic)) {
+    return bad("reserved_topic", "$SYS and $share topics are the broker's own", 403);
+  }
   const auto levels = static_cast<size_t>(std::count(f.topic.begin(), f.topic.end(), '/')) + 1;
   if (f.topic.size() > settings.limits.max_topic_length ||
       levels > settings.limits.max_topic_levels) {

@@ -107,6 +107,13 @@ bool valid_topic_name(std::string_view topic) {
          topic.find_first_of("+#") == std::string_view::npos && valid_utf8(topic);
 }
 
+bool reserved_topic_name(std::string_view topic) {
+  auto at_or_below = [topic](std::string_view root) {
+    return topic.starts_with(root) && (topic.size() == root.size() || topic[root.size()] == '/');
+  };
+  return at_or_below("$SYS") || at_or_below("$share");
+}
+
 bool valid_topic_filter(std::string_view filter) {
   if (filter.empty() || filter.size() > kMaxTopicBytes || !valid_utf8(filter)) return false;
   if (!filter.starts_with(kSharePrefix)) return valid_plain_filter(filter);

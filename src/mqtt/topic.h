@@ -12,6 +12,12 @@ bool valid_utf8(std::string_view s);
 // A PUBLISH topic: non-empty, valid UTF-8, no '+' or '#', at most 65535 bytes.
 bool valid_topic_name(std::string_view topic);
 
+// Topic names no client may publish to: "$SYS" and below, where the broker publishes its own
+// statistics (a client could spoof them), and "$share" and below, the shared-subscription
+// prefix, which names no topic. Section 4.7.2: the server SHOULD prevent clients from using
+// '$' topic names to exchange messages with other clients.
+bool reserved_topic_name(std::string_view topic);
+
 // A SUBSCRIBE filter: non-empty; '#' only as the whole last level; '+' only as a whole level.
 // Shared filters "$share/{group}/{filter}" are accepted when the group is non-empty and holds
 // no '+', '#' or '/', and the filter after it is valid.

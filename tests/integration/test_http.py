@@ -288,6 +288,14 @@ class HttpApiTest(unittest.TestCase):
         self.assert_error(self.call("POST", "/api/v1/publish", {"payload": "x"}), 400,
                           "bad_topic")
 
+    def test_reserved_topics(self):
+        """$SYS and $share are the broker's own: 403 reserved_topic, as MQTT clients get 0x87."""
+        for topic in ["$SYS/broker/clients/connected", "$share/g/t"]:
+            with self.subTest(topic=topic):
+                self.assert_error(self.call("POST", "/api/v1/publish",
+                                            {"topic": topic, "payload": "0", "retain": True}),
+                                  403, "reserved_topic")
+
     def test_bad_fields(self):
         cases = [({"topic": "a", "qos": 3}, "bad_qos"),
                  ({"topic": "a", "qos": "1"}, "bad_qos"),

@@ -50,6 +50,33 @@ class PublishTest(unittest.TestCase):
         return c
 
 
+@unittest.skipIf(against_mosquitto(), "Starling's refusal codes for reserved topics")
+class ReservedTopics(PublishTest):
+    """Clients cannot publish to $SYS (they could spoof the broker's statistics, retained for
+    every later $SYS subscriber) nor to $share (a subscription prefix, not a topic): 5.0 QoS
+    1/2 get 0x87 Not authorized, 3.1.1 and QoS 0 are acknowledged as the protocol requires and
+    dropped; a $SYS subscriber never sees them, and nothing is retained."""
+
+    def test_sys_and_share_publishes_are_refused_and_not_delivered(self):
+        watcher = self.subscriber("$SYS/spoof/#", 0)
+        pub5, pub311 = self.raw(5), self.raw(4)
+        for topic in ("$SYS/spoof/clients", "$share/g/t"):
+            with self.subTest(topic=topic):
+                pub5.publish(topic, b"fake", qos=0, retain=True)
+                pid = pub5.publish(topic, b"fake", qos=1, retain=True)
+                ack = pub5.expect(PUBACK)
+                self.assertEqual((ack.packet_id, ack.reason_code), (pid, 0x87))
+                pid = pub5.publish(topic, b"fake", qos=2)
+                rec = pub5.expect(PUBREC)
+                self.assertEqual((rec.packet_id, rec.reason_code), (pid, 0x87))
+                pid = pub311.publish(topic, b"fake", qos=1, retain=True)
+                self.assertEqual(pub311.expect(PUBACK).packet_id, pid)
+        self.assertEqual(watcher.collect(1.0), [])
+        late = self.raw(5)  # a retained copy would arrive on SUBSCRIBE
+        late.subscribe([("$SYS/spoof/#", 0)])
+        self.assertEqual(late.collect(1.0), [])
+
+
 class InboundAcks(PublishTest):
     """Client -> broker: the acks the broker sends back."""
 

@@ -111,6 +111,15 @@ TEST(TopicName, Validity) {
   EXPECT_FALSE(valid_topic_name("a\0b"s));
 }
 
+TEST(TopicName, ReservedForTheServer) {
+  for (const char* t : {"$SYS", "$SYS/broker/version", "$SYS/", "$share", "$share/g/t"}) {
+    EXPECT_TRUE(reserved_topic_name(t)) << t;
+  }
+  for (const char* t : {"$SYSTEM/x", "$sys/broker", "$shared/x", "a/$SYS", "$aws/things", "x"}) {
+    EXPECT_FALSE(reserved_topic_name(t)) << t;
+  }
+}
+
 TEST(TopicFilter, Valid) {
   const char* cases[] = {
       "#",
