@@ -280,42 +280,36 @@ Client::AuthResult Client::authenticate(mqtt::Connect& c) {
   for (const auto& l : settings_->listeners) {
     if (l.name == transport_.listener_name()) listener = &l;
   }
-  const bool anonymous_ok =
-      listener ? settings_->allows_anonymous(*listener) : settings_->auth.password_file.empty();
   if (auto cert_user = transport_.certificate_username()) {
     // A certificate verified against the listener's CA is the proof; a password is not asked.
     username_ = *cert_user;
     metrics::add(Counter::AuthSucceeded);
-  } else if (c.username) {
-    if (passwords) {
-      if (!c.password || !passwords->check(*c.username, *c.password)) {
-        metrics::add(Counter::AuthBadCredentials);
-        spdlog::info("connect from {} refused: bad user name or password for '{}'",
-                     transport_.peer(), *c.username);
-        refuse_connect(rc::BadUserNameOrPassword, "bad user name or password");
-        return AuthResult::Refused;
-      }
-      metrics::add(Counter::AuthSucceeded);
-    } else if (!anonymous_ok) {
-      // Nothing can check this name: taking it would let a client claim any user (and that
-      // user's ACL rules) on a listener that refuses clients without a proven identity.
-      metrics::add(Counter::AuthAnonymousRefused);
-      spdlog::info(
-          "connect from {} refused: user name '{}' cannot be verified (no password "
-          "file) and anonymous clients are not allowed on {}",
-          transport_.peer(), *c.username, transport_.listener_name());
-      refuse_connect(rc::NotAuthorized, "user name cannot be verified");
+  } else if (c.username && passwords) {
+    if (!c.password || !passwords->check(*c.username, *c.password)) {
+      metrics::add(Counter::AuthBadCredentials);
+      spdlog::info("connect from {} refused: bad user name or password for '{}'", transport_.peer(),
+                   *c.username);
+      refuse_connect(rc::BadUserNameOrPassword, "bad user name or password");
       return AuthResult::Refused;
     }
+    metrics::add(Counter::AuthSucceeded);
     username_ = *c.username;
   } else {
+    // No proven identity: no user name, or one that nothing can check (no password file).
+    // Where anonymous clients are refused, so is such a name: taking it would let a client
+    // claim any user and that user's ACL rules. Elsewhere it is taken as given (as Mosquitto).
+    const bool anonymous_ok =
+        listener ? settings_->allows_anonymous(*listener) : settings_->auth.password_file.empty();
     if (!anonymous_ok) {
       metrics::add(Counter::AuthAnonymousRefused);
-      spdlog::info("connect from {} refused: anonymous clients are not allowed on {}",
-                   transport_.peer(), transport_.listener_name());
-      refuse_connect(rc::NotAuthorized, "anonymous clients are not allowed");
+      const char* why = c.username ? "user name cannot be verified (no password file)"
+                                   : "anonymous clients are not allowed";
+      spdlog::info("connect from {} refused on {}: {}", transport_.peer(),
+                   transport_.listener_name(), why);
+      refuse_connect(rc::NotAuthorized, why);
       return AuthResult::Refused;
     }
+    if (c.username) username_ = *c.username;
   }
   return authorize(c) ? AuthResult::Accepted : AuthResult::Refused;
 }
