@@ -41,8 +41,8 @@ bool is_prefix_of(std::string_view data, std::string_view whole) {
   return whole.substr(0, data.size()) == data;
 }
 
-// Appended piece by piece: g++ 12 at -O3 (Release) reports a false -Wrestrict overlap (GCC bug 105329)
-// for `"[" + std::string(host)`, which broke the Release build.
+// Appended piece by piece: g++ 12 at -O3 (Release) reports a false -Wrestrict overlap (GCC
+// bug 105329) for `"[" + std::string(host)`, which broke the Release build.
 std::string format_address(int family, const void* address, uint16_t port) {
   char host[INET6_ADDRSTRLEN] = {0};
   inet_ntop(family, address, host, sizeof host);
