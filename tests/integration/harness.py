@@ -60,10 +60,54 @@ def check_no_sanitizer_report(output, what="the broker"):
                              f"{output[start:start + 6000]}")
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+# Ports handed to this process, each with an open file whose flock reserves it against the other
+# test processes ctest runs in parallel (the lock lasts as long as this process).
+_reserved_ports = {}
+_PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "starling-test-ports")
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A loopback TCP port nobody listens on, for a server a test starts.
+
+    Not one the kernel picks for port 0: those come from the ephemeral range, which every outgoing
+    connection (any client of any parallel test) also draws from, so one could take the port
+    before the server binds it ("Address already in use", seen in CI). Ports below that range
+    are only ever taken by a bind() to that port, and the flock keeps parallel tests apart."""
+    import fcntl
+    import random
+    low, _ = _ephemeral_range()
+    first, last = (10000, low - 1) if low > 12000 else (61000, 65535)
+    os.makedirs(_PORT_LOCK_DIR, exist_ok=True)
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(1000):
+        port = rng.randint(first, last)
+        if port in _reserved_ports:
+            continue
+        lock = open(os.path.join(_PORT_LOCK_DIR, str(port)), "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((HOST, port))
+        except OSError:
+            lock.close()
+            continue
+        _reserved_ports[port] = lock
+        return port
+    raise RuntimeError(f"no free loopback port in {first}-{last}")
 
 
 def wait_for_port(port, proc, timeout=15.0):
