@@ -19,6 +19,7 @@
 #include "kafka/bridge.h"
 #include "net/server.h"
 #include "starling/version.h"
+#include "store/durable_directory.h"
 #include "store/store.h"
 
 namespace {
@@ -47,8 +48,11 @@ void backup(starling::store::Store& store, const Config& config) {
   std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", std::gmtime(&t));
   std::string target = config.data_dir + "/backups/" + stamp;
   try {
-    std::filesystem::create_directories(config.data_dir + "/backups");
+    const std::string backups = config.data_dir + "/backups";
+    starling::store::create_directories_durably(backups);
     store.checkpoint(target);
+    // The checkpoint syncs its own files; its entry in backups/ needs this.
+    starling::store::sync_directory(backups);
     spdlog::info("backup written to {}", target);
   } catch (const std::exception& e) {
     spdlog::error("backup failed: {}", e.what());

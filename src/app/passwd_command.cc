@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "auth/password_hash.h"
+#include "store/durable_directory.h"
 
 namespace starling::app {
 namespace {
@@ -54,7 +56,8 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-// A reader of the file sees the old or the new version, never a partial one.
+// A reader of the file sees the old or the new version, never a partial one; a power cut after
+// it returns leaves the new one.
 void write_atomically(const std::string& path, std::string_view content) {
   std::string temp = path + ".XXXXXX";
   const int fd = mkstemp(temp.data());
@@ -84,6 +87,8 @@ void write_atomically(const std::string& path, std::string_view content) {
     ::unlink(temp.c_str());
     throw std::runtime_error(message);
   }
+  // The rename is durable only with its directory (a power cut could bring the old file back).
+  store::sync_directory(std::filesystem::absolute(path).parent_path());
 }
 
 void strip_line_end(std::string& line) {

@@ -7,9 +7,10 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
-#include <filesystem>
+#include <system_error>
 
 #include "metrics/histogram.h"
+#include "store/durable_directory.h"
 
 namespace starling::store {
 
@@ -61,9 +62,19 @@ void Batch::del_prefix(std::string_view prefix) {
 // --- Store --------------------------------------------------------------------------------
 
 Store::Store(const std::string& dir, Durability durability) : dir_(dir), durability_(durability) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw StoreError("cannot create the data directory " + dir + ": " + ec.message());
+  try {
+    create_directories_durably(dir);
+  } catch (const std::system_error& e) {
+    throw StoreError(std::string("cannot create the data directory: ") + e.what());
+  }
+#ifdef STARLING_TEST_HOOKS
+  // Test builds only (never Release): lets tests/integration/test_power_cut.py prove that it
+  // catches a store that does not sync.
+  if (std::getenv("STARLING_TEST_UNSAFE_NO_SYNC")) {
+    sync_ = false;
+    spdlog::warn("STARLING_TEST_UNSAFE_NO_SYNC: the store does not sync; a power cut loses data");
+  }
+#endif
 
   rocksdb::Options options;
   options.create_if_missing = true;
@@ -189,7 +200,7 @@ void Store::writer_loop() {
     for (size_t i = 0; i < group.size() && last_write != group.size(); ++i) {
       if (group[i].empty()) continue;
       rocksdb::WriteOptions options;
-      options.sync = i == last_write;
+      options.sync = sync_ && i == last_write;
       rocksdb::Status st = db_->Write(options, group[i].batch_.get());
       if (!st.ok()) {
         // Nothing can be acknowledged any more: stop loudly rather than lie to clients.

@@ -108,6 +108,7 @@ class Store {
 
   const std::string dir_;
   const Durability durability_;
+  bool sync_ = true;  // false only in test builds, by STARLING_TEST_UNSAFE_NO_SYNC
   std::unique_ptr<rocksdb::DB> db_;
 
   std::mutex mutex_;

@@ -5,6 +5,7 @@ runs the same tests against Debian's Mosquitto instead, which is how we check th
 describes the spec and not our own implementation.
 """
 
+import atexit
 import os
 import re
 import shutil
@@ -75,6 +76,12 @@ _reserved_ports = {}
 _PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "starling-test-ports")
 
 
+@atexit.register
+def _release_ports():
+    for lock in _reserved_ports.values():
+        lock.close()
+
+
 def free_port():
     """A loopback TCP port nobody listens on, for a server a test starts.
 
@@ -131,12 +138,13 @@ class Broker:
     """One broker process. Use as a context manager or call start()/stop()."""
 
     def __init__(self, config_text=None, extra_args=None, threads=2, data_dir=None,
-                 mosquitto_config="", http=False):
+                 mosquitto_config="", http=False, env=None):
         self.config_text = config_text
         # Extra mosquitto.conf lines (e.g. "max_packet_size 1000\n") so that a test needing a
         # Starling limit can set Mosquitto's equivalent and still run against it.
         self.mosquitto_config = mosquitto_config
         self.extra_args = list(extra_args or [])
+        self.env = env  # extra environment variables for the broker process
         self.threads = threads
         self.port = free_port()
         # http=True: the HTTP API on its own free port (b.http_port); off by default.
@@ -174,7 +182,9 @@ class Broker:
 
     def start(self):
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        env = {**os.environ, **self.env} if self.env else None
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                     env=env)
         log.close()
         try:
             wait_for_port(self.port, self.proc)

@@ -1,13 +1,13 @@
 """Durable state: what the broker acknowledged survives kill -9.
 
 Restart tests check each kind of state on its own; the crash test kills the broker several
-times at random moments under QoS 1 and QoS 2 load and then checks that every message
-acknowledged to a publisher reached every persistent subscriber, with duplicates only at
-QoS 1. Starling-specific (durability modes, store layout); skipped against Mosquitto, whose
+times at random moments under QoS 1 and QoS 2 load (durability_load.py) and then checks that
+every message acknowledged to a publisher reached every persistent subscriber, with duplicates
+only at QoS 1, retained topics and a delayed will intact. test_power_cut.py runs the same load
+through power cuts. Starling-specific (durability modes, store layout); skipped against Mosquitto, whose
 snapshots lose what came after the last one.
 """
 
-import collections
 import os
 import random
 import signal
@@ -15,18 +15,9 @@ import subprocess
 import time
 import unittest
 
+from durability_load import LoadWithFaults, connect
 from harness import Broker, against_mosquitto, check_no_sanitizer_report
-from mqtt_raw import (CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, ConnectionClosed,
-                      RawClient)
-
-PERSISTENT = {"session_expiry_interval": 3600}
-
-
-def connect(port, cid, clean=False):
-    c = RawClient(port, version=5)
-    ack = c.connect(cid, clean_start=clean, properties=PERSISTENT)
-    assert ack.type == CONNACK and ack.reason_code == 0, ack
-    return c, ack
+from mqtt_raw import PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient
 
 
 def drain_publishes(client, quiet=1.0, timeout=15.0):
@@ -218,96 +209,6 @@ class RestartKeepsState(unittest.TestCase):
 
 # ------------------------------------------------------------------ crash test under load
 
-class Publisher:
-    """Publishes numbered messages with a window; remembers what the broker acknowledged
-    (PUBACK for QoS 1, PUBREC for QoS 2) and resends the rest after a reconnect."""
-
-    def __init__(self, cid, topic, qos, window=20):
-        self.cid, self.topic, self.qos, self.window = cid, topic, qos, window
-        self.next_seq = 0
-        self.pending = {}  # packet id -> [seq, stage]; stage "pub" or "rel"
-        self.acked = set()
-        self.client = None
-
-    def connect(self, port, clean):
-        self.client, _ = connect(port, self.cid, clean)
-        for pid, (seq, stage) in sorted(self.pending.items()):
-            if stage == "pub":
-                self.client.publish(self.topic, self.payload(seq), qos=self.qos, packet_id=pid,
-                                    dup=True)
-            else:
-                self.client.pubrel(pid)
-
-    def payload(self, seq):
-        return f"{self.cid}:{seq}".encode()
-
-    def step(self):
-        if len(self.pending) >= self.window:
-            return
-        pid = (self.next_seq % 60000) + 1
-        self.pending[pid] = [self.next_seq, "pub"]
-        self.client.publish(self.topic, self.payload(self.next_seq), qos=self.qos, packet_id=pid)
-        self.next_seq += 1
-
-    def handle(self, p):
-        entry = self.pending.get(p.packet_id)
-        if entry is None:
-            return
-        if p.type == PUBACK and self.qos == 1:
-            self.acked.add(entry[0])
-            del self.pending[p.packet_id]
-        elif p.type == PUBREC and self.qos == 2:
-            self.acked.add(entry[0])
-            entry[1] = "rel"
-            self.client.pubrel(p.packet_id)
-        elif p.type == PUBCOMP and self.qos == 2:
-            del self.pending[p.packet_id]
-
-
-class Subscriber:
-    """Counts application deliveries; QoS 2 ids awaiting PUBREL are not delivered twice
-    (the receiver's side of exactly once, method B of section 4.3.3)."""
-
-    def __init__(self, cid, filters):
-        self.cid, self.filters = cid, filters
-        self.received = collections.Counter()
-        self.awaiting_rel = set()
-        self.client = None
-
-    def connect(self, port, clean):
-        self.client, _ = connect(port, self.cid, clean)
-        if clean:
-            self.client.subscribe(self.filters)
-
-    def handle(self, p):
-        if p.type == PUBLISH:
-            if p.qos == 2:
-                if p.packet_id not in self.awaiting_rel:
-                    self.received[p.payload] += 1
-                    self.awaiting_rel.add(p.packet_id)
-                self.client.pubrec(p.packet_id)
-            else:
-                self.received[p.payload] += 1
-                if p.qos == 1:
-                    self.client.puback(p.packet_id)
-        elif p.type == PUBREL:
-            self.awaiting_rel.discard(p.packet_id)
-            self.client.pubcomp(p.packet_id)
-
-
-def poll(peer, wait=0.002):
-    """Handles whatever the peer has received; False when its connection is gone."""
-    try:
-        while True:
-            p = peer.client.recv_packet(wait)
-            if p is None:
-                return True
-            peer.handle(p)
-            wait = 0
-    except (ConnectionClosed, OSError):
-        return False
-
-
 class CrashUnderLoad:
     DURABILITY = None
 
@@ -315,60 +216,16 @@ class CrashUnderLoad:
         rng = random.Random(int(os.environ.get("STARLING_CRASH_SEED", "20261122")))
         config = f'[storage]\ndurability = "{self.DURABILITY}"\n'
         with Broker(config_text=config) as b:
-            online = Subscriber("crash-online", [("crash/q1", 1), ("crash/q2", 2)])
-            offline = Subscriber("crash-offline", [("crash/q1", 1), ("crash/q2", 2)])
-            for s in (online, offline):
-                s.connect(b.port, clean=True)
-            offline.client.disconnect()
-            offline.client.close()
-            pubs = [Publisher("crash-p1", "crash/q1", 1), Publisher("crash-p2", "crash/q2", 2)]
-            for p in pubs:
-                p.connect(b.port, clean=True)
-
+            load = LoadWithFaults(rng, "crash", retained=True, will=True)
+            load.setup(b.port)
             crashes = 3
             for round_ in range(crashes + 1):
-                for _ in range(rng.randint(80, 250)):
-                    for p in pubs:
-                        try:
-                            p.step()
-                        except OSError:
-                            pass
-                    for peer in pubs + [online]:
-                        poll(peer)
+                load.round(b.port)
                 if round_ < crashes:
                     b.kill9()
                     b.start()
-                    for peer in pubs + [online]:
-                        peer.connect(b.port, clean=False)
-
-            # Let every publisher finish its exchanges.
-            deadline = time.monotonic() + 30
-            while any(p.pending for p in pubs) and time.monotonic() < deadline:
-                for peer in pubs + [online]:
-                    poll(peer, 0.01)
-            self.assertFalse(any(p.pending for p in pubs), "publishers did not complete")
-            drain_until = time.monotonic() + 2
-            while time.monotonic() < drain_until:
-                poll(online, 0.05)
-
-            offline.connect(b.port, clean=False)
-            quiet_since = time.monotonic()
-            while time.monotonic() - quiet_since < 2 and time.monotonic() < deadline + 30:
-                before = sum(offline.received.values())
-                poll(offline, 0.05)
-                if sum(offline.received.values()) != before:
-                    quiet_since = time.monotonic()
-
-            for sub in (online, offline):
-                for pub in pubs:
-                    expected = {pub.payload(s) for s in pub.acked}
-                    self.assertTrue(expected, "nothing was acknowledged")
-                    missing = expected - set(sub.received)
-                    self.assertFalse(missing, f"{sub.cid} lost {len(missing)} acknowledged "
-                                              f"messages of {pub.cid}: {sorted(missing)[:5]}")
-                q2_dups = {m: n for m, n in sub.received.items()
-                           if m.startswith(b"crash-p2:") and n > 1}
-                self.assertFalse(q2_dups, f"{sub.cid} got QoS 2 duplicates: {q2_dups}")
+                    load.after_fault(b.port)
+            load.check(self, b.port)
 
 
 @unittest.skipIf(against_mosquitto(), "Starling durable state")
