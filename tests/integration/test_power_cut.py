@@ -6,7 +6,8 @@ syncs from one that does not. Here the broker's data directory lives on starling
 and directory entries (new files, renames, new directories) whose directory was synced. The same
 load as the crash test (durability_load.py) runs through several cuts at random moments, and a
 test-only switch that turns the store's sync off shows that the test catches a store that does
-not sync. Starling-specific; skipped against Mosquitto.
+not sync. The Kafka outbox (async records acknowledged to publishers) goes through cuts too.
+Starling-specific; skipped against Mosquitto.
 """
 
 import os
@@ -103,6 +104,63 @@ class PowerCutTestCatchesAStoreThatDoesNotSync(PowerCutUnderLoad, unittest.TestC
     def test_unsynced_store_loses_acknowledged_messages(self):
         with self.assertRaisesRegex(AssertionError, "lost"):
             self.run_load(env={"STARLING_TEST_UNSAFE_NO_SYNC": "1"})
+
+
+class KafkaOutboxPowerCut:
+    """Records the Kafka bridge accepted in async mode are acknowledged to the publisher once
+    they are in the store's outbox; power cuts while Kafka is down (and while it is up and
+    records leave the outbox) lose none of them."""
+
+    def run_outbox(self, env=None):
+        from kafka_harness import MockKafka, kcat_consume, wait_metric
+        from power_cut import PowerCutDisk
+        rng = random.Random(SEED)
+        kafka = MockKafka(brokers=1).start()
+        self.addCleanup(kafka.stop)
+        kafka.create_topic("outbox", 2)
+        config = (f'[storage]\ndurability = "batch"\n[kafka]\nbootstrap = "{kafka.bootstrap}"\n'
+                  '[kafka.properties]\n"reconnect.backoff.ms" = 100\n'
+                  '"reconnect.backoff.max.ms" = 500\n'
+                  '[[kafka.produce]]\nfilter = "out/#"\ntopic = "outbox"\n')
+        sent = []
+        with PowerCutDisk() as disk:
+            b = Broker(config_text=config, data_dir=os.path.join(disk.path, "data"), http=True,
+                       env=env)
+            with b:
+                for round_ in range(3):
+                    kafka_up = round_ == 1  # records also leave the outbox while power goes
+                    if kafka_up:
+                        kafka.broker_up(-1)
+                    else:
+                        kafka.broker_down(-1)
+                    pub, _ = connect(b.port, "outbox-pub", clean=True)
+                    for _ in range(rng.randint(10, 40)):
+                        sent.append(f"r{len(sent)}")
+                        pub.publish("out/x", sent[-1].encode(), qos=1)
+                        pub.expect(PUBACK)
+                    pub.close()
+                    power_cut(b, disk)
+                kafka.broker_up(-1)
+                wait_metric(b, "starling_kafka_buffer_messages", lambda v: v == 0, timeout=60)
+                got = {r["value"].decode()
+                       for r in kcat_consume(kafka.bootstrap, "outbox", 10 * len(sent),
+                                             timeout=10)}
+                lost = set(sent) - got
+                self.assertFalse(lost, f"lost {len(lost)} of {len(sent)} acknowledged records: "
+                                       f"{sorted(lost)[:5]}")
+
+
+@unittest.skipIf(against_mosquitto(), "Starling's Kafka bridge")
+class KafkaOutboxSurvivesPowerCuts(KafkaOutboxPowerCut, unittest.TestCase):
+    def test_acknowledged_records_reach_kafka(self):
+        self.run_outbox()
+
+
+@unittest.skipIf(against_mosquitto(), "Starling's Kafka bridge")
+class KafkaOutboxPowerCutCatchesNoSync(KafkaOutboxPowerCut, unittest.TestCase):
+    def test_unsynced_outbox_loses_records(self):
+        with self.assertRaisesRegex(AssertionError, "lost"):
+            self.run_outbox(env={"STARLING_TEST_UNSAFE_NO_SYNC": "1"})
 
 
 if __name__ == "__main__":
