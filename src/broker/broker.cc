@@ -130,6 +130,7 @@ void Broker::close_session(const SessionPtr& session, Attachment link, Clock::ti
   }
   session->mark_disconnected(now);
   if (store_) write_session_record(*session, expiry, wall_clock_ms());
+  hand_over_shared(session, now);
   if (expiry != 0xFFFFFFFF) {
     std::lock_guard lock(sessions_mutex_);
     expiry_queue_.emplace(now + std::chrono::seconds(expiry), session);
@@ -157,7 +158,13 @@ void Broker::end_session(const SessionPtr& session, Clock::time_point now) {
       tree_.unsubscribe(session.get(), filter);
     }
   }
-  redeliver_shared(session->take_shared_undelivered(), session.get(), now);
+  auto shared = session->take_shared_undelivered();
+  if (const size_t lost = session->end_and_count_undelivered(); lost > 0) {
+    metrics::add(metrics::Counter::DroppedSessionEnded, lost);
+    spdlog::debug("session {} ended with {} undelivered messages (dropped)", session->client_id(),
+                  lost);
+  }
+  redeliver_shared(std::move(shared), session.get(), now);
 }
 
 // --- Publish --------------------------------------------------------------------------------
@@ -237,7 +244,10 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
   }
   for (SharedGroup* group : groups) {
     Session* member = pick_shared_member(*group, nullptr);
-    if (!member) continue;
+    if (!member) {
+      metrics::add(metrics::Counter::DroppedNoSharedMember);
+      continue;
+    }
     auto it = std::find_if(group->members.begin(), group->members.end(),
                            [&](const Subscriber& s) { return s.session == member; });
     Target t{member,
@@ -292,21 +302,54 @@ void Broker::redeliver_shared(std::vector<Delivery>&& deliveries, const Session*
   if (deliveries.empty()) return;
   std::vector<Subscriber> matches;
   std::vector<SharedGroup*> groups;
+  size_t orphans = 0;
   std::shared_lock lock(tree_mutex_);
   for (Delivery& d : deliveries) {
     matches.clear();
     groups.clear();
     tree_.match(d.message->topic, matches, groups);
+    Session* member = nullptr;
     for (SharedGroup* group : groups) {
-      if (group->name != *d.share) continue;
-      Session* member = pick_shared_member(*group, leaving);
-      if (!member) continue;
-      bool congested = false;
-      Delivery again = d;
-      member->deliver(std::move(again), now, congested);
-      break;
+      if (group->name == *d.share) member = pick_shared_member(*group, leaving);
+      if (member) break;
+    }
+    if (!member) {
+      ++orphans;
+      continue;
+    }
+    bool congested = false;
+    member->deliver(std::move(d), now, congested);
+  }
+  if (orphans > 0) {
+    metrics::add(metrics::Counter::DroppedNoSharedMember, orphans);
+    spdlog::debug("{} shared subscription messages dropped: no member left in their group",
+                  orphans);
+  }
+}
+
+void Broker::hand_over_shared(const SessionPtr& session, Clock::time_point now) {
+  auto candidates = session->shared_undelivered_groups();
+  if (candidates.empty()) return;
+  // Only to groups with another member online: otherwise they wait here for this client.
+  std::set<std::string> takeable;
+  {
+    std::vector<Subscriber> matches;
+    std::vector<SharedGroup*> groups;
+    std::shared_lock lock(tree_mutex_);
+    for (const auto& [name, topic] : candidates) {
+      matches.clear();
+      groups.clear();
+      tree_.match(topic, matches, groups);
+      for (SharedGroup* group : groups) {
+        if (group->name != name) continue;
+        for (const Subscriber& m : group->members) {
+          if (m.session != session.get() && m.session->online()) takeable.insert(name);
+        }
+      }
     }
   }
+  if (takeable.empty()) return;
+  redeliver_shared(session->take_shared_undelivered(&takeable), session.get(), now);
 }
 
 // --- Subscriptions --------------------------------------------------------------------------
@@ -624,9 +667,9 @@ void Broker::tick(Clock::time_point now) {
 
 void Broker::publish_sys(Clock::time_point now) {
   using metrics::Counter;
-  auto put = [&](const char* topic, std::string value) {
+  auto put = [&](std::string topic, std::string value) {
     auto msg = std::make_shared<Message>();
-    msg->topic = topic;
+    msg->topic = std::move(topic);
     msg->payload = std::move(value);
     msg->retain = true;
     msg->received_at = now;
@@ -639,10 +682,11 @@ void Broker::publish_sys(Clock::time_point now) {
   put("$SYS/broker/clients/total", std::to_string(session_count()));
   put("$SYS/broker/messages/received", std::to_string(metrics::total(Counter::MessagesReceived)));
   put("$SYS/broker/messages/sent", std::to_string(metrics::total(Counter::MessagesSent)));
-  put("$SYS/broker/messages/dropped", std::to_string(metrics::total(Counter::DroppedQueueFull) +
-                                                     metrics::total(Counter::DroppedExpired) +
-                                                     metrics::total(Counter::DroppedTooLarge) +
-                                                     metrics::total(Counter::DroppedOfflineQos0)));
+  put("$SYS/broker/messages/dropped", std::to_string(metrics::total_dropped()));
+  for (const metrics::DropReason& r : metrics::kDropReasons) {
+    put(std::string("$SYS/broker/messages/dropped/") + r.label,
+        std::to_string(metrics::total(r.counter)));
+  }
   put("$SYS/broker/bytes/received", std::to_string(metrics::total(Counter::BytesReceived)));
   put("$SYS/broker/bytes/sent", std::to_string(metrics::total(Counter::BytesSent)));
   put("$SYS/broker/subscriptions/count", std::to_string(subscription_count()));

@@ -149,8 +149,13 @@ class Broker {
 
  private:
   void publish_sys(Clock::time_point now);
+  // Each delivery to another member of its group (online first); counted as dropped
+  // (no_shared_member) when its group has no other member.
   void redeliver_shared(std::vector<Delivery>&& deliveries, const Session* leaving,
                         Clock::time_point now);
+  // A persistent member went offline: what it has not received of groups with another member
+  // online goes to them ([MQTT-4.8.2-3]); the rest waits for it.
+  void hand_over_shared(const SessionPtr& session, Clock::time_point now);
   Session* pick_shared_member(SharedGroup& group, const Session* exclude);
   SessionPtr make_session(const std::string& client_id);
   // Adds deleting every record of a client to batch.

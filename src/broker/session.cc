@@ -472,11 +472,44 @@ std::map<std::string, SubscriptionOptions> Session::subscriptions() {
   return subscriptions_;
 }
 
-std::vector<Delivery> Session::take_shared_undelivered() {
+namespace {
+
+bool may_hand_over(const ShareKey& share, const std::set<std::string>* groups) {
+  return share && (!groups || groups->count(*share) > 0);
+}
+
+}  // namespace
+
+std::map<std::string, std::string> Session::shared_undelivered_groups() {
+  std::lock_guard lock(mutex_);
+  std::map<std::string, std::string> out;
+  for (const Inflight& f : inflight_) {
+    if (f.delivery.share && !f.released && f.delivery.qos == 1) {
+      out.emplace(*f.delivery.share, f.delivery.message->topic);
+    }
+  }
+  for (const Delivery& d : queue_) {
+    if (d.share) out.emplace(*d.share, d.message->topic);
+  }
+  return out;
+}
+
+size_t Session::end_and_count_undelivered() {
+  std::lock_guard lock(mutex_);
+  if (ended_) return 0;
+  ended_ = true;
+  size_t n = queue_.size() + spilled_;
+  for (const Inflight& f : inflight_) {
+    if (!f.released) ++n;  // released: PUBREC came, the client has it
+  }
+  return n;
+}
+
+std::vector<Delivery> Session::take_shared_undelivered(const std::set<std::string>* groups) {
   std::lock_guard lock(mutex_);
   std::vector<Delivery> out;
   for (auto it = inflight_.begin(); it != inflight_.end();) {
-    if (it->delivery.share && !it->released) {
+    if (may_hand_over(it->delivery.share, groups) && !it->released && it->delivery.qos == 1) {
       erase_record_locked(it->delivery);
       it->delivery.store_seq = 0;
       out.push_back(std::move(it->delivery));
@@ -486,7 +519,7 @@ std::vector<Delivery> Session::take_shared_undelivered() {
     }
   }
   for (auto it = queue_.begin(); it != queue_.end();) {
-    if (it->share) {
+    if (may_hand_over(it->share, groups)) {
       queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(*it));
       erase_record_locked(*it);
       it->store_seq = 0;

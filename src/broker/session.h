@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -191,9 +192,19 @@ class Session {
   bool forget_subscription(const std::string& filter);
   std::map<std::string, SubscriptionOptions> subscriptions();
 
-  // Messages that came through a shared subscription and were not completed: handed to
-  // another member of their group when this session ends.
-  std::vector<Delivery> take_shared_undelivered();
+  // Messages that came through a shared subscription and were not completed, for another
+  // member of their group (when this session ends, or goes offline and another member is
+  // online): every queued one, never sent, and in-flight QoS 1 ones (at least once allows the
+  // second copy). In-flight QoS 2 messages stay: they must be completed with this client and
+  // never go to another one ([MQTT-4.8.2-4], [MQTT-4.8.2-5]). Only those of the groups in
+  // `groups` ("$share/group/filter"); all groups when it is null.
+  std::vector<Delivery> take_shared_undelivered(const std::set<std::string>* groups = nullptr);
+  // The groups take_shared_undelivered would take messages of, each with the topic of one of
+  // them (to find the group in the subscription tree).
+  std::map<std::string, std::string> shared_undelivered_groups();
+  // The session ends: how many messages it still had queued or in flight (not completed by the
+  // client), counted once however often it is called.
+  size_t end_and_count_undelivered();
 
   // Persistence and expiry (guarded by the mutex; set by the owner on connect/disconnect).
   void set_expiry_interval(uint32_t seconds);
@@ -257,6 +268,7 @@ class Session {
   std::vector<Attachment> waiters_;
   uint32_t expiry_interval_ = 0;
   bool ever_persistent_ = false;  // records may exist even after expiry went to 0
+  bool ended_ = false;            // end_and_count_undelivered ran
   Clock::time_point disconnected_at_{};
   store::Store* store_ = nullptr;
   uint64_t fence_ = 0;              // out_ waits until this store ticket is durable

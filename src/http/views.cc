@@ -215,6 +215,9 @@ Response stats(broker::Broker& broker, size_t http_connections) {
   const auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(broker::Clock::now() - broker.started_at());
   broker::QueueTotals q = broker.queue_totals();
+  json dropped = json::object();
+  for (const metrics::DropReason& r : metrics::kDropReasons)
+    dropped[r.label] = total(r.counter);
   json body = {
       {"version", STARLING_VERSION},
       {"uptime_seconds", uptime.count()},
@@ -231,11 +234,7 @@ Response stats(broker::Broker& broker, size_t http_connections) {
         {"no_subscriber", total(Counter::MessagesNoSubscriber)},
         {"queued", total(Counter::MessagesQueued)},
         {"published_over_http", total(Counter::HttpPublishes)},
-        {"dropped",
-         {{"queue_full", total(Counter::DroppedQueueFull)},
-          {"expired", total(Counter::DroppedExpired)},
-          {"too_large", total(Counter::DroppedTooLarge)},
-          {"offline_qos0", total(Counter::DroppedOfflineQos0)}}}}},
+        {"dropped", dropped}}},
       {"bytes", {{"received", total(Counter::BytesReceived)}, {"sent", total(Counter::BytesSent)}}},
       {"connections",
        {{"accepted", total(Counter::ConnectionsAccepted)},

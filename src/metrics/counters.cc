@@ -43,6 +43,13 @@ uint64_t total_bytes_in(uint8_t type) {
   return sum([type](CounterShard & s) -> auto& { return s.bytes_in[type & 15]; });
 }
 
+uint64_t total_dropped() {
+  uint64_t n = 0;
+  for (const DropReason& r : kDropReasons)
+    n += total(r.counter);
+  return n;
+}
+
 const char* name(Counter c) {
   switch (c) {
     case Counter::ConnectionsAccepted:
@@ -71,6 +78,10 @@ const char* name(Counter c) {
       return "dropped_too_large";
     case Counter::DroppedOfflineQos0:
       return "dropped_offline_qos0";
+    case Counter::DroppedSessionEnded:
+      return "dropped_session_ended";
+    case Counter::DroppedNoSharedMember:
+      return "dropped_no_shared_member";
     case Counter::ProtocolErrors:
       return "protocol_errors";
     case Counter::KeepAliveTimeouts:

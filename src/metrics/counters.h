@@ -19,11 +19,13 @@ enum class Counter : uint8_t {
   MessagesNoSubscriber,
   BytesReceived,
   BytesSent,
-  DroppedQueueFull,    // QoS 0 over the output buffer limit, QoS 1/2 over the session queue
-  DroppedExpired,      // message expiry interval passed while queued
-  DroppedTooLarge,     // bigger than the receiver's maximum packet size
-  DroppedOfflineQos0,  // QoS 0 for an offline persistent session (not queued by design)
-  ProtocolErrors,      // connections closed for a malformed or protocol-violating packet
+  DroppedQueueFull,       // QoS 0 over the output buffer limit, QoS 1/2 over the session queue
+  DroppedExpired,         // message expiry interval passed while queued
+  DroppedTooLarge,        // bigger than the receiver's maximum packet size
+  DroppedOfflineQos0,     // QoS 0 for an offline persistent session (not queued by design)
+  DroppedSessionEnded,    // queued or in flight when its session ended (clean start, expiry)
+  DroppedNoSharedMember,  // a shared subscription's message whose group had no member left
+  ProtocolErrors,         // connections closed for a malformed or protocol-violating packet
   KeepAliveTimeouts,
   PublishersThrottled,  // times a publisher's reading was paused by a full receiver
   MessagesQueued,       // deliveries that waited in a session queue instead of going out
@@ -97,6 +99,22 @@ inline void count_packet_out(uint8_t type) {
 }
 
 uint64_t total(Counter c);
+
+// Every reason a message is dropped, as /metrics labels it (starling_messages_dropped_total)
+// and the HTTP overview and $SYS sum it.
+struct DropReason {
+  const char* label;
+  Counter counter;
+};
+inline constexpr DropReason kDropReasons[] = {
+    {"queue_full", Counter::DroppedQueueFull},
+    {"expired", Counter::DroppedExpired},
+    {"too_large", Counter::DroppedTooLarge},
+    {"offline_qos0", Counter::DroppedOfflineQos0},
+    {"session_ended", Counter::DroppedSessionEnded},
+    {"no_shared_member", Counter::DroppedNoSharedMember},
+};
+uint64_t total_dropped();
 uint64_t total_packets_in(uint8_t type);
 uint64_t total_packets_out(uint8_t type);
 uint64_t total_bytes_in(uint8_t type);

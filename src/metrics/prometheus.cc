@@ -168,14 +168,8 @@ std::string render_prometheus(const Gauges& g, const std::string& version) {
   w.counter("messages_queued", "Deliveries that waited in a session queue",
             total(Counter::MessagesQueued));
   w.family("messages_dropped_total", "counter", "Messages dropped, by reason");
-  const std::pair<const char*, Counter> drops[] = {
-      {"queue_full", Counter::DroppedQueueFull},
-      {"expired", Counter::DroppedExpired},
-      {"too_large", Counter::DroppedTooLarge},
-      {"offline_qos0", Counter::DroppedOfflineQos0},
-  };
-  for (const auto& [reason, c] : drops) {
-    w.sample("messages_dropped_total", label("reason", reason), total(c));
+  for (const DropReason& r : kDropReasons) {
+    w.sample("messages_dropped_total", label("reason", r.label), total(r.counter));
   }
   w.counter("publishers_throttled", "Times a publisher was paused by a full receiver queue",
             total(Counter::PublishersThrottled));

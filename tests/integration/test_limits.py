@@ -567,7 +567,8 @@ class DropCounters(LimitTest):
     """Each drop reason of starling_messages_dropped_total moves by exactly the drops the test
     causes, and no other reason moves."""
 
-    REASONS = ("queue_full", "expired", "too_large", "offline_qos0")
+    REASONS = ("queue_full", "expired", "too_large", "offline_qos0", "session_ended",
+               "no_shared_member")
 
     def all_drops(self):
         return {r: self.dropped(r) for r in self.REASONS}
@@ -688,6 +689,56 @@ class DropCounters(LimitTest):
         self.assertEqual([p.payload for p in got if p.type == PUBLISH], [b"one"])
         back.puback(got[0].packet_id)
         self.assert_drop_deltas(before, {"offline_qos0": 1})
+
+    def test_queue_discarded_by_clean_start_counts_session_ended(self):
+        """3 QoS 1 messages queued for an offline persistent session, then its client returns
+        with Clean Start: the session and its queue end, session_ended is up by exactly 3."""
+        self.start("")
+        topic = unique("end")
+        cid, session = self.offline_session(topic)
+        pub = self.client()
+        before = self.all_drops()
+        for i in range(3):
+            pub.publish(topic, b"q%d" % i, qos=1)
+            self.assertEqual(pub.expect(PUBACK).reason_code, 0)
+        self.assert_drop_deltas(before, {})
+        back = self.client(client_id=cid, clean_start=True, properties=session)
+        self.assertEqual([p for p in back.collect(timeout=1, quiet=0.5) if p.type == PUBLISH], [])
+        self.assert_drop_deltas(before, {"session_ended": 3})
+
+    def test_queue_of_an_expired_session_counts_session_ended(self):
+        """2 QoS 1 messages queued for an offline session with Session Expiry Interval 1 s: when
+        the session expires (and the API stops showing it), session_ended is up by exactly 2."""
+        self.start("")
+        topic = unique("expire")
+        cid, _ = self.offline_session(topic, session_expiry_interval=1)
+        pub = self.client()
+        before = self.all_drops()
+        for i in range(2):
+            pub.publish(topic, b"e%d" % i, qos=1)
+            self.assertEqual(pub.expect(PUBACK).reason_code, 0)
+        wait_until(lambda: self.dropped("session_ended") - before["session_ended"] >= 2,
+                   10, "the expired session's queue counted")
+        self.assertEqual(http_get(self.broker.http_port, f"/api/v1/clients/{cid}")[0], 404)
+        self.assert_drop_deltas(before, {"session_ended": 2})
+
+    def test_shared_message_with_no_member_left_counts_no_shared_member(self):
+        """The only member of a shared group is offline (persistent): 2 QoS 1 messages wait in
+        its session. It returns with Clean Start, so its session ends and no member is left to
+        take them: no_shared_member is up by exactly 2 (and session_ended not at all)."""
+        self.start("")
+        topic = unique("orphan")
+        cid, session = self.offline_session(f"$share/solo/{topic}")
+        pub = self.client()
+        before = self.all_drops()
+        for i in range(2):
+            pub.publish(topic, b"s%d" % i, qos=1)
+            self.assertEqual(pub.expect(PUBACK).reason_code, 0)
+        self.assert_drop_deltas(before, {})
+        self.client(client_id=cid, clean_start=True, properties=session)
+        wait_until(lambda: self.dropped("no_shared_member") - before["no_shared_member"] >= 2,
+                   10, "the orphaned shared messages counted")
+        self.assert_drop_deltas(before, {"no_shared_member": 2})
 
 
 class ConnectTimeout(LimitTest):

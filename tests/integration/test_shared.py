@@ -1,7 +1,8 @@
 """Shared subscriptions ($share/<group>/<filter>, MQTT 5.0 4.8.2; Starling also allows them for
 3.1.1 clients): each message goes to exactly one member of a group, members share the load,
 groups and normal subscribers each get every message, unacknowledged messages of a member that
-leaves go to another member, and no retained messages are sent on a shared subscribe.
+leaves (or, persistent, goes offline) go to another member except QoS 2 ones in flight, and no
+retained messages are sent on a shared subscribe.
 """
 
 import time
@@ -119,6 +120,60 @@ class SharedTests(unittest.TestCase):
         got = [m.payload for m in stayer.drain(2.0)]
         self.assertEqual(sorted(set(got)), sorted(sent))
         self.assertTrue(set(held) <= set(got))
+
+    def persistent_raw_member(self, cid, topic, qos):
+        raw = RawClient(self.broker.port, 5)
+        self.addCleanup(raw.close)
+        ack = raw.connect(cid, clean_start=True, properties={"session_expiry_interval": 300})
+        self.assertEqual(ack.reason_code, 0)
+        self.assertEqual(raw.subscribe([(f"$share/g/{topic}", qos)]).reason_codes, [qos])
+        return raw
+
+    @unittest.skipIf(against_mosquitto(),
+                     "Mosquitto 2.0.11 keeps an offline member's messages for it")
+    def test_persistent_member_going_offline_hands_over_its_qos1_messages(self):
+        """A persistent member (session expiry 300 s) loses its connection holding QoS 1
+        messages it has not acknowledged: they go to the member still online at once, not
+        when its session ends, and it is not sent them again when it returns."""
+        t = f"{self.p}/t"
+        cid = unique("offline-member")
+        raw = self.persistent_raw_member(cid, t, 1)
+        stayer = self.member("g", t)
+        sent = self.publish_numbered(t, 10)
+        held = [p.payload for p in raw.collect(1.0, quiet=0.5) if p.type == PUBLISH]
+        self.assertGreaterEqual(len(held), 1, "the leaving member got no messages to hold")
+        raw.close()  # no PUBACK, no DISCONNECT; the session stays for 300 s
+        got = [m.payload for m in stayer.drain(2.0)]
+        self.assertEqual(sorted(set(got)), sorted(sent))
+        back = RawClient(self.broker.port, 5)
+        self.addCleanup(back.close)
+        ack = back.connect(cid, clean_start=False, properties={"session_expiry_interval": 0})
+        self.assertTrue(ack.session_present)
+        self.assertEqual([p.payload for p in back.collect(1.0, quiet=0.5)
+                          if p.type == PUBLISH], [])
+
+    @unittest.skipIf(against_mosquitto(), "Starling's shared hand-over")
+    def test_qos2_in_flight_stays_with_its_member(self):
+        """A QoS 2 message sent to a member that goes offline before PUBREC is never sent to
+        another member ([MQTT-4.8.2-5]); the member gets it again (DUP) when it returns."""
+        t = f"{self.p}/t"
+        cid = unique("q2-member")
+        raw = self.persistent_raw_member(cid, t, 2)
+        stayer = self.member("g", t, qos=2)
+        sent = self.publish_numbered(t, 6, qos=2)
+        held = [p.payload for p in raw.collect(1.0, quiet=0.5) if p.type == PUBLISH]
+        self.assertGreaterEqual(len(held), 1, "the leaving member got no messages to hold")
+        raw.close()  # no PUBREC
+        got = [m.payload for m in stayer.drain(2.0)]
+        self.assertFalse(set(held) & set(got), "a QoS 2 message in flight went to another member")
+        self.assertEqual(sorted(set(got) | set(held)), sorted(sent))
+        back = RawClient(self.broker.port, 5)
+        self.addCleanup(back.close)
+        ack = back.connect(cid, clean_start=False, properties={"session_expiry_interval": 0})
+        self.assertTrue(ack.session_present)
+        again = [p for p in back.collect(1.0, quiet=0.5) if p.type == PUBLISH]
+        self.assertEqual(sorted(p.payload for p in again), sorted(held))
+        self.assertTrue(all(p.dup for p in again))
 
     @unittest.skipIf(against_mosquitto(),
                      "Mosquitto 2.0.11 sends retained messages on a shared subscribe")

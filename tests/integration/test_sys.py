@@ -26,6 +26,10 @@ COMMON_COUNTERS = [
 VERSION = "$SYS/broker/version"
 UPTIME = "$SYS/broker/uptime"
 DROPPED = "$SYS/broker/messages/dropped"
+# Starling's drop counter per reason (starling_messages_dropped_total's labels), beside the sum.
+DROP_REASONS = ("queue_full", "expired", "too_large", "offline_qos0", "session_ended",
+                "no_shared_member")
+DROPPED_BY_REASON = [f"{DROPPED}/{r}" for r in DROP_REASONS]
 
 
 def sys_broker(**kw):
@@ -149,7 +153,8 @@ class SysTopics(unittest.TestCase):
 
 
 # Every topic of one Starling $SYS round, in no particular order.
-STARLING_ROUND = [VERSION, UPTIME, "$SYS/broker/clients/total", DROPPED] + COMMON_COUNTERS
+STARLING_ROUND = ([VERSION, UPTIME, "$SYS/broker/clients/total", DROPPED] + DROPPED_BY_REASON +
+                  COMMON_COUNTERS)
 SYS_RETAINED = len(STARLING_ROUND)  # each round's messages are retained, one per topic
 
 
@@ -236,8 +241,9 @@ class SysValues(unittest.TestCase):
         two rounds report exactly: bytes/received = every byte the clients wrote; bytes/sent =
         every byte they read, the watcher's own $SYS messages before that round included (so
         from one round to the next it grows by the size of the round); messages/received =
-        12; messages/sent grows by one round (11); messages/dropped = 3;
-        subscriptions/count = 1 + 3 + 1; retained messages/count = 4 + the 11 $SYS topics;
+        12; messages/sent grows by one round; messages/dropped = 3, all of them
+        messages/dropped/offline_qos0; subscriptions/count = 1 + 3 + 1; retained
+        messages/count = 4 + the $SYS topics of a round;
         clients/connected = 3, clients/total = 4. Before the traffic, a baseline round
         reported only the watcher."""
         with sys_broker(threads=1) as b:
@@ -297,6 +303,8 @@ class SysValues(unittest.TestCase):
                         "bytes/sent": total("received", but=watcher) + r.start,
                         "messages/received": 5 + 4 + 3,
                         "messages/dropped": 3,
+                        **{f"messages/dropped/{r}": 3 if r == "offline_qos0" else 0
+                           for r in DROP_REASONS},
                         "subscriptions/count": 1 + 3 + 1,
                         "retained messages/count": 4 + SYS_RETAINED,
                         "clients/connected": 3,
