@@ -551,7 +551,8 @@ class HttpApiTest(unittest.TestCase):
             self.assertEqual(float(bounds[-2]), 10.0)
             self.assertEqual(bounds[-1], "+Inf")
         reasons = {s.labels["reason"] for s in families["starling_messages_dropped"].samples}
-        self.assertEqual(reasons, {"queue_full", "expired", "too_large", "offline_qos0"})
+        self.assertEqual(reasons, {"queue_full", "expired", "too_large", "offline_qos0",
+                                   "session_ended", "no_shared_member"})
 
         def value(fams, family, sample, **labels):
             for s in fams[family].samples:
