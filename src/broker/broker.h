@@ -154,7 +154,8 @@ class Broker {
   void redeliver_shared(std::vector<Delivery>&& deliveries, const Session* leaving,
                         Clock::time_point now);
   // A persistent member went offline: what it has not received of groups with another member
-  // online goes to them ([MQTT-4.8.2-3]); the rest waits for it.
+  // online goes to them (MQTT 5.0 4.8.2 allows it "as soon as it loses its connection",
+  // [MQTT-4.8.2-6]); the rest waits for it.
   void hand_over_shared(const SessionPtr& session, Clock::time_point now);
   Session* pick_shared_member(SharedGroup& group, const Session* exclude);
   SessionPtr make_session(const std::string& client_id);
