@@ -546,15 +546,19 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
     return fail(rc::TopicNameInvalid, "topic name exceeds the configured limits");
   }
 
+  // Receive Maximum ([MQTT-3.3.4-9]): a QoS 1 or 2 PUBLISH beyond the QoS 1 and 2 messages we
+  // have not answered with PUBACK or PUBCOMP yet. Only 5.0 clients know our Receive Maximum; a
+  // 3.1.1 client's are bounded by pausing its reading (hold_ack) and the 65535 packet ids. DUP
+  // does not exempt a packet id we do not hold: that is a new message, whatever its flag says.
+  if (p.qos == 2 ? !session_->has_inbound_qos2(p.packet_id) : p.qos == 1) {
+    if (version_ == Version::V5 && inbound_window_full()) {
+      metrics::add(metrics::Counter::LimitReceiveMaximum);
+      return fail(rc::ReceiveMaximumExceeded, "more QoS 1 and 2 messages in flight than allowed");
+    }
+  }
   // Exactly once: a retransmitted QoS 2 PUBLISH whose id awaits PUBREL is acknowledged again
   // but not routed again.
   if (p.qos == 2) {
-    // Only 5.0 clients know our Receive Maximum; a 3.1.1 client's unreleased ids are bounded
-    // by the 65535 packet ids instead.
-    if (version_ == Version::V5 && !p.dup && session_->inbound_qos2_count() >= receive_maximum_) {
-      metrics::add(metrics::Counter::LimitReceiveMaximum);
-      return fail(rc::ReceiveMaximumExceeded, "more QoS 2 messages in flight than allowed");
-    }
     if (!session_->begin_inbound_qos2(p.packet_id)) {
       // Its PUBREC is still held for the Kafka bridge: that one answers.
       for (const HeldAck& held : held_acks_) {
@@ -685,13 +689,23 @@ void Client::acknowledge_publish(uint8_t qos, uint16_t packet_id, uint8_t reason
     });
   }
   held_acks_.push_back(HeldAck{std::move(gate), packet_id, qos, reason_code, ticket});
-  // Slow the publisher down rather than hold without bound (3.1.1 clients have no Receive
-  // Maximum to stop them).
-  if (!paused_for_held_acks_ && held_acks_.size() >= receive_maximum_) {
+  // Slow a 3.1.1 publisher down rather than hold without bound: it has no Receive Maximum to
+  // stop it. A 5.0 one that goes past ours is disconnected with 0x93 (handle_publish).
+  if (version_ != Version::V5 && !paused_for_held_acks_ && held_acks_.size() >= receive_maximum_) {
     paused_for_held_acks_ = true;
     transport_.pause_reading(true);
   }
   release_held_acks();
+}
+
+bool Client::inbound_window_full() {
+  // QoS 2 ids wait for PUBREL (their PUBRECs may be held too: counted once); QoS 1 ones for
+  // their held PUBACK. The sum with every held ack is an upper bound, usually enough.
+  const size_t qos2 = session_->inbound_qos2_count();
+  if (qos2 + held_acks_.size() < receive_maximum_) return false;
+  const auto qos1 = std::count_if(held_acks_.begin(), held_acks_.end(),
+                                  [](const HeldAck& h) { return h.qos == 1; });
+  return qos2 + static_cast<size_t>(qos1) >= receive_maximum_;
 }
 
 void Client::forget_inbound_qos2(uint16_t packet_id) {

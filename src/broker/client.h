@@ -118,6 +118,9 @@ class Client {
                            std::shared_ptr<AckGate> gate);
   // A QoS 2 exchange ended with an error: the packet id may be used for a new message.
   void forget_inbound_qos2(uint16_t packet_id);
+  // Receive Maximum QoS 1 and 2 messages from the client are not answered yet (PUBACK held,
+  // PUBCOMP not sent).
+  bool inbound_window_full();
   void send_publish_ack(uint8_t qos, uint16_t packet_id, uint8_t reason_code, uint64_t ticket);
 
   // Publish acknowledgements that wait for the Kafka bridge (sync mode), and those behind them:

@@ -451,6 +451,11 @@ bool Session::release_inbound_qos2(uint16_t packet_id) {
   return inbound_qos2_.erase(packet_id) > 0;
 }
 
+bool Session::has_inbound_qos2(uint16_t packet_id) {
+  std::lock_guard lock(mutex_);
+  return inbound_qos2_.count(packet_id) > 0;
+}
+
 size_t Session::inbound_qos2_count() {
   std::lock_guard lock(mutex_);
   return inbound_qos2_.size();

@@ -184,6 +184,7 @@ class Session {
   // Returns false when the id was already there (a DUP retransmission: do not route again).
   bool begin_inbound_qos2(uint16_t packet_id);
   bool release_inbound_qos2(uint16_t packet_id);
+  bool has_inbound_qos2(uint16_t packet_id);
   size_t inbound_qos2_count();
 
   // Subscriptions of this session (filter -> options), for cleanup and resubscribe checks.

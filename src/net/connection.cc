@@ -26,6 +26,9 @@ constexpr size_t kKeepCapacity = 64 * 1024;
 // session's own bounded buffer fills and QoS 0 drops are counted there.
 constexpr size_t kMaxUnwritten = 1024 * 1024;
 constexpr auto kCloseGrace = std::chrono::seconds(5);
+// Lingering close (see linger()): how long, and how many bytes, we read and drop at most.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kLingerMaxBytes = 1024 * 1024;
 }  // namespace
 
 Connection::Connection(Worker& worker, int fd, uint64_t token, std::string peer,
@@ -94,13 +97,23 @@ broker::Attachment Connection::attachment() const {
 void Connection::update_interest() {
   if (destroyed_) return;
   uint32_t events = EPOLLRDHUP;
-  if (!reading_paused_ && !rate_paused_ && !backlog_paused_ && !closing_) events |= EPOLLIN;
+  if (lingering_ || (!reading_paused_ && !rate_paused_ && !backlog_paused_ && !closing_)) {
+    events |= EPOLLIN;
+  }
   if (want_write_) events |= EPOLLOUT;
   worker_.loop().modify(fd_, events, this);
 }
 
 void Connection::on_io(uint32_t events) {
   if (destroyed_) return;
+  if (lingering_) {
+    if (events & (EPOLLERR | EPOLLHUP)) {
+      destroy();
+    } else {
+      drop_input();
+    }
+    return;
+  }
   if (events & EPOLLOUT) write_some();
   if (destroyed_) return;
   if ((events & EPOLLIN) && !reading_paused_ && !closing_) {
@@ -347,7 +360,44 @@ void Connection::write_some() {
     want_write_ = false;
     update_interest();
   }
-  if (closing_) destroy();
+  if (closing_) linger();
+}
+
+void Connection::linger() {
+  if (lingering_ || destroyed_) return;
+  // Everything we had to say is written. Closing now, with input the peer sent after it (say,
+  // PUBRELs for earlier PUBRECs) still unread, would make the kernel answer with a reset, and
+  // a reset makes the peer's kernel throw away what it had not read yet: our DISCONNECT or
+  // CONNACK with its reason code. So: half-close (our FIN follows the last bytes), then read
+  // and drop until the peer closes, for kLingerTime and kLingerMaxBytes at most.
+  lingering_ = true;
+  lingering_since_ = core::EventLoop::now();
+  client_.on_closed();
+  rbuf_.clear();
+  std::string().swap(rbuf_);
+  if (::shutdown(fd_, SHUT_WR) != 0) {
+    destroy();
+    return;
+  }
+  update_interest();
+  drop_input();
+}
+
+void Connection::drop_input() {
+  thread_local std::string scratch(kReadChunk, '\0');
+  for (;;) {
+    ssize_t n = ::recv(fd_, scratch.data(), kReadChunk, 0);
+    if (n > 0) {
+      lingered_bytes_ += static_cast<size_t>(n);
+      if (lingered_bytes_ <= kLingerMaxBytes) continue;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      return;
+    }
+    destroy();  // the peer closed (it read our last bytes), failed, or sends too much
+    return;
+  }
 }
 
 bool Connection::output_backlogged() const {
@@ -377,6 +427,10 @@ void Connection::pause_reading(bool paused) {
 
 void Connection::tick(broker::Clock::time_point now) {
   if (destroyed_) return;
+  if (lingering_) {
+    if (now - lingering_since_ > kLingerTime) destroy();
+    return;
+  }
   if (closing_ && now - closing_since_ > kCloseGrace) {
     destroy();  // a peer that does not read its last bytes
     return;

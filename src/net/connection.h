@@ -60,6 +60,10 @@ class Connection final : public core::IoHandler, public broker::Transport {
   void write_some();
   void update_interest();
   void destroy();
+  // Closing with the output written: half-close, then read and drop the peer's input for a
+  // bounded time before destroy(), so a reset cannot destroy our last packet on its way.
+  void linger();
+  void drop_input();
   // Bytes from the socket: up through the layers, then into frames.
   void on_socket_bytes(std::string_view bytes);
   // Encodes bytes a layer produced for the peer through the layers below it.
@@ -104,7 +108,10 @@ class Connection final : public core::IoHandler, public broker::Transport {
   bool reading_paused_ = false;
   bool closing_ = false;
   bool destroyed_ = false;
+  bool lingering_ = false;
+  size_t lingered_bytes_ = 0;
   broker::Clock::time_point closing_since_{};
+  broker::Clock::time_point lingering_since_{};
   broker::Client client_;
 };
 

@@ -372,9 +372,17 @@ class RawClient:
     """One TCP connection to a broker. Nothing happens behind the test's back: no automatic
     acks or pings. Packet ids for subscribe/publish are allocated when not given."""
 
-    def __init__(self, port, version=5, host=HOST, timeout=5.0):
+    def __init__(self, port, version=5, host=HOST, timeout=5.0, rcvbuf=None):
         self.version = version
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        if rcvbuf is None:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        else:
+            # A small receive buffer (set before connecting, so the window starts small): what
+            # the broker sends waits in its own socket while this client does not read.
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
         self.buf = bytearray()
         self.next_id = 0
         self.closed = False

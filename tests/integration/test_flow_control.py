@@ -3,10 +3,12 @@
 QoS 1 fan-in loses nothing and keeps each publisher's order."""
 
 import threading
+import time
 import unittest
 
 from harness import Broker, MqttClient, against_mosquitto, unique
-from mqtt_raw import PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, check_broker_serves
+from mqtt_raw import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, ConnectionClosed, RawClient,
+                      check_broker_serves, encode_ack, encode_publish)
 
 RC_QUOTA_EXCEEDED = 0x97
 RC_RECEIVE_MAXIMUM_EXCEEDED = 0x93
@@ -140,6 +142,62 @@ class InboundReceiveMaximum(unittest.TestCase):
                     sub.pubrec(m.packet_id)
             self.assertNotIn(b"too-many", delivered)
             check_broker_serves(b.port)
+
+    @unittest.skipIf(against_mosquitto(), "Mosquitto 2.0.11 answers with PUBREC 0x97")
+    def test_dup_flag_does_not_bypass_receive_maximum(self):
+        """With 5 unreleased QoS 2 PUBLISHes, a retransmission (DUP) of one of them is answered
+        PUBREC again, but a DUP PUBLISH with a packet id the broker does not hold is a new
+        message: DISCONNECT 0x93."""
+        with Broker(config_text=self.STARLING) as b, RawClient(b.port) as pub:
+            pub.connect(unique("dup"))
+            topic = unique("dup")
+            for i in range(1, 6):
+                pub.publish(topic, b"x", qos=2, packet_id=i)
+                self.assertEqual(pub.expect(PUBREC).packet_id, i)
+            pub.publish(topic, b"x", qos=2, packet_id=3, dup=True)
+            self.assertEqual(pub.expect(PUBREC).packet_id, 3)
+            pub.publish(topic, b"x", qos=2, packet_id=6, dup=True)
+            self.assertEqual(pub.wait_closed(5), RC_RECEIVE_MAXIMUM_EXCEEDED)
+
+    @unittest.skipIf(against_mosquitto(), "Mosquitto 2.0.11 answers with PUBREC 0x97")
+    def test_disconnect_reaches_a_client_that_keeps_sending(self):
+        """A client with 5 QoS 2 PUBLISHes unreleased (Receive Maximum 5) and 256 KiB of
+        messages on their way to it (it reads slowly: a 4 KiB receive buffer) writes, in one
+        go, a 6th PUBLISH, its PUBRELs for the first five and more PUBLISHes, and a moment
+        later its PUBRELs again. The broker stops at the 6th and queues DISCONNECT 0x93 behind
+        those messages. Had it closed its socket, the kernel would answer the client's later
+        bytes with a reset and throw away what it has not sent yet: the end of the messages and
+        the DISCONNECT. The broker half-closes and reads and drops the input instead, for a
+        while (a lingering close), so the client reads every message and then the DISCONNECT."""
+        with Broker(config_text=self.STARLING) as b, \
+                RawClient(b.port, rcvbuf=4096) as pub, RawClient(b.port) as feeder:
+            pub.connect(unique("linger"))
+            topic = unique("linger")
+            pub.subscribe([(f"{topic}/feed", 0)])
+            for i in range(1, 6):
+                pub.publish(topic, b"x", qos=2, packet_id=i)
+                self.assertEqual(pub.expect(PUBREC).packet_id, i)
+            feeder.connect(unique("feeder"))
+            for _ in range(64):
+                feeder.publish(f"{topic}/feed", b"f" * 4096, qos=0)
+            feeder.ping()
+            self.assertEqual(feeder.recv_packet(5).name, "PINGRESP")  # all 64 were routed
+            burst = encode_publish(topic, b"x" * 100, 2, False, 6, False, None, 5)
+            burst += b"".join(encode_ack(PUBREL, i, 0, None, 5) for i in range(1, 6))
+            burst += b"".join(encode_publish(topic, b"y" * 100, 2, False, i, False, None, 5)
+                              for i in range(7, 40))
+            pub.send_bytes(burst)
+            # The broker has read all of that, answered and closed before the client, still
+            # not reading, sends more: PUBRELs again. A closed socket answers them with a reset.
+            time.sleep(0.5)
+            pub.send_bytes(b"".join(encode_ack(PUBREL, i, 0, None, 5) for i in range(1, 6)))
+            time.sleep(0.2)
+            try:
+                reason = pub.wait_closed(10)
+            except (ConnectionClosed, OSError) as e:
+                self.fail(f"the connection broke before DISCONNECT was read: {e!r}")
+            feed = [p for p in pub.skipped if p.type == PUBLISH]
+            self.assertEqual((reason, len(feed)), (RC_RECEIVE_MAXIMUM_EXCEEDED, 64))
 
     def test_completed_flows_free_the_quota(self):
         """With 5 unreleased QoS 2 PUBLISHes, completing one (PUBREL -> PUBCOMP) frees a slot:

@@ -182,11 +182,27 @@ class KafkaProduceTest(unittest.TestCase):
         records = kcat_consume(self.kafka.bootstrap, "sync", 1)
         self.assertEqual(values_of(records), ["held"])
 
+    def test_qos1_beyond_receive_maximum_disconnects_93(self):
+        """PUBACKs held by a sync rule while Kafka is down count against the broker's Receive
+        Maximum (5) like unreleased QoS 2 ids: 5 QoS 1 PUBLISHes wait, the 6th gets DISCONNECT
+        0x93 ([MQTT-3.3.4-9])."""
+        self.kafka.create_topic("rm", 1)
+        b = self.broker('[[kafka.produce]]\nfilter = "rm/#"\ntopic = "rm"\nmode = "sync"\n',
+                        extra="[mqtt]\nreceive_maximum = 5\n")
+        self.kafka.broker_down(-1)
+        with RawClient(b.port) as c:
+            self.assertEqual(c.connect(unique("rm")).properties.get("receive_maximum"), 5)
+            for i in range(1, 6):
+                c.publish("rm/x", b"held", qos=1, packet_id=i)
+            wait_metric(b, "starling_kafka_sync_waiting", lambda v: v == 5)
+            c.publish("rm/x", b"one too many", qos=1, packet_id=6)
+            self.assertEqual(c.wait_closed(10), 0x93)
+
     def test_sync_under_load_acks_everything_in_order(self):
         """starling-bench publishes 200,000 QoS 1 messages from 10 publishers through a sync
-        rule, each with the broker's whole Receive Maximum in flight, so held acknowledgements
-        pause and resume the publishers over and over: every message reaches the subscribers
-        and Kafka, none is stuck."""
+        rule, each with the broker's whole Receive Maximum in flight, so the publishers wait on
+        held acknowledgements over and over: every message reaches the subscribers and Kafka,
+        none is stuck."""
         import subprocess
         self.kafka.create_topic("load", 4)
         b = self.broker('[[kafka.produce]]\nfilter = "bench/#"\ntopic = "load"\nkey = ""\n'
