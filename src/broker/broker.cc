@@ -86,7 +86,9 @@ Broker::OpenResult Broker::open_session(const std::string& client_id, bool clean
   {
     std::lock_guard lock(sessions_mutex_);
     SessionPtr& slot = sessions_[client_id];
-    if (slot && clean_start) {
+    // A session without expiry (3.1.1 clean session, 5.0 expiry 0) ends with its connection,
+    // which this one takes over: nothing of it to resume ([MQTT-3.1.2-6]).
+    if (slot && (clean_start || slot->expiry_interval() == 0)) {
       // The old session ends here; its connection (if any) is kicked.
       discarded = slot;
       slot.reset();

@@ -29,7 +29,7 @@ namespace starling::broker {
 
 struct PublishOutcome {
   size_t receivers = 0;    // sessions the message was sent or queued to
-  size_t dropped = 0;      // matching sessions that could not take it (queue full, too large)
+  size_t dropped = 0;      // matching sessions that could not take it (queue full)
   bool congested = false;  // a receiver's queue is filling: the publisher should pause
   // Set by the bridge: the acknowledgement waits for it (Kafka sync mode).
   std::shared_ptr<AckGate> gate;

@@ -83,6 +83,15 @@ void Client::send_connack(bool session_present, uint8_t reason_code, mqtt::Prope
   ack.properties = std::move(props);
   std::string bytes;
   mqtt::encode_connack(ack, version_, bytes);
+  if (client_maximum_packet_size_ != 0 && bytes.size() > client_maximum_packet_size_) {
+    // Too large for the client: without the properties that may be left out
+    // ([MQTT-3.2.2-19], [MQTT-3.2.2-20]; Response Information is only a courtesy).
+    ack.properties.reason_string.reset();
+    ack.properties.user_properties.clear();
+    ack.properties.response_information.reset();
+    bytes.clear();
+    mqtt::encode_connack(ack, version_, bytes);
+  }
   transport_.send(bytes);
   metrics::count_packet_out(2);
 }
@@ -103,6 +112,10 @@ void Client::on_packet_too_large() {
 }
 
 void Client::on_not_mqtt() {
+  close_for_protocol_error();
+}
+
+void Client::close_for_protocol_error() {
   metrics::add(metrics::Counter::ProtocolErrors);
   closing_ = true;
   transport_.close();
@@ -196,15 +209,14 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
     } else if (version_ == Version::V5) {
       refuse_connect(st.code, st.message);
     } else {
-      metrics::add(metrics::Counter::ProtocolErrors);
-      closing_ = true;
-      transport_.close();
+      close_for_protocol_error();
     }
     return false;
   }
   if (c.properties.request_problem_information) {
     request_problem_information_ = *c.properties.request_problem_information != 0;
   }
+  client_maximum_packet_size_ = c.properties.maximum_packet_size.value_or(0);
 
   // Client identifier.
   bool assigned = false;
@@ -217,8 +229,10 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
     c.client_id = assign_client_id();
     assigned = true;
   }
+  // MQTT 3.1 allows 1 to 23 characters (its section 3.1, like Mosquitto); 3.1.1 and 5.0 leave
+  // the length to the server: [limits] max_client_id_length.
   if (c.client_id.size() > settings_->limits.max_client_id_length ||
-      (version_ == Version::V31 && c.client_id.size() > 23 && false)) {
+      (version_ == Version::V31 && c.client_id.size() > 23)) {
     refuse_connect(rc::ClientIdentifierNotValid, "client identifier too long");
     return false;
   }
@@ -226,6 +240,13 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
   // Will.
   if (c.will) {
     if (!mqtt::valid_topic_name(c.will->topic)) {
+      // 5.0 has a CONNACK code for it (0x90); in 3.1.1 an invalid topic name is a protocol
+      // violation ([MQTT-4.7.3-1], [MQTT-4.8.0-1]): its CONNACK codes have nothing that fits
+      // (3 would tell the client to come back later), so the connection is closed.
+      if (version_ != Version::V5) {
+        close_for_protocol_error();
+        return false;
+      }
       refuse_connect(rc::TopicNameInvalid, "invalid will topic");
       return false;
     }
@@ -498,6 +519,11 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
     props.wildcard_subscription_available = mqtt_cfg.wildcard_subscriptions ? 1 : 0;
     props.subscription_identifier_available = mqtt_cfg.subscription_identifiers ? 1 : 0;
     props.shared_subscription_available = mqtt_cfg.shared_subscriptions ? 1 : 0;
+    // Only when asked ([MQTT-3.1.2-28]) and only when we have something to say.
+    if (c.properties.request_response_information.value_or(0) == 1 &&
+        !mqtt_cfg.response_information.empty()) {
+      props.response_information = mqtt_cfg.response_information;
+    }
   }
   send_connack(opened.present, rc::Success, std::move(props));
   spdlog::debug("client '{}' connected from {} (v{}, clean {}, keepalive {})", client_id_,
@@ -649,7 +675,8 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
       // A PUBREC with an error ends the exchange: the id is free again.
       if (p.qos == 2) forget_inbound_qos2(p.packet_id);
     } else if (outcome.receivers == 0 && outcome.dropped > 0) {
-      // Every matching session refused it (full queue, too large): say so, on 5.0 at least.
+      // Every matching session refused it (full queue): say so, on 5.0 at least. One too
+      // large for its receiver is not refused: it is discarded as if sent ([MQTT-3.1.2-25]).
       reason = rc::QuotaExceeded;
       if (p.qos == 2) forget_inbound_qos2(p.packet_id);
     } else if (outcome.receivers == 0) {

@@ -121,6 +121,9 @@ class Client {
   // Receive Maximum QoS 1 and 2 messages from the client are not answered yet (PUBACK held,
   // PUBCOMP not sent).
   bool inbound_window_full();
+  // A protocol violation that has no answer (3.1.1 before CONNACK, not MQTT at all): counted,
+  // closed without a packet.
+  void close_for_protocol_error();
   void send_publish_ack(uint8_t qos, uint16_t packet_id, uint8_t reason_code, uint64_t ticket);
 
   // Publish acknowledgements that wait for the Kafka bridge (sync mode), and those behind them:
@@ -158,6 +161,7 @@ class Client {
   uint16_t receive_maximum_;
   uint16_t topic_alias_maximum_;
   bool request_problem_information_ = true;
+  uint32_t client_maximum_packet_size_ = 0;  // from its CONNECT (5.0); 0: no limit
   bool session_expiry_was_zero_ = true;
   std::vector<std::string> inbound_aliases_;  // index = alias - 1
   Clock::time_point created_at_;

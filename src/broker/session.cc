@@ -72,7 +72,9 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
                  "QoS 0 output buffer full (slow reader)");
       return DeliverResult::Dropped;
     }
-    if (!write_publish_locked(d, 0, false, now)) return DeliverResult::Dropped;
+    // Too large for the client: discarded as if it had been sent ([MQTT-3.1.2-25]), counted
+    // too_large; for the publisher it was delivered (no 0x97 for it).
+    if (!write_publish_locked(d, 0, false, now)) return DeliverResult::Sent;
     if (!wake_pending_) {
       wake_pending_ = true;
       waker.target = link_;
@@ -80,7 +82,7 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
     return DeliverResult::Sent;
   } else if (queue_.empty() && inflight_.size() < send_quota_locked()) {
     uint16_t id = next_packet_id_locked();
-    if (!write_publish_locked(d, id, false, now)) return DeliverResult::Dropped;
+    if (!write_publish_locked(d, id, false, now)) return DeliverResult::Sent;  // as above
     if (persistent_locked()) {
       // QoS 2 leaves only once its record, with the packet id a resend must reuse, is
       // durable. QoS 1 need not wait: after a crash it is resent (a new packet id is fine),

@@ -336,6 +336,16 @@ Field<S> bool_field(std::string_view name, bool S::*member) {
           }};
 }
 
+// A string the broker sends as an MQTT UTF-8 string (at most 65535 bytes).
+template <typename S>
+Field<S> mqtt_string_field(std::string_view name, std::string S::*member) {
+  return {name, [member](Reader& r, S& s, const toml::node& n, const std::string& path) {
+            std::string value = r.string(n, path);
+            if (value.size() > 65535) r.fail(n, path + " must be at most 65535 bytes");
+            s.*member = std::move(value);
+          }};
+}
+
 const std::vector<Field<MqttSettings>>& mqtt_fields() {
   using M = MqttSettings;
   static const std::vector<Field<M>> fields = {
@@ -355,6 +365,7 @@ const std::vector<Field<MqttSettings>>& mqtt_fields() {
       uint_field("max_session_expiry", &M::max_session_expiry),
       bool_field("allow_empty_client_id", &M::allow_empty_client_id),
       uint_field("retry_interval_ms", &M::retry_interval_ms),
+      mqtt_string_field("response_information", &M::response_information),
   };
   return fields;
 }

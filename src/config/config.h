@@ -76,6 +76,9 @@ struct MqttSettings {
   uint32_t max_session_expiry = 0xFFFFFFFF;  // seconds
   bool allow_empty_client_id = true;         // assign one (5.0 and 3.1.1 clean session)
   uint32_t retry_interval_ms = 0;            // 0: resend only on reconnect, as the spec asks
+  // Response Information (5.0) for a client that sets Request Response Information: the basis
+  // of its response topics. Empty: none is sent.
+  std::string response_information;
   bool operator==(const MqttSettings&) const = default;
 };
 

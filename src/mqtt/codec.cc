@@ -206,7 +206,10 @@ Status decode_connack(uint8_t flags, std::string_view body, Version v, Connack& 
   Reader r(body);
   uint8_t ack_flags = 0, code = 0;
   if (!r.u8(ack_flags) || !r.u8(code)) return malformed("truncated CONNACK");
-  if (ack_flags & 0xFE) return malformed("CONNACK reserved flags set");
+  // MQTT 3.1 has no session present flag: the whole byte is reserved there.
+  if (ack_flags & (v == Version::V31 ? 0xFF : 0xFE)) {
+    return malformed("CONNACK reserved flags set");
+  }
   out.session_present = ack_flags & 0x01;
   if (v == Version::V5) {
     if (!is_one_of(code, {0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89,
@@ -492,7 +495,8 @@ void encode_connect(const Connect& p, std::string& out) {
 
 void encode_connack(const Connack& p, Version v, std::string& out) {
   emit(out, first_byte(PacketType::Connack), [&](auto& s) {
-    s.u8(p.session_present ? 0x01 : 0x00);
+    // MQTT 3.1 has no session present flag: the byte is reserved (0) there.
+    s.u8(p.session_present && v != Version::V31 ? 0x01 : 0x00);
     if (v == Version::V5) {
       s.u8(p.reason_code);
       write_property_block(p.properties, s);

@@ -501,7 +501,11 @@ class RawClient:
         while True:
             frame = self._frame()
             if frame:
-                return decode_packet(frame[0], frame[1], self.version)
+                p = decode_packet(frame[0], frame[1], self.version)
+                body = len(frame[1])
+                header = 2 if body < 128 else 3 if body < 16384 else 4 if body < 2097152 else 5
+                p.fields["wire_size"] = header + body  # the whole packet, as sent
+                return p
             if self.closed:
                 raise ConnectionClosed("connection closed by the broker")
             if not self._read_more(deadline):

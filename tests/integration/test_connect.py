@@ -153,6 +153,43 @@ class Connack5Properties(SharedBrokerTest):
                               p.get("subscription_identifier_available")), (0, 0, 0))
 
 
+@unittest.skipIf(against_mosquitto(), "[mqtt] response_information is Starling's setting")
+class ResponseInformation(unittest.TestCase):
+    """Response Information (0x1A, [MQTT-3.1.2-28]): sent only to a client that asks for it
+    (Request Response Information 1), only when configured, and left out when the CONNACK would
+    exceed the client's Maximum Packet Size ([MQTT-3.1.2-24])."""
+
+    def test_sent_when_asked_and_configured(self):
+        with Broker(config_text='[mqtt]\nresponse_information = "replies/"\n') as b:
+            asked = RawClient(b.port)
+            self.addCleanup(asked.close)
+            p = asked.connect(unique("ri"), properties={"request_response_information": 1})
+            self.assertEqual(p.properties.get("response_information"), "replies/")
+            quiet = RawClient(b.port)
+            self.addCleanup(quiet.close)
+            self.assertNotIn("response_information", quiet.connect(unique("ri")).properties)
+            # The CONNACK is 35 bytes with the Response Information, 24 without it.
+            small = RawClient(b.port)
+            self.addCleanup(small.close)
+            ack = small.connect(unique("ri"), properties={"request_response_information": 1,
+                                                          "maximum_packet_size": 30})
+            self.assertEqual(ack.reason_code, 0)
+            self.assertNotIn("response_information", ack.properties)
+            self.assertLessEqual(ack.wire_size, 30)
+
+    def test_not_sent_when_not_configured(self):
+        with Broker() as b, RawClient(b.port) as c:
+            ack = c.connect(unique("ri"), properties={"request_response_information": 1})
+            self.assertNotIn("response_information", ack.properties)
+
+    def test_bad_value_fails_at_start(self):
+        b = Broker(config_text="[mqtt]\nresponse_information = 7\n")
+        self.addCleanup(b.cleanup)
+        with self.assertRaises(RuntimeError) as e:
+            b.start()
+        self.assertIn("response_information", str(e.exception))
+
+
 class ClientIdentifiers(SharedBrokerTest):
 
     def test_v5_empty_id_gets_assigned_identifier(self):
@@ -184,6 +221,31 @@ class ClientIdentifiers(SharedBrokerTest):
         self.assertEqual(ack.reason_code, RC_V311_IDENTIFIER_REJECTED)
         self.assertIsNone(c.wait_closed(3))
 
+    @unittest.skipIf(against_mosquitto(), "Mosquitto 2.0.11 accepts longer MQTT 3.1 client ids "
+                     "(3.1 section 3.1 limits them to 23 characters)")
+    def test_v31_id_longer_than_23_refused(self):
+        """3.1 (section 3.1, like Mosquitto): a 24-character client id gets return code 0x02;
+        23 characters are accepted. 3.1.1 takes the 24 characters."""
+        c = self.client(version=3)
+        self.assertEqual(c.connect("x" * 24).reason_code, RC_V311_IDENTIFIER_REJECTED)
+        self.assertIsNone(c.wait_closed(3))
+        self.assertEqual(self.client(version=3).connect(unique("v31")[:23]).reason_code, 0)
+        self.assertEqual(self.client(version=4).connect(unique("v311-longer-id")).reason_code, 0)
+
+    def test_v31_connack_has_no_session_present_flag(self):
+        """3.1 has no session present flag: a persistent 3.1 session taken up again gets a
+        CONNACK whose flags byte is 0 (3.1.1 gets session present 1)."""
+        for version, expected in ((3, False), (4, True)):
+            with self.subTest(version=version):
+                cid = unique("sp")[:23]
+                first = self.client(version)
+                self.assertEqual(first.connect(cid, clean_start=False).reason_code, 0)
+                first.disconnect()
+                first.close()
+                again = self.client(version)
+                ack = again.connect(cid, clean_start=False)
+                self.assertEqual((ack.reason_code, ack.session_present), (0, expected))
+
     def test_v31_empty_id_refused(self):
         """3.1 requires a client id of 1 to 23 characters: an empty one gets return code 0x02."""
         c = self.client(version=3)
@@ -209,6 +271,26 @@ class SessionTakeover(SharedBrokerTest):
                     self.assertIn(reason, (None, RC_SESSION_TAKEN_OVER))
                 second.ping()
                 second.expect(PINGRESP)
+
+    def test_persistent_takeover_of_a_clean_session_starts_afresh(self):
+        """[MQTT-3.1.2-6]: a clean session (3.1.1 CleanSession 1; 5.0 Session Expiry 0) ends with
+        its connection, so a CleanSession 0 connection taking it over gets Session Present 0 and
+        none of its subscriptions."""
+        for version in (4, 5):
+            with self.subTest(version=version):
+                cid, topic = unique("clean-takeover"), unique("clean-takeover")
+                first = self.client(version)
+                self.assertEqual(first.connect(cid, clean_start=True).reason_code, 0)
+                first.subscribe([(topic, 1)])
+                second = self.client(version)
+                props = {"session_expiry_interval": 60} if version == 5 else None
+                ack = second.connect(cid, clean_start=False, properties=props)
+                self.assertEqual((ack.reason_code, ack.session_present), (0, False))
+                pub = self.client()
+                pub.connect(unique("clean-takeover-pub"))
+                pub.publish(topic, b"for the old subscription", qos=1)
+                pub.expect(PUBACK)
+                self.assertEqual([p for p in second.collect(1.0) if p.type == PUBLISH], [])
 
     @unittest.skipIf(against_mosquitto(), "Mosquitto 2.0.11 closes the old 5.0 connection "
                      "without sending DISCONNECT 0x8E (spec 3.1.4 says the server sends it)")
@@ -304,6 +386,29 @@ class ConnectSequence(SharedBrokerTest):
         c.send(encode_publish(topic, b"too-early", qos=0))
         self.assertIsNone(c.wait_closed(5))
         self.assertEqual(sub.collect(1.0), [])
+
+
+class InvalidWillTopic(SharedBrokerTest):
+
+    def test_v311_empty_will_topic_closes_without_connack(self):
+        """3.1.1: a will topic must be a valid topic name, at least one character long
+        ([MQTT-4.7.3-1]); an empty one is a protocol violation: the connection is closed without
+        a CONNACK ([MQTT-4.8.0-1]). CONNACK 3 (server unavailable) would tell the client to try
+        again later."""
+        c = self.client(version=4)
+        c.send(encode_connect(unique("will"), 4, True, 60, None,
+                              {"topic": "", "payload": b"x", "qos": 0}))
+        self.assertIsNone(c.wait_closed(5))
+        self.assertEqual(c.skipped, [])
+
+    @unittest.skipIf(against_mosquitto(), "Mosquitto 2.0.11 closes without a CONNACK; 5.0 "
+                     "gives the server a reason code for it (0x90)")
+    def test_v5_empty_will_topic_gets_connack_90(self):
+        """5.0 has a CONNACK reason code for it: 0x90 (Topic Name invalid), then the close."""
+        c = self.client()
+        ack = c.connect(unique("will"), will={"topic": "", "payload": b"x", "qos": 0})
+        self.assertEqual(ack.reason_code, 0x90)
+        self.assertIsNone(c.wait_closed(5))
 
 
 class PacketSize(SharedBrokerTest):

@@ -19,7 +19,7 @@ import unittest
 
 from harness import (HOST, Broker, against_mosquitto, free_port, http_get, metric, unique,
                      wait_until)
-from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBLISH, PUBREC, ConnectionClosed,
+from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, ConnectionClosed,
                      PINGREQ_BYTES, RawClient, encode_connect, encode_publish)
 
 RC_TOPIC_FILTER_INVALID = 0x8F
@@ -618,22 +618,27 @@ class DropCounters(LimitTest):
 
     def test_larger_than_receivers_maximum_packet_size_counts_too_large(self):
         """A subscriber announcing Maximum Packet Size 200 is not sent a 500-byte message, at
-        QoS 0 nor QoS 1 (discarded, [MQTT-3.1.2-25]): too_large is up by exactly 2, and the
-        small message after them arrives, alone."""
+        QoS 0, 1 nor 2 (discarded as if sent, [MQTT-3.1.2-25]): too_large is up by exactly 3,
+        the publisher's PUBACK and PUBREC say success (it was not refused: no 0x97, and the
+        QoS 2 exchange goes on to PUBCOMP), and the small message after them arrives, alone."""
         self.start("")
         topic = unique("big")
         sub = self.client(properties={"maximum_packet_size": 200})
-        self.assertEqual(sub.subscribe([(topic, 1)]).reason_codes, [1])
+        self.assertEqual(sub.subscribe([(topic, 2)]).reason_codes, [2])
         pub = self.client()
         before = self.all_drops()
         pub.publish(topic, b"L" * 500, qos=0)
         pub.publish(topic, b"L" * 500, qos=1)
-        pub.expect(PUBACK)
+        self.assertEqual(pub.expect(PUBACK).reason_code, 0)
+        pid = pub.publish(topic, b"L" * 500, qos=2)
+        self.assertEqual(pub.expect(PUBREC).reason_code, 0)
+        pub.pubrel(pid)
+        self.assertEqual(pub.expect(PUBCOMP).packet_id, pid)
         pub.publish(topic, b"small", qos=1)
         pub.expect(PUBACK)
         got = sub.collect(timeout=3, quiet=1.0)
         self.assertEqual([p.payload for p in got if p.type == PUBLISH], [b"small"])
-        self.assert_drop_deltas(before, {"too_large": 2})
+        self.assert_drop_deltas(before, {"too_large": 3})
 
     def test_unacknowledged_message_too_large_for_the_next_connection_is_discarded(self):
         """A QoS 1 message sent but not acknowledged when its client went away is not resent

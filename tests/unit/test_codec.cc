@@ -661,10 +661,17 @@ TEST(RoundTrip, Connack) {
     for (uint8_t rc :
          {reason::Success, reason::UnsupportedProtocolVersion, reason::ClientIdentifierNotValid,
           reason::ServerUnavailable, reason::BadUserNameOrPassword, reason::NotAuthorized}) {
-      Connack c{.session_present = rc == 0, .reason_code = rc};
+      // MQTT 3.1 has no session present flag.
+      Connack c{.session_present = rc == 0 && v != Version::V31, .reason_code = rc};
       EXPECT_TRUE(rt(c, v) == c) << int(v) << " " << int(rc);
     }
   }
+  // A 3.1 CONNACK never says session present (the byte is reserved), and a decoder refuses it.
+  Connack present{.session_present = true};
+  EXPECT_FALSE(rt(present, Version::V31).session_present);
+  Connack decoded;
+  EXPECT_FALSE(decode_connack(0, std::string("\x01\x00", 2), Version::V31, decoded).ok());
+  EXPECT_TRUE(decode_connack(0, std::string("\x01\x00", 2), Version::V311, decoded).ok());
   Connack c{.session_present = true};
   c.properties = all_connack_properties();
   EXPECT_TRUE(rt(c, Version::V5) == c);
