@@ -781,12 +781,22 @@ bool Client::handle_ack(PacketType type, uint8_t flags, std::string_view body) {
   mqtt::Status st = mqtt::decode_ack(type, flags, body, version_, ack);
   if (!st.ok()) return fail(st.code, st.message);
   const Clock::time_point now = core::EventLoop::now();
+  using AckResult = Session::AckResult;
+  // An ack of the wrong type for a message in flight (PUBREC or PUBCOMP for QoS 1, PUBACK for
+  // QoS 2, PUBCOMP before PUBREC) is a protocol violation: 5.0 DISCONNECT 0x82, 3.1.1 close
+  // ([MQTT-4.8.0-1]). An ack for an id with nothing in flight is not: it may be a late
+  // duplicate (PUBACK and PUBCOMP are ignored, PUBREC is answered per 4.3.3).
   switch (type) {
     case PacketType::Puback:
-      session_->on_puback(ack.packet_id, now);
+      if (session_->on_puback(ack.packet_id, now) == AckResult::WrongType) {
+        return fail(rc::ProtocolError, "PUBACK for a QoS 2 message");
+      }
       break;
     case PacketType::Pubrec:
-      if (!session_->on_pubrec(ack.packet_id, now, ack.reason_code >= 0x80)) {
+      if (auto r = session_->on_pubrec(ack.packet_id, now, ack.reason_code >= 0x80);
+          r == AckResult::WrongType) {
+        return fail(rc::ProtocolError, "PUBREC for a QoS 1 message");
+      } else if (r == AckResult::Unknown) {
         mqtt::Ack rel;
         rel.type = PacketType::Pubrel;
         rel.packet_id = ack.packet_id;
@@ -818,7 +828,9 @@ bool Client::handle_ack(PacketType type, uint8_t flags, std::string_view body) {
       break;
     }
     case PacketType::Pubcomp:
-      session_->on_pubcomp(ack.packet_id, now);
+      if (session_->on_pubcomp(ack.packet_id, now) == AckResult::WrongType) {
+        return fail(rc::ProtocolError, "PUBCOMP for a message that was not released");
+      }
       break;
     default:
       break;
@@ -856,13 +868,12 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
   const uint32_t max_subs = settings_->limits.max_subscriptions_per_client;
   const uint8_t invalid_filter = version_ == Version::V5 ? rc::TopicFilterInvalid : 0x80;
   for (const auto& req : sub.subscriptions) {
+    if (!mqtt::valid_topic_filter(req.filter)) return malformed_filter();
+  }
+  for (const auto& req : sub.subscriptions) {
     std::string_view group, rest;
     const bool shared = mqtt::split_shared_filter(req.filter, group, rest);
     const std::string_view plain = shared ? rest : std::string_view(req.filter);
-    if (!mqtt::valid_topic_filter(req.filter)) {
-      ack.reason_codes.push_back(invalid_filter);
-      continue;
-    }
     if (shared && req.no_local) {
       return fail(rc::ProtocolError, "No Local on a shared subscription");
     }
@@ -919,6 +930,16 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
   return true;
 }
 
+// A topic filter that breaks the spec's rules (empty, '#' not last or not a whole level, '+'
+// not a whole level, '$share/' without a share name or a filter after it) is a protocol
+// violation, not a filter we refuse: [MQTT-4.7.1-1], [MQTT-4.7.1-2], [MQTT-4.7.3-1],
+// [MQTT-4.8.2-1], [MQTT-4.8.2-2]. 5.0: DISCONNECT 0x81 (Malformed Packet); 3.1.1: close
+// ([MQTT-4.8.0-1]); both as Mosquitto does. Nothing of the packet is applied. A well-formed
+// filter that is not allowed (over the limits, the ACL) gets its SUBACK code instead.
+bool Client::malformed_filter() {
+  return fail(rc::MalformedPacket, "malformed topic filter");
+}
+
 bool Client::handle_unsubscribe(uint8_t flags, std::string_view body) {
   mqtt::Unsubscribe unsub;
   mqtt::Status st = mqtt::decode_unsubscribe(flags, body, version_, unsub);
@@ -926,6 +947,9 @@ bool Client::handle_unsubscribe(uint8_t flags, std::string_view body) {
   mqtt::Unsuback ack;
   ack.packet_id = unsub.packet_id;
   uint64_t ticket = 0;
+  for (const auto& filter : unsub.filters) {
+    if (!mqtt::valid_topic_filter(filter)) return malformed_filter();
+  }
   for (const auto& filter : unsub.filters) {
     bool removed = broker_.unsubscribe(session_, filter, ticket);
     ack.reason_codes.push_back(removed ? rc::Success : rc::NoSubscriptionExisted);

@@ -121,6 +121,7 @@ class Client {
   // Receive Maximum QoS 1 and 2 messages from the client are not answered yet (PUBACK held,
   // PUBCOMP not sent).
   bool inbound_window_full();
+  bool malformed_filter();  // closes (see client.cc for the decision)
   // A protocol violation that has no answer (3.1.1 before CONNACK, not MQTT at all): counted,
   // closed without a packet.
   void close_for_protocol_error();

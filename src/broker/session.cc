@@ -398,30 +398,30 @@ void Session::refill(Clock::time_point now) {
   pump_locked(now);
 }
 
-bool Session::on_puback(uint16_t packet_id, Clock::time_point now) {
+Session::AckResult Session::on_puback(uint16_t packet_id, Clock::time_point now) {
   std::lock_guard lock(mutex_);
-  auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Inflight& f) {
-    return f.packet_id == packet_id && f.delivery.qos == 1;
-  });
-  if (it == inflight_.end()) return false;
+  auto it = std::find_if(inflight_.begin(), inflight_.end(),
+                         [&](const Inflight& f) { return f.packet_id == packet_id; });
+  if (it == inflight_.end()) return AckResult::Unknown;
+  if (it->delivery.qos != 1) return AckResult::WrongType;
   erase_record_locked(it->delivery);
   inflight_.erase(it);
   pump_locked(now);
-  return true;
+  return AckResult::Done;
 }
 
-bool Session::on_pubrec(uint16_t packet_id, Clock::time_point now, bool failed) {
+Session::AckResult Session::on_pubrec(uint16_t packet_id, Clock::time_point now, bool failed) {
   std::lock_guard lock(mutex_);
-  auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Inflight& f) {
-    return f.packet_id == packet_id && f.delivery.qos == 2;
-  });
-  if (it == inflight_.end()) return false;
+  auto it = std::find_if(inflight_.begin(), inflight_.end(),
+                         [&](const Inflight& f) { return f.packet_id == packet_id; });
+  if (it == inflight_.end()) return AckResult::Unknown;
+  if (it->delivery.qos != 2) return AckResult::WrongType;
   if (failed) {
     // A PUBREC with an error code ends the exchange (5.0 section 4.3.3).
     erase_record_locked(it->delivery);
     inflight_.erase(it);
     pump_locked(now);
-    return true;
+    return AckResult::Done;
   }
   it->released = true;
   if (it->delivery.store_seq) {
@@ -429,18 +429,19 @@ bool Session::on_pubrec(uint16_t packet_id, Clock::time_point now, bool failed) 
         fence_, write_record_locked(it->delivery, store::QueueState::Released, packet_id, now));
   }
   write_pubrel_locked(packet_id);
-  return true;
+  return AckResult::Done;
 }
 
-bool Session::on_pubcomp(uint16_t packet_id, Clock::time_point now) {
+Session::AckResult Session::on_pubcomp(uint16_t packet_id, Clock::time_point now) {
   std::lock_guard lock(mutex_);
   auto it = std::find_if(inflight_.begin(), inflight_.end(),
-                         [&](const Inflight& f) { return f.packet_id == packet_id && f.released; });
-  if (it == inflight_.end()) return false;
+                         [&](const Inflight& f) { return f.packet_id == packet_id; });
+  if (it == inflight_.end()) return AckResult::Unknown;
+  if (!it->released) return AckResult::WrongType;  // QoS 1, or QoS 2 before its PUBREC
   erase_record_locked(it->delivery);
   inflight_.erase(it);
   pump_locked(now);
-  return true;
+  return AckResult::Done;
 }
 
 bool Session::begin_inbound_qos2(uint16_t packet_id) {

@@ -175,10 +175,13 @@ class Session {
   void set_limits(const DeliveryLimits& limits);
 
   // --- Acks from the client (owner thread) ----------------------------------------------
-  // Each returns false when the packet id is unknown (the caller answers per spec).
-  bool on_puback(uint16_t packet_id, Clock::time_point now);
-  bool on_pubrec(uint16_t packet_id, Clock::time_point now, bool failed);
-  bool on_pubcomp(uint16_t packet_id, Clock::time_point now);
+  // Unknown: no message in flight has the packet id (the caller answers per spec). WrongType:
+  // one has, in a state this ack does not belong to (PUBREC or PUBCOMP for QoS 1, PUBACK for
+  // QoS 2, PUBCOMP before PUBREC): a protocol error; nothing changed.
+  enum class AckResult : uint8_t { Done, Unknown, WrongType };
+  AckResult on_puback(uint16_t packet_id, Clock::time_point now);
+  AckResult on_pubrec(uint16_t packet_id, Clock::time_point now, bool failed);
+  AckResult on_pubcomp(uint16_t packet_id, Clock::time_point now);
 
   // Inbound QoS 2 (exactly once): packet ids received and not yet released.
   // Returns false when the id was already there (a DUP retransmission: do not route again).

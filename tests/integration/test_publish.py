@@ -9,7 +9,7 @@ import unittest
 
 from harness import Broker, MqttClient, against_mosquitto, unique
 from mqtt_raw import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, check_broker_serves,
-                      encode_string, fixed_header)
+                      encode_ack, encode_string, fixed_header)
 
 RC_SUCCESS = 0x00
 RC_NO_MATCHING_SUBSCRIBERS = 0x10
@@ -236,6 +236,34 @@ class OutboundAcks(PublishTest):
                 self.assertEqual((rel.packet_id, rel.flags), (msg.packet_id, 0x2))
                 sub.pubcomp(msg.packet_id)
                 self.assertEqual(sub.collect(1.0), [])
+
+    @unittest.skipIf(against_mosquitto(), "Starling's answer to an ack of the wrong type")
+    def test_ack_of_the_wrong_type_is_a_protocol_error(self):
+        """An ack that does not belong to the message in flight with its packet id (PUBREC or
+        PUBCOMP for QoS 1, PUBACK for QoS 2, PUBCOMP before PUBREC) breaks the exchange the
+        spec prescribes (4.3.2, 4.3.3): 5.0 DISCONNECT 0x82, 3.1.1 the connection is closed
+        ([MQTT-4.8.0-1]). An ack for a packet id with nothing in flight (a late duplicate) is
+        not: PUBACK and PUBCOMP are ignored, PUBREC is answered PUBREL 0x92 (5.0)."""
+        for version in (4, 5):
+            for qos, wrong in ((1, PUBREC), (1, PUBCOMP), (2, PUBACK), (2, PUBCOMP)):
+                with self.subTest(version=version, qos=qos, ack=wrong):
+                    topic = unique("wrong-ack")
+                    sub = self.subscriber(topic, qos, version)
+                    self.raw(version).publish(topic, b"m", qos=qos)
+                    msg = sub.expect(PUBLISH)
+                    sub.send(encode_ack(wrong, msg.packet_id, 0, None, version))
+                    self.assertEqual(sub.wait_closed(5),
+                                     RC_PROTOCOL_ERROR if version == 5 else None)
+            with self.subTest(version=version, unknown_ids=True):
+                sub = self.subscriber(unique("late-ack"), 1, version)
+                for ack in (PUBACK, PUBCOMP):
+                    sub.send(encode_ack(ack, 4242, 0, None, version))
+                sub.send(encode_ack(PUBREC, 4242, 0, None, version))
+                rel = sub.expect(PUBREL)
+                self.assertEqual((rel.packet_id, rel.reason_code or 0),
+                                 (4242, RC_PACKET_ID_NOT_FOUND if version == 5 else 0))
+                sub.ping()
+                self.assertEqual(sub.recv_packet(5).name, "PINGRESP")  # still connected
 
     def test_qos_downgraded_to_subscription(self):
         """Delivered QoS = min(published QoS, subscribed QoS), for every combination."""
