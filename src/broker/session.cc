@@ -446,12 +446,16 @@ Session::AckResult Session::on_pubcomp(uint16_t packet_id, Clock::time_point now
 
 bool Session::begin_inbound_qos2(uint16_t packet_id) {
   std::lock_guard lock(mutex_);
-  return inbound_qos2_.insert(packet_id).second;
+  if (!inbound_qos2_.insert(packet_id).second) return false;
+  inbound_qos2_size_.store(inbound_qos2_.size(), std::memory_order_relaxed);
+  return true;
 }
 
 bool Session::release_inbound_qos2(uint16_t packet_id) {
   std::lock_guard lock(mutex_);
-  return inbound_qos2_.erase(packet_id) > 0;
+  if (inbound_qos2_.erase(packet_id) == 0) return false;
+  inbound_qos2_size_.store(inbound_qos2_.size(), std::memory_order_relaxed);
+  return true;
 }
 
 bool Session::has_inbound_qos2(uint16_t packet_id) {
@@ -460,8 +464,7 @@ bool Session::has_inbound_qos2(uint16_t packet_id) {
 }
 
 size_t Session::inbound_qos2_count() {
-  std::lock_guard lock(mutex_);
-  return inbound_qos2_.size();
+  return inbound_qos2_size_.load(std::memory_order_relaxed);
 }
 
 bool Session::remember_subscription(const std::string& filter, const SubscriptionOptions& options) {

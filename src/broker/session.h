@@ -267,6 +267,8 @@ class Session {
   uint64_t queue_bytes_ = 0;
   uint16_t last_packet_id_ = 0;
   std::unordered_set<uint16_t> inbound_qos2_;
+  // Its size, readable without the lock: the Receive Maximum check on every QoS 1 PUBLISH.
+  std::atomic<size_t> inbound_qos2_size_{0};
   std::map<std::string, SubscriptionOptions> subscriptions_;
   std::unordered_map<std::string, uint16_t> out_aliases_;  // topic -> alias, per connection
   std::vector<Attachment> waiters_;
