@@ -179,6 +179,12 @@ int main(int argc, char** argv) {
   // The HTTP API (when on) starts with the MQTT listeners and logs its own address.
   if (!config.http_enabled) spdlog::info("HTTP API off");
   starling::net::Server server(config, broker);
+  // The broker reaches connections through the server for as long as the server exists.
+  broker.set_connection_control(&server);
+  struct TakeBack {
+    starling::broker::Broker& broker;
+    ~TakeBack() { broker.set_connection_control(nullptr); }
+  } take_back{broker};
   try {
     server.start();
   } catch (const std::exception& e) {

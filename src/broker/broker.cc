@@ -30,7 +30,7 @@ Broker::Broker(const config::Config& config, store::Store* store)
       started_at_(Clock::now()) {}
 
 SessionPtr Broker::make_session(const std::string& client_id) {
-  auto session = std::make_shared<Session>(client_id);
+  auto session = std::make_shared<Session>(client_id, connections_);
   session->set_store(store_);
   session->set_limits(delivery_limits());
   return session;

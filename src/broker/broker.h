@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "broker/access_control.h"
+#include "broker/connection_control.h"
 #include "broker/external_bridge.h"
+#include "broker/ingress.h"
 #include "broker/message.h"
 #include "broker/retained_store.h"
 #include "broker/session.h"
@@ -78,6 +80,13 @@ class Broker {
   // The Kafka bridge, offered every routed message; set before the listeners open.
   void set_bridge(ExternalBridge* bridge) { bridge_ = bridge; }
   ExternalBridge* bridge() const { return bridge_; }
+  // The net layer's control over connections (kick, resume reading), handed over once the
+  // server exists and taken back (null) before it goes.
+  void set_connection_control(ConnectionControl* control) { connections_.attach(control); }
+  // Always usable: before a server is attached, requests go nowhere.
+  ConnectionControlRelay& connections() { return connections_; }
+  // The front door every transport publishes through (validation, routing, durability).
+  Ingress& ingress() { return ingress_; }
   // The queue and window limits of the settings in force.
   DeliveryLimits delivery_limits() const;
   // Loads sessions, subscriptions, queues, retained messages and delayed wills from the store
@@ -100,9 +109,11 @@ class Broker {
   void end_session(const SessionPtr& session, Clock::time_point now);
 
   // --- Publish ----------------------------------------------------------------------------
-  // Routes msg to every matching subscription (and stores it when retained). publisher may be
-  // null (wills, $SYS). publisher_link is where to resume reading after congestion.
-  // durable collects the store writes of a publish whose acknowledgement waits for them.
+  // Routes msg to every matching subscription (and stores it when retained): the router behind
+  // the front door (ingress()), which transports publish through; called directly only for the
+  // broker's own messages (wills, $SYS), which need no checks. publisher may be null.
+  // publisher_link is where to resume reading after congestion. durable collects the store writes
+  // of a publish whose acknowledgement waits for them.
   PublishOutcome publish(const MessagePtr& msg, const Session* publisher, Attachment publisher_link,
                          Clock::time_point now, PublishBatch* durable = nullptr);
 
@@ -166,6 +177,8 @@ class Broker {
 
   store::Store* const store_;
   ExternalBridge* bridge_ = nullptr;
+  ConnectionControlRelay connections_;
+  Ingress ingress_{*this};
   AccessControl access_;
   mutable std::mutex settings_mutex_;
   std::shared_ptr<const config::Config> settings_;

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <random>
 
-#include "broker/connection_control.h"
 #include "core/event_loop.h"
 #include "metrics/counters.h"
 #include "mqtt/topic.h"
@@ -26,18 +25,15 @@ std::string assign_client_id() {
                      counter.fetch_add(1, std::memory_order_relaxed));
 }
 
-size_t topic_levels(std::string_view topic) {
-  return static_cast<size_t>(std::count(topic.begin(), topic.end(), '/')) + 1;
-}
-
 }  // namespace
 
 Client::Client(Broker& broker, Transport& transport)
     : broker_(broker),
       transport_(transport),
+      settings_(broker.settings()),
+      auth_(broker.access(), *settings_),
       created_at_(core::EventLoop::now()),
-      last_packet_at_(created_at_),
-      settings_(broker.settings()) {
+      last_packet_at_(created_at_) {
   max_packet_size_ = settings_->mqtt.max_packet_size;
   receive_maximum_ = settings_->mqtt.receive_maximum;
   topic_alias_maximum_ = settings_->mqtt.topic_alias_maximum;
@@ -59,7 +55,7 @@ bool Client::fail(uint8_t reason_code, const char* why) {
     std::string bytes;
     mqtt::encode_disconnect(d, version_, bytes);
     transport_.send(bytes);
-    metrics::count_packet_out(14);
+    metrics::count_packet_out(PacketType::Disconnect);
   }
   closing_ = true;
   transport_.close();
@@ -93,7 +89,7 @@ void Client::send_connack(bool session_present, uint8_t reason_code, mqtt::Prope
     mqtt::encode_connack(ack, version_, bytes);
   }
   transport_.send(bytes);
-  metrics::count_packet_out(2);
+  metrics::count_packet_out(PacketType::Connack);
 }
 
 void Client::reply(std::string_view bytes, uint64_t ticket) {
@@ -134,7 +130,7 @@ void Client::disconnect(uint8_t reason_code, const char* reason_string) {
     std::string bytes;
     mqtt::encode_disconnect(d, version_, bytes);
     transport_.send(bytes);
-    metrics::count_packet_out(14);
+    metrics::count_packet_out(PacketType::Disconnect);
   }
   closing_ = true;
   transport_.close();
@@ -181,7 +177,7 @@ bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet)
       std::string bytes;
       mqtt::encode_pingresp(bytes);
       reply(bytes);
-      metrics::count_packet_out(13);
+      metrics::count_packet_out(PacketType::Pingresp);
       return true;
     }
     case PacketType::Disconnect:
@@ -261,89 +257,28 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
   }
 
   client_id_ = c.client_id;
-  switch (authenticate(c)) {
-    case AuthResult::Refused:
+  Authenticator::Verdict verdict =
+      auth_.connect(c, ClientOrigin{transport_.listener_name(), transport_.certificate_username(),
+                                    transport_.peer()});
+  switch (verdict.outcome) {
+    case Authenticator::Outcome::Refused:
+      refuse_connect(verdict.reason_code, verdict.reason.c_str());
       return false;
-    case AuthResult::Pending:
+    case Authenticator::Outcome::Continue:
+      // SCRAM: the CONNECT waits for the client's AUTH.
+      send_auth(rc::ContinueAuthentication, auth_.method(), std::move(verdict.data));
       pending_assigned_id_ = assigned;
       pending_connect_ = std::make_unique<mqtt::Connect>(std::move(c));
       return true;
-    case AuthResult::Accepted:
+    case Authenticator::Outcome::Accepted:
       break;
   }
+  if (!authorize(c)) return false;
   return finish_connect(c, assigned, {});
 }
 
-Client::AuthResult Client::authenticate(mqtt::Connect& c) {
-  using metrics::Counter;
-  auto passwords = broker_.access().passwords();
-  const std::string& method = c.properties.authentication_method.value_or("");
-  if (!method.empty()) {
-    // MQTT 5 enhanced authentication: SCRAM-SHA-256 against the password file's SCRAM entries.
-    if (method != "SCRAM-SHA-256" || !passwords) {
-      metrics::add(Counter::AuthMethodRefused);
-      refuse_connect(rc::BadAuthenticationMethod,
-                     passwords ? "authentication method not supported (SCRAM-SHA-256 is)"
-                               : "enhanced authentication needs [auth] password_file");
-      return AuthResult::Refused;
-    }
-    if (std::string error;
-        !start_scram(passwords, method, c.properties.authentication_data.value_or(""), error)) {
-      metrics::add(Counter::AuthBadCredentials);
-      spdlog::info("connect from {} refused: SCRAM: {}", transport_.peer(), error);
-      refuse_connect(rc::NotAuthorized, "SCRAM-SHA-256 exchange failed");
-      return AuthResult::Refused;
-    }
-    return AuthResult::Pending;
-  }
-
-  const config::Listener* listener = nullptr;
-  for (const auto& l : settings_->listeners) {
-    if (l.name == transport_.listener_name()) listener = &l;
-  }
-  if (auto cert_user = transport_.certificate_username()) {
-    // A certificate verified against the listener's CA is the proof; a password is not asked.
-    username_ = *cert_user;
-    metrics::add(Counter::AuthSucceeded);
-  } else if (c.username && passwords) {
-    if (!c.password || !passwords->check(*c.username, *c.password)) {
-      metrics::add(Counter::AuthBadCredentials);
-      spdlog::info("connect from {} refused: bad user name or password for '{}'", transport_.peer(),
-                   *c.username);
-      refuse_connect(rc::BadUserNameOrPassword, "bad user name or password");
-      return AuthResult::Refused;
-    }
-    metrics::add(Counter::AuthSucceeded);
-    username_ = *c.username;
-  } else {
-    // No proven identity: no user name, or one that nothing can check (no password file).
-    // Where anonymous clients are refused, so is such a name: taking it would let a client
-    // claim any user and that user's ACL rules. Elsewhere it is taken as given (as Mosquitto).
-    const bool anonymous_ok =
-        listener ? settings_->allows_anonymous(*listener) : settings_->auth.password_file.empty();
-    if (!anonymous_ok) {
-      metrics::add(Counter::AuthAnonymousRefused);
-      const char* why = c.username ? "user name cannot be verified (no password file)"
-                                   : "anonymous clients are not allowed";
-      spdlog::info("connect from {} refused on {}: {}", transport_.peer(),
-                   transport_.listener_name(), why);
-      refuse_connect(rc::NotAuthorized, why);
-      return AuthResult::Refused;
-    }
-    if (c.username) username_ = *c.username;
-  }
-  return authorize(c) ? AuthResult::Accepted : AuthResult::Refused;
-}
-
 void Client::compile_acl() {
-  auto acl_file = broker_.access().acl();
-  if (!acl_file) {
-    acl_.reset();
-    return;
-  }
-  std::optional<std::string_view> user;
-  if (!username_.empty()) user = username_;
-  acl_ = std::make_shared<const auth::ClientAcl>(acl_file->compile_for(user, client_id_));
+  acl_ = auth_.compile_acl(client_id_);
 }
 
 bool Client::authorize(const mqtt::Connect& c) {
@@ -368,42 +303,18 @@ bool Client::handle_connect_auth(uint8_t flags, std::string_view body) {
     refuse_connect(rc::ProtocolError, "AUTH must continue the CONNECT's authentication method");
     return false;
   }
-  auth::ScramStep step = scram_->finish(a.properties.authentication_data.value_or(""));
-  if (!step.ok()) {
-    metrics::add(metrics::Counter::AuthBadCredentials);
-    spdlog::info("connect from {} refused: SCRAM: {}", transport_.peer(), step.error);
-    refuse_connect(step.failure == auth::ScramFailure::BadCredentials ? rc::BadUserNameOrPassword
-                                                                      : rc::NotAuthorized,
-                   "SCRAM-SHA-256 authentication failed");
+  Authenticator::Verdict verdict =
+      auth_.continue_connect(a.properties.authentication_data.value_or(""), transport_.peer());
+  if (verdict.outcome != Authenticator::Outcome::Accepted) {
+    refuse_connect(verdict.reason_code, verdict.reason.c_str());
     return false;
   }
-  metrics::add(metrics::Counter::AuthSucceeded);
-  username_ = std::move(step.username);
   std::unique_ptr<mqtt::Connect> c = std::move(pending_connect_);
-  scram_.reset();
   if (!authorize(*c)) return false;
   mqtt::Properties auth_props;
   auth_props.authentication_method = c->properties.authentication_method;
-  auth_props.authentication_data = std::move(step.message);  // server-final: proves us to it
+  auth_props.authentication_data = std::move(verdict.data);  // server-final: proves us to it
   return finish_connect(*c, pending_assigned_id_, std::move(auth_props));
-}
-
-bool Client::start_scram(std::shared_ptr<const auth::PasswordFile> passwords,
-                         const std::string& method, std::string_view client_first,
-                         std::string& error) {
-  // The exchange holds the file it started with: a reload meanwhile does not change the keys.
-  scram_ = std::make_unique<auth::ScramServer>(
-      [passwords = std::move(passwords)](std::string_view user) {
-        return passwords->scram_credentials(user);
-      });
-  auth::ScramStep step = scram_->start(client_first);
-  if (!step.ok()) {
-    scram_.reset();
-    error = std::move(step.error);
-    return false;
-  }
-  send_auth(rc::ContinueAuthentication, method, std::move(step.message));
-  return true;
 }
 
 void Client::send_auth(uint8_t reason_code, const std::string& method, std::string data) {
@@ -414,7 +325,7 @@ void Client::send_auth(uint8_t reason_code, const std::string& method, std::stri
   std::string bytes;
   mqtt::encode_auth(a, bytes);
   transport_.send(bytes);
-  metrics::count_packet_out(15);
+  metrics::count_packet_out(PacketType::Auth);
 }
 
 // Section 4.12.1: a client that authenticated with a method may prove itself again at any time
@@ -425,38 +336,39 @@ bool Client::handle_reauth(uint8_t flags, std::string_view body) {
   if (mqtt::Status st = mqtt::decode_auth(flags, body, version_, a); !st.ok()) {
     return fail(st.code, st.message);
   }
-  if (auth_method_.empty()) return fail(rc::ProtocolError, "AUTH without enhanced authentication");
-  if (a.properties.authentication_method != auth_method_) {
+  if (auth_.method().empty()) {
+    return fail(rc::ProtocolError, "AUTH without enhanced authentication");
+  }
+  if (a.properties.authentication_method != auth_.method()) {
     return fail(rc::ProtocolError, "AUTH must keep the CONNECT's authentication method");
   }
   const std::string data = a.properties.authentication_data.value_or("");
+  Authenticator::Verdict verdict;
   if (a.reason_code == rc::ReAuthenticate) {
-    if (scram_) return fail(rc::ProtocolError, "re-authentication already under way");
-    auto passwords = broker_.access().passwords();
-    std::string error = "no password file";
-    if (!passwords || !start_scram(std::move(passwords), auth_method_, data, error)) {
-      return reauth_failed(error);
-    }
-    return true;
-  }
-  if (a.reason_code != rc::ContinueAuthentication || !scram_) {
+    if (auth_.exchanging()) return fail(rc::ProtocolError, "re-authentication already under way");
+    verdict = auth_.start_reauthentication(data);
+  } else if (a.reason_code == rc::ContinueAuthentication && auth_.exchanging()) {
+    verdict = auth_.continue_reauthentication(data);
+  } else {
     return fail(rc::ProtocolError, "AUTH outside a re-authentication");
   }
-  auth::ScramStep step = scram_->finish(data);
-  scram_.reset();
-  if (!step.ok()) return reauth_failed(step.error);
-  // The session, its subscriptions and its ACL belong to the user who connected.
-  if (step.username != username_) return reauth_failed("a different user name");
-  metrics::add(metrics::Counter::AuthSucceeded);
+  switch (verdict.outcome) {
+    case Authenticator::Outcome::Refused:
+      return reauth_failed(verdict.reason);
+    case Authenticator::Outcome::Continue:
+      send_auth(rc::ContinueAuthentication, auth_.method(), std::move(verdict.data));
+      return true;
+    case Authenticator::Outcome::Accepted:
+      break;
+  }
   // Rules reloaded since the CONNECT apply from here.
   compile_acl();
   if (session_) session_->set_read_acl(readable_acl());
-  send_auth(rc::Success, auth_method_, std::move(step.message));
+  send_auth(rc::Success, auth_.method(), std::move(verdict.data));
   return true;
 }
 
 bool Client::reauth_failed(const std::string& why) {
-  metrics::add(metrics::Counter::AuthBadCredentials);
   spdlog::info("client '{}' ({}): re-authentication failed: {}", client_id_, transport_.peer(),
                why);
   disconnect(rc::NotAuthorized, "re-authentication failed");
@@ -465,7 +377,6 @@ bool Client::reauth_failed(const std::string& why) {
 
 bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties props) {
   const auto& mqtt_cfg = settings_->mqtt;
-  auth_method_ = c.properties.authentication_method.value_or("");
 
   // Keep-alive: lowered to our maximum (announced as Server Keep Alive on 5.0).
   keep_alive_ = c.keep_alive;
@@ -502,8 +413,7 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   session_ = opened.session;
   session_->set_peer(transport_.peer());  // shown by the HTTP API
   if (opened.taken_over) {
-    if (auto* control = connection_control())
-      control->kick(opened.taken_over, rc::SessionTakenOver);
+    broker_.connections().kick(opened.taken_over, rc::SessionTakenOver);
   }
   will_ = std::move(c.will);
   connected_ = true;
@@ -536,16 +446,10 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
 
 bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view packet,
                             std::string_view body) {
-  const auto& mqtt_cfg = settings_->mqtt;
   thread_local mqtt::Publish p;  // reused: the decoder clears it and keeps its capacity
   mqtt::Status st = mqtt::decode_publish(header.flags(), body, version_, p);
   if (!st.ok()) return fail(st.code, st.message);
   metrics::add(metrics::Counter::MessagesReceived);
-
-  if (p.qos > mqtt_cfg.max_qos) return fail(rc::QosNotSupported, "QoS above the maximum QoS");
-  if (p.retain && !mqtt_cfg.retain_available) {
-    return fail(rc::RetainNotSupported, "retain is not available");
-  }
 
   // Topic aliases (5.0): an alias with a topic sets it, an alias alone uses it.
   bool used_alias = false;
@@ -561,15 +465,9 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
       }
       p.topic = inbound_aliases_[alias - 1];
     } else {
-      inbound_aliases_[alias - 1] = p.topic;
+      inbound_aliases_[alias - 1] = p.topic;  // checked with the publish: a bad one closes
     }
     used_alias = true;
-  }
-  if (!mqtt::valid_topic_name(p.topic)) return fail(rc::TopicNameInvalid, "invalid topic name");
-  const auto& limits = settings_->limits;
-  if (p.topic.size() > limits.max_topic_length || topic_levels(p.topic) > limits.max_topic_levels) {
-    metrics::add(metrics::Counter::LimitTopic);
-    return fail(rc::TopicNameInvalid, "topic name exceeds the configured limits");
   }
 
   // Receive Maximum ([MQTT-3.3.4-9]): a QoS 1 or 2 PUBLISH beyond the QoS 1 and 2 messages we
@@ -584,109 +482,96 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   }
   // Exactly once: a retransmitted QoS 2 PUBLISH whose id awaits PUBREL is acknowledged again
   // but not routed again.
-  if (p.qos == 2) {
-    if (!session_->begin_inbound_qos2(p.packet_id)) {
-      // Its PUBREC is still held for the Kafka bridge: that one answers.
-      for (const HeldAck& held : held_acks_) {
-        if (held.qos == 2 && held.packet_id == p.packet_id) return true;
-      }
-      mqtt::Ack rec;
-      rec.type = PacketType::Pubrec;
-      rec.packet_id = p.packet_id;
-      std::string bytes;
-      mqtt::encode_ack(rec, version_, bytes);
-      reply(bytes);
-      metrics::count_packet_out(5);
-      return true;
+  if (p.qos == 2 && !session_->begin_inbound_qos2(p.packet_id)) {
+    // Its PUBREC is still held for the Kafka bridge: that one answers.
+    for (const HeldAck& held : held_acks_) {
+      if (held.qos == 2 && held.packet_id == p.packet_id) return true;
     }
-  }
-
-  // A reserved topic ($SYS, $share) is refused like an ACL denial, whatever the ACL says.
-  if (mqtt::reserved_topic_name(p.topic) || (acl_ && !acl_->can_publish(p.topic))) {
-    metrics::add(metrics::Counter::AclDeniedPublish);
-    spdlog::debug("client '{}': publish to '{}' denied (reserved topic or ACL)", client_id_,
-                  p.topic);
-    if (p.qos == 0) return true;
-    // 5.0 says why; 3.1.1 has no way to, so the message is acknowledged and dropped (the
-    // spec's own choice, section 3.3.5).
-    uint8_t reason = rc::Success;
-    if (version_ == Version::V5) {
-      reason = rc::NotAuthorized;
-      if (p.qos == 2) forget_inbound_qos2(p.packet_id);
-    }
-    acknowledge_publish(p.qos, p.packet_id, reason, 0, nullptr);
+    mqtt::Ack rec;
+    rec.type = PacketType::Pubrec;
+    rec.packet_id = p.packet_id;
+    std::string bytes;
+    mqtt::encode_ack(rec, version_, bytes);
+    reply(bytes);
+    metrics::count_packet_out(PacketType::Pubrec);
     return true;
   }
 
-  const Clock::time_point now = core::EventLoop::now();
-  auto msg = std::make_shared<Message>();
-  msg->qos = p.qos;
-  msg->retain = p.retain;
-  msg->received_at = now;
-  msg->origin_client_id = client_id_;
-  if (broker_.bridge()) msg->origin_username = username_;  // only its templates read it
+  broker::Publication pub;
+  pub.qos = p.qos;
+  pub.retain = p.retain;
   if (version_ == Version::V5) {
-    auto& in = p.properties;
-    msg->properties = take_pass_through(in);
-    if (in.message_expiry_interval) {
-      msg->has_expiry = true;
-      msg->expires_at = now + std::chrono::seconds(*in.message_expiry_interval);
-    }
+    pub.properties = take_pass_through(p.properties);
+    pub.expiry_interval = p.properties.message_expiry_interval;
   }
   // The incoming bytes are already the encoding for receivers of the same version and QoS
-  // class: forward them as they are (flags and packet id are patched per receiver).
+  // class: forwarded as they are. Not when an alias stands for the topic.
   if (!used_alias) {
-    auto& slot = msg->encoded[version_ == Version::V5][p.qos > 0];
-    slot.bytes.assign(packet);
-    slot.layout.size = static_cast<uint32_t>(packet.size());
-    slot.layout.packet_id_offset =
-        p.qos > 0 ? static_cast<uint32_t>(header.header_size + 2 + p.topic.size()) : 0;
-    slot.ready = true;
+    pub.wire_packet = packet;
+    pub.wire_layout = mqtt::received_publish_layout(header, packet.size(), p.topic.size(), p.qos);
+    pub.wire_v5 = version_ == Version::V5;
   }
-  msg->topic = std::move(p.topic);
-  msg->payload = std::move(p.payload);
+  if (p.qos == 2 && session_->persistent()) pub.inbound_qos2_id = p.packet_id;
+  pub.topic = std::move(p.topic);
+  pub.payload = std::move(p.payload);
+  const uint8_t qos = p.qos;
+  const uint16_t packet_id = p.packet_id;
 
-  // With a store, a QoS 1/2 or retained publish is acknowledged only once what it changed is
-  // durable: the queue records of persistent receivers, the retained message, and (QoS 2, a
-  // persistent publisher) the packet id that makes a retransmission a duplicate.
-  store::Store* const store = broker_.store();
-  std::optional<PublishBatch> durable;
-  if (store && (p.qos > 0 || p.retain)) durable.emplace(store);
-  PublishOutcome outcome = broker_.publish(msg, session_.get(), transport_.attachment(), now,
-                                           durable ? &*durable : nullptr);
-  uint64_t ticket = 0;
-  if (durable) {
-    if (p.qos == 2 && session_->persistent()) {
-      durable->batch().put(store::inbound_key(client_id_, p.packet_id), "");
-    }
-    ticket = durable->commit();
-  }
+  PublishResult result =
+      broker_.ingress().publish(std::move(pub), publisher(), core::EventLoop::now());
+  return answer_publish(qos, packet_id, result);
+}
 
-  if (outcome.refused && p.qos > 0 && version_ != Version::V5) {
-    // 3.1.1 has no way to say "not taken": leave it unacknowledged; the client sends it again
-    // after reconnecting.
-    if (p.qos == 2) forget_inbound_qos2(p.packet_id);
-    return fail(rc::QuotaExceeded, "the Kafka bridge's buffer is full");
+bool Client::answer_publish(uint8_t qos, uint16_t packet_id, PublishResult& result) {
+  // A QoS 2 exchange that ends here without a PUBREC of success frees its packet id.
+  auto end_qos2 = [&] {
+    if (qos == 2) forget_inbound_qos2(packet_id);
+  };
+  switch (result.verdict) {
+    case PublishVerdict::Delivered:
+    case PublishVerdict::NoSubscribers:
+      break;
+    case PublishVerdict::QosNotSupported:
+      end_qos2();
+      return fail(rc::QosNotSupported, describe(result.verdict));
+    case PublishVerdict::RetainNotSupported:
+      end_qos2();
+      return fail(rc::RetainNotSupported, describe(result.verdict));
+    case PublishVerdict::InvalidTopic:
+    case PublishVerdict::TopicOverLimits:
+      end_qos2();
+      return fail(rc::TopicNameInvalid, describe(result.verdict));
+    case PublishVerdict::ReservedTopic:
+    case PublishVerdict::NotAuthorized:
+      end_qos2();
+      if (qos == 0) return true;
+      // 5.0 says why; 3.1.1 has no way to, so the message is acknowledged and dropped (the
+      // spec's own choice, section 3.3.5).
+      acknowledge_publish(qos, packet_id, version_ == Version::V5 ? rc::NotAuthorized : rc::Success,
+                          0, nullptr);
+      return true;
+    case PublishVerdict::BridgeFull:
+      end_qos2();
+      // 3.1.1 has no way to say "not taken": leave it unacknowledged; the client sends it again
+      // after reconnecting.
+      if (qos > 0 && version_ != Version::V5) {
+        return fail(rc::QuotaExceeded, describe(result.verdict));
+      }
+      break;
+    case PublishVerdict::QueuesFull:
+      // Every matching session refused it (full queue): say so, on 5.0 at least.
+      end_qos2();
+      break;
   }
-  if (p.qos > 0) {
+  if (qos > 0) {
     uint8_t reason = rc::Success;
-    if (outcome.refused) {
-      reason = rc::QuotaExceeded;
-      // A PUBREC with an error ends the exchange: the id is free again.
-      if (p.qos == 2) forget_inbound_qos2(p.packet_id);
-    } else if (outcome.receivers == 0 && outcome.dropped > 0) {
-      // Every matching session refused it (full queue): say so, on 5.0 at least. One too
-      // large for its receiver is not refused: it is discarded as if sent ([MQTT-3.1.2-25]).
-      reason = rc::QuotaExceeded;
-      if (p.qos == 2) forget_inbound_qos2(p.packet_id);
-    } else if (outcome.receivers == 0) {
-      reason = rc::NoMatchingSubscribers;
-    }
-    acknowledge_publish(p.qos, p.packet_id, reason, ticket, std::move(outcome.gate));
-  } else if (outcome.gate) {
-    outcome.gate->arm(nullptr);  // QoS 0: nobody waits
+    if (result.verdict == PublishVerdict::NoSubscribers) reason = rc::NoMatchingSubscribers;
+    if (!taken(result.verdict)) reason = rc::QuotaExceeded;
+    acknowledge_publish(qos, packet_id, reason, result.ticket, std::move(result.gate));
+  } else if (result.gate) {
+    result.gate->arm(nullptr);  // QoS 0: nobody waits
   }
-  if (outcome.congested) transport_.pause_reading(true);
+  if (result.congested) transport_.pause_reading(true);
   return true;
 }
 
@@ -699,7 +584,7 @@ void Client::send_publish_ack(uint8_t qos, uint16_t packet_id, uint8_t reason_co
   std::string bytes;
   mqtt::encode_ack(ack, version_, bytes);
   reply(bytes, ticket);
-  metrics::count_packet_out(qos == 1 ? 4 : 5);
+  metrics::count_packet_out(ack.type);
 }
 
 void Client::acknowledge_publish(uint8_t qos, uint16_t packet_id, uint8_t reason_code,
@@ -770,7 +655,7 @@ void Client::release_held_acks() {
     paused_for_held_acks_ = false;
     // Posted, not now: this may run inside the connection's frame loop, which must not start
     // reading again under itself.
-    if (auto* control = connection_control()) control->resume_reading(transport_.attachment());
+    broker_.connections().resume_reading(transport_.attachment());
   }
 }
 
@@ -793,7 +678,7 @@ bool Client::handle_ack(PacketType type, uint8_t flags, std::string_view body) {
       }
       break;
     case PacketType::Pubrec:
-      if (auto r = session_->on_pubrec(ack.packet_id, now, ack.reason_code >= 0x80);
+      if (auto r = session_->on_pubrec(ack.packet_id, now, rc::is_failure(ack.reason_code));
           r == AckResult::WrongType) {
         return fail(rc::ProtocolError, "PUBREC for a QoS 1 message");
       } else if (r == AckResult::Unknown) {
@@ -804,7 +689,7 @@ bool Client::handle_ack(PacketType type, uint8_t flags, std::string_view body) {
         std::string bytes;
         mqtt::encode_ack(rel, version_, bytes);
         reply(bytes);
-        metrics::count_packet_out(6);
+        metrics::count_packet_out(PacketType::Pubrel);
       }
       break;
     case PacketType::Pubrel: {
@@ -824,7 +709,7 @@ bool Client::handle_ack(PacketType type, uint8_t flags, std::string_view body) {
       std::string bytes;
       mqtt::encode_ack(comp, version_, bytes);
       reply(bytes, ticket);
-      metrics::count_packet_out(7);
+      metrics::count_packet_out(PacketType::Pubcomp);
       break;
     }
     case PacketType::Pubcomp:
@@ -866,7 +751,7 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
   std::vector<Accepted> accepted;
   uint64_t ticket = 0;  // the SUBACK waits until the subscriptions are durable
   const uint32_t max_subs = settings_->limits.max_subscriptions_per_client;
-  const uint8_t invalid_filter = version_ == Version::V5 ? rc::TopicFilterInvalid : 0x80;
+  const uint8_t invalid_filter = mqtt::suback_failure(version_, rc::TopicFilterInvalid);
   for (const auto& req : sub.subscriptions) {
     if (!mqtt::valid_topic_filter(req.filter)) return malformed_filter();
   }
@@ -878,30 +763,30 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
       return fail(rc::ProtocolError, "No Local on a shared subscription");
     }
     if (shared && !mqtt_cfg.shared_subscriptions) {
-      ack.reason_codes.push_back(version_ == Version::V5 ? rc::SharedSubscriptionsNotSupported
-                                                         : 0x80);
+      ack.reason_codes.push_back(
+          mqtt::suback_failure(version_, rc::SharedSubscriptionsNotSupported));
       continue;
     }
     if (!mqtt_cfg.wildcard_subscriptions && plain.find_first_of("+#") != std::string_view::npos) {
-      ack.reason_codes.push_back(version_ == Version::V5 ? rc::WildcardSubscriptionsNotSupported
-                                                         : 0x80);
+      ack.reason_codes.push_back(
+          mqtt::suback_failure(version_, rc::WildcardSubscriptionsNotSupported));
       continue;
     }
     if (plain.size() > settings_->limits.max_topic_length ||
-        topic_levels(plain) > settings_->limits.max_topic_levels) {
+        mqtt::topic_levels(plain) > settings_->limits.max_topic_levels) {
       metrics::add(metrics::Counter::LimitTopic);
       ack.reason_codes.push_back(invalid_filter);
       continue;
     }
     if (acl_ && !acl_->can_subscribe(plain)) {
       metrics::add(metrics::Counter::AclDeniedSubscribe);
-      ack.reason_codes.push_back(version_ == Version::V5 ? rc::NotAuthorized : 0x80);
+      ack.reason_codes.push_back(mqtt::suback_failure(version_, rc::NotAuthorized));
       continue;
     }
     if (max_subs != 0 && session_->subscriptions().size() >= max_subs &&
         !session_->subscriptions().count(req.filter)) {
       metrics::add(metrics::Counter::LimitSubscriptions);
-      ack.reason_codes.push_back(version_ == Version::V5 ? rc::QuotaExceeded : 0x80);
+      ack.reason_codes.push_back(mqtt::suback_failure(version_, rc::QuotaExceeded));
       continue;
     }
     SubscriptionOptions options;
@@ -917,7 +802,7 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
   std::string bytes;
   mqtt::encode_suback(ack, version_, bytes);
   reply(bytes, ticket);
-  metrics::count_packet_out(9);
+  metrics::count_packet_out(PacketType::Suback);
 
   // Retained messages after the SUBACK (retain handling 0: always, 1: only for a new
   // subscription, 2: never; never for shared subscriptions, section 4.8.2).
@@ -957,7 +842,7 @@ bool Client::handle_unsubscribe(uint8_t flags, std::string_view body) {
   std::string bytes;
   mqtt::encode_unsuback(ack, version_, bytes);
   reply(bytes, ticket);
-  metrics::count_packet_out(11);
+  metrics::count_packet_out(PacketType::Unsuback);
   return true;
 }
 

@@ -12,8 +12,7 @@
 #include <vector>
 
 #include "auth/acl.h"
-#include "auth/password_file.h"
-#include "auth/scram.h"
+#include "broker/authenticator.h"
 #include "broker/broker.h"
 #include "broker/session.h"
 #include "mqtt/codec.h"
@@ -74,10 +73,6 @@ class Client {
 
  private:
   bool handle_connect(uint8_t flags, std::string_view body);
-  // Who the client is: password, certificate, or anonymous where the listener allows it; or
-  // the start of a SCRAM exchange (Pending: CONNECT waits for the client's AUTH).
-  enum class AuthResult : uint8_t { Accepted, Refused, Pending };
-  AuthResult authenticate(mqtt::Connect& c);
   // CONNECT after authentication: session, CONNACK. auth_props: Authentication Method/Data
   // for the CONNACK of an enhanced authentication.
   bool finish_connect(mqtt::Connect& c, bool assigned_id, mqtt::Properties auth_props);
@@ -91,16 +86,19 @@ class Client {
   }
   // An AUTH packet during the CONNECT's SCRAM exchange.
   bool handle_connect_auth(uint8_t flags, std::string_view body);
-  // SCRAM-SHA-256 from the client-first message: the server-first goes out in an AUTH 0x18.
-  // False (error says why, nothing sent) when the message is unusable.
-  bool start_scram(std::shared_ptr<const auth::PasswordFile> passwords, const std::string& method,
-                   std::string_view client_first, std::string& error);
   void send_auth(uint8_t reason_code, const std::string& method, std::string data);
   // An AUTH packet once connected: re-authentication (section 4.12.1).
   bool handle_reauth(uint8_t flags, std::string_view body);
   bool reauth_failed(const std::string& why);
   bool handle_publish(const mqtt::FrameHeader& header, std::string_view packet,
                       std::string_view body);
+  // This client as the front door sees it.
+  Publisher publisher() const {
+    return Publisher{settings_.get(),         client_id_, auth_.username(), session_.get(),
+                     transport_.attachment(), acl_.get()};
+  }
+  // The MQTT answer to a publish the front door took or refused.
+  bool answer_publish(uint8_t qos, uint16_t packet_id, PublishResult& result);
   bool handle_ack(mqtt::PacketType type, uint8_t flags, std::string_view body);
   bool handle_subscribe(uint8_t flags, std::string_view body);
   bool handle_unsubscribe(uint8_t flags, std::string_view body);
@@ -141,20 +139,18 @@ class Client {
 
   Broker& broker_;
   Transport& transport_;
+  std::shared_ptr<const config::Config> settings_;  // in force when the connection started
   mqtt::Version version_ = mqtt::Version::V311;
   bool connected_ = false;
   bool closing_ = false;
   std::string client_id_;
-  std::string username_;
   // What the client may publish and subscribe to ([auth] acl_file); null: anything.
   std::shared_ptr<const auth::ClientAcl> acl_;
-  // The CONNECT's Authentication Method (empty: none); re-authentication must use it.
-  std::string auth_method_;
-  // A CONNECT waiting for the client's AUTH (SCRAM-SHA-256), and the exchange (also while a
-  // connected client re-authenticates).
+  // Who the client is (password, certificate, anonymous, SCRAM and re-authentication).
+  Authenticator auth_;
+  // A CONNECT waiting for the end of its SCRAM exchange (the client's AUTH).
   std::unique_ptr<mqtt::Connect> pending_connect_;
   bool pending_assigned_id_ = false;
-  std::unique_ptr<auth::ScramServer> scram_;
   SessionPtr session_;
   std::optional<mqtt::Will> will_;
   uint16_t keep_alive_ = 0;  // seconds, as in force (server keep alive applied)
@@ -167,7 +163,6 @@ class Client {
   std::vector<std::string> inbound_aliases_;  // index = alias - 1
   Clock::time_point created_at_;
   Clock::time_point last_packet_at_;
-  std::shared_ptr<const config::Config> settings_;
 };
 
 }  // namespace starling::broker

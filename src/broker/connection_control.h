@@ -2,9 +2,10 @@
 // broker never touches sockets.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
-#include "broker/session.h"
+#include "broker/attachment.h"
 
 namespace starling::broker {
 
@@ -17,8 +18,24 @@ class ConnectionControl {
   virtual void resume_reading(Attachment connection) = 0;
 };
 
-// Set once at start-up by the net layer.
-void set_connection_control(ConnectionControl* control);
-ConnectionControl* connection_control();
+// The broker's handle on the net layer's ConnectionControl, handed over once the server exists
+// (Broker::set_connection_control, like the bridge). Sessions keep a reference to this relay,
+// which outlives them; before a server is attached (start-up restore, unit tests) requests go
+// nowhere.
+class ConnectionControlRelay final : public ConnectionControl {
+ public:
+  void attach(ConnectionControl* target) { target_.store(target, std::memory_order_release); }
+  bool attached() const { return target_.load(std::memory_order_acquire) != nullptr; }
+  void kick(Attachment connection, uint8_t reason_code) override {
+    if (auto* target = target_.load(std::memory_order_acquire))
+      target->kick(connection, reason_code);
+  }
+  void resume_reading(Attachment connection) override {
+    if (auto* target = target_.load(std::memory_order_acquire)) target->resume_reading(connection);
+  }
+
+ private:
+  std::atomic<ConnectionControl*> target_{nullptr};
+};
 
 }  // namespace starling::broker

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-#include "broker/connection_control.h"
 #include "core/event_loop.h"
 #include "core/rate_limit.h"
 #include "metrics/counters.h"
@@ -14,7 +13,6 @@
 namespace starling::broker {
 
 namespace {
-ConnectionControl* g_control = nullptr;
 core::RateLimit g_drop_log{std::chrono::seconds(10)};
 
 void count_drop(metrics::Counter why, const std::string& client_id, const char* what) {
@@ -40,14 +38,8 @@ struct WakeAfterUnlock {
 };
 }  // namespace
 
-void set_connection_control(ConnectionControl* control) {
-  g_control = control;
-}
-ConnectionControl* connection_control() {
-  return g_control;
-}
-
-Session::Session(std::string client_id) : client_id_(std::move(client_id)) {}
+Session::Session(std::string client_id, ConnectionControl& connections)
+    : connections_(connections), client_id_(std::move(client_id)) {}
 
 size_t Session::send_quota_locked() const {
   return std::min<size_t>(caps_.receive_maximum, limits_.max_inflight);
@@ -190,13 +182,9 @@ bool Session::write_publish_locked(const Delivery& d, uint16_t packet_id, bool d
     return false;
   }
   if (new_alias) out_aliases_.emplace(m.topic, new_alias);
-  out_[start] = static_cast<char>(0x30 | (dup ? 0x08 : 0) | (d.qos << 1) | (d.retain ? 1 : 0));
-  if (with_id) {
-    out_[start + layout.packet_id_offset] = static_cast<char>(packet_id >> 8);
-    out_[start + layout.packet_id_offset + 1] = static_cast<char>(packet_id & 0xFF);
-  }
+  mqtt::patch_publish(out_.data() + start, layout, dup, d.qos, d.retain, packet_id);
   metrics::add(metrics::Counter::MessagesSent);
-  metrics::count_packet_out(3);
+  metrics::count_packet_out(mqtt::PacketType::Publish);
   // Live deliveries only: a resend (DUP) or a retained copy sent on SUBSCRIBE would measure
   // how long the message waited offline, not the broker. The loop's iteration time instead of a
   // clock read per delivery: what it shows is the waiting (receive windows, queues,
@@ -212,7 +200,7 @@ void Session::write_pubrel_locked(uint16_t packet_id) {
   rel.type = mqtt::PacketType::Pubrel;
   rel.packet_id = packet_id;
   mqtt::encode_ack(rel, caps_.version, out_);
-  metrics::count_packet_out(6);
+  metrics::count_packet_out(mqtt::PacketType::Pubrel);
 }
 
 void Session::pump_locked(Clock::time_point now) {
@@ -248,10 +236,8 @@ void Session::pump_locked(Clock::time_point now) {
 }
 
 void Session::release_waiters_locked() {
-  if (g_control) {
-    for (const auto& w : waiters_)
-      g_control->resume_reading(w);
-  }
+  for (const auto& w : waiters_)
+    connections_.resume_reading(w);
   waiters_.clear();
 }
 
@@ -570,7 +556,7 @@ void Session::add_waiter(Attachment publisher) {
   std::lock_guard lock(mutex_);
   if (!link_ || queue_.size() * 4 <= limits_.max_queued_messages) {
     // Drained meanwhile: resume at once.
-    if (g_control) g_control->resume_reading(publisher);
+    connections_.resume_reading(publisher);
     return;
   }
   if (std::find(waiters_.begin(), waiters_.end(), publisher) == waiters_.end()) {

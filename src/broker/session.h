@@ -19,25 +19,15 @@
 #include <vector>
 
 #include "auth/acl.h"
+#include "broker/attachment.h"
+#include "broker/connection_control.h"
 #include "broker/message.h"
 #include "broker/subscription_tree.h"
 #include "mqtt/packet.h"
 #include "store/records.h"
 #include "store/store.h"
 
-namespace starling::core {
-class EventLoop;
-}
-
 namespace starling::broker {
-
-// Where the connection attached to a session lives: its loop and its token on that loop.
-struct Attachment {
-  core::EventLoop* loop = nullptr;
-  uint64_t token = 0;
-  explicit operator bool() const { return loop != nullptr; }
-  bool operator==(const Attachment&) const = default;
-};
 
 // Per-connection limits copied into the session when a connection attaches.
 struct DeliveryLimits {
@@ -130,7 +120,8 @@ struct PendingWill {
 
 class Session {
  public:
-  explicit Session(std::string client_id);
+  // connections: how to resume a publisher that waited for this session's queue.
+  Session(std::string client_id, ConnectionControl& connections);
 
   const std::string& client_id() const { return client_id_; }
 
@@ -231,6 +222,7 @@ class Session {
   Attachment link() const;
 
  private:
+  ConnectionControl& connections_;
   uint16_t next_packet_id_locked();
   void pump_locked(Clock::time_point now);
   bool write_publish_locked(const Delivery& d, uint16_t packet_id, bool dup, Clock::time_point now);

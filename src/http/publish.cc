@@ -19,8 +19,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kNoMatchingSubscribers = 0x10;
-
 PublishError bad(std::string code, std::string message, int status = 400) {
   return PublishError{status, std::move(code), std::move(message)};
 }
@@ -42,51 +40,30 @@ struct Fields {
   bool has_properties = false;
 };
 
-// The checks every publish gets, the same as an MQTT PUBLISH's (Client::handle_publish).
-MessageOrError build(Fields&& f, const config::Config& settings, broker::Clock::time_point now) {
+// What only HTTP checks; the broker's rules (topic, limits, QoS, retain) are the front door's.
+PublicationOrError build(Fields&& f, const config::Config& settings) {
   if (!f.has_topic) return bad("bad_topic", "\"topic\" is required");
-  if (!mqtt::valid_topic_name(f.topic)) {
-    return bad("bad_topic", "invalid topic name (empty, wildcards, or not UTF-8)");
-  }
-  if (mqtt::reserved_topic_name(f.topic)) {
-    return bad("reserved_topic", "$SYS and $share topics are the broker's own", 403);
-  }
-  const auto levels = static_cast<size_t>(std::count(f.topic.begin(), f.topic.end(), '/')) + 1;
-  if (f.topic.size() > settings.limits.max_topic_length ||
-      levels > settings.limits.max_topic_levels) {
-    return bad("bad_topic", "topic name exceeds the configured limits");
-  }
-  if (f.qos > settings.mqtt.max_qos) {
-    return bad("qos_not_supported",
-               "qos above the broker's maximum (" + std::to_string(settings.mqtt.max_qos) + ")");
-  }
-  if (f.retain && !settings.mqtt.retain_available) {
-    return bad("retain_not_supported", "retained messages are not available");
-  }
   if (f.properties.payload_format_indicator.value_or(0) == 1 && !mqtt::valid_utf8(f.payload)) {
     return bad("bad_payload", "payload_format_indicator is 1 but the payload is not UTF-8");
   }
-  // What no subscriber could receive is refused here rather than dropped for every one.
+  // What no subscriber could receive is refused here rather than dropped for every one (an
+  // MQTT publisher is held to this by its packet size limit).
   if (f.topic.size() + f.payload.size() > settings.mqtt.max_packet_size) {
     return bad("too_large",
                "topic and payload exceed mqtt.max_packet_size (" +
                    std::to_string(settings.mqtt.max_packet_size) + " bytes)",
                413);
   }
-  auto msg = std::make_shared<broker::Message>();
-  msg->topic = std::move(f.topic);
-  msg->payload = std::move(f.payload);
-  msg->qos = f.qos;
-  msg->retain = f.retain;
-  msg->received_at = now;
-  if (f.expiry) {
-    msg->has_expiry = true;
-    msg->expires_at = now + std::chrono::seconds(*f.expiry);
-  }
+  broker::Publication pub;
+  pub.topic = std::move(f.topic);
+  pub.payload = std::move(f.payload);
+  pub.qos = f.qos;
+  pub.retain = f.retain;
+  pub.expiry_interval = f.expiry;
   if (f.has_properties) {
-    msg->properties = std::make_unique<const broker::MessageProperties>(std::move(f.properties));
+    pub.properties = std::make_unique<const broker::MessageProperties>(std::move(f.properties));
   }
-  return msg;
+  return pub;
 }
 
 std::optional<PublishError> read_properties(const json& p, Fields& f) {
@@ -152,32 +129,37 @@ std::optional<bool> parse_bool(std::string_view text) {
   return std::nullopt;
 }
 
+// The front door's verdict as this request's answer (or one item's, in a bulk request).
 struct Placed {
-  int status;
-  std::string id;
+  int status = 0;
+  std::string id;                         // 200, 202: the message's id
+  std::optional<PublishError> error;      // otherwise
   std::shared_ptr<broker::AckGate> gate;  // the Kafka bridge's sync mode: answer after it
-  bool refused = false;                   // the Kafka bridge's buffer was full
 };
 
-// Routes the message; durable collects its store writes when it needs them.
-Placed place(broker::Broker& broker, const std::shared_ptr<broker::Message>& msg,
-             broker::Clock::time_point now, broker::PublishBatch* durable) {
-  broker::PublishOutcome outcome = broker.publish(msg, nullptr, broker::Attachment{}, now, durable);
-  metrics::add(metrics::Counter::HttpPublishes);
-  if (outcome.refused) {
-    if (outcome.gate) outcome.gate->arm(nullptr);
-    return {503, "", nullptr, true};
+Placed placed(broker::PublishResult& result, const config::Config& settings) {
+  if (!broker::refused_by_rules(result.verdict)) metrics::add(metrics::Counter::HttpPublishes);
+  Placed p;
+  if (broker::taken(result.verdict)) {
+    p.status = result.verdict == broker::PublishVerdict::Delivered ? 200 : 202;
+    p.id = next_message_id();
+    p.gate = std::move(result.gate);
+    return p;
   }
-  if (outcome.receivers > 0) return {200, next_message_id(), std::move(outcome.gate)};
-  if (outcome.dropped > 0) {
-    if (outcome.gate) outcome.gate->arm(nullptr);
-    return {503, "", nullptr};
-  }
-  return {202, next_message_id(), std::move(outcome.gate)};
+  if (result.gate) result.gate->arm(nullptr);  // answered now: nobody waits
+  p.error = refusal(result.verdict, settings);
+  p.status = p.error->status;
+  return p;
 }
 
-const char* kNotPlaced = "every matching subscriber refused the message (queue full or too large)";
-const char* kBridgeFull = "the Kafka bridge's buffer is full; retry later";
+// The broker's publisher for HTTP: no client id, no ACL (tokens decide who may publish).
+broker::Publisher http_publisher(const config::Config& settings, bool with_bridge) {
+  broker::Publisher from;
+  from.settings = &settings;
+  // With the Kafka bridge at any QoS: a 2xx means the bridge's buffer has it on disk.
+  from.durable_at_qos0 = with_bridge;
+  return from;
+}
 
 Response kafka_failed(const std::string& error) {
   return json_error(503, "kafka_failed", "Kafka did not acknowledge the message: " + error);
@@ -233,8 +215,35 @@ std::string next_message_id() {
   return id;
 }
 
-MessageOrError message_from_json(const json& item, const config::Config& settings,
-                                 broker::Clock::time_point now) {
+PublishError refusal(broker::PublishVerdict verdict, const config::Config& settings) {
+  using V = broker::PublishVerdict;
+  switch (verdict) {
+    case V::InvalidTopic:
+      return bad("bad_topic", "invalid topic name (empty, wildcards, or not UTF-8)");
+    case V::TopicOverLimits:
+      return bad("bad_topic", "topic name exceeds the configured limits");
+    case V::ReservedTopic:
+      return bad("reserved_topic", "$SYS and $share topics are the broker's own", 403);
+    case V::NotAuthorized:
+      return bad("not_authorized", "not authorized to publish to this topic", 403);
+    case V::QosNotSupported:
+      return bad("qos_not_supported",
+                 "qos above the broker's maximum (" + std::to_string(settings.mqtt.max_qos) + ")");
+    case V::RetainNotSupported:
+      return bad("retain_not_supported", "retained messages are not available");
+    case V::QueuesFull:
+      return bad("not_placed",
+                 "every matching subscriber refused the message (queue full or too large)", 503);
+    case V::BridgeFull:
+      return bad("bridge_full", "the Kafka bridge's buffer is full; retry later", 503);
+    case V::Delivered:
+    case V::NoSubscribers:
+      break;
+  }
+  return bad("internal", "not refused", 500);
+}
+
+PublicationOrError publication_from_json(const json& item, const config::Config& settings) {
   if (!item.is_object()) return bad("bad_request", "a publish must be a JSON object");
   Fields f;
   bool base64 = false;
@@ -281,11 +290,11 @@ MessageOrError message_from_json(const json& item, const config::Config& setting
   if (properties) {
     if (auto error = read_properties(*properties, f)) return *error;
   }
-  return build(std::move(f), settings, now);
+  return build(std::move(f), settings);
 }
 
-MessageOrError message_from_query(const QueryParams& query, std::string_view body,
-                                  const config::Config& settings, broker::Clock::time_point now) {
+PublicationOrError publication_from_query(const QueryParams& query, std::string_view body,
+                                          const config::Config& settings) {
   Fields f;
   for (const auto& [name, value] : query) {
     if (name == "topic") {
@@ -326,48 +335,42 @@ MessageOrError message_from_query(const QueryParams& query, std::string_view bod
     }
   }
   f.payload.assign(body);
-  return build(std::move(f), settings, now);
+  return build(std::move(f), settings);
 }
 
 std::optional<Response> publish_one(broker::Broker& broker, const Request& request,
                                     const QueryParams& query, const RequestContext& ctx) {
-  const auto now = core::EventLoop::now();
-  MessageOrError parsed;
+  PublicationOrError parsed;
   if (find_param(query, "topic")) {
-    parsed = message_from_query(query, request.body, ctx.settings, now);
+    parsed = publication_from_query(query, request.body, ctx.settings);
   } else if (!query.empty()) {
     return json_error(400, "bad_request",
                       "a raw body needs ?topic=; a JSON body takes no query parameters");
   } else {
     json body = json::parse(request.body, nullptr, false);
     if (body.is_discarded()) return json_error(400, "bad_json", "the body is not valid JSON");
-    parsed = message_from_json(body, ctx.settings, now);
+    parsed = publication_from_json(body, ctx.settings);
   }
   if (auto* error = std::get_if<PublishError>(&parsed)) {
     return json_error(error->status, error->code, error->message);
   }
-  auto& msg = std::get<std::shared_ptr<broker::Message>>(parsed);
 
-  // Like an MQTT QoS 1/2 or retained PUBLISH: answered once what it changed is durable. With
-  // the Kafka bridge at any QoS: a 2xx then means the bridge's buffer has it on disk.
+  // Like an MQTT QoS 1/2 or retained PUBLISH: answered once what it changed is durable.
   store::Store* const store = broker.store();
-  std::optional<broker::PublishBatch> durable;
-  if (store && (msg->qos > 0 || msg->retain || broker.bridge())) durable.emplace(store);
-  Placed placed = place(broker, msg, now, durable ? &*durable : nullptr);
-  const uint64_t ticket = durable ? durable->commit() : 0;
-
+  broker::PublishResult result = broker.ingress().publish(
+      std::move(std::get<broker::Publication>(parsed)),
+      http_publisher(ctx.settings, broker.bridge() != nullptr), core::EventLoop::now());
+  Placed p = placed(result, ctx.settings);
   Response response;
-  if (placed.status == 200) {
-    response = json_response(200, R"({"id":")" + placed.id + "\"}");
-  } else if (placed.status == 202) {
-    response = json_response(202, R"({"id":")" + placed.id + R"(","reason_code":16,)" +
+  if (p.status == 200) {
+    response = json_response(200, R"({"id":")" + p.id + "\"}");
+  } else if (p.status == 202) {
+    response = json_response(202, R"({"id":")" + p.id + R"(","reason_code":16,)" +
                                       R"("message":"no matching subscribers"})");
-  } else if (placed.refused) {
-    response = json_error(503, "bridge_full", kBridgeFull);
   } else {
-    response = json_error(503, "not_placed", kNotPlaced);
+    return json_error(p.error->status, p.error->code, p.error->message);
   }
-  return after_gate(std::move(placed.gate), store, ticket, std::move(response), ctx);
+  return after_gate(std::move(p.gate), store, result.ticket, std::move(response), ctx);
 }
 
 std::optional<Response> publish_bulk(broker::Broker& broker, const Request& request,
@@ -379,29 +382,29 @@ std::optional<Response> publish_bulk(broker::Broker& broker, const Request& requ
     return json_error(400, "bad_request", "the body must be a JSON array of publishes");
   }
   store::Store* const store = broker.store();
+  const broker::Publisher from = http_publisher(ctx.settings, broker.bridge() != nullptr);
   // One store batch for the whole request: one durable wait, one response. Items held by the
   // Kafka bridge (sync mode) join one gate; a failed item is answered 503 in its place.
-  std::optional<broker::PublishBatch> durable;
+  broker::Ingress::Batch durable(broker.ingress());
   auto results = std::make_shared<nlohmann::ordered_json>(nlohmann::ordered_json::array());
   auto failures = std::make_shared<std::vector<std::pair<size_t, std::string>>>();
   auto failures_mutex = std::make_shared<std::mutex>();
   std::shared_ptr<broker::AckGate> all;
   for (const json& item : items) {
-    MessageOrError parsed = message_from_json(item, ctx.settings, now);
+    PublicationOrError parsed = publication_from_json(item, ctx.settings);
     if (auto* error = std::get_if<PublishError>(&parsed)) {
       results->push_back(
           {{"status", error->status}, {"error", error->code}, {"message", error->message}});
       continue;
     }
-    auto& msg = std::get<std::shared_ptr<broker::Message>>(parsed);
-    const bool needs_store = store && (msg->qos > 0 || msg->retain || broker.bridge());
-    if (needs_store && !durable) durable.emplace(store);
-    Placed placed = place(broker, msg, now, needs_store ? &*durable : nullptr);
-    if (placed.gate) {
+    broker::PublishResult result =
+        durable.publish(std::move(std::get<broker::Publication>(parsed)), from, now);
+    Placed p = placed(result, ctx.settings);
+    if (p.gate) {
       if (!all) all = std::make_shared<broker::AckGate>();
       all->expect();
-      placed.gate->arm([all, failures, failures_mutex, index = results->size()](
-                           bool ok, const std::string& error) {
+      p.gate->arm([all, failures, failures_mutex, index = results->size()](
+                      bool ok, const std::string& error) {
         if (!ok) {
           std::lock_guard lock(*failures_mutex);
           failures->emplace_back(index, error);
@@ -409,20 +412,19 @@ std::optional<Response> publish_bulk(broker::Broker& broker, const Request& requ
         all->settle();
       });
     }
-    if (placed.status == 200) {
-      results->push_back({{"status", 200}, {"id", placed.id}});
-    } else if (placed.status == 202) {
+    if (p.status == 200) {
+      results->push_back({{"status", 200}, {"id", p.id}});
+    } else if (p.status == 202) {
       results->push_back({{"status", 202},
-                          {"id", placed.id},
-                          {"reason_code", kNoMatchingSubscribers},
+                          {"id", p.id},
+                          {"reason_code", mqtt::reason::NoMatchingSubscribers},
                           {"message", "no matching subscribers"}});
-    } else if (placed.refused) {
-      results->push_back({{"status", 503}, {"error", "bridge_full"}, {"message", kBridgeFull}});
     } else {
-      results->push_back({{"status", 503}, {"error", "not_placed"}, {"message", kNotPlaced}});
+      results->push_back(
+          {{"status", p.status}, {"error", p.error->code}, {"message", p.error->message}});
     }
   }
-  const uint64_t ticket = durable ? durable->commit() : 0;
+  const uint64_t ticket = durable.commit();
   auto render = [results, failures, failures_mutex] {
     {
       std::lock_guard lock(*failures_mutex);

@@ -1,6 +1,7 @@
-// POST /api/v1/publish and /api/v1/publish/bulk: an HTTP request becomes a broker::Message and
-// goes through Broker::publish like an MQTT PUBLISH (routing, retained, durability). With a
-// store, a QoS 1/2 or retained publish is answered only once what it changed is durable.
+// POST /api/v1/publish and /api/v1/publish/bulk: an HTTP request becomes a broker::Publication
+// and goes through the broker's front door (broker::Ingress) like an MQTT PUBLISH (the same
+// rules, routing, retained, durability); its verdict becomes the HTTP status. With a store, a
+// QoS 1/2 or retained publish is answered only once what it changed is durable.
 #pragma once
 
 #include <memory>
@@ -25,15 +26,18 @@ struct PublishError {
   std::string message;
 };
 
-using MessageOrError = std::variant<std::shared_ptr<broker::Message>, PublishError>;
+using PublicationOrError = std::variant<broker::Publication, PublishError>;
 
 // One publish from its JSON object: {"topic", "payload", "payload_encoding", "qos", "retain",
-// "properties": {...}}.
-MessageOrError message_from_json(const nlohmann::json& item, const config::Config& settings,
-                                 broker::Clock::time_point now);
+// "properties": {...}}. Checks what only HTTP checks (the body, UTF-8 payloads, the size); the
+// broker's rules are the front door's.
+PublicationOrError publication_from_json(const nlohmann::json& item,
+                                         const config::Config& settings);
 // A raw body published to ?topic=&qos=&retain= (and optional property parameters).
-MessageOrError message_from_query(const QueryParams& query, std::string_view body,
-                                  const config::Config& settings, broker::Clock::time_point now);
+PublicationOrError publication_from_query(const QueryParams& query, std::string_view body,
+                                          const config::Config& settings);
+// The HTTP answer to a publish the front door refused.
+PublishError refusal(broker::PublishVerdict verdict, const config::Config& settings);
 
 // A unique id for each published message ("<process nonce><counter>", 20 hex digits).
 std::string next_message_id();

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdint>
 
-#include "broker/connection_control.h"
 #include "core/event_loop.h"
 #include "http/base64.h"
 #include "metrics/counters.h"
@@ -138,10 +137,11 @@ Response kick_client(broker::Broker& broker, const std::string& client_id) {
   broker::Attachment link = broker.connection_of(client_id, found);
   if (!found) return json_error(404, "not_found", "no session with this client id");
   if (!link) return json_error(409, "not_connected", "the client is not connected");
-  broker::ConnectionControl* control = broker::connection_control();
-  if (control == nullptr) return json_error(503, "unavailable", "no connections to kick");
+  if (!broker.connections().attached()) {
+    return json_error(503, "unavailable", "no connections to kick");
+  }
   // DISCONNECT 0x98 (Administrative action) on 5.0; older clients are just closed.
-  control->kick(link, mqtt::reason::AdministrativeAction);
+  broker.connections().kick(link, mqtt::reason::AdministrativeAction);
   return ok({{"client_id", client_id}, {"kicked", true}});
 }
 

@@ -34,7 +34,8 @@ Bridge::Bridge(const config::KafkaSettings& settings, broker::Broker& broker)
         settings.schema_registry, std::chrono::milliseconds(settings.schema_registry_timeout_ms));
     decoder_ = std::make_unique<AvroConfluentDecoder>(*registry_);
   }
-  producer_ = std::make_unique<Producer>(settings, bootstrap_, broker.store());
+  producer_ =
+      std::make_unique<Producer>(settings, bootstrap_, broker.store(), broker.connections());
   for (size_t i = 0; i < settings.consume.size(); ++i) {
     const auto& rule = settings.consume[i];
     AvroConfluentDecoder* decoder = rule.codec == "avro-confluent" ? decoder_.get() : nullptr;

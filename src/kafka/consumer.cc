@@ -10,7 +10,6 @@
 
 #include "kafka/schema_registry.h"
 #include "metrics/counters.h"
-#include "mqtt/topic.h"
 
 namespace starling::kafka {
 
@@ -92,15 +91,19 @@ void Consumer::run() {
 
 void Consumer::route_batch(rd_kafka_message_t** messages, ssize_t count) {
   store::Store* const store = broker_.store();
-  std::optional<broker::PublishBatch> durable;
-  if (store) durable.emplace(store);
+  // One store commit for the batch: its offsets are stored once everything it routed is durable.
+  broker::Ingress::Batch durable(broker_.ingress());
+  const auto settings = broker_.settings();
+  broker::Publisher from;
+  from.settings = settings.get();
+  from.from_bridge = true;
+  from.durable_at_qos0 = true;
   // The next offset to read per partition, stored once the batch is durable.
   std::map<std::pair<std::string, int32_t>, int64_t> next_offsets;
   bool congested = false;
   const auto now = broker::Clock::now();  // not a loop thread: no cached loop time
   std::string json;
   std::string error;
-  const uint32_t max_topic_length = broker_.settings()->limits.max_topic_length;
   for (ssize_t i = 0; i < count; ++i) {
     rd_kafka_message_t* m = messages[i];
     if (m->err) {
@@ -130,17 +133,9 @@ void Consumer::route_batch(rd_kafka_message_t** messages, ssize_t count) {
                         : std::string_view();
     values.partition = m->partition;
     values.headers = &headers;
-    std::string mqtt_topic =
+    broker::Publication pub;
+    pub.topic =
         topic_template_.constant() ? topic_template_.literal() : topic_template_.expand(values);
-    if (!mqtt::valid_topic_name(mqtt_topic) || mqtt_topic.size() > max_topic_length) {
-      metrics::add(metrics::Counter::KafkaConsumeSkipped);
-      spdlog::warn("kafka consume[{}]: {}[{}]@{}: '{}' is not a valid MQTT topic; skipped", index_,
-                   topic_name, m->partition, m->offset, mqtt_topic);
-      rd_kafka_message_destroy(m);
-      continue;
-    }
-    auto msg = std::make_shared<broker::Message>();
-    msg->topic = std::move(mqtt_topic);
     std::string_view payload(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
     if (decoder_) {
       if (!decoder_->decode(payload, json, error)) {
@@ -150,15 +145,13 @@ void Consumer::route_batch(rd_kafka_message_t** messages, ssize_t count) {
         rd_kafka_message_destroy(m);
         continue;
       }
-      msg->payload = std::move(json);
+      pub.payload = std::move(json);
       json.clear();
     } else {
-      msg->payload.assign(payload);
+      pub.payload.assign(payload);
     }
-    msg->qos = rule_.qos;
-    msg->retain = rule_.retain;
-    msg->received_at = now;
-    msg->from_bridge = true;
+    pub.qos = rule_.qos;
+    pub.retain = rule_.retain;
     if ((rule_.user_properties && !headers.empty()) || decoder_) {
       auto props = std::make_unique<broker::MessageProperties>();
       if (rule_.user_properties) props->user_properties = std::move(headers);
@@ -166,13 +159,20 @@ void Consumer::route_batch(rd_kafka_message_t** messages, ssize_t count) {
         props->content_type = "application/json";
         props->payload_format_indicator = 1;
       }
-      msg->properties = std::move(props);
+      pub.properties = std::move(props);
+    }
+    broker::PublishResult result = durable.publish(std::move(pub), from, now);
+    if (result.gate) result.gate->arm(nullptr);  // nothing waits for the bridge here
+    congested |= result.congested;
+    if (broker::refused_by_rules(result.verdict)) {
+      // The rule made a message the broker does not take (the record itself is fine).
+      metrics::add(metrics::Counter::KafkaConsumeSkipped);
+      spdlog::warn("kafka consume[{}]: {}[{}]@{}: '{}' refused: {}; skipped", index_, topic_name,
+                   m->partition, m->offset, pub.topic, broker::describe(result.verdict));
+    } else {
+      metrics::add(metrics::Counter::KafkaConsumed);
     }
     rd_kafka_message_destroy(m);
-    broker::PublishOutcome outcome =
-        broker_.publish(msg, nullptr, broker::Attachment{}, now, durable ? &*durable : nullptr);
-    congested |= outcome.congested;
-    metrics::add(metrics::Counter::KafkaConsumed);
   }
   if (next_offsets.empty()) return;
 
@@ -181,7 +181,7 @@ void Consumer::route_batch(rd_kafka_message_t** messages, ssize_t count) {
     rd_kafka_topic_partition_list_add(offsets.get(), where.first.c_str(), where.second)->offset =
         offset;
   }
-  const uint64_t ticket = durable ? durable->commit() : 0;
+  const uint64_t ticket = durable.commit();
   rd_kafka_t* rk = rk_.get();
   if (ticket == 0 || store->durable() >= ticket) {
     rd_kafka_offsets_store(rk, offsets.get());

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "broker/connection_control.h"
 #include "core/rate_limit.h"
 #include "metrics/counters.h"
 #include "metrics/histogram.h"
@@ -73,8 +72,8 @@ core::RateLimit g_failure_log{std::chrono::seconds(5)};
 }  // namespace
 
 Producer::Producer(const config::KafkaSettings& settings, const std::string& bootstrap,
-                   store::Store* store)
-    : settings_(settings), store_(store) {
+                   store::Store* store, broker::ConnectionControl& connections)
+    : settings_(settings), store_(store), connections_(connections) {
   for (const config::KafkaProduceRule& r : settings.produce) {
     Rule rule;
     rule.config = r;
@@ -420,12 +419,8 @@ void Producer::finish_async(std::unique_ptr<Record> rec) {
       std::lock_guard lock(mutex_);
       resume.swap(paused_publishers_);
     }
-    if (!resume.empty()) {
-      if (auto* control = broker::connection_control()) {
-        for (const auto& link : resume)
-          control->resume_reading(link);
-      }
-    }
+    for (const auto& link : resume)
+      connections_.resume_reading(link);
   }
 }
 

@@ -33,8 +33,9 @@ namespace starling::kafka {
 class Producer {
  public:
   // Throws std::runtime_error when librdkafka refuses the configuration.
-  Producer(const config::KafkaSettings& settings, const std::string& bootstrap,
-           store::Store* store);
+  // connections: where paused publishers are resumed once the buffer drains.
+  Producer(const config::KafkaSettings& settings, const std::string& bootstrap, store::Store* store,
+           broker::ConnectionControl& connections);
   ~Producer();
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
@@ -102,6 +103,7 @@ class Producer {
 
   const config::KafkaSettings settings_;
   store::Store* const store_;
+  broker::ConnectionControl& connections_;
   std::vector<Rule> rules_;
   HandlePtr rk_;
 

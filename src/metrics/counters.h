@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace starling::metrics {
 
@@ -96,6 +97,12 @@ inline void count_packet_in(uint8_t type, uint64_t bytes = 0) {
 }
 inline void count_packet_out(uint8_t type) {
   local_shard().packets_out[type & 15].fetch_add(1, std::memory_order_relaxed);
+}
+// With the codec's packet type enum, so callers name the packet (metrics itself knows no MQTT).
+template <typename PacketType>
+requires std::is_enum_v<PacketType>
+inline void count_packet_out(PacketType type) {
+  count_packet_out(static_cast<uint8_t>(type));
 }
 
 uint64_t total(Counter c);

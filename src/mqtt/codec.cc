@@ -535,6 +535,26 @@ PublishLayout encode_publish(const Publish& p, Version v, std::string& out) {
   return layout;
 }
 
+PublishLayout received_publish_layout(const FrameHeader& header, size_t packet_size,
+                                      size_t topic_size, uint8_t qos) {
+  PublishLayout layout;
+  layout.size = static_cast<uint32_t>(packet_size);
+  layout.packet_id_offset =
+      qos > 0 ? static_cast<uint32_t>(header.header_size + 2 + topic_size) : 0;
+  return layout;
+}
+
+void patch_publish(char* packet, const PublishLayout& layout, bool dup, uint8_t qos, bool retain,
+                   uint16_t packet_id) {
+  packet[0] = static_cast<char>(
+      first_byte(PacketType::Publish,
+                 static_cast<uint8_t>((dup ? 0x08 : 0) | (qos << 1) | (retain ? 0x01 : 0))));
+  if (layout.packet_id_offset != 0) {
+    packet[layout.packet_id_offset] = static_cast<char>(packet_id >> 8);
+    packet[layout.packet_id_offset + 1] = static_cast<char>(packet_id & 0xFF);
+  }
+}
+
 void encode_ack(const Ack& p, Version v, std::string& out) {
   const uint8_t flags = p.type == PacketType::Pubrel ? 0x02 : 0x00;
   const bool no_props = properties_empty(p.properties);

@@ -84,6 +84,19 @@ struct PublishLayout {
   uint32_t packet_id_offset = 0;  // 0 when qos == 0
 };
 PublishLayout encode_publish(const Publish& p, Version v, std::string& out);
+// The layout of a PUBLISH as received (its frame header, topic and QoS), so that its bytes can
+// be forwarded as they are and patched per receiver.
+PublishLayout received_publish_layout(const FrameHeader& header, size_t packet_size,
+                                      size_t topic_size, uint8_t qos);
+// Sets an encoded PUBLISH's per-receiver fields in place: the first byte (DUP, QoS, RETAIN) and,
+// when the layout has one, the packet identifier.
+void patch_publish(char* packet, const PublishLayout& layout, bool dup, uint8_t qos, bool retain,
+                   uint16_t packet_id);
+// A reason code for a refused subscription in this version's SUBACK: 5.0 says which, 3.1.1
+// has only 0x80.
+constexpr uint8_t suback_failure(Version v, uint8_t reason_code) {
+  return v == Version::V5 ? reason_code : reason::SubackFailureV311;
+}
 
 void encode_ack(const Ack& p, Version v, std::string& out);
 void encode_subscribe(const Subscribe& p, Version v, std::string& out);

@@ -75,6 +75,12 @@ inline constexpr uint8_t ConnectionRateExceeded = 0x9F;
 inline constexpr uint8_t MaximumConnectTime = 0xA0;
 inline constexpr uint8_t SubscriptionIdentifiersNotSupported = 0xA1;
 inline constexpr uint8_t WildcardSubscriptionsNotSupported = 0xA2;
+// 3.1.1 SUBACK: the one return code for a refused subscription (section 3.9.3).
+inline constexpr uint8_t SubackFailureV311 = 0x80;
+// A reason code of 0x80 or above is a failure (section 2.4).
+constexpr bool is_failure(uint8_t code) {
+  return code >= 0x80;
+}
 }  // namespace reason
 
 // Every MQTT 5.0 property (section 2.2.2.2). Unset optionals are not encoded.

@@ -1,5 +1,6 @@
 #include "mqtt/topic.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -149,6 +150,10 @@ bool topic_matches(std::string_view filter, std::string_view topic) {
     if (fl != "+" && fl != tl) return false;
     if (f.done()) return t.done();
   }
+}
+
+size_t topic_levels(std::string_view topic) {
+  return static_cast<size_t>(std::count(topic.begin(), topic.end(), '/')) + 1;
 }
 
 }  // namespace starling::mqtt

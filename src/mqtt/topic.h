@@ -1,6 +1,7 @@
 // Topic names and topic filters (section 4.7): validation and matching rules.
 #pragma once
 
+#include <cstddef>
 #include <string_view>
 
 namespace starling::mqtt {
@@ -22,6 +23,9 @@ bool reserved_topic_name(std::string_view topic);
 // Shared filters "$share/{group}/{filter}" are accepted when the group is non-empty and holds
 // no '+', '#' or '/', and the filter after it is valid.
 bool valid_topic_filter(std::string_view filter);
+
+// Levels of a topic name or filter: "a/b" has 2, "" and "a" have 1 (limits.max_topic_levels).
+size_t topic_levels(std::string_view topic);
 
 // Splits "$share/group/filter". Returns false when the filter is not a shared one.
 bool split_shared_filter(std::string_view filter, std::string_view& group, std::string_view& rest);

@@ -306,7 +306,9 @@ void Connection::flush() {
   if (destroyed_) return;
   client_.release_held_acks();  // acknowledgements the Kafka bridge released (sync mode)
   if (destroyed_) return;
-  if (client_.session() && client_.connected() && unwritten() < kMaxUnwritten) {
+  // Once closing, nothing follows our DISCONNECT or CONNACK ([MQTT-3.14.4-1]): what the session
+  // has queued stays there (a persistent one sends it on the next connection).
+  if (!closing_ && client_.session() && client_.connected() && unwritten() < kMaxUnwritten) {
     if (wpos_ > 0) {
       wbuf_.erase(0, wpos_);
       wpos_ = 0;

@@ -62,12 +62,10 @@ Server::Server(const config::Config& config, broker::Broker& broker)
   // glibc keeps freed memory in per-thread arenas; after a wave of connections or queued
   // messages has gone, give it back to the system.
   workers_[0]->loop().every(std::chrono::seconds(30), [] { malloc_trim(0); });
-  broker::set_connection_control(this);
 }
 
 Server::~Server() {
   stop();
-  broker::set_connection_control(nullptr);
 }
 
 void Server::check_tls(const config::Config& config) {

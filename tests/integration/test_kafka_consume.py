@@ -102,6 +102,29 @@ class KafkaConsumeTest(unittest.TestCase):
             self.assertEqual((msg.topic, msg.payload), ("d/ok", b"fine"))
         self.assertEqual(metrics(b)["starling_kafka_consume_skipped_total"], 1)
 
+    def test_broker_rules_apply_to_consumed_records(self):
+        """Consumed records pass the broker's front door like any publish: a topic deeper than
+        limits.max_topic_levels and a $SYS topic are refused and counted as skipped, not
+        routed, and the records after them still flow."""
+        self.kafka.create_topic("deep", 1)
+        b = self.broker('[[kafka.consume]]\ntopics = ["deep"]\nmqtt_topic = "{key}"\n'
+                        'offset_reset = "earliest"\n', extra="[limits]\nmax_topic_levels = 3\n")
+        with MqttClient(b.port, client_id=unique("sub")) as sub:
+            sub.connect()
+            sub.subscribe("#", qos=1)
+            sub.subscribe("$SYS/x/#", qos=1)
+            self.wait_assigned(b)
+            kcat_produce(self.kafka.bootstrap, "deep",
+                         [{"key": "a/b/c/d", "value": "too deep"},
+                          {"key": "$SYS/x/y", "value": "spoofed"},
+                          {"key": "a/b/c", "value": "fine"}])
+            msg = sub.get(timeout=20)
+            # In partition order: had either refused record been routed, it would come first.
+            self.assertEqual((msg.topic, msg.payload), ("a/b/c", b"fine"))
+        m = metrics(b)
+        self.assertEqual(m["starling_kafka_consume_skipped_total"], 2)
+        self.assertEqual(m["starling_kafka_consumed_total"], 1)
+
     def test_kill9_before_commit_rereads_nothing_lost(self):
         """Records routed into an offline persistent session's queue, then kill -9 before any
         offset commit: after the restart the records are read again from Kafka; the subscriber

@@ -1,0 +1,86 @@
+// Who a client is. Authentication is its own object, held by the Client and usable without a
+// connection: it takes what the client offers (user name and password checked against the
+// password file, a verified certificate's user name, nothing where anonymous clients are
+// allowed, or a SCRAM-SHA-256 exchange carried in AUTH packets, also for re-authentication) and
+// answers with a verdict; the Client turns verdicts into CONNACK, AUTH and DISCONNECT packets.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "auth/acl.h"
+#include "auth/scram.h"
+#include "broker/access_control.h"
+#include "config/config.h"
+#include "mqtt/packet.h"
+
+namespace starling::broker {
+
+// Where a client comes from, as far as authentication needs it.
+struct ClientOrigin {
+  std::string_view listener;                        // [listeners.NAME] it connected to
+  std::optional<std::string> certificate_username;  // verified client certificate's CN
+  std::string_view peer;                            // address, for logs
+};
+
+class Authenticator {
+ public:
+  // The SCRAM method of MQTT 5 enhanced authentication (the one supported).
+  static constexpr std::string_view kScramMethod = "SCRAM-SHA-256";
+
+  enum class Outcome : uint8_t {
+    Accepted,  // the client is who it says (username() is set)
+    Refused,   // reason_code and reason say why
+    Continue,  // a SCRAM exchange goes on: send data in an AUTH 0x18
+  };
+  struct Verdict {
+    Outcome outcome = Outcome::Refused;
+    uint8_t reason_code = mqtt::reason::Success;  // Refused: for the CONNACK or DISCONNECT
+    std::string reason;                           // Refused: for the log and Reason String
+    // Authentication Data for the client: SCRAM server-first (Continue) or server-final
+    // (Accepted at the end of an exchange, proving the server to the client).
+    std::string data;
+  };
+
+  // settings: those in force when the connection started (they outlive this object).
+  Authenticator(AccessControl& access, const config::Config& settings)
+      : access_(access), settings_(settings) {}
+  ~Authenticator();
+
+  // At CONNECT: the user name and password, or the Authentication Method and Data (5.0).
+  Verdict connect(const mqtt::Connect& c, const ClientOrigin& origin);
+  // An AUTH 0x18 during the CONNECT's SCRAM exchange, with its Authentication Data.
+  Verdict continue_connect(std::string_view data, std::string_view peer);
+  // Re-authentication (section 4.12.1): AUTH 0x19 starts it, AUTH 0x18 continues it. Must be
+  // the same user; a refusal ends the connection (0x87).
+  Verdict start_reauthentication(std::string_view data);
+  Verdict continue_reauthentication(std::string_view data);
+
+  // A SCRAM exchange is under way (CONNECT or re-authentication).
+  bool exchanging() const { return scram_ != nullptr; }
+  // The authenticated user name; empty for anonymous clients.
+  const std::string& username() const { return username_; }
+  // The CONNECT's Authentication Method; empty when none (no re-authentication then).
+  const std::string& method() const { return method_; }
+
+  // The ACL of this user and client id from the ACL file in force now; null when there is no
+  // ACL file (anything goes).
+  std::shared_ptr<const auth::ClientAcl> compile_acl(std::string_view client_id) const;
+
+ private:
+  Verdict refuse(uint8_t reason_code, std::string reason);
+  // Starts SCRAM from the client-first message; Continue with the server-first, or Refused.
+  bool start_scram(std::shared_ptr<const auth::PasswordFile> passwords,
+                   std::string_view client_first, Verdict& verdict);
+
+  AccessControl& access_;
+  const config::Config& settings_;
+  std::string username_;
+  std::string method_;
+  std::unique_ptr<auth::ScramServer> scram_;
+};
+
+}  // namespace starling::broker
