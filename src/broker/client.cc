@@ -141,7 +141,7 @@ void Client::disconnect(uint8_t reason_code, const char* reason_string) {
 bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet) {
   if (closing_) return false;
   last_packet_at_ = core::EventLoop::now();
-  metrics::count_packet_in(header.first_byte >> 4, packet.size());
+  metrics::count_packet_in(header.type(), packet.size());
   std::string_view body = packet.substr(header.header_size);
   const PacketType type = header.type();
   if (pending_connect_) {

@@ -90,10 +90,13 @@ CounterShard& local_shard();
 inline void add(Counter c, uint64_t n = 1) {
   local_shard().values[static_cast<size_t>(c)].fetch_add(n, std::memory_order_relaxed);
 }
-inline void count_packet_in(uint8_t type, uint64_t bytes = 0) {
+// type: the packet type (its number, or the codec's enum; metrics itself knows no MQTT).
+template <typename PacketType>
+inline void count_packet_in(PacketType type, uint64_t bytes = 0) {
+  const auto index = static_cast<uint8_t>(type) & 15;
   auto& shard = local_shard();
-  shard.packets_in[type & 15].fetch_add(1, std::memory_order_relaxed);
-  shard.bytes_in[type & 15].fetch_add(bytes, std::memory_order_relaxed);
+  shard.packets_in[index].fetch_add(1, std::memory_order_relaxed);
+  shard.bytes_in[index].fetch_add(bytes, std::memory_order_relaxed);
 }
 inline void count_packet_out(uint8_t type) {
   local_shard().packets_out[type & 15].fetch_add(1, std::memory_order_relaxed);

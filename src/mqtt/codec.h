@@ -77,6 +77,11 @@ Status decode_auth(uint8_t flags, std::string_view body, Version v, Auth& out);
 void encode_connect(const Connect& p, std::string& out);
 void encode_connack(const Connack& p, Version v, std::string& out);
 
+// Whether a connection's first byte can start a CONNECT (type 1, flags 0).
+constexpr bool is_connect_first_byte(char byte) {
+  return static_cast<uint8_t>(byte) == static_cast<uint8_t>(PacketType::Connect) << 4;
+}
+
 // Where the per-receiver fields of an encoded PUBLISH sit, relative to the packet start.
 // The first byte (dup, qos, retain) is always at offset 0.
 struct PublishLayout {

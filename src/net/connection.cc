@@ -257,7 +257,7 @@ size_t Connection::consume_frames(std::string_view data) {
   const auto now = core::EventLoop::now();
   while (!closing_ && !reading_paused_ && !rate_paused_ && !destroyed_ && pos < data.size()) {
     std::string_view available = data.substr(pos);
-    if (client_.expecting_connect() && static_cast<uint8_t>(available[0]) != 0x10) {
+    if (client_.expecting_connect() && !mqtt::is_connect_first_byte(available[0])) {
       // Not MQTT (an HTTP request, a TLS hello, garbage): no need to wait for a whole frame.
       client_.on_not_mqtt();
       break;
