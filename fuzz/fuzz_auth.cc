@@ -13,7 +13,7 @@
 #include "auth/password_file.h"
 #include "auth/scram.h"
 #include "auth/topic_match.h"
-#include "http/base64.h"
+#include "core/base64.h"
 #include "mqtt/topic.h"
 
 namespace {
@@ -97,7 +97,7 @@ void fuzz_password_file(std::string_view input) {
 void fuzz_scram(std::string_view input) {
   // RFC 7677's user, so the seed with its exchange reaches a successful finish.
   static const ScramCredentials credentials = make_scram_credentials(
-      "pencil", *starling::http::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
+      "pencil", *starling::core::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
   ScramServer server(
       [](std::string_view user) -> std::optional<ScramCredentials> {
         if (user == "user") return credentials;

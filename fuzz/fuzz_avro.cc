@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "kafka/avro_decoder.h"
+#include "kafka/avro/avro_decoder.h"
 
 namespace {
 

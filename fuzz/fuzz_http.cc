@@ -1,4 +1,4 @@
-// libFuzzer target for the HTTP request parsing wrapper (http/request_parser over http-parser)
+// libFuzzer target for the HTTP request parsing wrapper (http/parser/request_parser over http-parser)
 // and the URL and base64 helpers. The first input byte picks a chunk size: the same bytes are
 // parsed whole and in chunks, and both must give the same requests and the same outcome. Each
 // request's target goes through the URL functions, and base64 must round-trip. Any
@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "http/base64.h"
-#include "http/request_parser.h"
-#include "http/url.h"
+#include "core/base64.h"
+#include "http/parser/request_parser.h"
+#include "http/parser/url.h"
 
 namespace {
 
@@ -85,10 +85,10 @@ void urls(const std::string& target) {
 }
 
 void base64(std::string_view data) {
-  auto decoded = starling::http::base64_decode(data);
+  auto decoded = starling::core::base64_decode(data);
   if (decoded) {
-    std::string encoded = starling::http::base64_encode(*decoded);
-    auto again = starling::http::base64_decode(encoded);
+    std::string encoded = starling::core::base64_encode(*decoded);
+    auto again = starling::core::base64_decode(encoded);
     check(again && *again == *decoded);
     // The canonical form decodes to the same bytes as the input (padding is optional).
     std::string trimmed(data);
@@ -99,7 +99,7 @@ void base64(std::string_view data) {
       canonical.pop_back();
     check(trimmed == canonical);
   }
-  check(starling::http::base64_decode(starling::http::base64_encode(data)) == std::string(data));
+  check(starling::core::base64_decode(starling::core::base64_encode(data)) == std::string(data));
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// libFuzzer target for the PROXY protocol header (net/proxy_protocol). The first input byte
+// libFuzzer target for the PROXY protocol header (net/layers/proxy_protocol). The first input byte
 // picks a chunk size: the layer is fed the rest whole and in chunks, and both must agree on the
 // outcome, the source address and the bytes passed up. A parsed header must parse the same
 // on its own and stay within the size limits. Any disagreement traps.
@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "net/proxy_protocol.h"
+#include "net/layers/proxy_protocol.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// libFuzzer target for the WebSocket layer (net/websocket over http-parser and wslay). The
+// libFuzzer target for the WebSocket layer (net/layers/websocket over http-parser and wslay). The
 // first input byte picks a mode and a chunk size. Mode 0: a valid upgrade request, then the
 // input as frames; mode 1: the input as the upgrade request itself (and any frames behind it);
 // mode 2: a layer started open (the HTTP port's upgrade), then the input as frames. The bytes
@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "net/websocket.h"
+#include "net/layers/websocket.h"
 
 namespace {
 

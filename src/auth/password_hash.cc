@@ -6,7 +6,7 @@
 
 #include "auth/crypto.h"
 #include "core/text.h"
-#include "http/base64.h"
+#include "core/base64.h"
 
 namespace starling::auth {
 namespace {
@@ -32,7 +32,7 @@ uint32_t parse_iterations(std::string_view text) {
 }
 
 std::string decode_field(std::string_view text, std::string_view what, size_t exact_size) {
-  auto bytes = http::base64_decode(text);
+  auto bytes = core::base64_decode(text);
   if (!bytes) throw std::invalid_argument("bad base64 in " + std::string(what));
   if (exact_size != 0 && bytes->size() != exact_size) {
     throw std::invalid_argument(std::string(what) + " is " + std::to_string(bytes->size()) +
@@ -171,13 +171,13 @@ std::optional<ScramCredentials> PasswordHash::scram_credentials() const {
 std::string PasswordHash::to_string() const {
   switch (kind_) {
     case HashKind::Sha512:
-      return "$6$" + http::base64_encode(salt_) + "$" + http::base64_encode(hash_);
+      return "$6$" + core::base64_encode(salt_) + "$" + core::base64_encode(hash_);
     case HashKind::Pbkdf2Sha512:
-      return "$7$" + std::to_string(iterations_) + "$" + http::base64_encode(salt_) + "$" +
-             http::base64_encode(hash_);
+      return "$7$" + std::to_string(iterations_) + "$" + core::base64_encode(salt_) + "$" +
+             core::base64_encode(hash_);
     case HashKind::ScramSha256:
-      return "$scram-sha-256$" + std::to_string(iterations_) + "$" + http::base64_encode(salt_) +
-             "$" + http::base64_encode(hash_) + "$" + http::base64_encode(server_key_);
+      return "$scram-sha-256$" + std::to_string(iterations_) + "$" + core::base64_encode(salt_) +
+             "$" + core::base64_encode(hash_) + "$" + core::base64_encode(server_key_);
   }
   return {};
 }

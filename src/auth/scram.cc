@@ -4,7 +4,7 @@
 
 #include "auth/crypto.h"
 #include "core/text.h"
-#include "http/base64.h"
+#include "core/base64.h"
 
 namespace starling::auth {
 namespace {
@@ -58,7 +58,7 @@ bool is_extension(std::string_view field) {
 }
 
 std::string default_server_nonce() {
-  return http::base64_encode(random_bytes(kServerNonceBytes));
+  return core::base64_encode(random_bytes(kServerNonceBytes));
 }
 
 }  // namespace
@@ -153,7 +153,7 @@ ScramStep ScramServer::start(std::string_view client_first) {
   gs2_header_ = std::string(client_first.substr(0, second_comma + 1));
   client_first_bare_ = std::string(client_first.substr(second_comma + 1));
   nonce_ = std::string(client_nonce) + server_nonce_();
-  server_first_ = "r=" + nonce_ + ",s=" + http::base64_encode(credentials_.salt) +
+  server_first_ = "r=" + nonce_ + ",s=" + core::base64_encode(credentials_.salt) +
                   ",i=" + std::to_string(credentials_.iterations);
   state_ = State::AwaitingClientFinal;
   ScramStep step;
@@ -175,7 +175,7 @@ ScramStep ScramServer::finish(std::string_view client_final) {
     return fail(ScramFailure::Malformed, "invalid-encoding", "client-final without proof");
   }
   const std::string_view without_proof = client_final.substr(0, proof_at);
-  const std::optional<std::string> proof = http::base64_decode(client_final.substr(proof_at + 3));
+  const std::optional<std::string> proof = core::base64_decode(client_final.substr(proof_at + 3));
   if (!proof || proof->size() != kKeyBytes) {
     return fail(ScramFailure::Malformed, "invalid-encoding", "bad proof encoding");
   }
@@ -189,7 +189,7 @@ ScramStep ScramServer::finish(std::string_view client_final) {
     }
   }
   // Without channel binding the cbind-input is the gs2 header itself.
-  const std::optional<std::string> channel_binding = http::base64_decode(fields[0].substr(2));
+  const std::optional<std::string> channel_binding = core::base64_decode(fields[0].substr(2));
   if (!channel_binding || *channel_binding != gs2_header_) {
     return fail(ScramFailure::Malformed, "channel-bindings-dont-match",
                 "c= does not match the gs2 header");
@@ -211,7 +211,7 @@ ScramStep ScramServer::finish(std::string_view client_final) {
 
   state_ = State::Done;
   ScramStep step;
-  step.message = "v=" + http::base64_encode(hmac_sha256(credentials_.server_key, auth_message));
+  step.message = "v=" + core::base64_encode(hmac_sha256(credentials_.server_key, auth_message));
   step.username = username_;
   return step;
 }

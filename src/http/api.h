@@ -6,9 +6,9 @@
 #include <optional>
 
 #include "config/config.h"
-#include "http/request_parser.h"
+#include "http/parser/request_parser.h"
 #include "http/response.h"
-#include "http/url.h"
+#include "http/parser/url.h"
 
 namespace starling::http {
 

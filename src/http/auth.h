@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "config/config.h"
-#include "http/request_parser.h"
+#include "http/parser/request_parser.h"
 #include "http/response.h"
 
 namespace starling::http {

@@ -10,7 +10,7 @@
 #include "http/server.h"
 #include "metrics/counters.h"
 #include "metrics/histogram.h"
-#include "net/socket_io.h"
+#include "core/socket_io.h"
 
 namespace starling::http {
 
@@ -258,16 +258,19 @@ void Connection::flush_ready() {
 }
 
 void Connection::write_some() {
-  switch (net::send_pending(fd_, wbuf_, wpos_, metrics::Counter::HttpBytesSent)) {
-    case net::SendResult::Done:
+  const size_t before = wpos_;
+  const core::SendResult result = core::send_pending(fd_, wbuf_, wpos_);
+  metrics::add(metrics::Counter::HttpBytesSent, wpos_ - before);
+  switch (result) {
+    case core::SendResult::Done:
       break;
-    case net::SendResult::WouldBlock:
+    case core::SendResult::WouldBlock:
       if (!want_write_) {
         want_write_ = true;
         update_interest();
       }
       return;
-    case net::SendResult::Failed:
+    case core::SendResult::Failed:
       destroy();
       return;
   }

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "core/event_loop.h"
-#include "http/request_parser.h"
+#include "http/parser/request_parser.h"
 #include "http/response.h"
 
 namespace starling::http {

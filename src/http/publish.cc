@@ -9,7 +9,7 @@
 #include <random>
 
 #include "core/event_loop.h"
-#include "http/base64.h"
+#include "core/base64.h"
 #include "metrics/counters.h"
 #include "mqtt/topic.h"
 
@@ -280,7 +280,7 @@ PublicationOrError publication_from_json(const json& item, const config::Config&
   if (payload) {
     const auto& text = payload->get_ref<const std::string&>();
     if (base64) {
-      auto decoded = base64_decode(text);
+      auto decoded = core::base64_decode(text);
       if (!decoded) return bad("bad_payload", "\"payload\" is not valid base64");
       f.payload = std::move(*decoded);
     } else {

@@ -14,9 +14,9 @@
 #include "broker/broker.h"
 #include "config/config.h"
 #include "http/api.h"
-#include "http/request_parser.h"
+#include "http/parser/request_parser.h"
 #include "http/response.h"
-#include "http/url.h"
+#include "http/parser/url.h"
 
 namespace starling::http {
 

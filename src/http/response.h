@@ -7,7 +7,7 @@
 
 #include <utility>
 #include <vector>
-#include "http/status.h"
+#include "http/parser/status.h"
 
 namespace starling::http {
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "core/event_loop.h"
-#include "http/base64.h"
+#include "core/base64.h"
 #include "metrics/counters.h"
 #include "mqtt/packet.h"
 #include "mqtt/topic.h"
@@ -96,7 +96,7 @@ void put_payload(json& j, const std::string& payload) {
     j["payload"] = payload;
     j["payload_encoding"] = "plain";
   } else {
-    j["payload"] = base64_encode(payload);
+    j["payload"] = core::base64_encode(payload);
     j["payload_encoding"] = "base64";
   }
 }
@@ -189,7 +189,7 @@ Response list_retained(broker::Broker& broker, const QueryParams& query) {
         if (mqtt::valid_utf8(*p->correlation_data)) {
           props["correlation_data"] = *p->correlation_data;
         } else {
-          props["correlation_data"] = base64_encode(*p->correlation_data);
+          props["correlation_data"] = core::base64_encode(*p->correlation_data);
           props["correlation_data_encoding"] = "base64";
         }
       }

@@ -7,7 +7,7 @@
 
 #include "broker/broker.h"
 #include "http/response.h"
-#include "http/url.h"
+#include "http/parser/url.h"
 
 namespace starling::http {
 

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "kafka/avro_decoder.h"
+#include "kafka/avro/avro_decoder.h"
 
 namespace starling::kafka {
 

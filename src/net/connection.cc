@@ -10,10 +10,10 @@
 
 #include "metrics/counters.h"
 #include "net/layers.h"
-#include "net/proxy_protocol.h"
-#include "net/socket_io.h"
-#include "net/tls.h"
-#include "net/websocket.h"
+#include "net/layers/proxy_protocol.h"
+#include "core/socket_io.h"
+#include "net/layers/tls.h"
+#include "net/layers/websocket.h"
 #include "net/worker.h"
 
 namespace starling::net {
@@ -333,24 +333,27 @@ void Connection::write_some() {
     pos = &lower_pos_;
   }
   const size_t before = *pos;
-  SendResult result = send_pending(fd_, *buf, *pos, metrics::Counter::BytesSent);
-  if (*pos != before) last_write_progress_ = core::EventLoop::now();
-  if (backlog_paused_ && result != SendResult::Failed && unwritten() < kMaxUnwritten / 2) {
+  const core::SendResult result = core::send_pending(fd_, *buf, *pos);
+  if (*pos != before) {
+    metrics::add(metrics::Counter::BytesSent, *pos - before);
+    last_write_progress_ = core::EventLoop::now();
+  }
+  if (backlog_paused_ && result != core::SendResult::Failed && unwritten() < kMaxUnwritten / 2) {
     // Half of the backlog went out: read again (a subscriber under a steady stream must
     // still have its PINGREQs and acks read).
     backlog_paused_ = false;
     update_interest();
   }
   switch (result) {
-    case SendResult::Done:
+    case core::SendResult::Done:
       break;
-    case SendResult::WouldBlock:
+    case core::SendResult::WouldBlock:
       if (!want_write_) {
         want_write_ = true;
         update_interest();
       }
       return;
-    case SendResult::Failed:
+    case core::SendResult::Failed:
       destroy();
       return;
   }

@@ -14,7 +14,7 @@
 #include "core/event_loop.h"
 #include "core/token_bucket.h"
 #include "net/listener_context.h"
-#include "net/stream_layer.h"
+#include "net/layers/stream_layer.h"
 
 namespace starling::net {
 

@@ -1,8 +1,8 @@
 #include "net/layers.h"
 
-#include "net/proxy_protocol.h"
-#include "net/tls.h"
-#include "net/websocket.h"
+#include "net/layers/proxy_protocol.h"
+#include "net/layers/tls.h"
+#include "net/layers/websocket.h"
 
 namespace starling::net {
 

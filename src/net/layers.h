@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "net/listener_context.h"
-#include "net/stream_layer.h"
+#include "net/layers/stream_layer.h"
 
 namespace starling::net {
 

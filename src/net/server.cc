@@ -16,8 +16,8 @@
 #include "net/connection.h"
 #include "net/layers.h"
 #include "net/listener.h"
-#include "net/tls.h"
-#include "net/websocket.h"
+#include "net/layers/tls.h"
+#include "net/layers/websocket.h"
 
 namespace starling::net {
 

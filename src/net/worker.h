@@ -10,7 +10,7 @@
 #include "core/event_loop.h"
 #include "net/admission.h"
 #include "net/listener_context.h"
-#include "net/stream_layer.h"
+#include "net/layers/stream_layer.h"
 
 namespace starling::net {
 

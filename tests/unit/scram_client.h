@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "auth/crypto.h"
-#include "http/base64.h"
+#include "core/base64.h"
 
 namespace starling::auth {
 
@@ -51,21 +51,21 @@ class ScramClient {
     }
     const std::string& combined = attrs['r'];
     if (!combined.starts_with(nonce_) || combined.size() == nonce_.size()) return std::nullopt;
-    const std::optional<std::string> salt = http::base64_decode(attrs['s']);
+    const std::optional<std::string> salt = core::base64_decode(attrs['s']);
     if (!salt) return std::nullopt;
     const uint32_t iterations = static_cast<uint32_t>(std::stoul(attrs['i']));
     const std::string salted = pbkdf2_sha256(password_, *salt, iterations, 32);
     const std::string client_key = hmac_sha256(salted, "Client Key");
     const std::string stored_key = sha256(client_key);
-    const std::string without_proof = "c=" + http::base64_encode(gs2_header_) + ",r=" + combined;
+    const std::string without_proof = "c=" + core::base64_encode(gs2_header_) + ",r=" + combined;
     auth_message_ = bare_ + "," + std::string(server_first) + "," + without_proof;
     const std::string signature = hmac_sha256(stored_key, auth_message_);
     server_key_ = hmac_sha256(salted, "Server Key");
-    return without_proof + ",p=" + http::base64_encode(xor_bytes(client_key, signature));
+    return without_proof + ",p=" + core::base64_encode(xor_bytes(client_key, signature));
   }
 
   bool server_final_ok(std::string_view server_final) const {
-    return server_final == "v=" + http::base64_encode(hmac_sha256(server_key_, auth_message_));
+    return server_final == "v=" + core::base64_encode(hmac_sha256(server_key_, auth_message_));
   }
 
  private:

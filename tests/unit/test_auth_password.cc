@@ -14,7 +14,7 @@
 #include "app/passwd_command.h"
 #include "auth/password_file.h"
 #include "auth/password_hash.h"
-#include "http/base64.h"
+#include "core/base64.h"
 #include "skip_in_ci.h"
 
 namespace starling::auth {
@@ -108,7 +108,7 @@ TEST(PasswordHash, CreateRoundTripsEveryKind) {
 }
 
 TEST(PasswordHash, ScramCredentialsMatchRfc7677Inputs) {
-  const std::string salt = *http::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ==");
+  const std::string salt = *core::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ==");
   const PasswordHash hash =
       PasswordHash::create_with_salt("pencil", HashKind::ScramSha256, 4096, salt);
   const auto credentials = hash.scram_credentials();
@@ -116,9 +116,9 @@ TEST(PasswordHash, ScramCredentialsMatchRfc7677Inputs) {
   // Computed independently (Python's hashlib) from RFC 7677's example inputs.
   EXPECT_EQ(credentials->salt, salt);
   EXPECT_EQ(credentials->iterations, 4096u);
-  EXPECT_EQ(http::base64_encode(credentials->stored_key),
+  EXPECT_EQ(core::base64_encode(credentials->stored_key),
             "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=");
-  EXPECT_EQ(http::base64_encode(credentials->server_key),
+  EXPECT_EQ(core::base64_encode(credentials->server_key),
             "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=");
   EXPECT_EQ(credentials->stored_key.size(), 32u);
   EXPECT_TRUE(hash.verify("pencil"));

@@ -9,7 +9,7 @@
 #include "auth/crypto.h"
 #include "auth/password_file.h"
 #include "auth/scram.h"
-#include "http/base64.h"
+#include "core/base64.h"
 #include "scram_client.h"
 
 namespace starling::auth {
@@ -29,7 +29,7 @@ constexpr std::string_view kServerFinal = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJ
 ScramCredentialLookup rfc_lookup() {
   return [](std::string_view username) -> std::optional<ScramCredentials> {
     if (username != "user") return std::nullopt;
-    return make_scram_credentials("pencil", *http::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
+    return make_scram_credentials("pencil", *core::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
   };
 }
 

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "kafka/avro_decoder.h"
+#include "kafka/avro/avro_decoder.h"
 #include "kafka/schema_registry.h"
 
 namespace starling::kafka {

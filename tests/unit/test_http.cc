@@ -9,12 +9,12 @@
 
 #include "config/config.h"
 #include "http/auth.h"
-#include "http/base64.h"
+#include "core/base64.h"
 #include "http/publish.h"
-#include "http/request_parser.h"
+#include "http/parser/request_parser.h"
 #include "http/response.h"
 #include "http/server.h"
-#include "http/url.h"
+#include "http/parser/url.h"
 #include "metrics/histogram.h"
 #include "metrics/prometheus.h"
 
@@ -198,20 +198,20 @@ TEST(Url, PercentDecodingAndQuery) {
 
 TEST(Base64, RoundTripAndRejects) {
   for (std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
-    std::string e = base64_encode(s);
-    EXPECT_EQ(base64_decode(e), s) << e;
+    std::string e = core::base64_encode(s);
+    EXPECT_EQ(core::base64_decode(e), s) << e;
   }
-  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
-  EXPECT_EQ(base64_decode("Zm9vYg"), "foob");  // padding optional
-  EXPECT_FALSE(base64_decode("Zm9vY"));        // 1 leftover char
-  EXPECT_FALSE(base64_decode("Zm9v YmFy"));
-  EXPECT_FALSE(base64_decode("Zm9vYh=="));  // non-zero trailing bits
-  EXPECT_FALSE(base64_decode("Zm-_"));
-  EXPECT_FALSE(base64_decode("Zg="));
+  EXPECT_EQ(core::base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(core::base64_decode("Zm9vYg"), "foob");  // padding optional
+  EXPECT_FALSE(core::base64_decode("Zm9vY"));        // 1 leftover char
+  EXPECT_FALSE(core::base64_decode("Zm9v YmFy"));
+  EXPECT_FALSE(core::base64_decode("Zm9vYh=="));  // non-zero trailing bits
+  EXPECT_FALSE(core::base64_decode("Zm-_"));
+  EXPECT_FALSE(core::base64_decode("Zg="));
   std::string all;
   for (int i = 0; i < 256; ++i)
     all += static_cast<char>(i);
-  EXPECT_EQ(base64_decode(base64_encode(all)), all);
+  EXPECT_EQ(core::base64_decode(core::base64_encode(all)), all);
 }
 
 // --- responses -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "net/proxy_protocol.h"
+#include "net/layers/proxy_protocol.h"
 
 namespace starling::net {
 namespace {

@@ -16,7 +16,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "net/tls.h"
+#include "net/layers/tls.h"
 
 namespace starling::net {
 namespace {

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "http/request_parser.h"
-#include "net/websocket.h"
+#include "http/parser/request_parser.h"
+#include "net/layers/websocket.h"
 
 namespace starling::net {
 namespace {

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "net/stream_layer.h"
+#include "net/layers/stream_layer.h"
 
 struct wslay_event_context;  // wslay/wslay.h, kept out of this header
 struct wslay_frame_context;

@@ -1,4 +1,4 @@
-#include "net/tls.h"
+#include "net/layers/tls.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>

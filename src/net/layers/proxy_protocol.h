@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "net/stream_layer.h"
+#include "net/layers/stream_layer.h"
 
 namespace starling::net {
 

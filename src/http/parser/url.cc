@@ -1,4 +1,4 @@
-#include "http/url.h"
+#include "http/parser/url.h"
 
 namespace starling::http {
 

@@ -1,4 +1,4 @@
-#include "net/websocket.h"
+#include "net/layers/websocket.h"
 
 #include <openssl/evp.h>
 #include <wslay/wslay.h>
@@ -8,10 +8,10 @@
 #include <optional>
 
 #include "core/text.h"
-#include "http/base64.h"
-#include "http/request_parser.h"
-#include "http/status.h"
-#include "http/url.h"
+#include "core/base64.h"
+#include "http/parser/request_parser.h"
+#include "http/parser/status.h"
+#include "http/parser/url.h"
 
 namespace starling::net {
 
@@ -114,7 +114,7 @@ std::string websocket_accept_key(std::string_view key) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha1(), nullptr);
-  return http::base64_encode(std::string_view(reinterpret_cast<const char*>(digest), length));
+  return core::base64_encode(std::string_view(reinterpret_cast<const char*>(digest), length));
 }
 
 WebSocketUpgrade answer_upgrade(const http::Request& request, const WebSocketSettings& settings) {
@@ -138,7 +138,7 @@ WebSocketUpgrade answer_upgrade(const http::Request& request, const WebSocketSet
   }
   const std::string* key_header = request.header("sec-websocket-key");
   const std::string_view key = key_header ? trim(*key_header) : std::string_view();
-  const auto nonce = http::base64_decode(key);
+  const auto nonce = core::base64_decode(key);
   if (!nonce || nonce->size() != 16) {
     return refuse(400, "Sec-WebSocket-Key must be the base64 of 16 bytes");
   }

@@ -1,4 +1,4 @@
-#include "net/proxy_protocol.h"
+#include "net/layers/proxy_protocol.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "net/stream_layer.h"
+#include "net/layers/stream_layer.h"
 
 struct ssl_st;  // OpenSSL's SSL, SSL_CTX and BIO, kept out of this header
 struct ssl_ctx_st;

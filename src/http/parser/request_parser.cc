@@ -1,4 +1,4 @@
-#include "http/request_parser.h"
+#include "http/parser/request_parser.h"
 
 #include <http_parser.h>
 

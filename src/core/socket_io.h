@@ -4,9 +4,7 @@
 #include <cstddef>
 #include <string>
 
-#include "metrics/counters.h"
-
-namespace starling::net {
+namespace starling::core {
 
 enum class SendResult {
   Done,        // everything from pos on was sent
@@ -14,8 +12,8 @@ enum class SendResult {
   Failed,      // the peer is gone or the socket broke: close the connection
 };
 
-// Sends buf from pos on, advancing pos, until done or the socket is full. Bytes sent are
-// added to sent_counter.
-SendResult send_pending(int fd, const std::string& buf, size_t& pos, metrics::Counter sent_counter);
+// Sends buf from pos on, advancing pos, until done or the socket is full (the caller counts
+// the bytes: pos moved by that many).
+SendResult send_pending(int fd, const std::string& buf, size_t& pos);
 
-}  // namespace starling::net
+}  // namespace starling::core

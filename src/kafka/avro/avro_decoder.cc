@@ -1,4 +1,4 @@
-#include "kafka/avro_decoder.h"
+#include "kafka/avro/avro_decoder.h"
 
 #include <avro.h>
 

@@ -1,18 +1,16 @@
-#include "net/socket_io.h"
+#include "core/socket_io.h"
 
 #include <sys/socket.h>
 
 #include <cerrno>
 
-namespace starling::net {
+namespace starling::core {
 
-SendResult send_pending(int fd, const std::string& buf, size_t& pos,
-                        metrics::Counter sent_counter) {
+SendResult send_pending(int fd, const std::string& buf, size_t& pos) {
   while (pos < buf.size()) {
     ssize_t n = ::send(fd, buf.data() + pos, buf.size() - pos, MSG_NOSIGNAL);
     if (n > 0) {
       pos += static_cast<size_t>(n);
-      metrics::add(sent_counter, static_cast<uint64_t>(n));
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -22,4 +20,4 @@ SendResult send_pending(int fd, const std::string& buf, size_t& pos,
   return SendResult::Done;
 }
 
-}  // namespace starling::net
+}  // namespace starling::core

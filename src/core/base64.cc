@@ -1,9 +1,9 @@
-#include "http/base64.h"
+#include "core/base64.h"
 
 #include <array>
 #include <cstdint>
 
-namespace starling::http {
+namespace starling::core {
 
 namespace {
 
@@ -74,4 +74,4 @@ std::string base64_encode(std::string_view bytes) {
   return out;
 }
 
-}  // namespace starling::http
+}  // namespace starling::core

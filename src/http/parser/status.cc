@@ -1,4 +1,4 @@
-#include "http/status.h"
+#include "http/parser/status.h"
 
 namespace starling::http {
 
