@@ -38,7 +38,7 @@ void set_log_level(const std::string& level) {
 }
 
 std::string state_dir(const Config& config) {
-  return config.data_dir + "/state";
+  return config.storage.dir + "/state";
 }
 
 // A consistent copy of the store while running: <data>/backups/<UTC time>.
@@ -46,9 +46,9 @@ void backup(starling::store::Store& store, const Config& config) {
   char stamp[32];
   std::time_t t = std::time(nullptr);
   std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", std::gmtime(&t));
-  std::string target = config.data_dir + "/backups/" + stamp;
+  std::string target = config.storage.dir + "/backups/" + stamp;
   try {
-    const std::string backups = config.data_dir + "/backups";
+    const std::string backups = config.storage.dir + "/backups";
     starling::store::create_directories_durably(backups);
     store.checkpoint(target);
     // The checkpoint syncs its own files; its entry in backups/ needs this.
@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
   spdlog::info("starling {} starting{}", STARLING_VERSION,
                config_path.empty() ? " with built-in defaults" : " with " + config_path);
   std::unique_ptr<starling::store::Store> store;
-  auto durability = starling::store::parse_durability(config.durability);
+  auto durability = starling::store::parse_durability(config.storage.durability);
   if (durability != starling::store::Durability::None) {
     try {
       store = std::make_unique<starling::store::Store>(state_dir(config), durability);
@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
     }
   }
   // The HTTP API (when on) starts with the MQTT listeners and logs its own address.
-  if (!config.http_enabled) spdlog::info("HTTP API off");
+  if (!config.http.enabled) spdlog::info("HTTP API off");
   starling::net::Server server(config, broker);
   // The broker reaches connections through the server for as long as the server exists.
   broker.set_connection_control(&server);

@@ -660,7 +660,7 @@ void Broker::tick(Clock::time_point now) {
     retained_.purge_expired(now);
   }
 
-  auto interval = settings()->sys_interval_s;
+  auto interval = settings()->sys.interval_s;
   if (interval > 0 && now >= next_sys_) {
     next_sys_ = now + std::chrono::seconds(interval);
     publish_sys(now);

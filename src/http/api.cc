@@ -65,7 +65,7 @@ std::optional<Response> Api::handle(const Request& request, const RequestContext
   const std::vector<std::string>& s = *segments;
   const std::string& method = request.method;
   const bool get = method == "GET" || method == "HEAD";
-  const config::HttpSettings& http = ctx.settings.http_settings;
+  const config::HttpSettings& http = ctx.settings.http;
   const bool loopback = ctx.connection.loopback();
   auto guard = [&](Scope scope) { return authorize(request, loopback, http, scope); };
 
@@ -131,7 +131,7 @@ Response Api::readyz() {
   // (it is opened before the listeners, and a failed write stops the process); the Kafka
   // bridge, when configured, has a broker it can reach.
   broker::Broker& b = server_.broker();
-  const bool wants_store = b.settings()->durability != "none";
+  const bool wants_store = b.settings()->storage.durability != "none";
   const bool listeners = server_.listeners_up();
   const bool store_ok = !wants_store || b.store() != nullptr;
   nlohmann::ordered_json checks = {

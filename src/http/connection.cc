@@ -34,7 +34,7 @@ Connection::Connection(LoopSite& site, int fd, uint64_t token, std::string peer)
       token_(token),
       peer_(std::move(peer)),
       loopback_(is_loopback_peer(peer_)),
-      parser_(limits_of(site.settings->http_settings)),
+      parser_(limits_of(site.settings->http)),
       last_activity_(core::EventLoop::now()) {}
 
 Connection::~Connection() {
@@ -182,7 +182,7 @@ void Connection::handle(Request&& request) {
   if (upgrade_to_websocket(request)) return;
   metrics::add(metrics::Counter::HttpRequests);
   // Limits and tokens may have been reloaded; the next request parses under the new ones.
-  parser_.set_limits(limits_of(site_.settings->http_settings));
+  parser_.set_limits(limits_of(site_.settings->http));
   slots_.push_back(Slot{next_seq_++,
                         false,
                         request.keep_alive,
@@ -298,7 +298,7 @@ void Connection::write_some() {
 
 void Connection::tick(Clock::time_point now) {
   if (destroyed_) return;
-  const auto& s = site_.settings->http_settings;
+  const auto& s = site_.settings->http;
   if (closing_) {
     if (now - closing_since_ > kCloseGrace) destroy();  // a peer that does not read
     return;

@@ -71,7 +71,7 @@ void Server::tick(LoopSite& site) {
 }
 
 void Server::dispatch(int fd, std::string peer) {
-  const uint32_t max = broker_.settings()->http_settings.max_connections;
+  const uint32_t max = broker_.settings()->http.max_connections;
   if (max != 0 && connections_.load(std::memory_order_relaxed) >= max) {
     // Over the limit: a short 503 (best effort: the socket buffer of a new connection has
     // room for it) and close.

@@ -4,8 +4,8 @@
 
 #include <chrono>
 
+#include "config/kafka_template.h"
 #include "kafka/schema_registry.h"
-#include "kafka/template.h"
 #include "metrics/prometheus.h"
 
 namespace starling::kafka {

@@ -14,8 +14,8 @@
 
 #include "broker/broker.h"
 #include "config/config.h"
+#include "config/kafka_template.h"
 #include "kafka/client_config.h"
-#include "kafka/template.h"
 
 namespace starling::kafka {
 

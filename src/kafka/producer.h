@@ -24,8 +24,8 @@
 
 #include "broker/broker.h"
 #include "config/config.h"
+#include "config/kafka_template.h"
 #include "kafka/client_config.h"
-#include "kafka/template.h"
 #include "store/store.h"
 
 namespace starling::kafka {

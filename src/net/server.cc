@@ -98,7 +98,7 @@ void Server::start() {
     listeners_.push_back(std::move(listener));
     contexts_.push_back(std::move(context));
   }
-  if (config_.http_enabled) {
+  if (config_.http.enabled) {
     // The HTTP API: its connections live on the same worker loops as MQTT's.
     std::vector<core::EventLoop*> loops;
     for (auto& w : workers_)
@@ -106,12 +106,12 @@ void Server::start() {
     http_ = std::make_unique<http::Server>(broker_, loops);
     // MQTT over WebSocket on the HTTP port (GET /mqtt with Upgrade: websocket).
     http_ws_context_ = std::make_shared<ListenerContext>();
-    http_ws_context_->config = config::Listener{"http", config_.http, "ws"};
+    http_ws_context_->config = config::Listener{"http", config_.http.bind, "ws"};
     http_->set_websocket_handler(
         [this](int fd, const std::string& peer, const http::Request& request, unsigned loop_index) {
           return take_websocket(fd, peer, request, loop_index);
         });
-    config::Listener l{"http", config_.http, "http"};
+    config::Listener l{"http", config_.http.bind, "http"};
     auto listener = std::make_unique<Listener>(
         l, [http = http_.get()](int fd, std::string peer) { http->dispatch(fd, std::move(peer)); });
     listener->attach(workers_[listeners_.size() % workers_.size()]->loop());

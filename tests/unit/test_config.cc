@@ -51,13 +51,13 @@ TEST(ConfigDefaults, MatchTheHeader) {
   EXPECT_EQ(c.source, "");
   ASSERT_EQ(c.listeners.size(), 1u);
   EXPECT_EQ(c.listeners[0], (Listener{"mqtt", {"127.0.0.1", 1883}, "mqtt"}));
-  EXPECT_EQ(c.http, (Endpoint{"127.0.0.1", 8080}));
-  EXPECT_TRUE(c.http_enabled);
-  EXPECT_EQ(c.data_dir, "data");
-  EXPECT_EQ(c.durability, "batch");
+  EXPECT_EQ(c.http.bind, (Endpoint{"127.0.0.1", 8080}));
+  EXPECT_TRUE(c.http.enabled);
+  EXPECT_EQ(c.storage.dir, "data");
+  EXPECT_EQ(c.storage.durability, "batch");
   EXPECT_EQ(c.threads, 0u);
   EXPECT_EQ(c.log_level, "info");
-  EXPECT_EQ(c.sys_interval_s, 10u);
+  EXPECT_EQ(c.sys.interval_s, 10u);
   EXPECT_EQ(c.mqtt, MqttSettings{});
   EXPECT_EQ(c.limits, Limits{});
 }
@@ -68,12 +68,11 @@ TEST(ConfigDefaults, EmptyFileGivesDefaults) {
   EXPECT_EQ(c.source, kFile);
   EXPECT_EQ(c.listeners, d.listeners);
   EXPECT_EQ(c.http, d.http);
-  EXPECT_EQ(c.http_enabled, d.http_enabled);
-  EXPECT_EQ(c.data_dir, d.data_dir);
-  EXPECT_EQ(c.durability, d.durability);
+  EXPECT_EQ(c.storage.dir, d.storage.dir);
+  EXPECT_EQ(c.storage.durability, d.storage.durability);
   EXPECT_EQ(c.threads, d.threads);
   EXPECT_EQ(c.log_level, d.log_level);
-  EXPECT_EQ(c.sys_interval_s, d.sys_interval_s);
+  EXPECT_EQ(c.sys.interval_s, d.sys.interval_s);
   EXPECT_EQ(c.mqtt, d.mqtt);
   EXPECT_EQ(c.limits, d.limits);
 }
@@ -132,11 +131,11 @@ connect_timeout_ms = 3000
   ASSERT_EQ(c.listeners.size(), 2u);
   EXPECT_EQ(c.listeners[0], (Listener{"public", {"0.0.0.0", 1884}, "mqtt"}));
   EXPECT_EQ(c.listeners[1], (Listener{"local", {"::1", 1885}, "mqtt"}));
-  EXPECT_EQ(c.http, (Endpoint{"0.0.0.0", 9090}));
-  EXPECT_FALSE(c.http_enabled);
-  EXPECT_EQ(c.data_dir, "/var/lib/starling");
-  EXPECT_EQ(c.durability, "always");
-  EXPECT_EQ(c.sys_interval_s, 0u);
+  EXPECT_EQ(c.http.bind, (Endpoint{"0.0.0.0", 9090}));
+  EXPECT_FALSE(c.http.enabled);
+  EXPECT_EQ(c.storage.dir, "/var/lib/starling");
+  EXPECT_EQ(c.storage.durability, "always");
+  EXPECT_EQ(c.sys.interval_s, 0u);
 
   MqttSettings m;
   m.max_packet_size = 65536;
@@ -333,10 +332,10 @@ TEST(ConfigErrors, CodePointsTomlPlusPlusCannotRead) {
             "t.toml:1: character U+2EFF cannot be read safely by this build's TOML parser "
             "(toml++ 3.3); in a string, write it as \\u2EFF");
   // The escape works, and other non-ASCII text (CJK, emoji, U+00A0) is fine.
-  EXPECT_EQ(load_string("[storage]\ndir = \"caf\\u00E9\"\n", "t.toml").data_dir, "caf\xC3\xA9");
+  EXPECT_EQ(load_string("[storage]\ndir = \"caf\\u00E9\"\n", "t.toml").storage.dir, "caf\xC3\xA9");
   EXPECT_EQ(
       load_string("# \xE6\x97\xA5\xF0\x9F\x90\xA6\n[storage]\ndir = \"\xE6\x97\xA5\"\n", "t.toml")
-          .data_dir,
+          .storage.dir,
       "\xE6\x97\xA5");
 }
 
@@ -380,7 +379,7 @@ TEST(ConfigListeners, HttpMustNotTakeAnMqttPort) {
             "\"127.0.0.1:1883\"");
   // A disabled HTTP server binds nothing.
   Config c = load("[http]\nbind = \"127.0.0.1:1883\"\nenabled = false\n");
-  EXPECT_FALSE(c.http_enabled);
+  EXPECT_FALSE(c.http.enabled);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -560,15 +559,13 @@ TEST(ConfigExample, ExampleFileLoadsAndMatchesDefaults) {
   EXPECT_EQ(c.listeners[0], d.listeners[0]);
   EXPECT_EQ(c.listeners[1], (Listener{"mqtt-v6", {"::1", 1883}, "mqtt"}));
   EXPECT_EQ(c.http, d.http);
-  EXPECT_EQ(c.http_enabled, d.http_enabled);
-  EXPECT_EQ(c.data_dir, d.data_dir);
-  EXPECT_EQ(c.durability, d.durability);
+  EXPECT_EQ(c.storage.dir, d.storage.dir);
+  EXPECT_EQ(c.storage.durability, d.storage.durability);
   EXPECT_EQ(c.threads, d.threads);
   EXPECT_EQ(c.log_level, d.log_level);
-  EXPECT_EQ(c.sys_interval_s, d.sys_interval_s);
+  EXPECT_EQ(c.sys.interval_s, d.sys.interval_s);
   EXPECT_EQ(c.mqtt, d.mqtt);
   EXPECT_EQ(c.limits, d.limits);
-  EXPECT_EQ(c.http_settings, d.http_settings);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -590,8 +587,8 @@ TEST(ConfigOverrides, EveryOverride) {
                       .log_level = "warn"});
   ASSERT_EQ(c.listeners.size(), 1u);
   EXPECT_EQ(c.listeners[0], (Listener{"mqtt", {"127.0.0.1", 4000}, "mqtt"}));
-  EXPECT_FALSE(c.http_enabled);
-  EXPECT_EQ(c.data_dir, "/tmp/d");
+  EXPECT_FALSE(c.http.enabled);
+  EXPECT_EQ(c.storage.dir, "/tmp/d");
   EXPECT_EQ(c.threads, 2u);
   EXPECT_EQ(c.log_level, "warn");
 }
@@ -666,8 +663,8 @@ TEST(ConfigOverrides, BindAddsAPlainListenerBesidesAProxyProtocolOne) {
 TEST(ConfigOverrides, HttpAddressEnablesHttp) {
   Config c = load("[http]\nenabled = false\n");
   apply_overrides(c, {.http = "127.0.0.1:9999"});
-  EXPECT_TRUE(c.http_enabled);
-  EXPECT_EQ(c.http, (Endpoint{"127.0.0.1", 9999}));
+  EXPECT_TRUE(c.http.enabled);
+  EXPECT_EQ(c.http.bind, (Endpoint{"127.0.0.1", 9999}));
 }
 
 TEST(ConfigOverrides, Errors) {
@@ -724,7 +721,7 @@ max_connections = 7
 )");
   EXPECT_TRUE(reload_into(live, fresh).empty());
   EXPECT_EQ(live.log_level, "debug");
-  EXPECT_EQ(live.sys_interval_s, 60u);
+  EXPECT_EQ(live.sys.interval_s, 60u);
   EXPECT_EQ(live.mqtt.max_qos, 1u);
   EXPECT_EQ(live.limits.max_connections, 7u);
   EXPECT_EQ(live.mqtt, fresh.mqtt);
@@ -748,9 +745,9 @@ durability = "always"
                                                                 "storage.durability", "threads"}));
   // Those need a restart, so the live config keeps what is running...
   EXPECT_EQ(live.listeners, defaults().listeners);
-  EXPECT_TRUE(live.http_enabled);
-  EXPECT_EQ(live.data_dir, "data");
-  EXPECT_EQ(live.durability, "batch");
+  EXPECT_TRUE(live.http.enabled);
+  EXPECT_EQ(live.storage.dir, "data");
+  EXPECT_EQ(live.storage.durability, "batch");
   EXPECT_EQ(live.threads, 0u);
   // ...while the rest still applies.
   EXPECT_EQ(live.log_level, "warn");
@@ -760,21 +757,41 @@ TEST(ConfigReload, HttpAddressChangeIsReported) {
   Config live = defaults();
   Config fresh = load("[http]\nbind = \"127.0.0.1:8081\"\n");
   EXPECT_EQ(reload_into(live, fresh), (std::vector<std::string>{"http"}));
-  EXPECT_EQ(live.http.port, 8080);
+  EXPECT_EQ(live.http.bind.port, 8080);
+}
+
+TEST(ConfigReload, HttpLimitsApplyWhileTheAddressWaits) {
+  Config live = defaults();
+  Config fresh = load("[http]\nbind = \"127.0.0.1:8081\"\nenabled = false\nmax_body_bytes = 10\n");
+  EXPECT_EQ(reload_into(live, fresh), (std::vector<std::string>{"http"}));
+  EXPECT_EQ(live.http.bind.port, 8080);
+  EXPECT_TRUE(live.http.enabled);
+  EXPECT_EQ(live.http.max_body_bytes, 10u);
+}
+
+TEST(ConfigReload, RulesKeepTheirLines) {
+  Config live = load("\n[listeners.a]\nbind = \":1001\"\n");
+  Config fresh = load("[listeners.a]\nbind = \":1001\"\n");
+  ASSERT_EQ(live.listeners.size(), 1u);
+  EXPECT_EQ(live.listeners[0].line.value, 2);
+  EXPECT_TRUE(reload_into(live, fresh).empty());
+  EXPECT_EQ(live.listeners[0].line.value, 1);  // where it now is, for errors found later
 }
 
 // ---------------------------------------------------------------------------------------------
 // [http] limits and tokens.
 
 TEST(ConfigHttp, Defaults) {
-  HttpSettings h = defaults().http_settings;
+  HttpSettings h = defaults().http;
+  EXPECT_EQ(h.bind, (Endpoint{"127.0.0.1", 8080}));
+  EXPECT_TRUE(h.enabled);
   EXPECT_EQ(h.max_body_bytes, 1024u * 1024u);
   EXPECT_EQ(h.max_header_bytes, 16u * 1024u);
   EXPECT_EQ(h.idle_timeout_ms, 60000u);
   EXPECT_EQ(h.request_timeout_ms, 30000u);
   EXPECT_EQ(h.max_connections, 1024u);
   EXPECT_TRUE(h.tokens.empty());
-  EXPECT_EQ(load("").http_settings, h);
+  EXPECT_EQ(load("").http, h);
 }
 
 TEST(ConfigHttp, EveryKey) {
@@ -795,7 +812,7 @@ scopes = ["read"]
 token = "0123456789abcdef-ops"
 scopes = ["publish", "admin"]
 )");
-  const HttpSettings& h = c.http_settings;
+  const HttpSettings& h = c.http;
   EXPECT_EQ(h.max_body_bytes, 4096u);
   EXPECT_EQ(h.max_header_bytes, 2048u);
   EXPECT_EQ(h.idle_timeout_ms, 1500u);
@@ -857,7 +874,7 @@ token = "0123456789abcdef"
 scopes = ["read"]
 )");
   EXPECT_TRUE(reload_into(live, fresh).empty());
-  EXPECT_EQ(live.http_settings, fresh.http_settings);
+  EXPECT_EQ(live.http, fresh.http);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -967,7 +984,6 @@ topics = ["events"]
   p0.headers = {"topic", "clientid"};
   p0.partitioner = "key-hash";
   p0.mode = "sync";
-  p0.line = 26;
   KafkaProduceRule p1;
   p1.filter = "logs/+/app";
   p1.topic = "logs";
@@ -975,11 +991,9 @@ topics = ["events"]
   p1.headers = {};
   p1.partitioner = "murmur2_random";
   p1.mode = "async";
-  p1.line = 34;
   KafkaProduceRule p2;  // defaults
   p2.filter = "all/#";
   p2.topic = "{topic}";
-  p2.line = 42;
   k.produce = {p0, p1, p2};
 
   KafkaConsumeRule c0;
@@ -991,14 +1005,20 @@ topics = ["events"]
   c0.retain = true;
   c0.user_properties = false;
   c0.codec = "avro-confluent";
-  c0.line = 46;
   KafkaConsumeRule c1;  // defaults
   c1.topics = {"events"};
-  c1.line = 56;
   k.consume = {c0, c1};
 
   EXPECT_EQ(c.kafka, k);
   EXPECT_TRUE(c.kafka.enabled());
+  // Lines are not compared (SourceLine), so they are checked one by one.
+  ASSERT_EQ(c.kafka.produce.size(), 3u);
+  ASSERT_EQ(c.kafka.consume.size(), 2u);
+  EXPECT_EQ(c.kafka.produce[0].line.value, 26);
+  EXPECT_EQ(c.kafka.produce[1].line.value, 34);
+  EXPECT_EQ(c.kafka.produce[2].line.value, 42);
+  EXPECT_EQ(c.kafka.consume[0].line.value, 46);
+  EXPECT_EQ(c.kafka.consume[1].line.value, 56);
 
   // The defaults of a rule, spelt out.
   const KafkaProduceRule& d = c.kafka.produce[2];
@@ -1027,7 +1047,7 @@ TEST(ConfigKafka, MockInsteadOfBootstrap) {
   EXPECT_TRUE(c.kafka.mock);
   EXPECT_EQ(c.kafka.bootstrap, "");
   ASSERT_EQ(c.kafka.consume.size(), 1u);
-  EXPECT_EQ(c.kafka.consume[0].line, 3);
+  EXPECT_EQ(c.kafka.consume[0].line.value, 3);
 }
 
 TEST(ConfigKafka, InlineRules) {
@@ -1040,10 +1060,10 @@ consume = [{ topics = ["c"] }]
   ASSERT_EQ(c.kafka.produce.size(), 2u);
   EXPECT_EQ(c.kafka.produce[0].filter, "a/#");
   EXPECT_EQ(c.kafka.produce[1].mode, "sync");
-  EXPECT_EQ(c.kafka.produce[1].line, 4);
+  EXPECT_EQ(c.kafka.produce[1].line.value, 4);
   ASSERT_EQ(c.kafka.consume.size(), 1u);
   EXPECT_EQ(c.kafka.consume[0].topics, (std::vector<std::string>{"c"}));
-  EXPECT_EQ(c.kafka.consume[0].line, 5);
+  EXPECT_EQ(c.kafka.consume[0].line.value, 5);
 }
 
 TEST(ConfigKafka, RulesNeedBootstrapOrMock) {

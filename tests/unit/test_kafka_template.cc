@@ -1,6 +1,6 @@
 // Templates of the Kafka rules: parsing (each direction's placeholders, literal braces, errors
 // with their reason), expansion, and Kafka topic names made from expanded templates.
-#include "kafka/template.h"
+#include "config/kafka_template.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "kafka/template.h"
+#include "config/kafka_template.h"
 
 #include <algorithm>
 #include <charconv>
