@@ -7,7 +7,7 @@ import itertools
 import time
 import unittest
 
-from harness import Broker, BrokerTestCase, MqttClient, against_mosquitto, unique
+from harness import BrokerTestCase, against_mosquitto, unique
 from mqtt_raw import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, check_broker_serves,
                       encode_ack, encode_string, fixed_header)
 
