@@ -17,6 +17,8 @@ import tempfile
 import time
 import unittest
 
+from mqtt_raw import RawClient
+
 HOST = "127.0.0.1"
 
 # CI (the CI service sets CI; .ci/run sets it too): scripts/deps.sh installs every tool the
@@ -531,7 +533,7 @@ class BrokerTestCase(unittest.TestCase):
 
     broker_scope = "class"
     broker_config = None    # Starling's TOML (None: its defaults)
-    mosquitto_config = ""   # the same settings as mosquitto.conf lines, for STARLING_TEST_BROKER
+    mosquitto_config = ""   # the same as mosquitto.conf lines (STARLING_TEST_BROKER=mosquitto)
     broker_args = {}        # more Broker() arguments: http=True, threads=1, listener_ports=...
     VERSION = 5             # the MQTT protocol level of raw_client()/paho_client() (4: 3.1.1)
 
@@ -570,7 +572,6 @@ class BrokerTestCase(unittest.TestCase):
     def raw_client(self, version=None, client_id=None, connect=True, port=None, **connect_args):
         """A mqtt_raw.RawClient closed when the test ends; connected unless connect=False, with
         CONNACK reason 0 asserted (the CONNACK is kept as self.connack)."""
-        from mqtt_raw import RawClient
         c = RawClient(port or self.port, version or self.VERSION)
         self.addCleanup(c.close)
         if connect:
