@@ -17,6 +17,8 @@ import tempfile
 import time
 import unittest
 
+from mqtt_raw import RawClient
+
 HOST = "127.0.0.1"
 
 # CI (the CI service sets CI; .ci/run sets it too): scripts/deps.sh installs every tool the
@@ -138,7 +140,7 @@ class Broker:
     """One broker process. Use as a context manager or call start()/stop()."""
 
     def __init__(self, config_text=None, extra_args=None, threads=2, data_dir=None,
-                 mosquitto_config="", http=False, env=None):
+                 mosquitto_config="", http=False, env=None, listener_ports=()):
         self.config_text = config_text
         # Extra mosquitto.conf lines (e.g. "max_packet_size 1000\n") so that a test needing a
         # Starling limit can set Mosquitto's equivalent and still run against it.
@@ -149,6 +151,8 @@ class Broker:
         self.port = free_port()
         # http=True: the HTTP API on its own free port (b.http_port); off by default.
         self.http_port = free_port() if http else None
+        # The ports of more listeners the config declares: start() waits for them too.
+        self.listener_ports = list(listener_ports)
         self.tmp = tempfile.mkdtemp(prefix="starling-test-")
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
         self.log_path = os.path.join(self.tmp, "broker.log")
@@ -188,8 +192,8 @@ class Broker:
         log.close()
         try:
             wait_for_port(self.port, self.proc)
-            if self.http_port:
-                wait_for_port(self.http_port, self.proc)
+            for port in ([self.http_port] if self.http_port else []) + self.listener_ports:
+                wait_for_port(port, self.proc)
         except RuntimeError as e:
             # Never leave a broker behind that a failed setUp/setUpClass cannot stop.
             if self.proc.poll() is None:
@@ -511,20 +515,78 @@ def subscription_ids(msg):
     return sorted(getattr(props, "SubscriptionIdentifier", []) or []) if props else []
 
 
-class TunedBroker(Broker):
-    """A Broker with a Starling TOML config and its Mosquitto equivalent (extra mosquitto.conf
-    lines, which override the defaults above), so a configured test runs against both."""
+class BrokerTestCase(unittest.TestCase):
+    """The base of the tests that talk to a broker. It starts the broker and ends it (by pid,
+    its files removed) and every client opened with raw_client()/paho_client(), however the
+    test or its setUp ends.
 
-    def __init__(self, config_text, mosquitto_conf, **kw):
-        super().__init__(config_text=config_text, **kw)
-        self.mosquitto_conf = mosquitto_conf
+    broker_scope says which broker it starts: "class" (the default) one for every test of the
+    class, in setUpClass; "test" a fresh one in each setUp; None none (tests then start their
+    own with new_broker()). Either way the broker is Broker(config_text=broker_config,
+    mosquitto_config=mosquitto_config, **broker_args), kept with its ports as self.broker,
+    self.port and self.http_port. A class whose config is made at run time (free ports,
+    certificates) sets these attributes in setUpClass/setUp before calling super()'s;
+    prepare_broker() can write files into the broker's directory before it starts.
 
-    def command(self):
-        cmd = super().command()
-        if against_mosquitto():
-            with open(os.path.join(self.tmp, "mosquitto.conf"), "a") as f:
-                f.write(self.mosquitto_conf)
-        return cmd
+    A class that overrides setUp/tearDown must call super()'s. A mixin of tests shared by two
+    classes stays a plain class (not a TestCase), as before: Mixin, BrokerTestCase."""
+
+    broker_scope = "class"
+    broker_config = None    # Starling's TOML (None: its defaults)
+    mosquitto_config = ""   # the same as mosquitto.conf lines (STARLING_TEST_BROKER=mosquitto)
+    broker_args = {}        # more Broker() arguments: http=True, threads=1, listener_ports=...
+    VERSION = 5             # the MQTT protocol level of raw_client()/paho_client() (4: 3.1.1)
+
+    @classmethod
+    def prepare_broker(cls, broker):
+        """Called with the broker before it starts (broker.tmp exists)."""
+
+    @staticmethod
+    def _start_broker(owner, add_cleanup):
+        """Starts the broker of `owner` (the class or the test) from its attributes."""
+        broker = Broker(config_text=owner.broker_config,
+                        mosquitto_config=owner.mosquitto_config, **owner.broker_args)
+        add_cleanup(broker.cleanup)  # registered first, so it also runs if start() fails
+        owner.prepare_broker(broker)
+        owner.broker = broker.start()
+        owner.port, owner.http_port = broker.port, broker.http_port
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if cls.broker_scope == "class":
+            cls._start_broker(cls, cls.addClassCleanup)
+
+    def setUp(self):
+        super().setUp()
+        if self.broker_scope == "test":
+            self._start_broker(self, self.addCleanup)
+
+    def new_broker(self, start=True, **broker_args):
+        """A Broker(**broker_args) of this test alone, stopped by pid (and its files removed)
+        when the test ends; started unless start=False."""
+        broker = Broker(**broker_args)
+        self.addCleanup(broker.cleanup)
+        return broker.start() if start else broker
+
+    def raw_client(self, version=None, client_id=None, connect=True, port=None, **connect_args):
+        """A mqtt_raw.RawClient closed when the test ends; connected unless connect=False, with
+        CONNACK reason 0 asserted (the CONNACK is kept as self.connack)."""
+        c = RawClient(port or self.port, version or self.VERSION)
+        self.addCleanup(c.close)
+        if connect:
+            self.connack = c.connect(client_id or unique("raw"), **connect_args)
+            self.assertEqual(self.connack.reason_code, 0, self.connack)
+        return c
+
+    def paho_client(self, version=None, connect=True, port=None, **client_args):
+        """An MqttClient (paho) closed when the test ends; connected (CONNACK 0) unless
+        connect=False. client_args: client_id, clean, session_expiry, ..."""
+        c = MqttClient(port or self.port, version=version or self.VERSION, **client_args)
+        self.addCleanup(c.close)
+        if connect:
+            c.connect()
+        return c
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ import tempfile
 import threading
 import time
 
+from harness import BrokerTestCase
+
 # Kafka API keys for push_errors().
 API_PRODUCE = 0
 API_FETCH = 1
@@ -46,6 +48,20 @@ ERR_TOPIC_AUTHORIZATION_FAILED = 29
 ERR_INVALID_RECORD = 87
 
 KCAT = os.environ.get("STARLING_KCAT", "kcat")
+
+# Quick reconnects after a broker comes back, and short delivery timeouts so that the
+# bridge's own retries (not only librdkafka's) are exercised.
+FAST_KAFKA = """
+[kafka.properties]
+"reconnect.backoff.ms" = 100
+"reconnect.backoff.max.ms" = 500
+"""
+
+
+def kafka_config(bootstrap, rules, extra=""):
+    """A broker config bridging to the cluster at `bootstrap` by `rules`; extra: more [kafka]
+    lines (and tables of its own)."""
+    return f'[kafka]\nbootstrap = "{bootstrap}"\n{extra}\n{FAST_KAFKA}\n{rules}'
 
 
 class MockKafka:
@@ -437,3 +453,21 @@ def wait_metric(broker, key, predicate, timeout=30.0):
             return value
         time.sleep(0.1)
     raise AssertionError(f"{key} = {value} did not reach the expected value")
+
+
+class KafkaTestCase(BrokerTestCase):
+    """A mock cluster of kafka_brokers brokers for each test (self.kafka, stopped by pid at its
+    end); the test starts the brokers it bridges to it with kafka_broker()."""
+
+    broker_scope = None
+    kafka_brokers = 3
+
+    def setUp(self):
+        super().setUp()
+        self.kafka = MockKafka(brokers=self.kafka_brokers).start()
+        self.addCleanup(self.kafka.stop)
+
+    def kafka_broker(self, rules, extra="", **broker_args):
+        """A started broker (HTTP on, for /metrics) bridged to self.kafka by `rules`."""
+        return self.new_broker(config_text=kafka_config(self.kafka.bootstrap, rules, extra),
+                               http=True, **broker_args)

@@ -23,8 +23,8 @@ import time
 import unittest
 import urllib.request
 
-from harness import (HOST, Broker, MqttClient, check_no_sanitizer_report, free_port, unique,
-                     wait_for_port)
+from harness import (HOST, BrokerTestCase, MqttClient, check_no_sanitizer_report, free_port,
+                     unique, wait_for_port)
 from mqtt_raw import (AUTH, CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
                       ConnectionClosed,
                       RawClient, encode_auth, encode_connect, encode_publish)
@@ -258,9 +258,11 @@ class Raw(RawClient):
             return p
 
 
-class RawTestCase(unittest.TestCase):
-    port = None
-    broker = None
+class RawTestCase(BrokerTestCase):
+    """Raw clients that log in. The broker is the class's or the test's own: its password and
+    ACL files are written into its directory before it starts."""
+
+    broker_scope = None
 
     def client(self, version=5, port=None):
         c = Raw(port or self.port, version)
@@ -309,25 +311,21 @@ class MosquittoPasswordFile(RawTestCase):
     -H sha512). The first listener has no allow_anonymous (so anonymous is refused, a password
     file being set); the "open" listener has allow_anonymous = true."""
 
+    broker_scope = "class"
+    broker_args = {"http": True}
+
     @classmethod
-    def setUpClass(cls):
+    def prepare_broker(cls, broker):
         cls.open_port = free_port()
-        cls.broker = Broker(http=True)
-        cls.pwfile = os.path.join(cls.broker.tmp, "passwd")
+        cls.pwfile = os.path.join(broker.tmp, "passwd")
         mosquitto_passwd("-c", "-b", cls.pwfile, "pbk", "pbk-secret")
         r = subprocess.run(["mosquitto_passwd", "-H", "sha512", "-b", cls.pwfile, "sha",
                             "sha secret"], capture_output=True, text=True, timeout=30)
         cls.have_sha512 = r.returncode == 0
-        cls.broker.config_text = (
+        broker.config_text = (
             '[listeners.default]\nbind = "127.0.0.1:1"\n'
             f'[listeners.open]\nbind = "{HOST}:{cls.open_port}"\nallow_anonymous = true\n'
             f'[auth]\npassword_file = "{cls.pwfile}"\n')
-        cls.broker.start()
-        cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
 
     def test_file_has_both_hash_kinds(self):
         """The fixture really holds a $7$ line (mosquitto 2's default) and a $6$ line."""
@@ -423,8 +421,8 @@ class StarlingPasswd(RawTestCase):
     """Files made and edited by `starling passwd`, read by the broker (reloaded on SIGHUP)."""
 
     def setUp(self):
-        self.broker = Broker()
-        self.addCleanup(self.broker.cleanup)
+        super().setUp()
+        self.broker = self.new_broker(start=False)
         self.pwfile = os.path.join(self.broker.tmp, "passwd")
 
     def passwd(self, *args, ok=True, stdin=None):
@@ -511,24 +509,19 @@ class ScramClientSelfCheck(unittest.TestCase):
 class ScramTestCase(RawTestCase):
     """A password file with SCRAM entries (`starling passwd --scram`) and one $7$ entry."""
 
+    broker_scope = "class"
+    broker_args = {"http": True}
+
     @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker(http=True)
-        cls.pwfile = os.path.join(cls.broker.tmp, "passwd")
+    def prepare_broker(cls, broker):
+        cls.pwfile = os.path.join(broker.tmp, "passwd")
         for args in (("-c", "-b", "--scram", cls.pwfile, "sam", "s3cret pw"),
                      ("-b", "--scram", "-I", "5000", cls.pwfile, "it5k", "five thousand"),
                      ("-b", cls.pwfile, "pbk", "pbk-pw")):
             r = starling_passwd(*args)
             if r.returncode != 0:
-                cls.broker.cleanup()
                 raise AssertionError(f"starling passwd {args}: {r.stderr}")
-        cls.broker.config_text = f'[auth]\npassword_file = "{cls.pwfile}"\n'
-        cls.broker.start()
-        cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
+        broker.config_text = f'[auth]\npassword_file = "{cls.pwfile}"\n'
 
     def scram(self, user, password, **kw):
         c, s, auth, ack = scram_connect(self.port, user, password, **kw)
@@ -745,8 +738,7 @@ class ReauthenticationAfterReload(RawTestCase):
         on another the new password passes, after which the new rules hold: b/# may be
         subscribed, and a/x, published before a marker, is no longer delivered to its a/#
         subscription while the marker is."""
-        self.broker = b = Broker()
-        self.addCleanup(b.cleanup)
+        self.broker = b = self.new_broker(start=False)
         pw = os.path.join(b.tmp, "passwd")
         acl = write(os.path.join(b.tmp, "acl"),
                     "user sam\ntopic readwrite a/#\ntopic readwrite marker/#\n")
@@ -819,23 +811,19 @@ class Acl(RawTestCase):
     """Mosquitto-format acl_file with users from a mosquitto_passwd file; anonymous clients are
     allowed on the listener so the anonymous section applies to them."""
 
+    broker_scope = "class"
+    broker_args = {"http": True}
+
     @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker(http=True)
-        cls.pwfile = os.path.join(cls.broker.tmp, "passwd")
-        cls.aclfile = write(os.path.join(cls.broker.tmp, "acl"), ACL)
+    def prepare_broker(cls, broker):
+        cls.pwfile = os.path.join(broker.tmp, "passwd")
+        cls.aclfile = write(os.path.join(broker.tmp, "acl"), ACL)
         mosquitto_passwd("-c", "-b", cls.pwfile, "alice", USERS["alice"])
         for user in ("bob", "admin"):
             mosquitto_passwd("-b", cls.pwfile, user, USERS[user])
-        cls.broker.config_text = (
+        broker.config_text = (
             '[listeners.mqtt]\nbind = "127.0.0.1:1"\nallow_anonymous = true\n'
             f'[auth]\npassword_file = "{cls.pwfile}"\nacl_file = "{cls.aclfile}"\n')
-        cls.broker.start()
-        cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
 
     def user(self, name, version=5, client_id=None, **kw):
         return self.connect(version, user=name, password=USERS[name], client_id=client_id, **kw)
@@ -1051,8 +1039,7 @@ class AclReload(RawTestCase):
         """alice: alice/# before the reload; bob/# after it. A new connection after SIGHUP
         follows the new file; a malformed file on a later SIGHUP is refused (file:line in the
         log) and the previous rules stay."""
-        self.broker = b = Broker()
-        self.addCleanup(b.cleanup)
+        self.broker = b = self.new_broker(start=False)
         pw = os.path.join(b.tmp, "passwd")
         acl = write(os.path.join(b.tmp, "acl"), "user alice\ntopic readwrite alice/#\n")
         mosquitto_passwd("-c", "-b", pw, "alice", "alice-pw")
@@ -1092,8 +1079,7 @@ class AclAfterRestart(RawTestCase):
         restart with nobody connected, so the broker has not compiled sam's rules when a/secret/x
         and then a/ok are published and queued. When sam reconnects it gets a/ok and never
         a/secret/x: the queue is checked against the rules at CONNECT (and counted)."""
-        self.broker = b = Broker(http=True)
-        self.addCleanup(b.cleanup)
+        self.broker = b = self.new_broker(start=False, http=True)
         pw = os.path.join(b.tmp, "passwd")
         acl = write(os.path.join(b.tmp, "acl"), "user sam\ntopic read a/#\n"
                     "topic deny a/secret/#\nuser pub\ntopic write a/#\n")
@@ -1135,8 +1121,7 @@ class UnverifiableUserName(RawTestCase):
     taken as given, as Mosquitto does."""
 
     def test_claimed_user_name_refused_where_anonymous_is_not_allowed(self):
-        self.broker = b = Broker(http=True)
-        self.addCleanup(b.cleanup)
+        self.broker = b = self.new_broker(start=False, http=True)
         acl = write(os.path.join(b.tmp, "acl"), "user admin\ntopic readwrite #\n")
         open_port = free_port()
         b.config_text = (f'[listeners.mqtt]\nbind = "127.0.0.1:1"\nallow_anonymous = false\n'
@@ -1159,8 +1144,7 @@ class AnonymousReload(RawTestCase):
 
     def test_allow_anonymous_changes_on_sighup(self):
         """allow_anonymous takes effect for the next CONNECT after SIGHUP, both ways."""
-        self.broker = b = Broker()
-        self.addCleanup(b.cleanup)
+        self.broker = b = self.new_broker(start=False)
         pw = os.path.join(b.tmp, "passwd")
         r = starling_passwd("-c", "-b", pw, "u", "pw")
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -19,7 +19,7 @@ import threading
 import time
 import unittest
 
-from harness import HOST, Broker, against_mosquitto, unique
+from harness import HOST, BrokerTestCase, against_mosquitto, unique
 
 TIMEOUT = 60
 HEX = re.compile(r"(?:[0-9a-f]{2})+")
@@ -96,12 +96,8 @@ def decode(hex_payload):
     return publisher, seq, len(raw)
 
 
-class BenchCountsTest(unittest.TestCase):
-    def setUp(self):
-        self.broker = Broker().start()
-
-    def tearDown(self):
-        self.broker.cleanup()
+class BenchCountsTest(BrokerTestCase):
+    broker_scope = "test"
 
     def check_against_mosquitto_sub(self, qos, version, publishers=3, subscribers=4, count=200):
         prefix = unique("bi")

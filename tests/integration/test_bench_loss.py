@@ -16,7 +16,7 @@ import socket
 import threading
 import unittest
 
-from harness import HOST, Broker, unique
+from harness import HOST, BrokerTestCase, unique
 from test_bench_counts import run_bench
 
 PUBLISH = 3
@@ -143,16 +143,12 @@ class MangleProxy:
             t.join(timeout=5)
 
 
-class BenchLossTest(unittest.TestCase):
+class BenchLossTest(BrokerTestCase):
     PUBLISHERS = 2
     SUBSCRIBERS = 3
     COUNT = 200  # per publisher; each subscriber gets PUBLISHERS * COUNT on its connection
 
-    def setUp(self):
-        self.broker = Broker().start()
-
-    def tearDown(self):
-        self.broker.cleanup()
+    broker_scope = "test"
 
     def run_through(self, mode, n, extra=()):
         proxy = MangleProxy(self.broker.port, mode, n)

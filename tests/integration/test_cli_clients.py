@@ -12,7 +12,7 @@ import subprocess
 import threading
 import unittest
 
-from harness import HOST, Broker, unique
+from harness import HOST, BrokerTestCase, unique
 
 FORMAT = "MSG|%t|%q|%r|%C|%S|%P|%p"
 HAVE_CLIENTS = all(shutil.which(x) for x in ("mosquitto_pub", "mosquitto_sub", "stdbuf"))
@@ -93,15 +93,8 @@ class CliTests:
 
     VERSION = None
 
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-
     def setUp(self):
+        super().setUp()
         self.p = unique("cli")
 
     def sub(self, topics, **kw):
@@ -179,11 +172,11 @@ class CliTests:
         self.assertEqual([(m["topic"], m["payload"], m["qos"]) for m in got], [(t, "killed", 1)])
 
 
-class Cli311(CliTests, unittest.TestCase):
+class Cli311(CliTests, BrokerTestCase):
     VERSION = "mqttv311"
 
 
-class Cli5(CliTests, unittest.TestCase):
+class Cli5(CliTests, BrokerTestCase):
     VERSION = "mqttv5"
 
     def test_v5_properties(self):

@@ -6,7 +6,7 @@ return code and property on the wire is checked exactly."""
 import time
 import unittest
 
-from harness import Broker, against_mosquitto, unique
+from harness import Broker, BrokerTestCase, against_mosquitto, unique
 from mqtt_raw import (CONNACK, DISCONNECT, PINGRESP, PUBACK, PUBLISH, RawClient,
                       check_broker_serves, encode_connect, encode_publish, PINGREQ_BYTES)
 
@@ -21,30 +21,12 @@ RC_SESSION_TAKEN_OVER = 0x8E
 RC_PACKET_TOO_LARGE = 0x95
 
 
-class SharedBrokerTest(unittest.TestCase):
-    """One broker with default settings for the whole class."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker().start()
-        cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-
-    def client(self, version=5):
-        c = RawClient(self.port, version)
-        self.addCleanup(c.close)
-        return c
-
-
-class ProtocolVersions(SharedBrokerTest):
+class ProtocolVersions(BrokerTestCase):
 
     def test_mqtt31_connect(self):
         """3.1 ("MQIsdp", level 3) is accepted with return code 0 and a 2-byte CONNACK
         (no properties), and the connection then works (PINGREQ -> PINGRESP)."""
-        c = self.client(version=3)
+        c = self.raw_client(3, connect=False)
         ack = c.connect(unique("v31"))
         self.assertEqual(ack.reason_code, 0)
         self.assertFalse(ack.session_present)
@@ -54,7 +36,7 @@ class ProtocolVersions(SharedBrokerTest):
 
     def test_mqtt311_connect(self):
         """3.1.1 (level 4) is accepted; a clean session never has session present."""
-        c = self.client(version=4)
+        c = self.raw_client(4, connect=False)
         ack = c.connect(unique("v311"), clean_start=True)
         self.assertEqual((ack.reason_code, ack.session_present, ack.properties), (0, False, {}))
         c.ping()
@@ -62,7 +44,7 @@ class ProtocolVersions(SharedBrokerTest):
 
     def test_mqtt5_connect(self):
         """5.0 (level 5) is accepted with reason code 0 and no session present on clean start."""
-        c = self.client(version=5)
+        c = self.raw_client(5, connect=False)
         ack = c.connect(unique("v5"), clean_start=True)
         self.assertEqual((ack.reason_code, ack.session_present), (0, False))
         c.ping()
@@ -71,7 +53,7 @@ class ProtocolVersions(SharedBrokerTest):
     def test_unsupported_protocol_level_refused(self):
         """A CONNECT with protocol level 6 (unknown) is answered with a CONNACK refusing it
         (3.1.1 style return code 0x01, or 5.0 style 0x84) and the connection is closed."""
-        c = self.client(version=5)  # decodes a 2-byte (3.1.1) or a 5.0 CONNACK
+        c = self.raw_client(5, connect=False)  # decodes a 2-byte (3.1.1) or a 5.0 CONNACK
         c.send(encode_connect(unique("lvl6"), version=6))
         ack = c.expect(CONNACK)
         self.assertIn(ack.reason_code,
@@ -80,19 +62,19 @@ class ProtocolVersions(SharedBrokerTest):
 
     def test_protocol_level_2_refused(self):
         """Level 2 (pre-3.1) is refused with 3.1.1 return code 0x01 and closed."""
-        c = self.client(version=4)
+        c = self.raw_client(4, connect=False)
         c.send(encode_connect(unique("lvl2"), version=2))
         self.assertEqual(c.expect(CONNACK).reason_code, RC_V311_UNACCEPTABLE_PROTOCOL)
         self.assertIsNone(c.wait_closed(3))
 
 
-class Connack5Properties(SharedBrokerTest):
+class Connack5Properties(BrokerTestCase):
 
     def test_advertised_properties_are_valid(self):
         """The 5.0 CONNACK's limits are well formed: Receive Maximum and Topic Alias Maximum are
         present (Starling and Mosquitto both have non-default values to announce), every
         advertised limit is in range, and flags are 0 or 1."""
-        c = self.client()
+        c = self.raw_client(connect=False)
         props = c.connect(unique("props")).properties
         self.assertIn("receive_maximum", props)
         self.assertGreater(props["receive_maximum"], 0)
@@ -111,7 +93,7 @@ class Connack5Properties(SharedBrokerTest):
         """What the CONNACK says is available (absent = available) really is: a wildcard
         subscription, a shared subscription and a subscription identifier are granted, and the
         identifier comes back on a delivered message."""
-        c = self.client()
+        c = self.raw_client(connect=False)
         props = c.connect(unique("feat")).properties
         base = unique("feat")
         if props.get("wildcard_subscription_available", 1):
@@ -154,10 +136,12 @@ class Connack5Properties(SharedBrokerTest):
 
 
 @unittest.skipIf(against_mosquitto(), "[mqtt] response_information is Starling's setting")
-class ResponseInformation(unittest.TestCase):
+class ResponseInformation(BrokerTestCase):
     """Response Information (0x1A, [MQTT-3.1.2-28]): sent only to a client that asks for it
     (Request Response Information 1), only when configured, and left out when the CONNACK would
     exceed the client's Maximum Packet Size ([MQTT-3.1.2-24])."""
+
+    broker_scope = None  # each test starts a broker with its own config
 
     def test_sent_when_asked_and_configured(self):
         with Broker(config_text='[mqtt]\nresponse_information = "replies/"\n') as b:
@@ -183,21 +167,20 @@ class ResponseInformation(unittest.TestCase):
             self.assertNotIn("response_information", ack.properties)
 
     def test_bad_value_fails_at_start(self):
-        b = Broker(config_text="[mqtt]\nresponse_information = 7\n")
-        self.addCleanup(b.cleanup)
+        b = self.new_broker(start=False, config_text="[mqtt]\nresponse_information = 7\n")
         with self.assertRaises(RuntimeError) as e:
             b.start()
         self.assertIn("response_information", str(e.exception))
 
 
-class ClientIdentifiers(SharedBrokerTest):
+class ClientIdentifiers(BrokerTestCase):
 
     def test_v5_empty_id_gets_assigned_identifier(self):
         """A 5.0 client with an empty client id is accepted and told its Assigned Client
         Identifier; two such clients get different identifiers."""
         ids = []
         for _ in range(2):
-            c = self.client()
+            c = self.raw_client(connect=False)
             ack = c.connect("")
             self.assertEqual(ack.reason_code, 0)
             assigned = ack.properties.get("assigned_client_identifier")
@@ -208,7 +191,7 @@ class ClientIdentifiers(SharedBrokerTest):
 
     def test_v311_empty_id_clean_session_accepted(self):
         """3.1.1 allows an empty client id with clean session 1 (the server assigns one)."""
-        c = self.client(version=4)
+        c = self.raw_client(4, connect=False)
         self.assertEqual(c.connect("", clean_start=True).reason_code, 0)
         c.ping()
         c.expect(PINGRESP)
@@ -216,7 +199,7 @@ class ClientIdentifiers(SharedBrokerTest):
     def test_v311_empty_id_persistent_session_refused(self):
         """3.1.1 [MQTT-3.1.3-8]: empty client id with clean session 0 -> return code 0x02
         (identifier rejected), then the server closes the connection."""
-        c = self.client(version=4)
+        c = self.raw_client(4, connect=False)
         ack = c.connect("", clean_start=False)
         self.assertEqual(ack.reason_code, RC_V311_IDENTIFIER_REJECTED)
         self.assertIsNone(c.wait_closed(3))
@@ -226,11 +209,11 @@ class ClientIdentifiers(SharedBrokerTest):
     def test_v31_id_longer_than_23_refused(self):
         """3.1 (section 3.1, like Mosquitto): a 24-character client id gets return code 0x02;
         23 characters are accepted. 3.1.1 takes the 24 characters."""
-        c = self.client(version=3)
+        c = self.raw_client(3, connect=False)
         self.assertEqual(c.connect("x" * 24).reason_code, RC_V311_IDENTIFIER_REJECTED)
         self.assertIsNone(c.wait_closed(3))
-        self.assertEqual(self.client(version=3).connect(unique("v31")[:23]).reason_code, 0)
-        self.assertEqual(self.client(version=4).connect(unique("v311-longer-id")).reason_code, 0)
+        self.raw_client(3, client_id=unique("v31")[:23])  # accepted: raw_client asserts CONNACK 0
+        self.raw_client(4, client_id=unique("v311-longer-id"))
 
     def test_v31_connack_has_no_session_present_flag(self):
         """3.1 has no session present flag: a persistent 3.1 session taken up again gets a
@@ -238,22 +221,22 @@ class ClientIdentifiers(SharedBrokerTest):
         for version, expected in ((3, False), (4, True)):
             with self.subTest(version=version):
                 cid = unique("sp")[:23]
-                first = self.client(version)
+                first = self.raw_client(version, connect=False)
                 self.assertEqual(first.connect(cid, clean_start=False).reason_code, 0)
                 first.disconnect()
                 first.close()
-                again = self.client(version)
+                again = self.raw_client(version, connect=False)
                 ack = again.connect(cid, clean_start=False)
                 self.assertEqual((ack.reason_code, ack.session_present), (0, expected))
 
     def test_v31_empty_id_refused(self):
         """3.1 requires a client id of 1 to 23 characters: an empty one gets return code 0x02."""
-        c = self.client(version=3)
+        c = self.raw_client(3, connect=False)
         self.assertEqual(c.connect("").reason_code, RC_V311_IDENTIFIER_REJECTED)
         self.assertIsNone(c.wait_closed(3))
 
 
-class SessionTakeover(SharedBrokerTest):
+class SessionTakeover(BrokerTestCase):
 
     def test_takeover_closes_first_connection(self):
         """A second connection with the same client id is accepted and the first one is closed
@@ -261,7 +244,7 @@ class SessionTakeover(SharedBrokerTest):
         for version in (4, 5):
             with self.subTest(version=version):
                 cid = unique("takeover")
-                first, second = self.client(version), self.client(version)
+                first, second = (self.raw_client(version, connect=False) for _ in range(2))
                 self.assertEqual(first.connect(cid).reason_code, 0)
                 self.assertEqual(second.connect(cid).reason_code, 0)
                 reason = first.wait_closed(5)
@@ -279,14 +262,14 @@ class SessionTakeover(SharedBrokerTest):
         for version in (4, 5):
             with self.subTest(version=version):
                 cid, topic = unique("clean-takeover"), unique("clean-takeover")
-                first = self.client(version)
+                first = self.raw_client(version, connect=False)
                 self.assertEqual(first.connect(cid, clean_start=True).reason_code, 0)
                 first.subscribe([(topic, 1)])
-                second = self.client(version)
+                second = self.raw_client(version, connect=False)
                 props = {"session_expiry_interval": 60} if version == 5 else None
                 ack = second.connect(cid, clean_start=False, properties=props)
                 self.assertEqual((ack.reason_code, ack.session_present), (0, False))
-                pub = self.client()
+                pub = self.raw_client(connect=False)
                 pub.connect(unique("clean-takeover-pub"))
                 pub.publish(topic, b"for the old subscription", qos=1)
                 pub.expect(PUBACK)
@@ -298,20 +281,20 @@ class SessionTakeover(SharedBrokerTest):
         """5.0 [MQTT-3.1.4-3]: the existing client gets DISCONNECT 0x8E (Session taken over)
         before its connection is closed."""
         cid = unique("takeover8e")
-        first, second = self.client(), self.client()
+        first, second = self.raw_client(connect=False), self.raw_client(connect=False)
         first.connect(cid)
         second.connect(cid)
         self.assertEqual(first.wait_closed(5), RC_SESSION_TAKEN_OVER)
 
 
-class KeepAlive(SharedBrokerTest):
+class KeepAlive(BrokerTestCase):
 
     def test_silent_client_disconnected(self):
         """A client with keep alive 1 s that sends nothing is disconnected (1.5 x keep alive;
         bound kept generous at 8 s). A 5.0 DISCONNECT, if sent, carries 0x8D."""
         for version in (4, 5):
             with self.subTest(version=version):
-                c = self.client(version)
+                c = self.raw_client(version, connect=False)
                 self.assertEqual(c.connect(unique("silent"), keepalive=1).reason_code, 0)
                 reason = c.wait_closed(8)
                 self.assertIn(reason, (None, RC_KEEP_ALIVE_TIMEOUT) if version == 5 else (None,))
@@ -321,7 +304,7 @@ class KeepAlive(SharedBrokerTest):
     def test_silent_client_disconnected_promptly(self):
         """[MQTT-3.1.2-22] within one and a half times the keep alive: for 1 s the connection
         must be gone well within 3 s."""
-        c = self.client()
+        c = self.raw_client(connect=False)
         c.connect(unique("prompt"), keepalive=1)
         start = time.monotonic()
         self.assertIn(c.wait_closed(6), (None, RC_KEEP_ALIVE_TIMEOUT))
@@ -330,7 +313,7 @@ class KeepAlive(SharedBrokerTest):
     def test_pinging_client_stays_connected(self):
         """A client with keep alive 1 s that pings every 0.4 s is still connected after 3.5 s,
         and every PINGREQ gets a PINGRESP."""
-        c = self.client()
+        c = self.raw_client(connect=False)
         c.connect(unique("pinger"), keepalive=1)
         pings = 0
         deadline = time.monotonic() + 3.5
@@ -353,14 +336,14 @@ class KeepAlive(SharedBrokerTest):
             self.assertEqual(ack.properties.get("server_keep_alive"), 10)
 
 
-class ConnectSequence(SharedBrokerTest):
+class ConnectSequence(BrokerTestCase):
 
     def test_second_connect_is_protocol_error(self):
         """A second CONNECT on an open connection is a protocol error [MQTT-3.1.0-2]: the
         connection is closed (5.0: optionally after DISCONNECT 0x82)."""
         for version in (4, 5):
             with self.subTest(version=version):
-                c = self.client(version)
+                c = self.raw_client(version, connect=False)
                 cid = unique("twice")
                 c.connect(cid)
                 c.send(encode_connect(cid, version=version))
@@ -371,7 +354,7 @@ class ConnectSequence(SharedBrokerTest):
     def test_first_packet_not_connect_closes(self):
         """The first packet must be CONNECT [MQTT-3.1.0-1]: a PINGREQ first gets no PINGRESP
         and the connection is closed."""
-        c = self.client()
+        c = self.raw_client(connect=False)
         c.send(PINGREQ_BYTES)
         self.assertIsNone(c.wait_closed(5))
         self.assertEqual(c.skipped, [])
@@ -379,23 +362,23 @@ class ConnectSequence(SharedBrokerTest):
     def test_publish_before_connect_not_delivered(self):
         """A PUBLISH sent before CONNECT closes the connection and is not delivered."""
         topic = unique("early")
-        sub = self.client()
+        sub = self.raw_client(connect=False)
         sub.connect(unique("early-sub"))
         sub.subscribe([(topic, 1)])
-        c = self.client()
+        c = self.raw_client(connect=False)
         c.send(encode_publish(topic, b"too-early", qos=0))
         self.assertIsNone(c.wait_closed(5))
         self.assertEqual(sub.collect(1.0), [])
 
 
-class InvalidWillTopic(SharedBrokerTest):
+class InvalidWillTopic(BrokerTestCase):
 
     def test_v311_empty_will_topic_closes_without_connack(self):
         """3.1.1: a will topic must be a valid topic name, at least one character long
         ([MQTT-4.7.3-1]); an empty one is a protocol violation: the connection is closed without
         a CONNACK ([MQTT-4.8.0-1]). CONNACK 3 (server unavailable) would tell the client to try
         again later."""
-        c = self.client(version=4)
+        c = self.raw_client(4, connect=False)
         c.send(encode_connect(unique("will"), 4, True, 60, None,
                               {"topic": "", "payload": b"x", "qos": 0}))
         self.assertIsNone(c.wait_closed(5))
@@ -405,23 +388,23 @@ class InvalidWillTopic(SharedBrokerTest):
                      "gives the server a reason code for it (0x90)")
     def test_v5_empty_will_topic_gets_connack_90(self):
         """5.0 has a CONNACK reason code for it: 0x90 (Topic Name invalid), then the close."""
-        c = self.client()
+        c = self.raw_client(connect=False)
         ack = c.connect(unique("will"), will={"topic": "", "payload": b"x", "qos": 0})
         self.assertEqual(ack.reason_code, 0x90)
         self.assertIsNone(c.wait_closed(5))
 
 
-class PacketSize(SharedBrokerTest):
+class PacketSize(BrokerTestCase):
 
     def test_client_maximum_packet_size_respected(self):
         """A client advertising Maximum Packet Size 100 is not sent a 500-byte message it
         subscribed to (the server drops it, [MQTT-3.1.2-24]); a small message published
         after it still arrives, and is the only one."""
         topic = unique("mps")
-        sub = self.client()
+        sub = self.raw_client(connect=False)
         sub.connect(unique("mps-sub"), properties={"maximum_packet_size": 100})
         self.assertEqual(sub.subscribe([(topic, 1)]).reason_codes, [1])
-        pub = self.client()
+        pub = self.raw_client(connect=False)
         pub.connect(unique("mps-pub"))
         pub.publish(topic, b"L" * 500, qos=1)
         pub.expect(PUBACK)
@@ -454,12 +437,12 @@ class PacketSize(SharedBrokerTest):
             check_broker_serves(b.port)
 
 
-class Authentication(SharedBrokerTest):
+class Authentication(BrokerTestCase):
 
     def test_unknown_authentication_method_refused(self):
         """5.0 CONNECT with an Authentication Method the broker does not support gets
         CONNACK 0x8C (Bad authentication method) and the connection is closed."""
-        c = self.client()
+        c = self.raw_client(connect=False)
         ack = c.connect(unique("auth"), properties={"authentication_method": "X-UNKNOWN-1"})
         self.assertEqual(ack.reason_code, RC_BAD_AUTH_METHOD)
         self.assertIsNone(c.wait_closed(3))

@@ -6,7 +6,7 @@ import threading
 import time
 import unittest
 
-from harness import Broker, MqttClient, against_mosquitto, unique
+from harness import Broker, BrokerTestCase, MqttClient, against_mosquitto, unique
 from mqtt_raw import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, ConnectionClosed, RawClient,
                       check_broker_serves, encode_ack, encode_publish)
 
@@ -14,26 +14,11 @@ RC_QUOTA_EXCEEDED = 0x97
 RC_RECEIVE_MAXIMUM_EXCEEDED = 0x93
 
 
-class OutboundReceiveMaximum(unittest.TestCase):
+class OutboundReceiveMaximum(BrokerTestCase):
     """A 5.0 subscriber announcing Receive Maximum N."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker().start()
-        cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-
-    def raw(self, **connect_args):
-        c = RawClient(self.port)
-        self.addCleanup(c.close)
-        self.assertEqual(c.connect(unique("fc"), **connect_args).reason_code, 0)
-        return c
-
     def publish_qos1(self, topic, payloads):
-        pub = self.raw()
+        pub = self.raw_client()
         for p in payloads:
             pub.publish(topic, p, qos=1)
             pub.expect(PUBACK)
@@ -42,7 +27,7 @@ class OutboundReceiveMaximum(unittest.TestCase):
         """With Receive Maximum 2 and no acks, exactly the first 2 of 6 QoS 1 messages are sent
         [MQTT-3.3.4-9]; nothing else follows within 1 s."""
         topic = unique("win")
-        sub = self.raw(properties={"receive_maximum": 2})
+        sub = self.raw_client(properties={"receive_maximum": 2})
         sub.subscribe([(topic, 1)])
         self.publish_qos1(topic, [str(i).encode() for i in range(6)])
         got = sub.collect(1.5, quiet=1.0)
@@ -54,7 +39,7 @@ class OutboundReceiveMaximum(unittest.TestCase):
         """Acking one message at a time, the unacked count never exceeds 2, each ack releases
         exactly one more, and all 8 arrive in order."""
         topic = unique("slide")
-        sub = self.raw(properties={"receive_maximum": 2})
+        sub = self.raw_client(properties={"receive_maximum": 2})
         sub.subscribe([(topic, 1)])
         payloads = [str(i).encode() for i in range(8)]
         self.publish_qos1(topic, payloads)
@@ -74,7 +59,7 @@ class OutboundReceiveMaximum(unittest.TestCase):
         """Acking each message as it arrives, all 20 QoS 1 messages queued behind a window of
         2 are delivered, in order, once each."""
         topic = unique("drain")
-        sub = self.raw(properties={"receive_maximum": 2})
+        sub = self.raw_client(properties={"receive_maximum": 2})
         sub.subscribe([(topic, 1)])
         payloads = [str(i).encode() for i in range(20)]
         self.publish_qos1(topic, payloads)
@@ -92,9 +77,9 @@ class OutboundReceiveMaximum(unittest.TestCase):
         """With Receive Maximum 1, a QoS 2 delivery occupies the window until PUBCOMP: nothing
         new after PUBREC (only the PUBREL), the next message right after PUBCOMP."""
         topic = unique("q2win")
-        sub = self.raw(properties={"receive_maximum": 1})
+        sub = self.raw_client(properties={"receive_maximum": 1})
         sub.subscribe([(topic, 2)])
-        pub = self.raw()
+        pub = self.raw_client()
         for i in range(3):
             pid = pub.publish(topic, str(i).encode(), qos=2)
             pub.expect(PUBREC)

@@ -14,8 +14,8 @@ import unittest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import HOST, Broker, against_mosquitto, unique
-from mqtt_raw import DISCONNECT, PUBLISH, RawClient
+from harness import HOST, BrokerTestCase, against_mosquitto, unique
+from mqtt_raw import DISCONNECT, PUBLISH
 
 RC_NO_MATCHING_SUBSCRIBERS = 16
 RC_ADMINISTRATIVE_ACTION = 0x98
@@ -115,26 +115,16 @@ starling_only = unittest.skipIf(against_mosquitto(), "the HTTP API is Starling's
 
 
 @starling_only
-class HttpApiTest(unittest.TestCase):
+class HttpApiTest(BrokerTestCase):
     """The API without tokens (loopback only), on one broker with a store."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker(http=True).start()
-        cls.port = cls.broker.port
-        cls.http = cls.broker.http_port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
+    broker_args = {"http": True}
 
     def call(self, method, path, body=None, headers=None):
-        return request(self.http, method, path, body, headers)
+        return request(self.http_port, method, path, body, headers)
 
     def subscriber(self, filters, qos=1, client_id=None, **connect_args):
-        c = RawClient(self.port, 5)
-        self.addCleanup(c.close)
-        self.assertEqual(c.connect(client_id or unique("sub"), **connect_args).reason_code, 0)
+        c = self.raw_client(client_id=client_id or unique("sub"), **connect_args)
         c.subscribe(filters, qos=qos)
         return c
 
@@ -312,7 +302,7 @@ class HttpApiTest(unittest.TestCase):
                 self.assert_error(self.call("POST", "/api/v1/publish", body), 400, code)
 
     def test_oversized_body_with_content_length_gets_413_before_the_body(self):
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         c.send(b"POST /api/v1/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                b"Content-Length: 2000000\r\n\r\n")
@@ -322,7 +312,7 @@ class HttpApiTest(unittest.TestCase):
         self.assertTrue(c.closed_by_server())
 
     def test_oversized_chunked_body_gets_413(self):
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         c.send(b"POST /api/v1/publish?topic=big HTTP/1.1\r\nHost: x\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n")
@@ -342,7 +332,7 @@ class HttpApiTest(unittest.TestCase):
         out = subprocess.run(
             [curl, "-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "--data-binary", "@-",
              "-H", "Content-Type: application/json", "--max-time", "10",
-             f"http://{HOST}:{self.http}/api/v1/publish"],
+             f"http://{HOST}:{self.http_port}/api/v1/publish"],
             input=json.dumps({"topic": "a", "payload": big}).encode(), capture_output=True,
             timeout=20)
         body, _, code = out.stdout.decode().rpartition("\n")
@@ -350,20 +340,20 @@ class HttpApiTest(unittest.TestCase):
         self.assertEqual(json.loads(body)["error"], "payload_too_large")
 
     def test_headers_too_large(self):
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
         self.assert_error(c.read_response(), 431, "headers_too_large")
 
     def test_garbage_is_400(self):
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         c.send(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
         self.assert_error(c.read_response(), 400, "bad_request")
         self.assertTrue(c.closed_by_server())
 
     def test_http2_preface_is_refused(self):
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         c.send(b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n")
         r = c.read_response()
@@ -380,7 +370,7 @@ class HttpApiTest(unittest.TestCase):
 
     # -- connection handling
     def test_keep_alive_and_pipelining_answer_in_order(self):
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         topic = unique("pipe")
         body = json.dumps({"topic": topic, "payload": "p"}).encode()
@@ -398,7 +388,7 @@ class HttpApiTest(unittest.TestCase):
 
     def test_pipelined_durable_publish_keeps_order(self):
         # A retained QoS 1 publish waits for the store; the GET after it must not overtake it.
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         topic = unique("pipe") + "/durable"
         body = json.dumps({"topic": topic, "payload": "d", "qos": 1, "retain": True}).encode()
@@ -412,7 +402,7 @@ class HttpApiTest(unittest.TestCase):
     def test_half_closed_client_still_gets_its_answers(self):
         # The client sends its requests and shuts down its side; the durable publish answers
         # after the EOF has been read and must still arrive.
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         topic = unique("half") + "/durable"
         body = json.dumps({"topic": topic, "payload": "h", "qos": 1, "retain": True}).encode()
@@ -422,7 +412,7 @@ class HttpApiTest(unittest.TestCase):
         self.assertTrue(c.closed_by_server())
 
     def test_split_request_and_expect_continue(self):
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         body = json.dumps({"topic": unique("split"), "payload": "s"}).encode()
         c.send(b"POST /api/v1/publish HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
@@ -433,7 +423,7 @@ class HttpApiTest(unittest.TestCase):
         self.assertEqual(c.read_response().status, 202)
 
     def test_connection_close_is_honoured(self):
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         r = c.read_response()
@@ -442,7 +432,7 @@ class HttpApiTest(unittest.TestCase):
         self.assertTrue(c.closed_by_server())
 
     def test_http10_closes_by_default(self):
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         c.send(b"GET /healthz HTTP/1.0\r\n\r\n")
         self.assertEqual(c.read_response().status, 200)
@@ -511,10 +501,7 @@ class HttpApiTest(unittest.TestCase):
 
     def test_kick_sends_disconnect_0x98(self):
         cid = unique("kick")
-        c = RawClient(self.port, 5)
-        self.addCleanup(c.close)
-        self.assertEqual(c.connect(cid, properties={"session_expiry_interval": 300})
-                         .reason_code, 0)
+        c = self.raw_client(client_id=cid, properties={"session_expiry_interval": 300})
         r = self.call("DELETE", f"/api/v1/clients/{cid}")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json(), {"client_id": cid, "kicked": True})
@@ -615,7 +602,7 @@ class HttpApiTest(unittest.TestCase):
         out = subprocess.run(
             [curl, "-s", "-w", "\n%{http_code}", "-H", "Content-Type: application/json",
              "-d", json.dumps({"topic": topic, "payload": "from curl"}), "--max-time", "5",
-             f"http://{HOST}:{self.http}/api/v1/publish"], capture_output=True, timeout=10)
+             f"http://{HOST}:{self.http_port}/api/v1/publish"], capture_output=True, timeout=10)
         body, _, code = out.stdout.decode().rpartition("\n")
         self.assertEqual(code, "200", out)
         self.assertIn("id", json.loads(body))
@@ -623,24 +610,23 @@ class HttpApiTest(unittest.TestCase):
         # Raw body with --data-binary and query parameters.
         out = subprocess.run(
             [curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "raw!",
-             "--max-time", "5", f"http://{HOST}:{self.http}/api/v1/publish?topic={topic}"],
+             "--max-time", "5", f"http://{HOST}:{self.http_port}/api/v1/publish?topic={topic}"],
             capture_output=True, timeout=10)
         self.assertEqual(out.stdout.decode(), "200")
         self.assertEqual(sub.expect(PUBLISH).payload, b"raw!")
         metrics = subprocess.run([curl, "-s", "--max-time", "5",
-                                  f"http://{HOST}:{self.http}/metrics"],
+                                  f"http://{HOST}:{self.http_port}/metrics"],
                                  capture_output=True, timeout=10)
         self.assertIn("starling_http_publishes_total", metrics.stdout.decode())
         metric_families(metrics.stdout.decode())  # parses
 
 
 @starling_only
-class HttpTokenTest(unittest.TestCase):
+class HttpTokenTest(BrokerTestCase):
     """Bearer tokens with scopes."""
 
-    @classmethod
-    def setUpClass(cls):
-        config = f"""
+    broker_args = {"http": True}
+    broker_config = f"""
 [http.tokens.admin]
 token = "{ADMIN_TOKEN}"
 scopes = ["admin"]
@@ -653,17 +639,10 @@ scopes = ["read"]
 token = "{PUBLISH_TOKEN}"
 scopes = ["publish"]
 """
-        cls.broker = Broker(config_text=config, http=True).start()
-        cls.port = cls.broker.port
-        cls.http = cls.broker.http_port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
 
     def call(self, method, path, body=None, token=None):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return request(self.http, method, path, body, headers)
+        return request(self.http_port, method, path, body, headers)
 
     def test_missing_token_is_401(self):
         for method, path in [("GET", "/api/v1/clients"), ("GET", "/metrics"),
@@ -678,7 +657,7 @@ scopes = ["publish"]
         r = self.call("GET", "/api/v1/stats", token="wrong-token-0123456789abcdef")
         self.assertEqual(r.status, 401)
         self.assertEqual(r.json()["error"], "invalid_token")
-        r = request(self.http, "GET", "/api/v1/stats", headers={"Authorization": "Basic abc"})
+        r = request(self.http_port, "GET", "/api/v1/stats", headers={"Authorization": "Basic abc"})
         self.assertEqual(r.status, 401)
 
     def test_wrong_scope_is_403(self):
@@ -704,9 +683,7 @@ scopes = ["publish"]
 
     def test_admin_kicks(self):
         cid = unique("kick")
-        c = RawClient(self.port, 5)
-        self.addCleanup(c.close)
-        self.assertEqual(c.connect(cid).reason_code, 0)
+        c = self.raw_client(client_id=cid)
         self.assertEqual(self.call("DELETE", f"/api/v1/clients/{cid}", token=PUBLISH_TOKEN)
                          .status, 403)
         r = self.call("DELETE", f"/api/v1/clients/{cid}", token=ADMIN_TOKEN)
@@ -722,7 +699,7 @@ scopes = ["publish"]
         if not curl:
             self.skipTest("curl is not installed")
         base = [curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"]
-        url = f"http://{HOST}:{self.http}/api/v1/stats"
+        url = f"http://{HOST}:{self.http_port}/api/v1/stats"
         out = subprocess.run(base + [url], capture_output=True, timeout=10)
         self.assertEqual(out.stdout.decode(), "401")
         out = subprocess.run(base + ["-H", f"Authorization: Bearer {READ_TOKEN}", url],
@@ -731,15 +708,16 @@ scopes = ["publish"]
 
 
 @starling_only
-class HttpReloadTest(unittest.TestCase):
+class HttpReloadTest(BrokerTestCase):
     """Tokens and limits are reloaded on SIGHUP."""
+
+    broker_scope = None  # the test starts its own, with the file it then changes
 
     def test_new_token_applies_after_sighup(self):
         import os
         import signal
         first = f'[http.tokens.a]\ntoken = "{READ_TOKEN}"\nscopes = ["read"]\n'
-        b = Broker(config_text=first, http=True).start()
-        self.addCleanup(b.cleanup)
+        b = self.new_broker(config_text=first, http=True)
         self.assertEqual(request(b.http_port, "GET", "/api/v1/stats",
                                  headers={"Authorization": f"Bearer {READ_TOKEN}"}).status, 200)
         with open(os.path.join(b.tmp, "starling.toml"), "w") as f:
@@ -759,12 +737,11 @@ class HttpReloadTest(unittest.TestCase):
 
 
 @starling_only
-class HttpLimitsTest(unittest.TestCase):
+class HttpLimitsTest(BrokerTestCase):
     """Small limits: idle and request timeouts, connection cap, body size, durability none."""
 
-    @classmethod
-    def setUpClass(cls):
-        config = """
+    broker_args = {"http": True}
+    broker_config = """
 [storage]
 durability = "none"
 
@@ -774,15 +751,9 @@ idle_timeout_ms = 300
 request_timeout_ms = 300
 max_connections = 3
 """
-        cls.broker = Broker(config_text=config, http=True).start()
-        cls.http = cls.broker.http_port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
 
     def test_idle_connection_is_closed(self):
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertEqual(c.read_response().status, 200)
@@ -791,7 +762,7 @@ max_connections = 3
         self.assertLess(time.monotonic() - start, 2.5)
 
     def test_slow_request_gets_408(self):
-        c = RawHttp(self.http)
+        c = RawHttp(self.http_port)
         self.addCleanup(c.close)
         c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # headers never finish
         r = c.read_response()
@@ -800,14 +771,15 @@ max_connections = 3
         self.assertTrue(c.closed_by_server())
 
     def test_body_limit_from_config(self):
-        r = request(self.http, "POST", "/api/v1/publish", {"topic": "a", "payload": "x" * 2000})
+        r = request(self.http_port, "POST", "/api/v1/publish",
+                    {"topic": "a", "payload": "x" * 2000})
         self.assertEqual(r.status, 413)
         self.assertEqual(r.json()["error"], "payload_too_large")
-        r = request(self.http, "POST", "/api/v1/publish", {"topic": "a", "payload": "x" * 500})
+        r = request(self.http_port, "POST", "/api/v1/publish", {"topic": "a", "payload": "x" * 500})
         self.assertEqual(r.status, 202)
 
     def test_readyz_without_store(self):
-        body = request(self.http, "GET", "/readyz").json()
+        body = request(self.http_port, "GET", "/readyz").json()
         self.assertEqual(body["checks"]["store"], "not configured")
 
     def test_connection_limit(self):
@@ -815,11 +787,11 @@ max_connections = 3
         held = []
         try:
             for _ in range(3):
-                c = RawHttp(self.http)
+                c = RawHttp(self.http_port)
                 held.append(c)
                 c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 self.assertEqual(c.read_response().status, 200)
-            extra = RawHttp(self.http)
+            extra = RawHttp(self.http_port)
             held.append(extra)
             r = extra.read_response()
             self.assertEqual(r.status, 503)

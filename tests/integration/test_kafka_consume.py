@@ -8,17 +8,12 @@ import json
 import time
 import unittest
 
-from harness import Broker, MqttClient, unique, user_properties
-from kafka_harness import (MockKafka, SchemaRegistryStub, avro_confluent_encode, broker_metrics,
-                           kcat_produce, wait_metric)
+from harness import MqttClient, unique, user_properties
+from kafka_harness import (KafkaTestCase, SchemaRegistryStub, avro_confluent_encode,
+                           broker_metrics, kcat_produce, wait_metric)
 
-# Quick reconnects; and a short group session, because the group hands a restarted broker's
-# partitions over only once the old member's session timed out (45 s by default).
-FAST_KAFKA = """
-[kafka.properties]
-"reconnect.backoff.ms" = 100
-"reconnect.backoff.max.ms" = 500
-"""
+# A short group session, because the group hands a restarted broker's partitions over only
+# once the old member's session timed out (45 s by default).
 FAST_GROUP = '"session.timeout.ms" = 6000\n'
 
 
@@ -26,21 +21,15 @@ FAST_GROUP = '"session.timeout.ms" = 6000\n'
 metrics = broker_metrics
 
 
-class KafkaConsumeTest(unittest.TestCase):
-    def setUp(self):
-        self.kafka = MockKafka(brokers=1).start()
-        self.addCleanup(self.kafka.stop)
+class KafkaConsumeTest(KafkaTestCase):
+    kafka_brokers = 1
 
-    def broker(self, rules, extra="", data_dir=None):
+    def kafka_broker(self, rules, extra="", data_dir=None):
         if "[kafka.consumer_properties]" in extra:
             extra += FAST_GROUP
         else:
             extra += "\n[kafka.consumer_properties]\n" + FAST_GROUP
-        b = Broker(f'[kafka]\nbootstrap = "{self.kafka.bootstrap}"\n{extra}\n{FAST_KAFKA}\n{rules}',
-                   http=True, data_dir=data_dir)
-        self.addCleanup(b.cleanup)
-        b.start()
-        return b
+        return super().kafka_broker(rules, extra, data_dir=data_dir)
 
     def wait_assigned(self, broker, rule=0, group="starling"):
         wait_metric(broker, f"starling_kafka_assigned_partitions,group={group},rule={rule}",
@@ -48,9 +37,9 @@ class KafkaConsumeTest(unittest.TestCase):
 
     def test_templates_headers_qos_and_retain(self):
         self.kafka.create_topic("commands", 3)
-        b = self.broker('[[kafka.consume]]\ntopics = ["commands"]\n'
-                        'mqtt_topic = "devices/{key}/{header.kind}"\nqos = 1\nretain = true\n'
-                        'offset_reset = "earliest"\n')
+        b = self.kafka_broker('[[kafka.consume]]\ntopics = ["commands"]\n'
+                              'mqtt_topic = "devices/{key}/{header.kind}"\nqos = 1\nretain = true\n'
+                              'offset_reset = "earliest"\n')
         with MqttClient(b.port, client_id=unique("sub")) as sub:
             sub.connect()
             sub.subscribe("devices/#", qos=1)
@@ -74,9 +63,9 @@ class KafkaConsumeTest(unittest.TestCase):
     def test_regex_topics_and_partition_template(self):
         self.kafka.create_topic("metrics.a", 2)
         self.kafka.create_topic("metrics.b", 2)
-        b = self.broker('[[kafka.consume]]\ntopics = ["^metrics\\\\..*"]\ngroup = "rx"\n'
-                        'mqtt_topic = "k/{kafka_topic}/{partition}"\nqos = 0\n'
-                        'offset_reset = "earliest"\n')
+        b = self.kafka_broker('[[kafka.consume]]\ntopics = ["^metrics\\\\..*"]\ngroup = "rx"\n'
+                              'mqtt_topic = "k/{kafka_topic}/{partition}"\nqos = 0\n'
+                              'offset_reset = "earliest"\n')
         with MqttClient(b.port, client_id=unique("sub")) as sub:
             sub.connect()
             sub.subscribe("k/#", qos=0)
@@ -90,8 +79,8 @@ class KafkaConsumeTest(unittest.TestCase):
         """A key that would make a wildcard topic: skipped, counted, and the next record still
         flows (its offset is committed past the bad one)."""
         self.kafka.create_topic("bad", 1)
-        b = self.broker('[[kafka.consume]]\ntopics = ["bad"]\nmqtt_topic = "d/{key}"\n'
-                        'offset_reset = "earliest"\n')
+        b = self.kafka_broker('[[kafka.consume]]\ntopics = ["bad"]\nmqtt_topic = "d/{key}"\n'
+                              'offset_reset = "earliest"\n')
         with MqttClient(b.port, client_id=unique("sub")) as sub:
             sub.connect()
             sub.subscribe("d/#", qos=1)
@@ -134,7 +123,7 @@ class KafkaConsumeTest(unittest.TestCase):
                  'qos = 1\noffset_reset = "earliest"\n')
         # No commit happens in the test's lifetime unless the broker stops cleanly.
         extra = '[kafka.consumer_properties]\n"auto.commit.interval.ms" = 600000\n'
-        b = self.broker(rules, extra)
+        b = self.kafka_broker(rules, extra)
         client_id = unique("persistent")
         with MqttClient(b.port, client_id=client_id, clean=False, session_expiry=3600) as sub:
             sub.connect()
@@ -164,7 +153,7 @@ class KafkaConsumeTest(unittest.TestCase):
         rules = ('[[kafka.consume]]\ntopics = ["once"]\nmqtt_topic = "once"\n'
                  'offset_reset = "earliest"\n')
         extra = '[kafka.consumer_properties]\n"auto.commit.interval.ms" = 600000\n'
-        b = self.broker(rules, extra)
+        b = self.kafka_broker(rules, extra)
         self.wait_assigned(b)
         kcat_produce(self.kafka.bootstrap, "once", [{"value": f"v{i}"} for i in range(10)])
         wait_metric(b, "starling_kafka_consumed_total", lambda v: v == 10)
@@ -190,9 +179,10 @@ class KafkaConsumeTest(unittest.TestCase):
         with SchemaRegistryStub() as registry:
             registry.register(7, schema)
             self.kafka.create_topic("readings", 1)
-            b = self.broker('[[kafka.consume]]\ntopics = ["readings"]\nmqtt_topic = "r/{key}"\n'
-                            'codec = "avro-confluent"\noffset_reset = "earliest"\n',
-                            extra=f'schema_registry = "{registry.url}"\n')
+            b = self.kafka_broker('[[kafka.consume]]\ntopics = ["readings"]\n'
+                                  'mqtt_topic = "r/{key}"\ncodec = "avro-confluent"\n'
+                                  'offset_reset = "earliest"\n',
+                                  extra=f'schema_registry = "{registry.url}"\n')
             with MqttClient(b.port, client_id=unique("sub")) as sub:
                 sub.connect()
                 sub.subscribe("r/#", qos=1)

@@ -11,23 +11,10 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import HOST, Broker, MqttClient, unique
+from harness import HOST, BrokerTestCase, MqttClient, unique
 from kafka_harness import (API_PRODUCE, ERR_NOT_LEADER_FOR_PARTITION, ERR_REQUEST_TIMED_OUT,
-                           MockKafka, broker_metrics, kcat_consume, wait_metric)
+                           KafkaTestCase, broker_metrics, kcat_consume, wait_metric)
 from mqtt_raw import PUBACK, RawClient
-
-# Quick reconnects after a broker comes back, and short delivery timeouts so that the
-# bridge's own retries (not only librdkafka's) are exercised.
-FAST_KAFKA = """
-[kafka.properties]
-"reconnect.backoff.ms" = 100
-"reconnect.backoff.max.ms" = 500
-"""
-
-
-def kafka_config(bootstrap, rules, extra=""):
-    return f'[kafka]\nbootstrap = "{bootstrap}"\n{extra}\n{FAST_KAFKA}\n{rules}'
-
 
 metrics = broker_metrics
 
@@ -47,23 +34,15 @@ def http_post(broker, path, body):
         conn.close()
 
 
-class KafkaProduceTest(unittest.TestCase):
-    def setUp(self):
-        self.kafka = MockKafka(brokers=3).start()
-        self.addCleanup(self.kafka.stop)
-
-    def broker(self, rules, extra="", **kw):
-        b = Broker(kafka_config(self.kafka.bootstrap, rules, extra), http=True, **kw)
-        self.addCleanup(b.cleanup)
-        b.start()
-        return b
+class KafkaProduceTest(KafkaTestCase):
+    kafka_brokers = 3
 
     def test_templates_key_and_headers(self):
         """Topic from a topic level, key from the client id, and the MQTT attributes and user
         properties as Kafka headers."""
         self.kafka.create_topic("iot.site1", 2)
-        b = self.broker('[[kafka.produce]]\nfilter = "sites/+/temp"\n'
-                        'topic = "iot.{topic[1]}"\nkey = "{clientid}-k"\n')
+        b = self.kafka_broker('[[kafka.produce]]\nfilter = "sites/+/temp"\n'
+                              'topic = "iot.{topic[1]}"\nkey = "{clientid}-k"\n')
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
         props = Properties(PacketTypes.PUBLISH)
@@ -91,7 +70,8 @@ class KafkaProduceTest(unittest.TestCase):
     def test_http_publish_follows_the_rules(self):
         """POST /api/v1/publish and /bulk reach Kafka like MQTT publishes."""
         self.kafka.create_topic("events", 1)
-        b = self.broker('[[kafka.produce]]\nfilter = "events/#"\ntopic = "events"\nkey = ""\n')
+        b = self.kafka_broker('[[kafka.produce]]\nfilter = "events/#"\ntopic = "events"\n'
+                              'key = ""\n')
         status, body = http_post(b, "/api/v1/publish",
                                  {"topic": "events/a", "payload": "one", "qos": 1})
         self.assertEqual(status, 202, body)  # no MQTT subscriber; Kafka has it
@@ -107,8 +87,8 @@ class KafkaProduceTest(unittest.TestCase):
         """Every broker down: publishes are acknowledged (the bridge buffers them), failed
         deliveries are retried by the bridge, and all arrive once Kafka is back."""
         self.kafka.create_topic("outage", 3)
-        b = self.broker('[[kafka.produce]]\nfilter = "o/#"\ntopic = "outage"\n',
-                        extra='[kafka.producer_properties]\n"message.timeout.ms" = 1000\n')
+        b = self.kafka_broker('[[kafka.produce]]\nfilter = "o/#"\ntopic = "outage"\n',
+                              extra='[kafka.producer_properties]\n"message.timeout.ms" = 1000\n')
         self.kafka.broker_down(-1)
         sent = [f"m{i}" for i in range(30)]
         with MqttClient(b.port, client_id=unique("pub")) as c:
@@ -127,9 +107,9 @@ class KafkaProduceTest(unittest.TestCase):
         """Produce requests failing (timeouts, not leader) and brokers answering slower than
         the delivery timeout: everything still arrives (duplicates allowed, no loss)."""
         self.kafka.create_topic("flaky", 2)
-        b = self.broker('[[kafka.produce]]\nfilter = "f/#"\ntopic = "flaky"\n',
-                        extra='[kafka.producer_properties]\n"message.timeout.ms" = 1500\n'
-                              '"request.timeout.ms" = 1000\n')
+        b = self.kafka_broker('[[kafka.produce]]\nfilter = "f/#"\ntopic = "flaky"\n',
+                              extra='[kafka.producer_properties]\n"message.timeout.ms" = 1500\n'
+                                    '"request.timeout.ms" = 1000\n')
         self.kafka.push_errors(API_PRODUCE, 5, ERR_REQUEST_TIMED_OUT)
         self.kafka.push_errors(API_PRODUCE, 5, ERR_NOT_LEADER_FOR_PARTITION)
         with MqttClient(b.port, client_id=unique("pub")) as c:
@@ -150,7 +130,7 @@ class KafkaProduceTest(unittest.TestCase):
         its store buffered."""
         self.kafka.create_topic("crash", 2)
         rules = '[[kafka.produce]]\nfilter = "c/#"\ntopic = "crash"\n'
-        b = self.broker(rules)
+        b = self.kafka_broker(rules)
         self.kafka.broker_down(-1)
         sent = [f"k{i}" for i in range(25)]
         with MqttClient(b.port, client_id=unique("pub")) as c:
@@ -169,7 +149,7 @@ class KafkaProduceTest(unittest.TestCase):
         """mode = "sync": no PUBACK while Kafka cannot take the record; it comes once Kafka
         acknowledged it, and the record is there."""
         self.kafka.create_topic("sync", 1)
-        b = self.broker('[[kafka.produce]]\nfilter = "s/#"\ntopic = "sync"\nmode = "sync"\n')
+        b = self.kafka_broker('[[kafka.produce]]\nfilter = "s/#"\ntopic = "sync"\nmode = "sync"\n')
         self.kafka.broker_down(-1)
         with RawClient(b.port) as c:
             c.connect(unique("sync"))
@@ -187,8 +167,8 @@ class KafkaProduceTest(unittest.TestCase):
         Maximum (5) like unreleased QoS 2 ids: 5 QoS 1 PUBLISHes wait, the 6th gets DISCONNECT
         0x93 ([MQTT-3.3.4-9])."""
         self.kafka.create_topic("rm", 1)
-        b = self.broker('[[kafka.produce]]\nfilter = "rm/#"\ntopic = "rm"\nmode = "sync"\n',
-                        extra="[mqtt]\nreceive_maximum = 5\n")
+        b = self.kafka_broker('[[kafka.produce]]\nfilter = "rm/#"\ntopic = "rm"\nmode = "sync"\n',
+                              extra="[mqtt]\nreceive_maximum = 5\n")
         self.kafka.broker_down(-1)
         with RawClient(b.port) as c:
             self.assertEqual(c.connect(unique("rm")).properties.get("receive_maximum"), 5)
@@ -205,8 +185,8 @@ class KafkaProduceTest(unittest.TestCase):
         none is stuck."""
         import subprocess
         self.kafka.create_topic("load", 4)
-        b = self.broker('[[kafka.produce]]\nfilter = "bench/#"\ntopic = "load"\nkey = ""\n'
-                        'mode = "sync"\n')
+        b = self.kafka_broker('[[kafka.produce]]\nfilter = "bench/#"\ntopic = "load"\nkey = ""\n'
+                              'mode = "sync"\n')
         bench = os.path.join(os.path.dirname(os.environ["STARLING_BIN"]), "starling-bench")
         proc = subprocess.run(
             [bench, "--port", str(b.port), "--qos", "1", "--count", "20000", "--warmup", "0",
@@ -223,8 +203,9 @@ class KafkaProduceTest(unittest.TestCase):
         """sync, Kafka never answers within message.timeout.ms: 5.0 gets PUBACK 0x80 and the
         HTTP publish 503; a 3.1.1 publisher is disconnected without a PUBACK."""
         self.kafka.create_topic("syncfail", 1)
-        b = self.broker('[[kafka.produce]]\nfilter = "sf/#"\ntopic = "syncfail"\nmode = "sync"\n',
-                        extra='[kafka.producer_properties]\n"message.timeout.ms" = 1000\n')
+        b = self.kafka_broker('[[kafka.produce]]\nfilter = "sf/#"\ntopic = "syncfail"\n'
+                              'mode = "sync"\n',
+                              extra='[kafka.producer_properties]\n"message.timeout.ms" = 1000\n')
         self.kafka.broker_down(-1)
         with RawClient(b.port) as c:
             c.connect(unique("v5"))
@@ -245,8 +226,8 @@ class KafkaProduceTest(unittest.TestCase):
         PUBLISH is not read) instead of dropped; an HTTP publish gets 503. Once Kafka is back
         the publisher goes on and every acknowledged message arrives."""
         self.kafka.create_topic("bounded", 1)
-        b = self.broker('[[kafka.produce]]\nfilter = "b/#"\ntopic = "bounded"\n',
-                        extra="buffer_max_messages = 4\n")
+        b = self.kafka_broker('[[kafka.produce]]\nfilter = "b/#"\ntopic = "bounded"\n',
+                              extra="buffer_max_messages = 4\n")
         self.kafka.broker_down(-1)
         with RawClient(b.port) as c:
             c.connect(unique("pub"))
@@ -268,7 +249,7 @@ class KafkaProduceTest(unittest.TestCase):
 
     def test_readyz_follows_kafka_reachability(self):
         self.kafka.create_topic("ready", 1)
-        b = self.broker('[[kafka.produce]]\nfilter = "r/#"\ntopic = "ready"\n')
+        b = self.kafka_broker('[[kafka.produce]]\nfilter = "r/#"\ntopic = "ready"\n')
         wait_metric(b, "starling_kafka_reachable", lambda v: v == 1)
 
         def readyz():
@@ -289,7 +270,9 @@ class KafkaProduceTest(unittest.TestCase):
         self.assertTrue(body["checks"]["kafka"].startswith("unreachable"), body)
 
 
-class KafkaMetricsTest(unittest.TestCase):
+class KafkaMetricsTest(BrokerTestCase):
+    broker_scope = None
+
     def test_grafana_dashboard_kafka_metrics_are_exported(self):
         """Every starling_kafka_* series the dashboard queries exists on a broker running the
         bridge in both directions (parsed with prometheus_client's parser)."""
@@ -301,25 +284,24 @@ class KafkaMetricsTest(unittest.TestCase):
         exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
         used = {m for e in exprs for m in re.findall(r"starling_kafka_[a-z0-9_]+", e)}
         self.assertGreater(len(used), 5)
-        b = Broker('[kafka]\nmock = true\n[[kafka.produce]]\nfilter = "m/#"\ntopic = "m"\n'
-                   '[[kafka.consume]]\ntopics = ["c"]\n', http=True)
-        self.addCleanup(b.cleanup)
-        b.start()
+        b = self.new_broker(config_text='[kafka]\nmock = true\n[[kafka.produce]]\n'
+                            'filter = "m/#"\ntopic = "m"\n[[kafka.consume]]\ntopics = ["c"]\n',
+                            http=True)
         with urllib.request.urlopen(f"http://{HOST}:{b.http_port}/metrics", timeout=5) as r:
             text = r.read().decode()
         exported = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
         self.assertEqual(used - exported, set())
 
 
-class KafkaMockModeTest(unittest.TestCase):
+class KafkaMockModeTest(BrokerTestCase):
+    broker_scope = None
+
     def test_built_in_mock_cluster(self):
         """kafka.mock = true: the broker runs a mock cluster, logs its address, and the bridge
         works against it (the README's try-it-out path)."""
         topic = unique("try").replace("-", "_")
-        b = Broker(f'[kafka]\nmock = true\n[[kafka.produce]]\nfilter = "try/#"\n'
-                   f'topic = "{topic}"\n', http=True)
-        self.addCleanup(b.cleanup)
-        b.start()
+        b = self.new_broker(config_text=f'[kafka]\nmock = true\n[[kafka.produce]]\n'
+                            f'filter = "try/#"\ntopic = "{topic}"\n', http=True)
         with MqttClient(b.port, client_id="tryer") as c:
             c.connect()
             c.publish("try/it", b"hello", qos=1)

@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from harness import (HOST, Broker, against_mosquitto, free_port, http_get, metric, unique,
+from harness import (HOST, BrokerTestCase, against_mosquitto, free_port, http_get, metric, unique,
                      wait_until)
 from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, ConnectionClosed,
                      PINGREQ_BYTES, RawClient, encode_connect, encode_publish)
@@ -89,17 +89,18 @@ def read_until_closed(sock, timeout):
 
 
 @unittest.skipIf(against_mosquitto(), "Starling's limits and metrics")
-class LimitTest(unittest.TestCase):
-    """One broker per test (with HTTP, for /metrics); at the end of each test the broker
-    process must still be alive and serving."""
+class LimitTest(BrokerTestCase):
+    """One broker per test (with HTTP, for /metrics), started by the test with its limits; at
+    the end of each test the broker process must still be alive and serving."""
+
+    broker_scope = None
 
     def setUp(self):
-        self.clients = []
+        super().setUp()
+        self.clients = []  # closed before the check that the broker still serves
 
     def start(self, config, **kw):
-        self.broker = Broker(config_text=config, http=True, **kw)
-        self.addCleanup(self.broker.cleanup)
-        self.broker.start()
+        self.broker = self.new_broker(config_text=config, http=True, **kw)
         self.addCleanup(self.assert_alive)
         self.port = self.broker.port
         return self.broker

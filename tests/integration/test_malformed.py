@@ -5,7 +5,7 @@ client may first get a DISCONNECT with the reason), nothing from the bad packet 
 import struct
 import unittest
 
-from harness import Broker, unique
+from harness import BrokerTestCase, unique
 from mqtt_raw import (CONNACK, PUBACK, PUBLISH, RawClient, check_broker_serves, encode_connect,
                       encode_publish, encode_string, encode_varint, fixed_header)
 
@@ -16,18 +16,10 @@ MALFORMED_OR_CLOSE = (None, RC_MALFORMED)
 ANY_ERROR_OR_CLOSE = (None, RC_MALFORMED, RC_PROTOCOL_ERROR)
 
 
-class MalformedTest(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker().start()
-        cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
+class MalformedTest(BrokerTestCase):
 
     def setUp(self):
+        super().setUp()
         self.base = unique("bad")
         # Watches everything under this test's topics, to prove nothing bad was delivered.
         self.watcher = RawClient(self.port)
@@ -35,20 +27,13 @@ class MalformedTest(unittest.TestCase):
         self.watcher.connect(unique("watch"))
         self.watcher.subscribe([(f"{self.base}/#", 1)])
 
-    def open(self, version=5, connect=True):
-        c = RawClient(self.port, version)
-        self.addCleanup(c.close)
-        if connect:
-            self.assertEqual(c.connect(unique("bad")).reason_code, 0)
-        return c
-
     def assert_rejected(self, data, versions=(4, 5), allowed=MALFORMED_OR_CLOSE, connect=True):
         """Sends data on a fresh connection per version; asserts the broker closes it (5.0: a
         DISCONNECT, if any, carries one of `allowed`), sends nothing else, delivers nothing,
         and still serves new clients."""
         for version in versions:
             with self.subTest(version=version):
-                c = self.open(version, connect)
+                c = self.raw_client(version, connect=connect)
                 c.send_bytes(data(version) if callable(data) else data)
                 reason = c.wait_closed(5)
                 self.assertIn(reason, allowed if version == 5 else (None,))
@@ -159,7 +144,7 @@ class ControlPacketErrors(MalformedTest):
                 again = RawClient(self.port, version)
                 self.addCleanup(again.close)
                 self.assertTrue(again.connect(cid, clean_start=False, **session).session_present)
-                pub = self.open(5)
+                pub = self.raw_client(5)
                 pub.publish(bad, b"must-not-arrive", qos=1)
                 pub.expect(PUBACK)
                 pub.publish(good, b"control", qos=1)
@@ -182,7 +167,7 @@ class ControlPacketErrors(MalformedTest):
             with self.subTest(version=version):
                 data = bytearray(encode_connect(unique("rsv"), version=version))
                 data[9] |= 0x01  # connect flags: after header(2) + "MQTT"(6) + level(1)
-                c = self.open(version, connect=False)
+                c = self.raw_client(version, connect=False)
                 c.send_bytes(data)
                 self.assertIsNone(c.wait_closed(5))
                 for p in c.skipped:

@@ -7,7 +7,7 @@ import itertools
 import time
 import unittest
 
-from harness import Broker, MqttClient, against_mosquitto, unique
+from harness import BrokerTestCase, against_mosquitto, unique
 from mqtt_raw import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, check_broker_serves,
                       encode_ack, encode_string, fixed_header)
 
@@ -19,33 +19,11 @@ RC_TOPIC_NAME_INVALID = 0x90
 RC_PACKET_ID_NOT_FOUND = 0x92
 
 
-class PublishTest(unittest.TestCase):
-    """One broker for the class; helpers for raw clients that are closed after each test."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker().start()
-        cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-
-    def raw(self, version=5, client_id=None, **connect_args):
-        c = RawClient(self.port, version)
-        self.addCleanup(c.close)
-        self.connack = c.connect(client_id or unique("raw"), **connect_args)
-        self.assertEqual(self.connack.reason_code, 0)
-        return c
-
-    def paho(self, version=5, **kw):
-        c = MqttClient(self.port, version=version, **kw)
-        self.addCleanup(c.close)
-        c.connect()
-        return c
+class PublishTest(BrokerTestCase):
+    """One broker for the class; clients are closed after each test."""
 
     def subscriber(self, topic, qos, version=5):
-        c = self.raw(version)
+        c = self.raw_client(version)
         self.assertEqual(c.subscribe([(topic, qos)]).reason_codes, [qos])
         return c
 
@@ -59,7 +37,7 @@ class ReservedTopics(PublishTest):
 
     def test_sys_and_share_publishes_are_refused_and_not_delivered(self):
         watcher = self.subscriber("$SYS/spoof/#", 0)
-        pub5, pub311 = self.raw(5), self.raw(4)
+        pub5, pub311 = self.raw_client(5), self.raw_client(4)
         for topic in ("$SYS/spoof/clients", "$share/g/t"):
             with self.subTest(topic=topic):
                 pub5.publish(topic, b"fake", qos=0, retain=True)
@@ -72,7 +50,7 @@ class ReservedTopics(PublishTest):
                 pid = pub311.publish(topic, b"fake", qos=1, retain=True)
                 self.assertEqual(pub311.expect(PUBACK).packet_id, pid)
         self.assertEqual(watcher.collect(1.0), [])
-        late = self.raw(5)  # a retained copy would arrive on SUBSCRIBE
+        late = self.raw_client(5)  # a retained copy would arrive on SUBSCRIBE
         late.subscribe([("$SYS/spoof/#", 0)])
         self.assertEqual(late.collect(1.0), [])
 
@@ -86,7 +64,7 @@ class InboundAcks(PublishTest):
             with self.subTest(version=version):
                 topic = unique("q0")
                 sub = self.subscriber(topic, 2, version)
-                pub = self.raw(version)
+                pub = self.raw_client(version)
                 pub.publish(topic, b"zero", qos=0)
                 msg = sub.expect(PUBLISH)
                 self.assertEqual((msg.payload, msg.qos, msg.packet_id), (b"zero", 0, None))
@@ -99,7 +77,7 @@ class InboundAcks(PublishTest):
             with self.subTest(version=version):
                 topic = unique("q1")
                 sub = self.subscriber(topic, 1, version)
-                pub = self.raw(version)
+                pub = self.raw_client(version)
                 pub.publish(topic, b"one", qos=1, packet_id=0x1234)
                 ack = pub.expect(PUBACK)
                 self.assertEqual((ack.packet_id, ack.reason_code), (0x1234, RC_SUCCESS))
@@ -108,7 +86,7 @@ class InboundAcks(PublishTest):
     def test_qos1_without_subscribers_is_acked(self):
         """QoS 1 to a topic nobody subscribes is still acknowledged; 5.0 may say 0x10
         (No matching subscribers) instead of 0."""
-        pub = self.raw(5)
+        pub = self.raw_client(5)
         pub.publish(unique("nobody"), b"x", qos=1, packet_id=9)
         ack = pub.expect(PUBACK)
         self.assertEqual(ack.packet_id, 9)
@@ -121,7 +99,7 @@ class InboundAcks(PublishTest):
             with self.subTest(version=version):
                 topic = unique("q2")
                 sub = self.subscriber(topic, 2, version)
-                pub = self.raw(version)
+                pub = self.raw_client(version)
                 pub.publish(topic, b"two", qos=2, packet_id=77)
                 rec = pub.expect(PUBREC)
                 self.assertEqual((rec.packet_id, rec.reason_code), (77, RC_SUCCESS))
@@ -157,7 +135,7 @@ class InboundAcks(PublishTest):
             with self.subTest(version=version):
                 topic = unique("dup")
                 sub = self.subscriber(topic, 2, version)
-                pub = self.raw(version)
+                pub = self.raw_client(version)
                 pub.publish(topic, b"once", qos=2, packet_id=5)
                 self.assertEqual(pub.expect(PUBREC).packet_id, 5)
                 pub.publish(topic, b"once", qos=2, packet_id=5, dup=True)
@@ -174,7 +152,7 @@ class InboundAcks(PublishTest):
             with self.subTest(version=version):
                 topic = unique("reuse")
                 sub = self.subscriber(topic, 2, version)
-                pub = self.raw(version)
+                pub = self.raw_client(version)
                 for _ in range(2):
                     pub.publish(topic, b"same", qos=2, packet_id=42)
                     pub.expect(PUBREC)
@@ -187,14 +165,14 @@ class InboundAcks(PublishTest):
                      "packet id with PUBCOMP 0x00 instead of 0x92 (Packet Identifier not found)")
     def test_pubrel_unknown_id_gets_pubcomp_92(self):
         """5.0: PUBREL for a packet id with no QoS 2 flow gets PUBCOMP 0x92."""
-        pub = self.raw(5)
+        pub = self.raw_client(5)
         pub.pubrel(999)
         comp = pub.expect(PUBCOMP)
         self.assertEqual((comp.packet_id, comp.reason_code), (999, RC_PACKET_ID_NOT_FOUND))
 
     def test_pubrel_unknown_id_v311_gets_pubcomp(self):
         """3.1.1: PUBREL for an unknown id is still completed with PUBCOMP (same id)."""
-        pub = self.raw(4)
+        pub = self.raw_client(4)
         pub.pubrel(998)
         self.assertEqual(pub.expect(PUBCOMP).packet_id, 998)
 
@@ -209,7 +187,7 @@ class OutboundAcks(PublishTest):
             with self.subTest(version=version):
                 topic = unique("out1")
                 sub = self.subscriber(topic, 1, version)
-                self.raw(version).publish(topic, b"m", qos=1)
+                self.raw_client(version).publish(topic, b"m", qos=1)
                 msg = sub.expect(PUBLISH)
                 self.assertEqual((msg.qos, msg.dup, msg.payload), (1, False, b"m"))
                 self.assertNotEqual(msg.packet_id, 0)
@@ -223,7 +201,7 @@ class OutboundAcks(PublishTest):
             with self.subTest(version=version):
                 topic = unique("out2")
                 sub = self.subscriber(topic, 2, version)
-                pub = self.raw(version)
+                pub = self.raw_client(version)
                 pid = pub.publish(topic, b"m2", qos=2)
                 pub.expect(PUBREC)
                 pub.pubrel(pid)
@@ -249,7 +227,7 @@ class OutboundAcks(PublishTest):
                 with self.subTest(version=version, qos=qos, ack=wrong):
                     topic = unique("wrong-ack")
                     sub = self.subscriber(topic, qos, version)
-                    self.raw(version).publish(topic, b"m", qos=qos)
+                    self.raw_client(version).publish(topic, b"m", qos=qos)
                     msg = sub.expect(PUBLISH)
                     sub.send(encode_ack(wrong, msg.packet_id, 0, None, version))
                     self.assertEqual(sub.wait_closed(5),
@@ -269,7 +247,7 @@ class OutboundAcks(PublishTest):
         """Delivered QoS = min(published QoS, subscribed QoS), for every combination."""
         base = unique("down")
         subs = {q: self.subscriber(f"{base}/#", q) for q in (0, 1, 2)}
-        pub = self.raw()
+        pub = self.raw_client()
         for pq in (0, 1, 2):
             pid = pub.publish(f"{base}/p{pq}", f"p{pq}".encode(), qos=pq)
             if pq == 1:
@@ -301,9 +279,9 @@ class EndToEnd(PublishTest):
         paho subscriber (QoS 2 subscription) with the same topic, payload and QoS q."""
         for pv, sv in itertools.product((4, 5), (4, 5)):
             topic = unique("e2e")
-            sub = self.paho(sv)
+            sub = self.paho_client(sv)
             self.assertEqual(sub.subscribe(topic, 2), [2])
-            pub = self.paho(pv)
+            pub = self.paho_client(pv)
             for q in (0, 1, 2):
                 pub.publish(topic, f"{pv}->{sv} q{q}".encode(), qos=q)
             got = [(m.topic, m.payload, m.qos) for m in sub.collect(3)]
@@ -330,7 +308,7 @@ class MixedVersionsAndProperties(PublishTest):
         arrives at the QoS it was published with)."""
         topic = unique("props")
         sub = self.subscriber(topic, 2)
-        pub = self.raw()
+        pub = self.raw_client()
         for q in (0, 1, 2):
             payload = f'{{"qos":{q}}}'.encode()
             pid = pub.publish(topic, payload, qos=q, properties=self.FULL_PROPERTIES)
@@ -355,7 +333,7 @@ class MixedVersionsAndProperties(PublishTest):
         """3.1.1 -> 5.0: topic, payload and QoS arrive; the 5.0 PUBLISH carries no properties."""
         topic = unique("4to5")
         sub = self.subscriber(topic, 1, version=5)
-        pub = self.raw(4)
+        pub = self.raw_client(4)
         pub.publish(topic, b"from 3.1.1", qos=1)
         pub.expect(PUBACK)
         msg = sub.expect(PUBLISH)
@@ -367,7 +345,7 @@ class MixedVersionsAndProperties(PublishTest):
         exact payload (no property bytes leak into it)."""
         topic = unique("5to4")
         sub = self.subscriber(topic, 1, version=4)
-        pub = self.raw(5)
+        pub = self.raw_client(5)
         pub.publish(topic, b"from 5.0", qos=1,
                     properties=dict(self.FULL_PROPERTIES, message_expiry_interval=100))
         pub.expect(PUBACK)
@@ -382,7 +360,7 @@ class MessageExpiry(PublishTest):
         """A message delivered at once carries a Message Expiry Interval in 1..original."""
         topic = unique("exp-now")
         sub = self.subscriber(topic, 1)
-        self.raw().publish(topic, b"e", qos=0, properties={"message_expiry_interval": 60})
+        self.raw_client().publish(topic, b"e", qos=0, properties={"message_expiry_interval": 60})
         msg = sub.expect(PUBLISH)
         self.assertIn("message_expiry_interval", msg.properties)
         self.assertGreater(msg.properties["message_expiry_interval"], 0)
@@ -392,7 +370,7 @@ class MessageExpiry(PublishTest):
         """A retained message with expiry 1 s is gone after 2 s, while one with expiry 10 s is
         still delivered with its remaining lifetime (at most 9 s, [MQTT-3.3.2-6])."""
         base = unique("exp-ret")
-        pub = self.raw()
+        pub = self.raw_client()
         pub.publish(f"{base}/short", b"short", qos=1, retain=True,
                     properties={"message_expiry_interval": 1})
         pub.expect(PUBACK)
@@ -400,7 +378,7 @@ class MessageExpiry(PublishTest):
                     properties={"message_expiry_interval": 10})
         pub.expect(PUBACK)
         time.sleep(2.2)
-        sub = self.raw()
+        sub = self.raw_client()
         sub.subscribe([(f"{base}/#", 1)])
         got = sub.collect(1.5, quiet=1.0)
         self.assertEqual([(m.topic, m.payload) for m in got], [(f"{base}/long", b"long")])
@@ -423,13 +401,13 @@ class MessageExpiry(PublishTest):
         sub.subscribe([(f"{base}/#", 1)])
         sub.disconnect()
         sub.close()
-        pub = self.raw()
+        pub = self.raw_client()
         pub.publish(f"{base}/short", b"short", qos=1, properties={"message_expiry_interval": 1})
         pub.expect(PUBACK)
         pub.publish(f"{base}/long", b"long", qos=1, properties={"message_expiry_interval": 30})
         pub.expect(PUBACK)
         time.sleep(2.2)
-        sub = self.raw(client_id=cid, clean_start=False, properties=session)
+        sub = self.raw_client(client_id=cid, clean_start=False, properties=session)
         self.assertTrue(self.connack.session_present)
         got = sub.collect(1.5, quiet=1.0)
         self.assertEqual([(m.topic, m.payload) for m in got], [(f"{base}/long", b"long")])
@@ -437,7 +415,7 @@ class MessageExpiry(PublishTest):
         sub.puback(got[0].packet_id)
         # end the session
         sub.disconnect()
-        self.raw(client_id=cid, clean_start=True).disconnect()
+        self.raw_client(client_id=cid, clean_start=True).disconnect()
 
 
 class InvalidPublish(PublishTest):
@@ -451,7 +429,7 @@ class InvalidPublish(PublishTest):
         sub = self.subscriber(f"{base}/#", 1)
         for version, bad in itertools.product((4, 5), ("+", "#")):
             with self.subTest(version=version, topic=bad):
-                pub = self.raw(version)
+                pub = self.raw_client(version)
                 pub.publish(f"{base}/{bad}", b"wild", qos=0)
                 reason = pub.wait_closed(5)
                 allowed = (None, RC_MALFORMED, RC_PROTOCOL_ERROR, RC_TOPIC_NAME_INVALID)
@@ -466,7 +444,7 @@ class InvalidPublish(PublishTest):
         sub = self.subscriber(topic, 2)
         for version in (4, 5):
             with self.subTest(version=version):
-                pub = self.raw(version)
+                pub = self.raw_client(version)
                 props = b"\x00" if version == 5 else b""
                 pub.send(fixed_header(PUBLISH, 0x06, encode_string(topic) + b"\x00\x01"
                                       + props + b"qos3"))

@@ -6,7 +6,7 @@ QoS = min(message, subscription)), live delivery with retain 0, 5.0 message expi
 import time
 import unittest
 
-from harness import Broker, MqttClient, unique
+from harness import Broker, BrokerTestCase, MqttClient, unique
 
 
 class RetainedTests:
@@ -14,44 +14,26 @@ class RetainedTests:
 
     VERSION = None
 
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-
     def setUp(self):
-        self.clients = []
+        super().setUp()
         self.p = unique("ret")
-
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-
-    def client(self, **kw):
-        c = MqttClient(self.broker.port, version=self.VERSION, **kw)
-        c.connect()
-        self.clients.append(c)
-        return c
 
     def retained_on_subscribe(self, topic_filter, qos=1, wait=0.7):
         """(topic, payload, retain, qos) of what a fresh subscriber gets right after SUBSCRIBE."""
-        c = self.client()
+        c = self.paho_client()
         self.assertEqual(c.subscribe(topic_filter, qos), [qos])
         return [(m.topic, m.payload, m.retain, m.qos) for m in c.drain(wait)]
 
     def test_delivered_on_subscribe_with_retain_flag(self):
         """A retained message reaches a later subscriber, with retain=1 and the same payload."""
         t = f"{self.p}/a"
-        self.client().publish(t, b"hello", qos=1, retain=True)
+        self.paho_client().publish(t, b"hello", qos=1, retain=True)
         self.assertEqual(self.retained_on_subscribe(t), [(t, b"hello", 1, 1)])
 
     def test_replace(self):
         """A new retained message on a topic replaces the old one; only the newest is sent."""
         t = f"{self.p}/a"
-        pub = self.client()
+        pub = self.paho_client()
         pub.publish(t, b"one", qos=1, retain=True)
         pub.publish(t, b"two", qos=1, retain=True)
         self.assertEqual(self.retained_on_subscribe(t), [(t, b"two", 1, 1)])
@@ -59,7 +41,7 @@ class RetainedTests:
     def test_non_retained_publish_keeps_retained(self):
         """A normal (retain=0) publish does not replace or delete the retained message."""
         t = f"{self.p}/a"
-        pub = self.client()
+        pub = self.paho_client()
         pub.publish(t, b"kept", qos=1, retain=True)
         pub.publish(t, b"transient", qos=1)
         pub.publish(t, b"", qos=1)
@@ -69,7 +51,7 @@ class RetainedTests:
         """An empty retained publish deletes the retained message; it is still delivered live
         to existing subscribers (with an empty payload)."""
         t = f"{self.p}/a"
-        pub, live = self.client(), self.client()
+        pub, live = self.paho_client(), self.paho_client()
         pub.publish(t, b"soon gone", qos=1, retain=True)
         live.subscribe(t, 1)
         self.assertEqual(live.get().payload, b"soon gone")
@@ -81,7 +63,7 @@ class RetainedTests:
     def test_wildcard_subscription_gets_every_matching_retained(self):
         """'p/#' and 'p/+/x' subscribers get exactly the retained messages their filter matches."""
         p = self.p
-        pub = self.client()
+        pub = self.paho_client()
         for t in (f"{p}/a/x", f"{p}/b/x", f"{p}/b/y", f"{p}/c", p, f"{p}x/a/x"):
             pub.publish(t, t.encode(), qos=1, retain=True)
         got = self.retained_on_subscribe(f"{p}/#")
@@ -95,7 +77,7 @@ class RetainedTests:
         """An existing subscriber gets a retained publish once, with retain=0 (no Retain As
         Published); a new subscriber gets it with retain=1."""
         t = f"{self.p}/a"
-        pub, live = self.client(), self.client()
+        pub, live = self.paho_client(), self.paho_client()
         live.subscribe(t, 1)
         pub.publish(t, b"v", qos=1, retain=True)
         got = [live.get()] + live.drain(0.7)
@@ -106,7 +88,7 @@ class RetainedTests:
     def test_retained_qos_is_minimum_of_message_and_subscription(self):
         """QoS of a retained delivery = min(QoS of the retained message, granted QoS)."""
         p = self.p
-        pub = self.client()
+        pub = self.paho_client()
         pub.publish(f"{p}/two", b"2", qos=2, retain=True)
         pub.publish(f"{p}/one", b"1", qos=1, retain=True)
         pub.publish(f"{p}/zero", b"0", qos=0, retain=True)
@@ -118,18 +100,18 @@ class RetainedTests:
                                           ("zero", 0)]), f"subscription QoS {sub_qos}")
 
 
-class Retained311(RetainedTests, unittest.TestCase):
+class Retained311(RetainedTests, BrokerTestCase):
     VERSION = 4
 
 
-class Retained5(RetainedTests, unittest.TestCase):
+class Retained5(RetainedTests, BrokerTestCase):
     VERSION = 5
 
     def test_message_expiry_of_retained(self):
         """A retained message with Message Expiry Interval 1 s is gone 2 s later; one with 60 s
         is delivered with its remaining expiry lowered by the time it waited."""
         p = self.p
-        pub = self.client()
+        pub = self.paho_client()
         short = pub.properties("PUBLISH")
         short.MessageExpiryInterval = 1
         long = pub.properties("PUBLISH")
@@ -137,7 +119,7 @@ class Retained5(RetainedTests, unittest.TestCase):
         pub.publish(f"{p}/short", b"expires", qos=1, retain=True, properties=short)
         pub.publish(f"{p}/long", b"stays", qos=1, retain=True, properties=long)
         time.sleep(2.2)
-        c = self.client()
+        c = self.paho_client()
         c.subscribe(f"{p}/#", 1)
         got = c.drain(0.7)
         self.assertEqual([(m.topic, m.payload, m.retain) for m in got], [(f"{p}/long", b"stays", 1)])

@@ -9,16 +9,16 @@ clean start discards the session; the offline queue is bounded by max_queued_mes
 import time
 import unittest
 
-from harness import Broker, MqttClient, TunedBroker, against_mosquitto, unique
-from mqtt_raw import RawClient, PUBLISH, PUBREL
+from harness import Broker, BrokerTestCase, against_mosquitto, unique
+from mqtt_raw import PUBLISH, PUBREL
 
 SESSION_EXPIRY = 300  # 5.0 persistent sessions in these tests
 
 
 def queue_limit_broker():
     """A broker whose per-session queue holds 5 messages and which publishes $SYS every second."""
-    return TunedBroker("[limits]\nmax_queued_messages = 5\n\n[sys]\ninterval = 1\n",
-                       "max_queued_messages 5\nsys_interval 1\n")
+    return Broker(config_text="[limits]\nmax_queued_messages = 5\n\n[sys]\ninterval = 1\n",
+                  mosquitto_config="max_queued_messages 5\nsys_interval 1\n")
 
 
 def receive_and_ack(raw, n, timeout=5.0):
@@ -50,39 +50,20 @@ class SessionTests:
 
     VERSION = None
 
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-
     def setUp(self):
-        self.clients = []
+        super().setUp()
         self.p = unique("sess")
-
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
 
     def persistent(self, client_id, clean=False, port=None):
         """A connected client on a persistent session (5.0: session expiry 300 s)."""
-        c = MqttClient(port or self.broker.port, version=self.VERSION, client_id=client_id,
-                       clean=clean, session_expiry=SESSION_EXPIRY if self.VERSION == 5 else None)
-        self.clients.append(c)
-        c.connect()
-        return c
+        return self.paho_client(port=port, client_id=client_id, clean=clean,
+                                session_expiry=SESSION_EXPIRY if self.VERSION == 5 else None)
 
     def publisher(self, port=None):
-        c = MqttClient(port or self.broker.port, version=self.VERSION)
-        self.clients.append(c)
-        c.connect()
-        return c
+        return self.paho_client(port=port)
 
     def raw_persistent(self, client_id, clean=False):
-        r = RawClient(self.broker.port, self.VERSION)
-        self.addCleanup(r.close)
+        r = self.raw_client(connect=False)
         props = {"session_expiry_interval": SESSION_EXPIRY} if self.VERSION == 5 else None
         return r, r.connect(client_id, clean_start=clean, properties=props)
 
@@ -204,9 +185,7 @@ class SessionTests:
             # The drops are counted in $SYS (Mosquitto names its counter differently).
             dropped_topic = ("$SYS/broker/publish/messages/dropped" if against_mosquitto()
                              else "$SYS/broker/messages/dropped")
-            watcher = MqttClient(b.port, version=self.VERSION)
-            self.clients.append(watcher)
-            watcher.connect()
+            watcher = self.paho_client(port=b.port)
             watcher.subscribe(dropped_topic, 0)
             values = []
             for _ in range(6):  # published every second: a few chances to see the count
@@ -218,20 +197,18 @@ class SessionTests:
             self.assertGreaterEqual(values[-1], 5, values)
 
 
-class Session311(SessionTests, unittest.TestCase):
+class Session311(SessionTests, BrokerTestCase):
     VERSION = 4
 
 
-class Session5(SessionTests, unittest.TestCase):
+class Session5(SessionTests, BrokerTestCase):
     VERSION = 5
 
     def test_session_expires(self):
         """Session Expiry 1 s: 3 s after the disconnect the session is gone (session present
         0), and messages queued for it are gone too."""
         cid, t = unique("c"), f"{self.p}/t"
-        c = MqttClient(self.broker.port, version=5, client_id=cid, clean=False, session_expiry=1)
-        self.clients.append(c)
-        c.connect()
+        c = self.paho_client(client_id=cid, clean=False, session_expiry=1)
         c.subscribe(t, 1)
         c.disconnect()
         self.publisher().publish(t, b"queued before expiry", qos=1)
@@ -243,9 +220,7 @@ class Session5(SessionTests, unittest.TestCase):
     def test_session_expiry_zero_ends_session_at_disconnect(self):
         """Clean start 0 with no Session Expiry (0): the session ends with the connection."""
         cid, t = unique("c"), f"{self.p}/t"
-        c = MqttClient(self.broker.port, version=5, client_id=cid, clean=False)
-        self.clients.append(c)
-        c.connect()
+        c = self.paho_client(client_id=cid, clean=False)
         c.subscribe(t, 1)
         c.disconnect()
         self.publisher().publish(t, b"nobody home", qos=1)

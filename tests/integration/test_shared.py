@@ -8,41 +8,23 @@ retained messages are sent on a shared subscribe.
 import time
 import unittest
 
-from harness import Broker, MqttClient, against_mosquitto, unique
+from harness import BrokerTestCase, against_mosquitto, unique
 from mqtt_raw import RawClient, PUBLISH
 
 
-class SharedTests(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
+class SharedTests(BrokerTestCase):
 
     def setUp(self):
-        self.clients = []
+        super().setUp()
         self.p = unique("shared")
 
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-
-    def client(self, version=5):
-        c = MqttClient(self.broker.port, version=version)
-        c.connect()
-        self.clients.append(c)
-        return c
-
     def member(self, group, topic, version=5, qos=1):
-        c = self.client(version)
+        c = self.paho_client(version)
         self.assertEqual(c.subscribe(f"$share/{group}/{topic}", qos), [qos])
         return c
 
     def publish_numbered(self, topic, n, qos=1):
-        pub = self.client()
+        pub = self.paho_client()
         for i in range(n):
             pub.publish(topic, str(i).encode(), qos=qos)
         return [str(i).encode() for i in range(n)]
@@ -84,7 +66,7 @@ class SharedTests(unittest.TestCase):
         group's members sharing them."""
         t = f"{self.p}/t"
         members = [self.member("g", t), self.member("g", t)]
-        plain = self.client()
+        plain = self.paho_client()
         plain.subscribe(t, 1)
         sent = self.publish_numbered(t, 40)
         got = self.gather(members + [plain], 80)
@@ -95,7 +77,7 @@ class SharedTests(unittest.TestCase):
         """The filter part of a shared subscription may use wildcards."""
         p = self.p
         a, b = self.member("g", f"{p}/+/x"), self.member("g", f"{p}/+/x")
-        pub = self.client()
+        pub = self.paho_client()
         for t in (f"{p}/1/x", f"{p}/2/x", f"{p}/3/y"):
             pub.publish(t, t.encode(), qos=1)
         got = self.gather([a, b], 2)
@@ -181,12 +163,12 @@ class SharedTests(unittest.TestCase):
         """Subscribing to a shared subscription does not deliver retained messages (MQTT 5.0
         4.8.2), for 5.0 and 3.1.1 members; a normal subscription on the same topic does."""
         t = f"{self.p}/r"
-        pub = self.client()
+        pub = self.paho_client()
         pub.publish(t, b"retained", qos=1, retain=True)
         members = [self.member("g5", t, version=5), self.member("g4", t, version=4)]
         members[0].expect_nothing(1.0)
         members[1].expect_nothing(0.1)
-        plain = self.client()
+        plain = self.paho_client()
         plain.subscribe(t, 1)
         self.assertEqual(plain.get().payload, b"retained")
         pub.publish(t, b"", qos=1, retain=True)

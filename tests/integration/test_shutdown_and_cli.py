@@ -13,8 +13,8 @@ import tempfile
 import time
 import unittest
 
-from harness import Broker, MqttClient, against_mosquitto, check_no_sanitizer_report, unique
-from mqtt_raw import RawClient, DISCONNECT
+from harness import BrokerTestCase, against_mosquitto, check_no_sanitizer_report, unique
+from mqtt_raw import DISCONNECT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -98,22 +98,14 @@ class CommandLine(unittest.TestCase):
 
 
 @unittest.skipIf(against_mosquitto(), "Starling's own command line and signals")
-class Signals(unittest.TestCase):
-
-    def setUp(self):
-        self.broker = Broker(config_text='log_level = "info"\n').start()
-        self.addCleanup(self.broker.cleanup)
-
-    def raw(self, version):
-        r = RawClient(self.broker.port, version)
-        self.addCleanup(r.close)
-        self.assertEqual(r.connect(unique("sig")).reason_code, 0)
-        return r
+class Signals(BrokerTestCase):
+    broker_scope = "test"  # each test stops or reloads it
+    broker_config = 'log_level = "info"\n'
 
     def test_sigterm_disconnects_clients_and_exits_0(self):
         """SIGTERM: a 5.0 client gets DISCONNECT 0x8B (Server shutting down) before the close,
         a 3.1.1 client's connection is closed (3.1.1 has no server DISCONNECT), exit code 0."""
-        v5, v311 = self.raw(5), self.raw(4)
+        v5, v311 = self.raw_client(5), self.raw_client(4)
         code = self.broker.stop(signal.SIGTERM)
         self.assertEqual(code, 0, self.broker.log())
         got = v5.expect_closed(timeout=2.0)
@@ -124,7 +116,7 @@ class Signals(unittest.TestCase):
 
     def test_sigint_exits_0(self):
         """SIGINT stops the broker cleanly too."""
-        self.raw(5)
+        self.raw_client(5)
         self.assertEqual(self.broker.stop(signal.SIGINT), 0, self.broker.log())
 
     def write_config(self, text):
@@ -135,12 +127,9 @@ class Signals(unittest.TestCase):
         """SIGHUP after changing the file (log_level, mqtt.max_qos): the broker keeps running
         and serving the existing client, new 5.0 clients see the new Maximum QoS in CONNACK,
         and the log mentions the reload."""
-        before = RawClient(self.broker.port, 5)
-        self.addCleanup(before.close)
+        before = self.raw_client(connect=False)
         self.assertNotIn("maximum_qos", before.connect(unique("hup")).properties)
-        old = MqttClient(self.broker.port, version=5)
-        self.addCleanup(old.close)
-        old.connect()
+        old = self.paho_client()
         old.subscribe("hup/t", 1)
 
         self.write_config('log_level = "debug"\n\n[mqtt]\nmax_qos = 1\n')
@@ -151,8 +140,7 @@ class Signals(unittest.TestCase):
         self.assertIn("reload", self.broker.log().lower())
         self.assertIsNone(self.broker.proc.poll(), "broker exited on SIGHUP")
 
-        after = RawClient(self.broker.port, 5)
-        self.addCleanup(after.close)
+        after = self.raw_client(connect=False)
         connack = after.connect(unique("hup"))
         self.assertEqual((connack.reason_code, connack.properties.get("maximum_qos")), (0, 1))
         old.publish("hup/t", b"still serving", qos=1)
@@ -170,9 +158,7 @@ class Signals(unittest.TestCase):
         self.assertIn("starling.toml:3:", log)
         self.assertIn("bogus_key", log)
         self.assertIsNone(self.broker.proc.poll(), "broker exited on SIGHUP")
-        c = MqttClient(self.broker.port, version=5)
-        self.addCleanup(c.close)
-        c.connect()
+        c = self.paho_client()
         self.assertEqual(c.subscribe("hup/bad", 2), [2])  # max_qos still 2
         c.publish("hup/bad", b"ok", qos=2)
         self.assertEqual(c.get().payload, b"ok")

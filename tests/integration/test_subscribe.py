@@ -9,8 +9,8 @@ TestCase class; each test uses its own topic prefix.
 
 import unittest
 
-from harness import MqttClient, TunedBroker, against_mosquitto, subscription_ids, unique
-from mqtt_raw import DISCONNECT, PUBLISH, SUBACK, RawClient, encode_subscribe, encode_unsubscribe
+from harness import BrokerTestCase, against_mosquitto, subscription_ids, unique
+from mqtt_raw import DISCONNECT, PUBLISH, SUBACK, encode_subscribe, encode_unsubscribe
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 
@@ -33,39 +33,18 @@ class SubscribeTests:
 
     VERSION = None
 
-    @classmethod
-    def setUpClass(cls):
-        # $SYS every second so the "$SYS is not matched by #" test sees $SYS traffic.
-        cls.broker = TunedBroker("[sys]\ninterval = 1\n", "sys_interval 1\n").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
+    # $SYS every second so the "$SYS is not matched by #" test sees $SYS traffic.
+    broker_config = "[sys]\ninterval = 1\n"
+    mosquitto_config = "sys_interval 1\n"
 
     def setUp(self):
-        self.clients = []
+        super().setUp()
         self.p = unique("sub")  # topic prefix of this test
-
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-
-    def client(self, version=None, **kw):
-        c = MqttClient(self.broker.port, version=version or self.VERSION, **kw)
-        c.connect()
-        self.clients.append(c)
-        return c
-
-    def raw(self):
-        r = RawClient(self.broker.port, self.VERSION)
-        self.addCleanup(r.close)
-        self.assertEqual(r.connect(unique("raw")).reason_code, 0)
-        return r
 
     def check_matching(self, filters, published, expected):
         """Subscribes one client to `filters`, publishes each topic in `published` (QoS 1) and
         asserts that exactly the topics in `expected` arrive, in publish order."""
-        sub, pub = self.client(), self.client()
+        sub, pub = self.paho_client(), self.paho_client()
         end = f"{self.p}-end"  # matched by none of the filters under test
         codes = sub.subscribe([(f, 1) for f in filters] + [(end, 1)])
         self.assertEqual(codes, [1] * (len(filters) + 1))
@@ -110,11 +89,11 @@ class SubscribeTests:
     def test_dollar_topics_not_matched_by_leading_wildcards(self):
         """'#' and '+/...' do not match topics starting with '$'; '$x/#' and '$x/+' do."""
         dollar = "$" + self.p  # a client may publish to a $-topic other than $SYS
-        wild = self.client()
+        wild = self.paho_client()
         wild.subscribe([("#", 1), ("+/y", 1), ("+", 1)])
-        explicit = self.client()
+        explicit = self.paho_client()
         self.assertEqual(explicit.subscribe([(f"{dollar}/#", 1), (f"{dollar}/+", 1)]), [1, 1])
-        pub = self.client()
+        pub = self.paho_client()
         pub.publish(f"{dollar}/y", b"d", qos=1)
         pub.publish(dollar, b"d", qos=1)
         pub.publish(f"{self.p}/y", b"plain", qos=1)  # control: '#' does see normal topics
@@ -127,9 +106,9 @@ class SubscribeTests:
 
     def test_sys_topics_not_matched_by_hash(self):
         """The broker's own $SYS messages reach '$SYS/#' but never '#' or '+/broker/#'."""
-        wild = self.client()
+        wild = self.paho_client()
         wild.subscribe([("#", 0), ("+/broker/#", 0)])
-        sys_sub = self.client()
+        sys_sub = self.paho_client()
         self.assertEqual(sys_sub.subscribe("$SYS/#", 0), [0])
         first = sys_sub.get(timeout=5.0)
         self.assertTrue(first.topic.startswith("$SYS/"), first.topic)
@@ -142,7 +121,7 @@ class SubscribeTests:
     def test_suback_grants_requested_qos_and_delivery_uses_minimum(self):
         """SUBACK grants QoS 0/1/2 as asked; delivery QoS is min(published, granted)."""
         p = self.p
-        sub, pub = self.client(), self.client()
+        sub, pub = self.paho_client(), self.paho_client()
         self.assertEqual(sub.subscribe([(f"{p}/q0", 0), (f"{p}/q1", 1), (f"{p}/q2", 2)]),
                          [0, 1, 2])
         for t in ("q0", "q1", "q2"):
@@ -166,16 +145,16 @@ class SubscribeTests:
             bad_filters += ["$share/g/", "$share/g"]
         for bad in bad_filters:
             with self.subTest(filter=bad):
-                r = self.raw()
+                r = self.raw_client()
                 r.send(encode_subscribe(1, [(f"{p}/ok", 1), (bad, 0)], None, self.VERSION))
                 self.assertEqual(r.wait_closed(5), closing)
                 self.assertEqual([x for x in r.skipped if x.type == SUBACK], [])
-                r = self.raw()
+                r = self.raw_client()
                 r.send(encode_unsubscribe(1, [bad], None, self.VERSION))
                 self.assertEqual(r.wait_closed(5), closing)
-        r = self.raw()
+        r = self.raw_client()
         self.assertEqual(r.subscribe([(f"{p}/ok", 1)]).reason_codes, [1])
-        self.client().publish(f"{p}/ok", b"still works", qos=1)
+        self.paho_client().publish(f"{p}/ok", b"still works", qos=1)
         msg = r.expect(PUBLISH)
         self.assertEqual((msg.topic, msg.payload, msg.qos), (f"{p}/ok", b"still works", 1))
 
@@ -186,7 +165,7 @@ class SubscribeTests:
             self.skipTest("Mosquitto 2.0.11 (3.1.1) sends one copy at the QoS of the "
                           "exact-match subscription, not the maximum of all matching ones")
         p = self.p
-        sub, pub = self.client(), self.client()
+        sub, pub = self.paho_client(), self.paho_client()
         self.assertEqual(sub.subscribe([(f"{p}/x", 1), (f"{p}/+", 2), (f"{p}/#", 0)]), [1, 2, 0])
         pub.publish(f"{p}/x", b"overlap", qos=2)
         got = [sub.get()] + sub.drain(1.0)
@@ -199,7 +178,7 @@ class SubscribeTests:
     def test_unsubscribe_stops_delivery(self):
         """After UNSUBACK nothing more arrives on the removed filter; other filters continue."""
         p = self.p
-        sub, pub = self.client(), self.client()
+        sub, pub = self.paho_client(), self.paho_client()
         sub.subscribe([(f"{p}/a", 1), (f"{p}/b", 1)])
         pub.publish(f"{p}/a", b"1", qos=1)
         self.assertEqual(sub.get().payload, b"1")
@@ -213,7 +192,7 @@ class SubscribeTests:
         """SUBSCRIBE with an existing filter replaces it: one copy per publish, at the new QoS
         (MQTT-3.8.4-3)."""
         p = self.p
-        sub, pub = self.client(), self.client()
+        sub, pub = self.paho_client(), self.paho_client()
         self.assertEqual(sub.subscribe(f"{p}/t", 0), [0])
         pub.publish(f"{p}/t", b"a", qos=2)
         self.assertEqual(sub.get().qos, 0)
@@ -227,16 +206,16 @@ class SubscribeTests:
         self.assertEqual([(m.payload, m.qos) for m in got], [(b"c", 1)])
 
 
-class Subscribe311(SubscribeTests, unittest.TestCase):
+class Subscribe311(SubscribeTests, BrokerTestCase):
     VERSION = 4
 
 
-class Subscribe5(SubscribeTests, unittest.TestCase):
+class Subscribe5(SubscribeTests, BrokerTestCase):
     VERSION = 5
 
     def test_unsuback_no_subscription_existed(self):
         """UNSUBACK reason 0x11 for a filter with no subscription, 0x00 for an existing one."""
-        sub = self.client()
+        sub = self.paho_client()
         sub.subscribe(f"{self.p}/exists", 1)
         self.assertEqual(sub.unsubscribe([f"{self.p}/exists", f"{self.p}/never"]), [0x00, 0x11])
         self.assertEqual(sub.unsubscribe(f"{self.p}/exists"), [0x11])
@@ -248,7 +227,7 @@ class Subscribe5(SubscribeTests, unittest.TestCase):
         """Starling sends ONE copy for overlapping subscriptions, at the highest granted QoS,
         carrying every matching subscription identifier (MQTT-3.3.4-4)."""
         p = self.p
-        sub, pub = self.client(), self.client()
+        sub, pub = self.paho_client(), self.paho_client()
         sub.subscribe(f"{p}/x", options=SubscribeOptions(1), sub_id=11)
         sub.subscribe(f"{p}/+", options=SubscribeOptions(2), sub_id=22)
         sub.subscribe(f"{p}/#", options=SubscribeOptions(0), sub_id=33)
@@ -264,7 +243,7 @@ class Subscribe5(SubscribeTests, unittest.TestCase):
         subscriptions arrive: all in a single copy (MQTT-3.3.4-4) or one per copy
         (MQTT-3.3.4-5); the copy for a QoS 2 subscription is at QoS 2."""
         p = self.p
-        sub, pub = self.client(), self.client()
+        sub, pub = self.paho_client(), self.paho_client()
         sub.subscribe(f"{p}/x", options=SubscribeOptions(1), sub_id=11)
         sub.subscribe(f"{p}/+", options=SubscribeOptions(2), sub_id=22)
         sub.subscribe(f"{p}/#", options=SubscribeOptions(0), sub_id=33)
@@ -281,7 +260,7 @@ class Subscribe5(SubscribeTests, unittest.TestCase):
         """A message carries the identifier of the subscription it matched (live and retained);
         re-subscribing with a new identifier replaces it; no identifier means none sent."""
         p = self.p
-        sub, pub = self.client(), self.client()
+        sub, pub = self.paho_client(), self.paho_client()
         pub.publish(f"{p}/r", b"retained", qos=1, retain=True)
         sub.subscribe(f"{p}/r", options=SubscribeOptions(1), sub_id=268435455)  # max varint
         m = sub.get()
@@ -301,7 +280,7 @@ class Subscribe5(SubscribeTests, unittest.TestCase):
     def test_no_local(self):
         """No Local: the subscriber's own publishes are not sent back to it; others' are."""
         p = self.p
-        me, other = self.client(), self.client()
+        me, other = self.paho_client(), self.paho_client()
         self.assertEqual(me.subscribe(f"{p}/nl", options=SubscribeOptions(1, noLocal=True)), [1])
         other.subscribe(f"{p}/nl", 1)
         me.publish(f"{p}/nl", b"mine", qos=1)
@@ -315,7 +294,7 @@ class Subscribe5(SubscribeTests, unittest.TestCase):
         """A live retained publish keeps retain=1 only on Retain As Published subscriptions;
         a non-retained publish arrives with retain=0 either way."""
         p = self.p
-        sub, pub = self.client(), self.client()
+        sub, pub = self.paho_client(), self.paho_client()
         sub.subscribe(f"{p}/rap", options=SubscribeOptions(1, retainAsPublished=True))
         sub.subscribe(f"{p}/plain", options=SubscribeOptions(1))
         pub.publish(f"{p}/rap", b"r1", qos=1, retain=True)
@@ -331,24 +310,24 @@ class Subscribe5(SubscribeTests, unittest.TestCase):
         """Retain Handling 0: retained sent on every SUBSCRIBE; 1: only when the subscription
         is new; 2: never."""
         p = self.p
-        pub = self.client()
+        pub = self.paho_client()
         pub.publish(f"{p}/r", b"kept", qos=1, retain=True)
 
         def subscribe_and_get(client, rh):
             self.assertEqual(client.subscribe(f"{p}/r", options=SubscribeOptions(1, retainHandling=rh)), [1])
             return [(m.payload, m.retain) for m in client.drain(0.7)]
 
-        c0 = self.client()
+        c0 = self.paho_client()
         self.assertEqual(subscribe_and_get(c0, 0), [(b"kept", 1)])
         self.assertEqual(subscribe_and_get(c0, 0), [(b"kept", 1)])  # existing: sent again
 
-        c1 = self.client()
+        c1 = self.paho_client()
         self.assertEqual(subscribe_and_get(c1, 1), [(b"kept", 1)])  # new subscription
         self.assertEqual(subscribe_and_get(c1, 1), [])              # exists already
         c1.unsubscribe(f"{p}/r")
         self.assertEqual(subscribe_and_get(c1, 1), [(b"kept", 1)])  # new again
 
-        c2 = self.client()
+        c2 = self.paho_client()
         self.assertEqual(subscribe_and_get(c2, 2), [])
         self.assertEqual(subscribe_and_get(c2, 2), [])
         pub.publish(f"{p}/r", b"live", qos=1)  # live messages still flow with RH 2
@@ -356,25 +335,13 @@ class Subscribe5(SubscribeTests, unittest.TestCase):
         pub.publish(f"{p}/r", b"", qos=1, retain=True)
 
 
-class SubscribeFeaturesOff(unittest.TestCase):
+class SubscribeFeaturesOff(BrokerTestCase):
     """A broker with max_qos 1 and wildcard subscriptions, shared subscriptions and subscription
     identifiers turned off (Mosquitto: only max_qos 1; it has no switches for the others)."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = TunedBroker("[mqtt]\nmax_qos = 1\nwildcard_subscriptions = false\n"
-                                 "shared_subscriptions = false\nsubscription_identifiers = false\n",
-                                 "max_qos 1\n").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-
-    def raw(self, version):
-        r = RawClient(self.broker.port, version)
-        self.addCleanup(r.close)
-        self.assertEqual(r.connect(unique("off")).reason_code, 0)
-        return r
+    broker_config = ("[mqtt]\nmax_qos = 1\nwildcard_subscriptions = false\n"
+                     "shared_subscriptions = false\nsubscription_identifiers = false\n")
+    mosquitto_config = "max_qos 1\n"
 
     def test_max_qos_caps_granted_qos(self):
         """max_qos 1: a QoS 2 request is granted QoS 1 (3.1.1 and 5.0), and a QoS 1 delivery
@@ -382,12 +349,10 @@ class SubscribeFeaturesOff(unittest.TestCase):
         p = unique("off")
         for version in (4, 5):
             with self.subTest(version=version):
-                r = self.raw(version)
+                r = self.raw_client(version)
                 self.assertEqual(r.subscribe([(f"{p}/{version}", 2), (f"{p}/{version}/0", 0)])
                                  .reason_codes, [1, 0])
-                pub = MqttClient(self.broker.port, version=version)
-                self.addCleanup(pub.close)
-                pub.connect()
+                pub = self.paho_client(version)
                 pub.publish(f"{p}/{version}", b"q1", qos=1)
                 m = r.expect(PUBLISH)
                 self.assertEqual((m.payload, m.qos), (b"q1", 1))
@@ -398,7 +363,7 @@ class SubscribeFeaturesOff(unittest.TestCase):
         p = unique("off")
         for version, bad in ((5, 0xA2), (4, 0x80)):
             with self.subTest(version=version):
-                codes = self.raw(version).subscribe([(f"{p}/+", 1), (f"{p}/#", 1), ("#", 0),
+                codes = self.raw_client(version).subscribe([(f"{p}/+", 1), (f"{p}/#", 1), ("#", 0),
                                                      (f"{p}/exact", 1)]).reason_codes
                 self.assertEqual(codes, [bad, bad, bad, 1])
 
@@ -408,7 +373,7 @@ class SubscribeFeaturesOff(unittest.TestCase):
         p = unique("off")
         for version, bad in ((5, 0x9E), (4, 0x80)):
             with self.subTest(version=version):
-                codes = self.raw(version).subscribe([(f"$share/g/{p}/t", 1), (f"{p}/t", 1)])\
+                codes = self.raw_client(version).subscribe([(f"$share/g/{p}/t", 1), (f"{p}/t", 1)])\
                     .reason_codes
                 self.assertEqual(codes, [bad, 1])
 
@@ -416,7 +381,7 @@ class SubscribeFeaturesOff(unittest.TestCase):
     def test_subscription_identifiers_not_supported(self):
         """A 5.0 SUBSCRIBE with a Subscription Identifier when they are off is refused with
         0xA1, in SUBACK or in a DISCONNECT."""
-        r = self.raw(5)
+        r = self.raw_client(5)
         r.send(encode_subscribe(1, [(f"{unique('off')}/t", 1)], {"subscription_identifier": 3}))
         answer = r.recv_packet(timeout=5.0)
         self.assertIsNotNone(answer)

@@ -11,7 +11,7 @@ import re
 import time
 import unittest
 
-from harness import MqttClient, TunedBroker, against_mosquitto, unique
+from harness import Broker, BrokerTestCase, MqttClient, against_mosquitto, unique
 from mqtt_raw import PINGRESP, PUBACK, PUBLISH, RawClient
 
 COMMON_COUNTERS = [
@@ -32,8 +32,12 @@ DROP_REASONS = ("queue_full", "expired", "too_large", "offline_qos0", "session_e
 DROPPED_BY_REASON = [f"{DROPPED}/{r}" for r in DROP_REASONS]
 
 
+SYS_EVERY_SECOND = "[sys]\ninterval = 1\n"
+SYS_EVERY_SECOND_MOSQUITTO = "sys_interval 1\n"
+
+
 def sys_broker(**kw):
-    return TunedBroker("[sys]\ninterval = 1\n", "sys_interval 1\n", **kw)
+    return Broker(config_text=SYS_EVERY_SECOND, mosquitto_config=SYS_EVERY_SECOND_MOSQUITTO, **kw)
 
 
 class SysWatcher:
@@ -69,21 +73,14 @@ class SysWatcher:
         self.client.close()
 
 
-class SysTopics(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = sys_broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
+class SysTopics(BrokerTestCase):
+    broker_config = SYS_EVERY_SECOND
+    mosquitto_config = SYS_EVERY_SECOND_MOSQUITTO
 
     def setUp(self):
+        super().setUp()
         self.watcher = SysWatcher(self.broker.port)
-
-    def tearDown(self):
-        self.watcher.close()
+        self.addCleanup(self.watcher.close)
 
     def test_common_counters_are_decimal(self):
         """clients/connected, messages and bytes received/sent, subscriptions/count and
@@ -123,33 +120,25 @@ class SysTopics(unittest.TestCase):
         least that many)."""
         topic = "$SYS/broker/messages/received"
         before = int(self.watcher.wait_for(lambda d: topic in d)[topic])
-        pub = MqttClient(self.broker.port)
-        try:
-            pub.connect()
-            for i in range(20):
-                pub.publish(f"{unique('sys')}/x", b"m", qos=1)
-            self.watcher.wait_for(lambda d: int(d[topic]) >= before + 20)
-            if against_mosquitto():  # its messages/received counts packets of every type
-                self.assertGreaterEqual(int(self.watcher.latest[topic]), before + 20)
-            else:  # nothing else publishes on this broker: exactly 20 more
-                self.assertEqual(int(self.watcher.latest[topic]), before + 20)
-        finally:
-            pub.close()
+        pub = self.paho_client()
+        for i in range(20):
+            pub.publish(f"{unique('sys')}/x", b"m", qos=1)
+        self.watcher.wait_for(lambda d: int(d[topic]) >= before + 20)
+        if against_mosquitto():  # its messages/received counts packets of every type
+            self.assertGreaterEqual(int(self.watcher.latest[topic]), before + 20)
+        else:  # nothing else publishes on this broker: exactly 20 more
+            self.assertEqual(int(self.watcher.latest[topic]), before + 20)
 
     def test_hash_subscriber_gets_no_sys(self):
         """A '#' subscriber receives nothing from $SYS while $SYS is being published."""
-        wild = MqttClient(self.broker.port)
-        try:
-            wild.connect()
-            wild.subscribe("#", 0)
-            self.watcher.client.drain(0.1)
-            # At least two $SYS rounds reach the watcher while '#' is subscribed.
-            first = self.watcher.client.get(timeout=5.0)
-            self.assertTrue(first.topic.startswith("$SYS/"))
-            got = [m.topic for m in wild.drain(2.0)]
-            self.assertEqual([t for t in got if t.startswith("$")], [])
-        finally:
-            wild.close()
+        wild = self.paho_client()
+        wild.subscribe("#", 0)
+        self.watcher.client.drain(0.1)
+        # At least two $SYS rounds reach the watcher while '#' is subscribed.
+        first = self.watcher.client.get(timeout=5.0)
+        self.assertTrue(first.topic.startswith("$SYS/"))
+        got = [m.topic for m in wild.drain(2.0)]
+        self.assertEqual([t for t in got if t.startswith("$")], [])
 
 
 # Every topic of one Starling $SYS round, in no particular order.

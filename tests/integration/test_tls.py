@@ -24,7 +24,7 @@ import time
 import unittest
 import warnings
 
-from harness import HOST, Broker, MqttClient, free_port, unique, wait_for_port
+from harness import HOST, BrokerTestCase, MqttClient, free_port, unique
 from mqtt_raw import (CONNACK, PINGRESP, PUBLISH, ConnectionClosed, RawClient, encode_connect)
 from test_auth import (assert_metric_deltas, key, metrics, run_until_exit, sighup,
                        starling_passwd, write)
@@ -135,16 +135,13 @@ def listener(name, port, **settings):
 
 
 
-def start_broker(config_text, extra_ports, http=True):
-    b = Broker(config_text=config_text, http=http)
-    try:
-        b.start()
-        for port in extra_ports:
-            wait_for_port(port, b.proc)
-    except BaseException:
-        b.cleanup()
-        raise
-    return b
+def class_pki(cls):
+    """A throwaway PKI for a test class (cls.pki, its files in cls.pkidir), removed once the
+    class's broker has stopped (its cleanup is registered before the broker's)."""
+    cls.pkidir = tempfile.mkdtemp(prefix="starling-pki-")
+    cls.addClassCleanup(shutil.rmtree, cls.pkidir, True)
+    cls.pki = make_pki(cls.pkidir)
+    return cls.pki
 
 
 class MosquittoSub:
@@ -189,27 +186,24 @@ class MosquittoSub:
 
 # ---------------------------------------------------------------------------------------------
 
-class TlsListener(unittest.TestCase):
+class TlsListener(BrokerTestCase):
     """One broker: a plain listener, "tls" (server certificate only), "tls13" (tls_min_version
     1.3) and "chacha" (one TLS 1.3 cipher suite); HTTP for /metrics."""
 
     @classmethod
     def setUpClass(cls):
-        cls.pkidir = tempfile.mkdtemp(prefix="starling-pki-")
-        cls.pki = make_pki(cls.pkidir)
+        class_pki(cls)
         cls.tls_port, cls.tls13_port, cls.chacha_port = free_port(), free_port(), free_port()
         p = cls.pki
-        conf = (listener("tls", cls.tls_port, tls_cert=p.server_cert, tls_key=p.server_key)
-                + listener("tls13", cls.tls13_port, tls_cert=p.server_cert,
-                           tls_key=p.server_key, tls_min_version="1.3")
-                + listener("chacha", cls.chacha_port, tls_cert=p.server_cert,
-                           tls_key=p.server_key, tls_ciphersuites="TLS_CHACHA20_POLY1305_SHA256"))
-        cls.broker = start_broker(conf, [cls.tls_port, cls.tls13_port, cls.chacha_port])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-        shutil.rmtree(cls.pkidir, ignore_errors=True)
+        cls.broker_config = (
+            listener("tls", cls.tls_port, tls_cert=p.server_cert, tls_key=p.server_key)
+            + listener("tls13", cls.tls13_port, tls_cert=p.server_cert,
+                       tls_key=p.server_key, tls_min_version="1.3")
+            + listener("chacha", cls.chacha_port, tls_cert=p.server_cert,
+                       tls_key=p.server_key, tls_ciphersuites="TLS_CHACHA20_POLY1305_SHA256"))
+        cls.broker_args = {"http": True,
+                           "listener_ports": [cls.tls_port, cls.tls13_port, cls.chacha_port]}
+        super().setUpClass()
 
     def ctx(self, **kw):
         return client_context(self.pki.ca_cert, **kw)
@@ -351,28 +345,24 @@ class TlsListener(unittest.TestCase):
         self.assertIn("certificate verify failed", report["error"] if report else stderr)
 
 
-class MutualTls(unittest.TestCase):
+class MutualTls(BrokerTestCase):
     """require_client_cert = true with tls_ca = the test CA."""
 
     @classmethod
     def setUpClass(cls):
-        cls.pkidir = tempfile.mkdtemp(prefix="starling-pki-")
-        cls.pki = p = make_pki(cls.pkidir)
-        cls.port = free_port()
-        conf = listener("mtls", cls.port, tls_cert=p.server_cert, tls_key=p.server_key,
-                        tls_ca=p.ca_cert, require_client_cert=True)
-        cls.broker = start_broker(conf, [cls.port])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-        shutil.rmtree(cls.pkidir, ignore_errors=True)
+        p = class_pki(cls)
+        cls.tls_port = free_port()
+        cls.broker_config = listener("mtls", cls.tls_port, tls_cert=p.server_cert,
+                                     tls_key=p.server_key, tls_ca=p.ca_cert,
+                                     require_client_cert=True)
+        cls.broker_args = {"http": True, "listener_ports": [cls.tls_port]}
+        super().setUpClass()
 
     def assert_refused(self, cert=None, key_file=None):
         """No CONNACK: the handshake fails, or (TLS 1.3, where the client finishes first) the
         broker's alert ends the connection before any MQTT answer. Counted as a TLS failure."""
         before = metrics(self.broker.http_port)
-        outcome = mqtt_over_tls(self.port, client_context(self.pki.ca_cert, cert, key_file))
+        outcome = mqtt_over_tls(self.tls_port, client_context(self.pki.ca_cert, cert, key_file))
         if outcome[0] == "connack":
             outcome[2].close()
         self.assertIn(outcome[0], ("handshake", "closed"), f"connected: {outcome}")
@@ -396,11 +386,11 @@ class MutualTls(unittest.TestCase):
         mosquitto_pub/_sub with --cert/--key."""
         p = self.pki
         for version in (5, 4):
-            outcome = mqtt_over_tls(self.port, client_context(p.ca_cert, p.client_cert,
-                                                              p.client_key), version)
+            outcome = mqtt_over_tls(self.tls_port, client_context(p.ca_cert, p.client_cert,
+                                                                  p.client_key), version)
             self.assertEqual(outcome[:2], ("connack", 0), outcome)
             outcome[2].close()
-        c = MqttClient(self.port)
+        c = MqttClient(self.tls_port)
         self.addCleanup(c.close)
         quietly(c.client.tls_set, ca_certs=p.ca_cert, certfile=p.client_cert,
                 keyfile=p.client_key)
@@ -410,7 +400,7 @@ class MutualTls(unittest.TestCase):
         c.publish(topic, b"mutual", qos=1)
         self.assertEqual(c.get().payload, b"mutual")
         if HAVE_MOSQUITTO_CLIENTS:
-            common = ["-h", HOST, "-p", str(self.port), "--cafile", p.ca_cert,
+            common = ["-h", HOST, "-p", str(self.tls_port), "--cafile", p.ca_cert,
                       "--cert", p.client_cert, "--key", p.client_key]
             sub = MosquittoSub(common + ["-t", topic, "-C", "1", "-q", "1"])
             self.addCleanup(sub.close)
@@ -421,15 +411,14 @@ class MutualTls(unittest.TestCase):
             self.assertEqual(sub.wait_for("MSG|"), f"MSG|{topic}|1|cli")
 
 
-class UsernameFromCert(unittest.TestCase):
+class UsernameFromCert(BrokerTestCase):
     """username_from_cert: the verified certificate's CN is the user name. A password file
     (one unrelated user) makes anonymous clients refused, and the ACL gives alice alice/# and
     carol carol/#; so what a client may do shows which user name it got."""
 
     @classmethod
     def setUpClass(cls):
-        cls.pkidir = tempfile.mkdtemp(prefix="starling-pki-")
-        cls.pki = p = make_pki(cls.pkidir)  # client cert CN "alice"
+        p = class_pki(cls)  # client cert CN "alice"
         cls.carol = p.client("carol")
         pw = os.path.join(cls.pkidir, "passwd")
         r = starling_passwd("-c", "-b", pw, "bob", "bob-pw")
@@ -438,18 +427,15 @@ class UsernameFromCert(unittest.TestCase):
         acl = write(os.path.join(cls.pkidir, "acl"),
                     "user alice\ntopic readwrite alice/#\nuser carol\ntopic readwrite carol/#\n"
                     "user bob\ntopic readwrite bob/#\n")
-        cls.port, cls.noname_port = free_port(), free_port()
+        cls.certuser_port, cls.noname_port = free_port(), free_port()
         tls = dict(tls_cert=p.server_cert, tls_key=p.server_key, tls_ca=p.ca_cert,
                    require_client_cert=True)
-        conf = (listener("certuser", cls.port, username_from_cert=True, **tls)
-                + listener("noname", cls.noname_port, **tls)
-                + f'[auth]\npassword_file = "{pw}"\nacl_file = "{acl}"\n')
-        cls.broker = start_broker(conf, [cls.port, cls.noname_port])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-        shutil.rmtree(cls.pkidir, ignore_errors=True)
+        cls.broker_config = (listener("certuser", cls.certuser_port, username_from_cert=True,
+                                      **tls)
+                             + listener("noname", cls.noname_port, **tls)
+                             + f'[auth]\npassword_file = "{pw}"\nacl_file = "{acl}"\n')
+        cls.broker_args = {"http": True, "listener_ports": [cls.certuser_port, cls.noname_port]}
+        super().setUpClass()
 
     def connect(self, port, cert, version=5, **kw):
         c_file, k_file = cert
@@ -464,7 +450,7 @@ class UsernameFromCert(unittest.TestCase):
         counted, may subscribe to alice/# and not to carol/# (5.0 and 3.1.1)."""
         before = metrics(self.broker.http_port)
         alice = (self.pki.client_cert, self.pki.client_key)
-        outcome = self.connect(self.port, alice)
+        outcome = self.connect(self.certuser_port, alice)
         self.assertEqual(outcome[:2], ("connack", 0), f"{outcome}\n{self.broker.log()[-1500:]}")
         c = outcome[2]
         self.assertEqual(c.subscribe([("alice/#", 0), ("carol/#", 0)]).reason_codes,
@@ -472,7 +458,7 @@ class UsernameFromCert(unittest.TestCase):
         c.publish("alice/x", b"from alice", qos=0)
         m = c.expect(PUBLISH)
         self.assertEqual((m.topic, m.payload), ("alice/x", b"from alice"))
-        outcome = self.connect(self.port, alice, version=4)
+        outcome = self.connect(self.certuser_port, alice, version=4)
         self.assertEqual(outcome[:2], ("connack", 0), outcome)
         self.assertEqual(outcome[2].subscribe([("alice/#", 0), ("carol/#", 0)]).reason_codes,
                          [0, 0x80])
@@ -482,7 +468,7 @@ class UsernameFromCert(unittest.TestCase):
 
     def test_another_cn_gets_its_own_rights(self):
         """carol's certificate (same CA) makes the user name carol: carol/# yes, alice/# no."""
-        outcome = self.connect(self.port, self.carol)
+        outcome = self.connect(self.certuser_port, self.carol)
         self.assertEqual(outcome[:2], ("connack", 0), outcome)
         self.assertEqual(outcome[2].subscribe([("carol/#", 0), ("alice/#", 0)]).reason_codes,
                          [0, RC_NOT_AUTHORIZED])
@@ -492,7 +478,7 @@ class UsernameFromCert(unittest.TestCase):
         still acts as carol: the certificate is the identity on this listener."""
         for username, password in (("alice", None), ("bob", "bob-pw")):
             with self.subTest(username=username):
-                outcome = self.connect(self.port, self.carol, username=username,
+                outcome = self.connect(self.certuser_port, self.carol, username=username,
                                        password=password)
                 if outcome[0] != "connack" or outcome[1] != 0:
                     continue  # refusing the mismatch is acceptable too
@@ -507,9 +493,11 @@ class UsernameFromCert(unittest.TestCase):
         self.assertEqual(outcome[:2], ("connack", RC_NOT_AUTHORIZED), outcome)
 
 
-class CertificateReload(unittest.TestCase):
+class CertificateReload(BrokerTestCase):
     """SIGHUP reloads the listener's certificate files: new connections get the new
     certificate, open connections keep working; unusable files keep the current one."""
+
+    broker_scope = "test"
 
     def setUp(self):
         self.pkidir = tempfile.mkdtemp(prefix="starling-pki-")
@@ -519,10 +507,10 @@ class CertificateReload(unittest.TestCase):
         self.key = os.path.join(self.pkidir, "live.key")
         shutil.copyfile(self.pki.server_cert, self.cert)
         shutil.copyfile(self.pki.server_key, self.key)
-        self.port = free_port()
-        self.broker = start_broker(listener("tls", self.port, tls_cert=self.cert,
-                                            tls_key=self.key), [self.port], http=False)
-        self.addCleanup(self.broker.cleanup)
+        self.tls_port = free_port()
+        self.broker_config = listener("tls", self.tls_port, tls_cert=self.cert, tls_key=self.key)
+        self.broker_args = {"listener_ports": [self.tls_port]}
+        super().setUp()
         self.ctx = client_context(self.pki.ca_cert)
 
     def replace(self, cert_src, key_src):
@@ -531,7 +519,7 @@ class CertificateReload(unittest.TestCase):
             os.replace(dst + ".new", dst)
 
     def new_connection(self):
-        outcome = mqtt_over_tls(self.port, self.ctx)
+        outcome = mqtt_over_tls(self.tls_port, self.ctx)
         self.assertEqual(outcome[:2], ("connack", 0), outcome)
         self.addCleanup(outcome[2].close)
         return outcome[2]
@@ -586,29 +574,23 @@ class CertificateReload(unittest.TestCase):
                 self.assertEqual(self.new_connection().peer_der(), old_der)
 
 
-class BindFlag(unittest.TestCase):
+class BindFlag(BrokerTestCase):
     """--bind sets the plain MQTT listener and never moves a TLS or WebSocket one: with a config
     that has only a TLS and a WebSocket listener (the harness always passes --bind), a plain
     listener is added on the --bind address and the others stay where the file put them."""
 
     @classmethod
     def setUpClass(cls):
-        cls.pkidir = tempfile.mkdtemp(prefix="starling-pki-")
-        cls.pki = p = make_pki(cls.pkidir)
+        p = class_pki(cls)
         cls.tls_port, cls.ws_port = free_port(), free_port()
-        conf = (listener("mqtt", cls.tls_port, tls_cert=p.server_cert, tls_key=p.server_key)
-                + listener("ws", cls.ws_port, protocol="ws"))
-        cls.broker = start_broker(conf, [cls.tls_port, cls.ws_port], http=False)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-        shutil.rmtree(cls.pkidir, ignore_errors=True)
+        cls.broker_config = (listener("mqtt", cls.tls_port, tls_cert=p.server_cert,
+                                      tls_key=p.server_key)
+                             + listener("ws", cls.ws_port, protocol="ws"))
+        cls.broker_args = {"listener_ports": [cls.tls_port, cls.ws_port]}
+        super().setUpClass()
 
     def test_plain_listener_on_the_bind_address(self):
-        c = RawClient(self.broker.port, 5)
-        self.addCleanup(c.close)
-        self.assertEqual(c.connect(unique("bind")).reason_code, 0)
+        self.raw_client(client_id=unique("bind"))  # raw_client asserts CONNACK 0
 
     def test_tls_listener_stays_tls(self):
         outcome = mqtt_over_tls(self.tls_port, client_context(self.pki.ca_cert))

@@ -6,7 +6,7 @@ out as an empty topic name with its alias)."""
 
 import unittest
 
-from harness import Broker, against_mosquitto, unique
+from harness import Broker, BrokerTestCase, against_mosquitto, unique
 from mqtt_raw import PUBACK, PUBLISH, RawClient, check_broker_serves
 
 RC_MALFORMED = 0x81
@@ -14,26 +14,10 @@ RC_PROTOCOL_ERROR = 0x82
 RC_TOPIC_ALIAS_INVALID = 0x94
 
 
-class TopicAliasTest(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker().start()
-        cls.port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-
-    def raw(self, client_id=None, **connect_args):
-        c = RawClient(self.port)
-        self.addCleanup(c.close)
-        self.connack = c.connect(client_id or unique("ta"), **connect_args)
-        self.assertEqual(self.connack.reason_code, 0)
-        return c
+class TopicAliasTest(BrokerTestCase):
 
     def subscriber(self, topic_filter, qos=1, **connect_args):
-        c = self.raw(**connect_args)
+        c = self.raw_client(**connect_args)
         self.assertEqual(c.subscribe([(topic_filter, qos)]).reason_codes, [qos])
         return c
 
@@ -45,7 +29,7 @@ class InboundAliases(TopicAliasTest):
         full topic; the subscriber (which allows no aliases) sees no Topic Alias property."""
         base = unique("in")
         sub = self.subscriber(f"{base}/#")
-        pub = self.raw()
+        pub = self.raw_client()
         self.assertGreaterEqual(self.connack.properties.get("topic_alias_maximum", 0), 1)
         pub.publish(f"{base}/a", b"first", properties={"topic_alias": 1})
         pub.publish("", b"second", properties={"topic_alias": 1})
@@ -61,7 +45,7 @@ class InboundAliases(TopicAliasTest):
         """Sending a new topic with an alias already in use replaces the mapping."""
         base = unique("remap")
         sub = self.subscriber(f"{base}/#", qos=0)
-        pub = self.raw()
+        pub = self.raw_client()
         pub.publish(f"{base}/a", b"1", properties={"topic_alias": 1})
         pub.publish("", b"2", properties={"topic_alias": 1})
         pub.publish(f"{base}/b", b"3", properties={"topic_alias": 1})
@@ -75,7 +59,7 @@ class InboundAliases(TopicAliasTest):
         """A retained message sent with empty topic + alias is retained under the full topic:
         a later subscriber gets it with that topic."""
         topic = unique("ret")
-        pub = self.raw()
+        pub = self.raw_client()
         pub.publish(topic, b"x", properties={"topic_alias": 2})
         pub.publish("", b"kept", qos=1, retain=True, properties={"topic_alias": 2})
         pub.expect(PUBACK)
@@ -90,7 +74,7 @@ class InboundAliases(TopicAliasTest):
         message is not delivered."""
         base = unique("above")
         sub = self.subscriber(f"{base}/#")
-        pub = self.raw()
+        pub = self.raw_client()
         maximum = self.connack.properties.get("topic_alias_maximum", 0)
         pub.publish(f"{base}/x", b"bad", properties={"topic_alias": maximum + 1})
         self.assertEqual(pub.wait_closed(5), RC_TOPIC_ALIAS_INVALID)
@@ -114,7 +98,7 @@ class InboundAliases(TopicAliasTest):
         Mosquitto sends 0x81) and nothing is delivered."""
         base = unique("zero")
         sub = self.subscriber(f"{base}/#")
-        pub = self.raw()
+        pub = self.raw_client()
         pub.publish(f"{base}/x", b"bad", properties={"topic_alias": 0})
         self.assertIn(pub.wait_closed(5),
                       (RC_TOPIC_ALIAS_INVALID, RC_PROTOCOL_ERROR, RC_MALFORMED))
@@ -125,7 +109,7 @@ class InboundAliases(TopicAliasTest):
                      "(0x81); Starling uses 0x94 Topic Alias invalid")
     def test_alias_zero_reason_is_94(self):
         """Starling reports alias 0 as 0x94 (Topic Alias invalid)."""
-        pub = self.raw()
+        pub = self.raw_client()
         pub.publish(unique("zero94"), b"bad", properties={"topic_alias": 0})
         self.assertEqual(pub.wait_closed(5), RC_TOPIC_ALIAS_INVALID)
 
@@ -134,17 +118,17 @@ class InboundAliases(TopicAliasTest):
         where empty topic + alias 1 is a protocol error (DISCONNECT 0x82), not delivered."""
         base = unique("unknown")
         sub = self.subscriber(f"{base}/#")
-        other = self.raw()
+        other = self.raw_client()
         other.publish(f"{base}/a", b"sets-alias", properties={"topic_alias": 1})
         self.assertEqual(sub.expect(PUBLISH).payload, b"sets-alias")
-        pub = self.raw()
+        pub = self.raw_client()
         pub.publish("", b"bad", properties={"topic_alias": 1})
         self.assertEqual(pub.wait_closed(5), RC_PROTOCOL_ERROR)
         self.assertEqual(sub.collect(1.0), [])
 
     def test_empty_topic_without_alias_is_protocol_error(self):
         """An empty topic with no Topic Alias at all is a protocol error (0x82)."""
-        pub = self.raw()
+        pub = self.raw_client()
         pub.publish("", b"bad")
         self.assertEqual(pub.wait_closed(5), RC_PROTOCOL_ERROR)
 
@@ -175,7 +159,7 @@ class OutboundAliases(TopicAliasTest):
         it was published on, in order."""
         base = unique("out")
         sub = self.subscriber(f"{base}/#", qos=0, properties={"topic_alias_maximum": 5})
-        pub = self.raw()
+        pub = self.raw_client()
         expected = []
         for r in range(3):
             for i in range(8):
@@ -194,7 +178,7 @@ class OutboundAliases(TopicAliasTest):
         topic name and that topic's alias, and every PUBLISH resolves to its topic, in order."""
         base = unique("outuse")
         sub = self.subscriber(f"{base}/#", qos=1, properties={"topic_alias_maximum": 3})
-        pub = self.raw()
+        pub = self.raw_client()
         topics = [f"{base}/t{i}" for i in range(4)]
         expected = []
         for r in range(3):
@@ -230,9 +214,9 @@ class OutboundAliases(TopicAliasTest):
         topic = unique("outnew")
         cid = unique("outnew-sub")
         persistent = {"session_expiry_interval": 300, "topic_alias_maximum": 2}
-        sub = self.raw(client_id=cid, properties=persistent)
+        sub = self.raw_client(client_id=cid, properties=persistent)
         self.assertEqual(sub.subscribe([(topic, 1)]).reason_codes, [1])
-        pub = self.raw()
+        pub = self.raw_client()
         pub.publish(topic, b"before", qos=1)
         m = sub.expect(PUBLISH)
         self.assertEqual((m.topic, m.payload), (topic, b"before"))
@@ -243,7 +227,7 @@ class OutboundAliases(TopicAliasTest):
         pub.expect(PUBACK)
         pub.publish(topic, b"queued", qos=1)
         pub.expect(PUBACK)
-        sub = self.raw(client_id=cid, clean_start=False, properties=persistent)
+        sub = self.raw_client(client_id=cid, clean_start=False, properties=persistent)
         self.assertTrue(self.connack.session_present)
         pub.publish(topic, b"after", qos=1)
         pub.expect(PUBACK)
@@ -257,13 +241,13 @@ class OutboundAliases(TopicAliasTest):
         for m in got:
             sub.puback(m.packet_id)
         sub.disconnect()
-        self.raw(client_id=cid, clean_start=True).disconnect()
+        self.raw_client(client_id=cid, clean_start=True).disconnect()
 
     def test_subscriber_without_alias_maximum_gets_no_alias(self):
         """A subscriber that announced no Topic Alias Maximum (0) never gets a Topic Alias."""
         base = unique("noalias")
         sub = self.subscriber(f"{base}/#", qos=0)
-        pub = self.raw()
+        pub = self.raw_client()
         for r in range(3):
             pub.publish(f"{base}/t", f"{r}".encode(), properties={"topic_alias": 1})
         got = sub.collect(2.0, quiet=1.0)

@@ -12,20 +12,17 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 import socket
 import struct
-import tempfile
 import time
 import unittest
 
-from harness import HOST, MqttClient, free_port, unique
+from harness import HOST, BrokerTestCase, free_port, unique
 from mqtt_raw import (CONNACK, DISCONNECT, PINGRESP, PUBACK, PUBLISH, SUBACK, ConnectionClosed,
-                      RawClient, decode_packet, encode_connect, encode_publish, encode_subscribe,
+                      decode_packet, encode_connect, encode_publish, encode_subscribe,
                       PINGREQ_BYTES)
 from test_auth import assert_metric_deltas, key, metrics
-from test_tls import client_context, listener, quietly, start_broker
-from tls_certs import make_pki
+from test_tls import class_pki, client_context, listener, quietly
 from ws_clients import MqttWsClient, run_browser_roundtrip, run_node_roundtrip, ws_url
 
 WS_FAILURES = key("starling_handshake_failures_total", layer="websocket")
@@ -293,44 +290,33 @@ def wait_http_closed(ws, timeout=5.0):
 
 # ---------------------------------------------------------------------------------------------
 
-class WebSocket(unittest.TestCase):
+class WebSocket(BrokerTestCase):
     """One broker: a plain listener, "ws" (/mqtt), "wscustom" (ws_path /custom/mqtt),
     "wsorigin" (ws_allowed_origins), "wss" (ws with TLS), and the HTTP port (its /mqtt);
     [mqtt] max_packet_size = 10000."""
 
     @classmethod
     def setUpClass(cls):
-        cls.pkidir = tempfile.mkdtemp(prefix="starling-pki-")
-        cls.pki = p = make_pki(cls.pkidir)
+        p = class_pki(cls)
         cls.ws_port, cls.custom_port, cls.origin_port, cls.wss_port = (
             free_port(), free_port(), free_port(), free_port())
-        conf = (listener("ws", cls.ws_port, protocol="ws")
-                + listener("wscustom", cls.custom_port, protocol="ws", ws_path="/custom/mqtt")
-                + listener("wsorigin", cls.origin_port, protocol="ws",
-                           ws_allowed_origins=[GOOD_ORIGIN, "http://localhost:8080"])
-                + listener("wss", cls.wss_port, protocol="ws", tls_cert=p.server_cert,
-                           tls_key=p.server_key)
-                + f"[mqtt]\nmax_packet_size = {MAX_PACKET}\n")
-        cls.broker = start_broker(conf, [cls.ws_port, cls.custom_port, cls.origin_port,
-                                         cls.wss_port])
-        cls.http_port = cls.broker.http_port
-        cls.tcp_port = cls.broker.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-        shutil.rmtree(cls.pkidir, ignore_errors=True)
+        cls.broker_config = (
+            listener("ws", cls.ws_port, protocol="ws")
+            + listener("wscustom", cls.custom_port, protocol="ws", ws_path="/custom/mqtt")
+            + listener("wsorigin", cls.origin_port, protocol="ws",
+                       ws_allowed_origins=[GOOD_ORIGIN, "http://localhost:8080"])
+            + listener("wss", cls.wss_port, protocol="ws", tls_cert=p.server_cert,
+                       tls_key=p.server_key)
+            + f"[mqtt]\nmax_packet_size = {MAX_PACKET}\n")
+        cls.broker_args = {"http": True, "listener_ports": [cls.ws_port, cls.custom_port,
+                                                            cls.origin_port, cls.wss_port]}
+        super().setUpClass()
 
     def raw(self, port=None, tls=False):
         ws = RawWs(port or self.ws_port,
                    tls_ctx=client_context(self.pki.ca_cert) if tls else None)
         self.addCleanup(ws.close)
         return ws
-
-    def tcp_client(self, version=5):
-        c = RawClient(self.tcp_port, version)
-        self.addCleanup(c.close)
-        return c
 
     def ws_connected(self, port=None, version=5, client_id=None, **connect_kw):
         ws = self.raw(port)
@@ -368,9 +354,7 @@ class WebSocket(unittest.TestCase):
         ws = MqttWsClient(self.ws_port)
         self.addCleanup(ws.close)
         ws.connect()
-        tcp = MqttClient(self.tcp_port, version=4)
-        self.addCleanup(tcp.close)
-        tcp.connect()
+        tcp = self.paho_client(4)
         t1, t2 = unique("ws/in"), unique("ws/out")
         ws.subscribe(t1, qos=1)
         tcp.subscribe(t2, qos=1)
@@ -611,9 +595,7 @@ class WebSocket(unittest.TestCase):
         """paho over WebSocket with a will, its TCP connection cut: a TCP subscriber gets the
         will; a raw WebSocket client sending a close frame without DISCONNECT too."""
         topic = unique("ws/will")
-        sub = MqttClient(self.tcp_port)
-        self.addCleanup(sub.close)
-        sub.connect()
+        sub = self.paho_client()
         self.assertEqual(sub.subscribe(topic, qos=1), [1])
         c = MqttWsClient(self.ws_port)
         self.addCleanup(c.close)
@@ -635,7 +617,7 @@ class WebSocket(unittest.TestCase):
         spread over many small messages, each end the connection (5.0: DISCONNECT 0x95 first)
         and are not delivered; a 3.1.1 client is closed too; the same on the HTTP port."""
         topic = unique("ws/big")
-        watcher = self.tcp_client()
+        watcher = self.raw_client(connect=False)
         watcher.connect(unique("watch"))
         watcher.subscribe([(topic, 0)])
         self.assertGreater(len(encode_publish(topic, b"x" * 12000, qos=0)), MAX_PACKET)
@@ -665,9 +647,7 @@ class WebSocket(unittest.TestCase):
                 else:
                     self.assertEqual(packets, [], seen)
         # Nothing reached the subscriber: a later message is the first it gets.
-        marker = RawClient(self.tcp_port)
-        self.addCleanup(marker.close)
-        marker.connect(unique("marker"))
+        marker = self.raw_client(client_id=unique("marker"))
         marker.publish(topic, b"marker", qos=0)
         m = watcher.expect(PUBLISH)
         self.assertEqual(m.payload, b"marker")

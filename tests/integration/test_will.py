@@ -5,7 +5,7 @@ DISCONNECT; sent after 5.0 DISCONNECT 0x04; the 5.0 Will Delay Interval.
 
 import unittest
 
-from harness import Broker, MqttClient, unique, user_properties
+from harness import BrokerTestCase, MqttClient, unique, user_properties
 from mqtt_raw import RawClient
 
 
@@ -14,31 +14,12 @@ class WillTests:
 
     VERSION = None
 
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = Broker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.broker.cleanup()
-
     def setUp(self):
-        self.clients = []
+        super().setUp()
         self.p = unique("will")
 
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-
-    def client(self, connect=True, **kw):
-        c = MqttClient(self.broker.port, version=kw.pop("version", self.VERSION), **kw)
-        self.clients.append(c)
-        if connect:
-            c.connect()
-        return c
-
     def watcher(self, topic, qos=2):
-        w = self.client()
+        w = self.paho_client()
         self.assertEqual(w.subscribe(topic, qos), [qos])
         return w
 
@@ -46,7 +27,7 @@ class WillTests:
         """Closing the socket without DISCONNECT publishes the will (payload, QoS, retain 0)."""
         t = f"{self.p}/w"
         w = self.watcher(t)
-        c = self.client(connect=False).will_set(t, b"gone", qos=1)
+        c = self.paho_client(connect=False).will_set(t, b"gone", qos=1)
         c.connect()
         c.drop()
         m = w.get()
@@ -57,7 +38,7 @@ class WillTests:
         """A QoS 2 will arrives at QoS 2 on a QoS 2 subscription and at QoS 0 on a QoS 0 one."""
         t = f"{self.p}/w"
         w2, w0 = self.watcher(t, 2), self.watcher(t, 0)
-        c = self.client(connect=False).will_set(t, b"q2", qos=2)
+        c = self.paho_client(connect=False).will_set(t, b"q2", qos=2)
         c.connect()
         c.drop()
         m2, m0 = w2.get(), w0.get()
@@ -68,7 +49,7 @@ class WillTests:
         """DISCONNECT (5.0: reason 0x00) discards the will."""
         t = f"{self.p}/w"
         w = self.watcher(t)
-        c = self.client(connect=False).will_set(t, b"never", qos=1)
+        c = self.paho_client(connect=False).will_set(t, b"never", qos=1)
         c.connect()
         c.disconnect(reason=0 if self.VERSION == 5 else None)
         w.expect_nothing(1.0)
@@ -77,16 +58,16 @@ class WillTests:
         """A will with retain=1 is stored as the retained message of its topic."""
         t = f"{self.p}/w"
         w = self.watcher(t, 1)
-        c = self.client(connect=False).will_set(t, b"last words", qos=1, retain=True)
+        c = self.paho_client(connect=False).will_set(t, b"last words", qos=1, retain=True)
         c.connect()
         c.drop()
         m = w.get()
         self.assertEqual((m.payload, m.retain), (b"last words", 0))  # live: retain 0
-        later = self.client()
+        later = self.paho_client()
         later.subscribe(t, 1)
         m = later.get()
         self.assertEqual((m.topic, m.payload, m.qos, m.retain), (t, b"last words", 1, 1))
-        self.client().publish(t, b"", qos=1, retain=True)
+        self.paho_client().publish(t, b"", qos=1, retain=True)
 
     def test_will_on_keep_alive_timeout(self):
         """A client that stops talking (keep-alive 1 s, socket left open) loses its connection
@@ -103,11 +84,11 @@ class WillTests:
         self.assertTrue(r.expect_closed(timeout=3.0))
 
 
-class Will311(WillTests, unittest.TestCase):
+class Will311(WillTests, BrokerTestCase):
     VERSION = 4
 
 
-class Will5(WillTests, unittest.TestCase):
+class Will5(WillTests, BrokerTestCase):
     VERSION = 5
 
     def will_properties(self, delay=None):
@@ -127,7 +108,7 @@ class Will5(WillTests, unittest.TestCase):
         props.ResponseTopic = f"{self.p}/reply"
         props.CorrelationData = b"\x00\x01corr"
         props.UserProperty = [("k1", "v1"), ("k2", "v2"), ("k1", "again")]
-        c = self.client(connect=False).will_set(t, b"props", qos=1, properties=props)
+        c = self.paho_client(connect=False).will_set(t, b"props", qos=1, properties=props)
         c.connect()
         c.drop()
         m = w.get()
@@ -142,7 +123,7 @@ class Will5(WillTests, unittest.TestCase):
         """DISCONNECT with reason 0x04 (Disconnect with Will Message) publishes the will."""
         t = f"{self.p}/w"
         w = self.watcher(t, 1)
-        c = self.client(connect=False).will_set(t, b"asked for it", qos=1)
+        c = self.paho_client(connect=False).will_set(t, b"asked for it", qos=1)
         c.connect()
         c.disconnect(reason=0x04)
         m = w.get()
@@ -154,11 +135,11 @@ class Will5(WillTests, unittest.TestCase):
         t = f"{self.p}/w"
         w = self.watcher(t, 1)
         cid = unique("delayed")
-        c = self.client(connect=False, client_id=cid, session_expiry=10)
+        c = self.paho_client(connect=False, client_id=cid, session_expiry=10)
         c.will_set(t, b"should not", qos=1, properties=self.will_properties(delay=2))
         c.connect()
         c.drop()
-        back = self.client(connect=False, client_id=cid, clean=False, session_expiry=10)
+        back = self.paho_client(connect=False, client_id=cid, clean=False, session_expiry=10)
         self.assertEqual(back.connect(), 1)  # the session (and its pending will) is resumed
         w.expect_nothing(3.5)                # well past the 2 s delay
         back.disconnect()  # no will on this connection; clean up the session state
@@ -169,7 +150,7 @@ class Will5(WillTests, unittest.TestCase):
         (not within ~1 s) but does come (within ~6 s)."""
         t = f"{self.p}/w"
         w = self.watcher(t, 1)
-        c = self.client(connect=False, session_expiry=10)
+        c = self.paho_client(connect=False, session_expiry=10)
         c.will_set(t, b"delayed", qos=1, properties=self.will_properties(delay=2))
         c.connect()
         c.drop()
@@ -182,7 +163,7 @@ class Will5(WillTests, unittest.TestCase):
         whichever comes first (MQTT 5.0 3.1.3.2.2)."""
         t = f"{self.p}/w"
         w = self.watcher(t, 1)
-        c = self.client(connect=False, session_expiry=1)
+        c = self.paho_client(connect=False, session_expiry=1)
         c.will_set(t, b"session over", qos=1, properties=self.will_properties(delay=30))
         c.connect()
         c.drop()
