@@ -96,8 +96,9 @@ class KafkaConsumeTest(KafkaTestCase):
         limits.max_topic_levels and a $SYS topic are refused and counted as skipped, not
         routed, and the records after them still flow."""
         self.kafka.create_topic("deep", 1)
-        b = self.broker('[[kafka.consume]]\ntopics = ["deep"]\nmqtt_topic = "{key}"\n'
-                        'offset_reset = "earliest"\n', extra="[limits]\nmax_topic_levels = 3\n")
+        b = self.kafka_broker('[[kafka.consume]]\ntopics = ["deep"]\nmqtt_topic = "{key}"\n'
+                              'offset_reset = "earliest"\n',
+                              extra="[limits]\nmax_topic_levels = 3\n")
         with MqttClient(b.port, client_id=unique("sub")) as sub:
             sub.connect()
             sub.subscribe("#", qos=1)
