@@ -1,7 +1,7 @@
-// libFuzzer target for the HTTP request parsing wrapper (http/parser/request_parser over http-parser)
-// and the URL and base64 helpers. The first input byte picks a chunk size: the same bytes are
-// parsed whole and in chunks, and both must give the same requests and the same outcome. Each
-// request's target goes through the URL functions, and base64 must round-trip. Any
+// libFuzzer target for the HTTP request parsing wrapper (http/parser/request_parser over
+// http-parser) and the URL and base64 helpers. The first input byte picks a chunk size: the same
+// bytes are parsed whole and in chunks, and both must give the same requests and the same outcome.
+// Each request's target goes through the URL functions, and base64 must round-trip. Any
 // disagreement or broken limit traps.
 #include <cstddef>
 #include <cstdint>

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "auth/crypto.h"
-#include "core/text.h"
 #include "core/base64.h"
+#include "core/text.h"
 
 namespace starling::auth {
 namespace {

@@ -7,8 +7,8 @@
 
 #include "config/config.h"
 #include "http/parser/request_parser.h"
-#include "http/response.h"
 #include "http/parser/url.h"
+#include "http/response.h"
 
 namespace starling::http {
 

@@ -6,11 +6,11 @@
 
 #include <cerrno>
 
+#include "core/socket_io.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "metrics/counters.h"
 #include "metrics/histogram.h"
-#include "core/socket_io.h"
 
 namespace starling::http {
 

@@ -8,8 +8,8 @@
 #include <mutex>
 #include <random>
 
-#include "core/event_loop.h"
 #include "core/base64.h"
+#include "core/event_loop.h"
 #include "metrics/counters.h"
 #include "mqtt/topic.h"
 

@@ -15,8 +15,8 @@
 #include "config/config.h"
 #include "http/api.h"
 #include "http/parser/request_parser.h"
-#include "http/response.h"
 #include "http/parser/url.h"
+#include "http/response.h"
 
 namespace starling::http {
 

@@ -7,8 +7,8 @@
 #include <chrono>
 #include <cstdint>
 
-#include "core/event_loop.h"
 #include "core/base64.h"
+#include "core/event_loop.h"
 #include "metrics/counters.h"
 #include "mqtt/packet.h"
 #include "mqtt/topic.h"

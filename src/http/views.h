@@ -6,8 +6,8 @@
 #include <string>
 
 #include "broker/broker.h"
-#include "http/response.h"
 #include "http/parser/url.h"
+#include "http/response.h"
 
 namespace starling::http {
 

@@ -8,10 +8,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/socket_io.h"
 #include "metrics/counters.h"
 #include "net/layers.h"
 #include "net/layers/proxy_protocol.h"
-#include "core/socket_io.h"
 #include "net/layers/tls.h"
 #include "net/layers/websocket.h"
 #include "net/worker.h"

@@ -13,8 +13,8 @@
 #include "broker/client.h"
 #include "core/event_loop.h"
 #include "core/token_bucket.h"
-#include "net/listener_context.h"
 #include "net/layers/stream_layer.h"
+#include "net/listener_context.h"
 
 namespace starling::net {
 

@@ -5,8 +5,8 @@
 #include <memory>
 #include <vector>
 
-#include "net/listener_context.h"
 #include "net/layers/stream_layer.h"
+#include "net/listener_context.h"
 
 namespace starling::net {
 

@@ -15,9 +15,9 @@
 #include "metrics/counters.h"
 #include "net/connection.h"
 #include "net/layers.h"
-#include "net/listener.h"
 #include "net/layers/tls.h"
 #include "net/layers/websocket.h"
+#include "net/listener.h"
 
 namespace starling::net {
 

@@ -9,8 +9,8 @@
 #include "broker/broker.h"
 #include "core/event_loop.h"
 #include "net/admission.h"
-#include "net/listener_context.h"
 #include "net/layers/stream_layer.h"
+#include "net/listener_context.h"
 
 namespace starling::net {
 

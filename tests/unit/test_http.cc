@@ -8,13 +8,13 @@
 #include <variant>
 
 #include "config/config.h"
-#include "http/auth.h"
 #include "core/base64.h"
-#include "http/publish.h"
+#include "http/auth.h"
 #include "http/parser/request_parser.h"
+#include "http/parser/url.h"
+#include "http/publish.h"
 #include "http/response.h"
 #include "http/server.h"
-#include "http/parser/url.h"
 #include "metrics/histogram.h"
 #include "metrics/prometheus.h"
 

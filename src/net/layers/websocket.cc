@@ -7,8 +7,8 @@
 #include <cstring>
 #include <optional>
 
-#include "core/text.h"
 #include "core/base64.h"
+#include "core/text.h"
 #include "http/parser/request_parser.h"
 #include "http/parser/status.h"
 #include "http/parser/url.h"
