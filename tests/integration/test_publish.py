@@ -400,6 +400,9 @@ class MessageExpiry(PublishTest):
         sub.connect(cid, clean_start=True, properties=session)
         sub.subscribe([(f"{base}/#", 1)])
         sub.disconnect()
+        # Offline before the publishes: one that reached the session while it was still
+        # attached would have started onward delivery, and expiry no longer applies to it.
+        sub.wait_closed()
         sub.close()
         pub = self.raw_client()
         pub.publish(f"{base}/short", b"short", qos=1, properties={"message_expiry_interval": 1})
