@@ -767,7 +767,7 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
           mqtt::suback_failure(version_, rc::SharedSubscriptionsNotSupported));
       continue;
     }
-    if (!mqtt_cfg.wildcard_subscriptions && plain.find_first_of("+#") != std::string_view::npos) {
+    if (!mqtt_cfg.wildcard_subscriptions && mqtt::has_wildcard(plain)) {
       ack.reason_codes.push_back(
           mqtt::suback_failure(version_, rc::WildcardSubscriptionsNotSupported));
       continue;

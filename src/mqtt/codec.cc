@@ -47,12 +47,6 @@ Status read_packet_id(Reader& r, uint16_t& id) {
   return {};
 }
 
-// memchr is vectorised; topic names are on the hot path.
-bool has_wildcard(std::string_view topic) {
-  return !topic.empty() && (std::memchr(topic.data(), '+', topic.size()) != nullptr ||
-                            std::memchr(topic.data(), '#', topic.size()) != nullptr);
-}
-
 // PUBLISH Topic Names: [MQTT-3.3.2-2] forbids wildcards but names no code. The string parses,
 // and 0x90 is defined for names that are "correctly formed" but refused, so this is a Protocol
 // Error.

@@ -103,9 +103,14 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+bool has_wildcard(std::string_view text) {
+  return !text.empty() && (std::memchr(text.data(), '+', text.size()) != nullptr ||
+                           std::memchr(text.data(), '#', text.size()) != nullptr);
+}
+
 bool valid_topic_name(std::string_view topic) {
-  return !topic.empty() && topic.size() <= kMaxTopicBytes &&
-         topic.find_first_of("+#") == std::string_view::npos && valid_utf8(topic);
+  return !topic.empty() && topic.size() <= kMaxTopicBytes && !has_wildcard(topic) &&
+         valid_utf8(topic);
 }
 
 bool reserved_topic_name(std::string_view topic) {
@@ -120,8 +125,7 @@ bool valid_topic_filter(std::string_view filter) {
   if (!filter.starts_with(kSharePrefix)) return valid_plain_filter(filter);
   std::string_view group, rest;
   if (!split_shared_filter(filter, group, rest)) return false;  // "$share/group" with no filter
-  return !group.empty() && group.find_first_of("+#") == std::string_view::npos && !rest.empty() &&
-         valid_plain_filter(rest);
+  return !group.empty() && !has_wildcard(group) && !rest.empty() && valid_plain_filter(rest);
 }
 
 bool split_shared_filter(std::string_view filter, std::string_view& group, std::string_view& rest) {

@@ -10,6 +10,10 @@ namespace starling::mqtt {
 // forms. Control characters other than U+0000 are allowed.
 bool valid_utf8(std::string_view s);
 
+// Whether text holds '+' or '#' (two vectorized scans; find_first_of("+#") would make a
+// library call per character, on every PUBLISH).
+bool has_wildcard(std::string_view text);
+
 // A PUBLISH topic: non-empty, valid UTF-8, no '+' or '#', at most 65535 bytes.
 bool valid_topic_name(std::string_view topic);
 
