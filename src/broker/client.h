@@ -94,8 +94,12 @@ class Client {
                       std::string_view body);
   // This client as the front door sees it.
   Publisher publisher() const {
-    return Publisher{settings_.get(),         client_id_, auth_.username(), session_.get(),
-                     transport_.attachment(), acl_.get()};
+    return Publisher{.settings = settings_.get(),
+                     .client_id = client_id_,
+                     .username = auth_.username(),
+                     .session = session_.get(),
+                     .link = transport_.attachment(),
+                     .acl = acl_.get()};
   }
   // The MQTT answer to a publish the front door took or refused.
   bool answer_publish(uint8_t qos, uint16_t packet_id, PublishResult& result);
