@@ -524,26 +524,20 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
 
 bool Client::answer_publish(uint8_t qos, uint16_t packet_id, PublishResult& result) {
   // A QoS 2 exchange that ends here without a PUBREC of success frees its packet id.
-  auto end_qos2 = [&] {
-    if (qos == 2) forget_inbound_qos2(packet_id);
-  };
+  if (qos == 2 && !taken(result.verdict)) forget_inbound_qos2(packet_id);
   switch (result.verdict) {
     case PublishVerdict::Delivered:
     case PublishVerdict::NoSubscribers:
       break;
     case PublishVerdict::QosNotSupported:
-      end_qos2();
       return fail(rc::QosNotSupported, describe(result.verdict));
     case PublishVerdict::RetainNotSupported:
-      end_qos2();
       return fail(rc::RetainNotSupported, describe(result.verdict));
     case PublishVerdict::InvalidTopic:
     case PublishVerdict::TopicOverLimits:
-      end_qos2();
       return fail(rc::TopicNameInvalid, describe(result.verdict));
     case PublishVerdict::ReservedTopic:
     case PublishVerdict::NotAuthorized:
-      end_qos2();
       if (qos == 0) return true;
       // 5.0 says why; 3.1.1 has no way to, so the message is acknowledged and dropped (the
       // spec's own choice, section 3.3.5).
@@ -551,7 +545,6 @@ bool Client::answer_publish(uint8_t qos, uint16_t packet_id, PublishResult& resu
                           0, nullptr);
       return true;
     case PublishVerdict::BridgeFull:
-      end_qos2();
       // 3.1.1 has no way to say "not taken": leave it unacknowledged; the client sends it again
       // after reconnecting.
       if (qos > 0 && version_ != Version::V5) {
@@ -559,8 +552,7 @@ bool Client::answer_publish(uint8_t qos, uint16_t packet_id, PublishResult& resu
       }
       break;
     case PublishVerdict::QueuesFull:
-      // Every matching session refused it (full queue): say so, on 5.0 at least.
-      end_qos2();
+      // Every matching session refused it (full queue): said with 0x97, on 5.0 at least.
       break;
   }
   if (qos > 0) {
@@ -772,8 +764,7 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
           mqtt::suback_failure(version_, rc::WildcardSubscriptionsNotSupported));
       continue;
     }
-    if (plain.size() > settings_->limits.max_topic_length ||
-        mqtt::topic_levels(plain) > settings_->limits.max_topic_levels) {
+    if (!settings_->limits.topic_within(plain)) {
       metrics::add(metrics::Counter::LimitTopic);
       ack.reason_codes.push_back(invalid_filter);
       continue;

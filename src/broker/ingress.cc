@@ -42,11 +42,7 @@ PublishVerdict Ingress::check(const Publication& pub, const Publisher& from) {
   if (pub.qos > settings.mqtt.max_qos) return PublishVerdict::QosNotSupported;
   if (pub.retain && !settings.mqtt.retain_available) return PublishVerdict::RetainNotSupported;
   if (!mqtt::valid_topic_name(pub.topic)) return PublishVerdict::InvalidTopic;
-  // A topic has at most size + 1 levels: they are counted only when that could be too many.
-  const size_t size = pub.topic.size();
-  if (size > settings.limits.max_topic_length ||
-      (size >= settings.limits.max_topic_levels &&
-       mqtt::topic_levels(pub.topic) > settings.limits.max_topic_levels)) {
+  if (!settings.limits.topic_within(pub.topic)) {
     metrics::add(metrics::Counter::LimitTopic);
     return PublishVerdict::TopicOverLimits;
   }

@@ -2,8 +2,16 @@
 
 #include "config/config.h"
 #include "config/reader.h"
+#include "mqtt/topic.h"
 
 namespace starling::config {
+
+bool Limits::topic_within(std::string_view topic) const {
+  // A topic has at most size + 1 levels: they are counted only when that could be too many
+  // (this runs on every PUBLISH).
+  return topic.size() <= max_topic_length &&
+         (topic.size() < max_topic_levels || mqtt::topic_levels(topic) <= max_topic_levels);
+}
 
 namespace {
 

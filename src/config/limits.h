@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 namespace starling::config {
 
@@ -23,6 +24,8 @@ struct Limits {
   uint32_t max_publish_rate = 0;  // PUBLISH packets per second per client; 0: no limit
   // A client whose output waits this long with the socket full (it does not read) is closed.
   uint32_t slow_client_timeout_ms = 60000;
+  // A topic name or filter within max_topic_length and max_topic_levels (PUBLISH, SUBSCRIBE).
+  bool topic_within(std::string_view topic) const;
   bool operator==(const Limits&) const = default;
 };
 

@@ -1436,5 +1436,18 @@ TEST(Endpoint, ToStringRoundTrips) {
   EXPECT_EQ(to_string(parse_endpoint(":1883")), "0.0.0.0:1883");
 }
 
+TEST(Limits, TopicWithin) {
+  Limits l;
+  l.max_topic_length = 8;
+  l.max_topic_levels = 2;
+  EXPECT_TRUE(l.topic_within("a"));
+  EXPECT_TRUE(l.topic_within("a/b"));
+  EXPECT_FALSE(l.topic_within("a/b/c"));
+  EXPECT_TRUE(l.topic_within("/"));    // 2 levels in 1 byte
+  EXPECT_FALSE(l.topic_within("//"));  // 3 levels in 2 bytes: counted, not skipped
+  EXPECT_TRUE(l.topic_within("abcdefgh"));
+  EXPECT_FALSE(l.topic_within("abcdefghi"));
+}
+
 }  // namespace
 }  // namespace starling::config
