@@ -16,6 +16,7 @@
 #include "app/passwd_command.h"
 #include "broker/broker.h"
 #include "config/config.h"
+#include "cluster/cluster.h"
 #include "kafka/bridge.h"
 #include "net/server.h"
 #include "starling/version.h"
@@ -156,6 +157,16 @@ int main(int argc, char** argv) {
     spdlog::info("durability none: state is kept in memory only");
   }
   starling::broker::Broker broker(config, store.get());
+  // The cluster before the store is restored: restored subscriptions become its routes.
+  std::unique_ptr<starling::cluster::Cluster> cluster;
+  if (config.cluster.enabled()) {
+    cluster = std::make_unique<starling::cluster::Cluster>(config, broker);
+    broker.set_cluster(cluster.get());
+  }
+  struct DetachCluster {
+    starling::broker::Broker& broker;
+    ~DetachCluster() { broker.set_cluster(nullptr); }
+  } detach_cluster{broker};
   try {
     broker.access().load(config.auth);
     broker.restore(starling::broker::Clock::now());
@@ -166,13 +177,22 @@ int main(int argc, char** argv) {
   // The Kafka bridge before the listeners: what it buffered before a restart goes out first,
   // and no publish can miss its rules.
   std::unique_ptr<starling::kafka::Bridge> bridge;
-  if (config.kafka.enabled() || config.kafka.mock) {
+  if (config.kafka.enabled() || config.kafka.mock || cluster) {
     try {
       bridge = std::make_unique<starling::kafka::Bridge>(config.kafka, broker);
       broker.set_bridge(bridge.get());
       bridge->start();
     } catch (const std::exception& e) {
       spdlog::critical("kafka: {}", e.what());
+      return 1;
+    }
+  }
+  // The cluster's forwards and state go through the bridge's producer (its durable outbox).
+  if (cluster) {
+    try {
+      cluster->start(bridge->producer(), bridge->bootstrap());
+    } catch (const std::exception& e) {
+      spdlog::critical("cluster: {}", e.what());
       return 1;
     }
   }
@@ -231,7 +251,10 @@ int main(int argc, char** argv) {
   }
   // Kafka consumers first: nothing new is routed, and what was routed is committed.
   if (bridge) bridge->stop_consumers();
+  if (cluster) cluster->stop_reading();
+  // Wills of the clients closed here are still forwarded to the other nodes.
   server.stop();
+  if (cluster) cluster->leave();
   // In-flight Kafka records get a last chance; what is left stays in the store.
   if (bridge) bridge->stop();
   // Committed writes reach the disk (and wake their connections) while the loops still exist.

@@ -114,6 +114,7 @@ Broker::OpenResult Broker::open_session(const std::string& client_id, bool clean
     if (!batch.empty()) store_->write_background(std::move(batch));
   }
   cancel_will(client_id);
+  if (cluster_) cluster_->session_opened(client_id, clean_start, expiry);
   if (discarded) {
     // Stop deliveries to it before anything else: detach whatever connection it had.
     auto previous = discarded->attach(Attachment{}, ClientCapabilities{}, DeliveryLimits{});
@@ -157,7 +158,9 @@ void Broker::end_session(const SessionPtr& session, Clock::time_point now) {
   {
     std::unique_lock lock(tree_mutex_);
     for (const auto& [filter, options] : session->subscriptions()) {
-      tree_.unsubscribe(session.get(), filter);
+      if (tree_.unsubscribe(session.get(), filter) && cluster_) {
+        cluster_->subscription_removed(filter);
+      }
     }
   }
   auto shared = session->take_shared_undelivered();
@@ -190,8 +193,13 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
                                PublishBatch* durable) {
   PublishOutcome outcome;
   // The bridge first: its store writes join the publish's batch like the queues' do.
-  if (bridge_ && !msg->from_bridge) bridge_->on_publish(msg, publisher_link, durable, outcome);
-  if (msg->retain) {
+  // A message from another node was offered to Kafka there.
+  if (bridge_ && !msg->from_bridge && !msg->cluster_scope) {
+    bridge_->on_publish(msg, publisher_link, durable, outcome);
+  }
+  // A retained message from another node arrives through the cluster's retained log, in the
+  // log's order (apply_retained); its forward only carries it to subscribers.
+  if (msg->retain && !msg->cluster_scope) {
     {
       std::unique_lock lock(retained_mutex_);
       retained_.set(msg);
@@ -217,6 +225,15 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
 
   std::shared_lock lock(tree_mutex_);
   tree_.match(msg->topic, matches, groups);
+  if (const ClusterScope* scope = msg->cluster_scope.get()) {
+    // Forwarded here: only the receivers the sending node picked this node for.
+    if (!scope->plain) matches.clear();
+    std::erase_if(groups, [scope](const SharedGroup* g) {
+      return std::find(scope->groups.begin(), scope->groups.end(), g->key) == scope->groups.end();
+    });
+  } else if (cluster_) {
+    cluster_->forward(msg, groups, publisher_link, durable, outcome);
+  }
 
   for (const Subscriber& sub : matches) {
     if (sub.options.no_local && sub.session == publisher) continue;
@@ -262,7 +279,7 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
   }
 
   if (targets.empty()) {
-    metrics::add(metrics::Counter::MessagesNoSubscriber);
+    if (outcome.receivers == 0) metrics::add(metrics::Counter::MessagesNoSubscriber);
     return outcome;
   }
   metrics::add(metrics::Counter::MessagesRouted);
@@ -354,6 +371,46 @@ void Broker::hand_over_shared(const SessionPtr& session, Clock::time_point now) 
   redeliver_shared(session->take_shared_undelivered(&takeable), session.get(), now);
 }
 
+// --- The cluster ----------------------------------------------------------------------------
+
+void Broker::client_taken_elsewhere(const std::string& client_id, Clock::time_point now) {
+  cancel_will(client_id);
+  SessionPtr session;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    auto it = sessions_.find(client_id);
+    if (it == sessions_.end()) return;
+    session = it->second;
+  }
+  const Attachment previous = session->attach(Attachment{}, ClientCapabilities{}, DeliveryLimits{});
+  if (previous) connections_.kick(previous, mqtt::reason::SessionTakenOver);
+  if (session->expiry_interval() == 0) {
+    end_session(session, now);
+    return;
+  }
+  session->mark_disconnected(now);
+  if (store_) write_session_record(*session, session->expiry_interval(), wall_clock_ms());
+  if (session->expiry_interval() != 0xFFFFFFFF) {
+    std::lock_guard lock(sessions_mutex_);
+    expiry_queue_.emplace(now + std::chrono::seconds(session->expiry_interval()), session);
+  }
+}
+
+void Broker::apply_retained(const MessagePtr& msg, Clock::time_point now) {
+  {
+    std::unique_lock lock(retained_mutex_);
+    retained_.set(msg);
+  }
+  if (!store_) return;
+  store::Batch batch;
+  if (msg->payload.empty()) {
+    batch.del(store::retained_key(msg->topic));
+  } else {
+    batch.put(store::retained_key(msg->topic), store::encode(to_record(*msg, now)));
+  }
+  store_->write_background(std::move(batch));
+}
+
 // --- Subscriptions --------------------------------------------------------------------------
 
 bool Broker::subscribe(const SessionPtr& session, const std::string& filter,
@@ -363,6 +420,7 @@ bool Broker::subscribe(const SessionPtr& session, const std::string& filter,
     std::unique_lock lock(tree_mutex_);
     existed = !tree_.subscribe(session.get(), filter, options);
   }
+  if (!existed && cluster_) cluster_->subscription_added(filter);
   session->remember_subscription(filter, options);
   if (session->persistent()) {
     store::Batch batch;
@@ -381,6 +439,7 @@ bool Broker::unsubscribe(const SessionPtr& session, const std::string& filter, u
     std::unique_lock lock(tree_mutex_);
     removed = tree_.unsubscribe(session.get(), filter);
   }
+  if (removed && cluster_) cluster_->subscription_removed(filter);
   session->forget_subscription(filter);
   if (removed && session->persistent()) {
     store::Batch batch;
@@ -517,10 +576,12 @@ void Broker::restore(Clock::time_point now) {
     if (!session) return true;  // its session expired: cleaned up above
     SubscriptionOptions options{r.qos, r.no_local, r.retain_as_published, r.retain_handling,
                                 r.subscription_id};
+    bool added;
     {
       std::unique_lock lock(tree_mutex_);
-      tree_.subscribe(session.get(), filter, options);
+      added = tree_.subscribe(session.get(), filter, options);
     }
+    if (added && cluster_) cluster_->subscription_added(filter);
     session->remember_subscription(filter, options);
     ++subscriptions;
     return true;

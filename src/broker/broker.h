@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "broker/access_control.h"
+#include "broker/cluster_link.h"
 #include "broker/connection_control.h"
 #include "broker/external_bridge.h"
 #include "broker/ingress.h"
@@ -80,6 +81,10 @@ class Broker {
   // The Kafka bridge, offered every routed message; set before the listeners open.
   void set_bridge(ExternalBridge* bridge) { bridge_ = bridge; }
   ExternalBridge* bridge() const { return bridge_; }
+  // The other nodes of the cluster ([cluster]); set before the store is restored (restored
+  // subscriptions become routes) and taken back (null) before the cluster goes.
+  void set_cluster(ClusterLink* cluster) { cluster_ = cluster; }
+  ClusterLink* cluster() const { return cluster_; }
   // The net layer's control over connections (kick, resume reading), handed over once the
   // server exists and taken back (null) before it goes.
   void set_connection_control(ConnectionControl* control) { connections_.attach(control); }
@@ -116,6 +121,15 @@ class Broker {
   // of a publish whose acknowledgement waits for them.
   PublishOutcome publish(const MessagePtr& msg, const Session* publisher, Attachment publisher_link,
                          Clock::time_point now, PublishBatch* durable = nullptr);
+
+  // --- The cluster (called by src/cluster) -------------------------------------------------
+  // Another node took client_id (a CONNECT there, later in the cluster's log than any here): a
+  // connection here gets DISCONNECT 0x8E, a delayed will of the client is cancelled. A session
+  // without expiry ends; a persistent one stays here until it expires or comes back.
+  void client_taken_elsewhere(const std::string& client_id, Clock::time_point now);
+  // The retained message of a topic as the cluster's log orders it (an empty payload clears
+  // it): stored, not routed (its forwards carry it to subscribers).
+  void apply_retained(const MessagePtr& msg, Clock::time_point now);
 
   // --- Subscriptions ----------------------------------------------------------------------
   // Adds or replaces; returns true when the subscription already existed. ticket is the
@@ -177,6 +191,7 @@ class Broker {
 
   store::Store* const store_;
   ExternalBridge* bridge_ = nullptr;
+  ClusterLink* cluster_ = nullptr;
   ConnectionControlRelay connections_;
   Ingress ingress_{*this};
   AccessControl access_;

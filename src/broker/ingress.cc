@@ -89,6 +89,12 @@ PublishResult Ingress::Batch::publish(Publication&& pub, const Publisher& from,
   return ingress_.route(std::move(pub), from, now, durable);
 }
 
+store::Batch* Ingress::Batch::store_batch() {
+  if (ingress_.broker_.store() == nullptr) return nullptr;
+  if (!durable_) durable_.emplace(ingress_.broker_.store());
+  return &durable_->batch();
+}
+
 uint64_t Ingress::Batch::commit() {
   return durable_ ? durable_->commit() : 0;
 }
@@ -109,6 +115,7 @@ PublishResult Ingress::route(Publication&& pub, const Publisher& from, Clock::ti
   msg->received_at = now;
   msg->origin_client_id = from.client_id;
   msg->from_bridge = from.from_bridge;
+  msg->cluster_scope = std::move(pub.cluster_scope);
   if (broker_.bridge()) msg->origin_username = from.username;  // only its templates read it
   msg->properties = std::move(pub.properties);
   if (pub.expiry_interval) {

@@ -1,5 +1,6 @@
 // The front door of every publish, whatever its transport: MQTT PUBLISH (Client), HTTP
-// (http/publish), Kafka consume rules (kafka/consumer), and later bridges and cluster peers.
+// (http/publish), Kafka consume rules (kafka/consumer), other cluster nodes (cluster/inbox), and
+// later bridges.
 // It validates the message against the broker's rules (topic name, length and levels, max_qos,
 // retain_available, reserved topics, the publisher's ACL), builds the Message, routes it, writes
 // and commits what it changed in the store, and returns a verdict that each transport maps to
@@ -56,6 +57,8 @@ struct Publication {
   // MQTT QoS 2 from a persistent session: the packet id is stored with the message, so that a
   // retransmission after a restart is known as one. 0: none.
   uint16_t inbound_qos2_id = 0;
+  // Forwarded by another node of the cluster: for which receivers here (null: published here).
+  std::unique_ptr<const ClusterScope> cluster_scope;
 };
 
 enum class PublishVerdict : uint8_t {
@@ -115,6 +118,9 @@ class Ingress {
     Batch& operator=(const Batch&) = delete;
     // The result's ticket is 0: the batch's is known at commit().
     PublishResult publish(Publication&& pub, const Publisher& from, Clock::time_point now);
+    // The store batch the publishes commit with (null without a store): a transport adds its
+    // own position to it (the cluster's inbox offsets), durable together with what it routed.
+    store::Batch* store_batch();
     // Hands the writes to the store; the ticket to wait for, 0 if nothing was written.
     uint64_t commit();
 

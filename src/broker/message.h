@@ -39,6 +39,15 @@ struct MessageProperties {
 // Takes the pass-through properties out of a PUBLISH's or a will's properties; null if none.
 std::unique_ptr<const MessageProperties> take_pass_through(mqtt::Properties& from);
 
+// A message forwarded by another node of the cluster: which of this node's receivers it is
+// for. The sending node picked this node for the shared groups listed; plain subscriptions
+// get it when plain is set.
+struct ClusterScope {
+  bool plain = true;
+  std::vector<std::string> groups;  // "$share/g/filter"
+  std::string origin_node;
+};
+
 struct Message {
   std::string topic;
   std::string payload;
@@ -53,6 +62,9 @@ struct Message {
   std::string origin_client_id;  // for No Local
   std::string origin_username;   // set only with the Kafka bridge (templates, headers)
   bool from_bridge = false;      // consumed from Kafka: not produced back to it
+  // From another node (null: published here): not forwarded again, and its retained copy
+  // comes through the cluster's retained log, not with it.
+  std::unique_ptr<const ClusterScope> cluster_scope;
 
   // Encoded variants: [v5 ? 1 : 0][qos > 0 ? 1 : 0]. Filled by the routing thread before any
   // receiver sees the message and never written after; readers that find a variant not ready

@@ -352,6 +352,7 @@ bool SubscriptionTree::subscribe(Session* session, std::string_view filter,
   if (!g) {
     auto fresh = std::make_unique<SharedGroup>();
     fresh->name = std::string(group_name);
+    fresh->key = std::string(filter);
     g = fresh.get();
     n->groups.push_back(std::move(fresh));
   }

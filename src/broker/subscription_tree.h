@@ -36,6 +36,7 @@ struct Subscriber {
 // next picks round robin.
 struct SharedGroup {
   std::string name;
+  std::string key;  // the whole filter, "$share/{group}/{filter}": its name cluster-wide
   std::vector<Subscriber> members;
   std::atomic<uint32_t> next{0};  // round-robin cursor; advanced under the reader lock
 };

@@ -30,6 +30,7 @@ const std::vector<Field<Config>>& top_fields() {
       sys_section(),
       auth_section(),
       kafka_section(),
+      cluster_section(),
       mqtt_section(),
       limits_section(),
   };
@@ -59,6 +60,7 @@ void check(const Reader& r, const Config& config, const toml::table& root) {
   auto [reason, line] = find_bind_collision(bind_uses(config, line_in_file));
   if (!reason.empty()) r.fail(line, reason);
   check_kafka(r, config.kafka);
+  check_cluster(r, config, line_in_file({"cluster"}));
 }
 
 }  // namespace
@@ -188,6 +190,7 @@ std::vector<std::string> reload_into(Config& live, const Config& fresh) {
   if (live.threads != fresh.threads) need_restart.push_back("threads");
   // Where rules are written in the file is no change: SourceLine never compares.
   if (live.kafka != fresh.kafka) need_restart.push_back("kafka");
+  if (live.cluster != fresh.cluster) need_restart.push_back("cluster");
 
   live.log_level = fresh.log_level;
   live.sys = fresh.sys;

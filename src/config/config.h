@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/auth_settings.h"
+#include "config/cluster_settings.h"
 #include "config/endpoint.h"
 #include "config/error.h"
 #include "config/http_settings.h"
@@ -33,6 +34,7 @@ struct Config {
   Limits limits;
   AuthSettings auth;
   KafkaSettings kafka;
+  ClusterSettings cluster;
   // Whether a listener lets clients in without a user name or certificate identity.
   bool allows_anonymous(const Listener& l) const {
     return l.allow_anonymous.value_or(auth.password_file.empty());

@@ -118,6 +118,11 @@ std::optional<Response> Api::handle(const Request& request, const RequestContext
     if (auto denied = guard(Scope::Read)) return denied;
     return list_retained(server_.broker(), *query);
   }
+  if (what == "cluster" && s.size() == 3) {
+    if (!get) return method_not_allowed("GET, HEAD");
+    if (auto denied = guard(Scope::Read)) return denied;
+    return show_cluster(server_.broker());
+  }
   if (what == "stats" && s.size() == 3) {
     if (!get) return method_not_allowed("GET, HEAD");
     if (auto denied = guard(Scope::Read)) return denied;
@@ -129,7 +134,8 @@ std::optional<Response> Api::handle(const Request& request, const RequestContext
 Response Api::readyz() {
   // Listeners bound and workers running; the store, when durability asks for one, is open
   // (it is opened before the listeners, and a failed write stops the process); the Kafka
-  // bridge, when configured, has a broker it can reach.
+  // bridge, when configured, has a broker it can reach; a cluster node has read the shared
+  // state to its end.
   broker::Broker& b = server_.broker();
   const bool wants_store = b.settings()->storage.durability != "none";
   const bool listeners = server_.listeners_up();
@@ -146,7 +152,13 @@ Response Api::readyz() {
   } else {
     checks["kafka"] = "not configured";
   }
-  const bool ready = listeners && store_ok && kafka_ok;
+  bool cluster_ok = true;
+  if (const broker::ClusterLink* cluster = b.cluster()) {
+    broker::BridgeStatus st = cluster->status();
+    cluster_ok = st.ready;
+    checks["cluster"] = st.detail;
+  }
+  const bool ready = listeners && store_ok && kafka_ok && cluster_ok;
   nlohmann::ordered_json body = {{"status", ready ? "ready" : "not ready"}, {"checks", checks}};
   return json_response(ready ? 200 : 503, body.dump());
 }
@@ -173,6 +185,7 @@ Response Api::metrics() {
   r.content_type = metrics::kPrometheusContentType;
   r.body = metrics::render_prometheus(g, STARLING_VERSION);
   if (const broker::ExternalBridge* bridge = b.bridge()) bridge->render_metrics(r.body);
+  if (const broker::ClusterLink* cluster = b.cluster()) cluster->render_metrics(r.body);
   return r;
 }
 

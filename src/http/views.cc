@@ -248,4 +248,24 @@ Response stats(broker::Broker& broker, size_t http_connections) {
   return ok(body);
 }
 
+Response show_cluster(broker::Broker& broker) {
+  const broker::ClusterLink* cluster = broker.cluster();
+  if (cluster == nullptr) return json_error(404, "not_found", "this broker is not in a cluster");
+  const broker::ClusterView v = cluster->view();
+  json nodes = json::array();
+  for (const broker::ClusterNodeView& n : v.nodes) {
+    nodes.push_back({{"id", n.id},
+                     {"state", n.state},
+                     {"self", n.self},
+                     {"epoch", n.epoch},
+                     {"http", n.http},
+                     {"last_seen_ms", n.last_seen_ms},
+                     {"routes", n.routes},
+                     {"forwards", n.forwards}});
+  }
+  json body = {{"name", v.name},         {"node_id", v.node_id},     {"ready", v.ready},
+               {"detail", v.detail},     {"inbox_lag", v.inbox_lag}, {"nodes", nodes}};
+  return json_response(200, body.dump());
+}
+
 }  // namespace starling::http

@@ -17,5 +17,7 @@ Response kick_client(broker::Broker& broker, const std::string& client_id);
 Response list_subscriptions(broker::Broker& broker, const QueryParams& query);
 Response list_retained(broker::Broker& broker, const QueryParams& query);
 Response stats(broker::Broker& broker, size_t http_connections);
+// GET /api/v1/cluster: the nodes as this one sees them (404 without [cluster]).
+Response show_cluster(broker::Broker& broker);
 
 }  // namespace starling::http

@@ -32,6 +32,8 @@ class Bridge final : public broker::ExternalBridge {
   void stop();
 
   const std::string& bootstrap() const { return bootstrap_; }
+  // The one producer of this broker: the rules' records and the cluster's.
+  Producer& producer() { return *producer_; }
 
   // broker::ExternalBridge
   void on_publish(const broker::MessagePtr& msg, broker::Attachment publisher,

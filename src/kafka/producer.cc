@@ -119,7 +119,7 @@ void Producer::start() {
                    }
                    auto rec = std::make_unique<Record>();
                    rec->seq = seq;
-                   rec->rule = r.rule < rules_.size() ? r.rule : 0;
+                   rec->rule = r.rule < rules_.size() || r.rule == kOwnRule ? r.rule : 0;
                    rec->topic = std::move(r.topic);
                    rec->key = std::move(r.key);
                    rec->stored_value = std::move(r.value);
@@ -134,6 +134,7 @@ void Producer::start() {
                  });
     next_seq_ = max_seq + 1;
     for (auto& rec : records) {
+      rec->buffered = true;
       buffered_messages_.fetch_add(1, std::memory_order_relaxed);
       buffered_bytes_.fetch_add(rec->bytes, std::memory_order_relaxed);
       produce(std::move(rec));
@@ -226,56 +227,91 @@ void Producer::on_publish(const broker::MessagePtr& msg, broker::Attachment publ
     std::unique_ptr<Record> rec = make_record(i, rule, *msg);
     rec->message = msg;
     if (rule.sync) {
-      if (!outcome.gate) outcome.gate = std::make_shared<broker::AckGate>();
-      outcome.gate->expect();
-      rec->gate = outcome.gate;
-      sync_waiting_.fetch_add(1, std::memory_order_relaxed);
-      produce(std::move(rec));
-      continue;
+      produce_sync(std::move(rec), outcome);
+    } else {
+      buffer(std::move(rec), msg->topic, publisher, durable, outcome);
     }
-    // async: into the bounded buffer, or refused when it is full.
-    const uint64_t messages = buffered_messages_.load(std::memory_order_relaxed);
-    const uint64_t bytes = buffered_bytes_.load(std::memory_order_relaxed);
-    if (messages + 1 > settings_.buffer_max_messages ||
-        bytes + rec->bytes > settings_.buffer_max_bytes) {
-      metrics::add(metrics::Counter::KafkaRefused);
-      outcome.refused = true;
-      if (g_failure_log.allow()) {
-        spdlog::warn("kafka: buffer full ({} records, {} bytes): refusing records of '{}'",
-                     messages, bytes, msg->topic);
-      }
-      continue;
-    }
-    buffered_messages_.fetch_add(1, std::memory_order_relaxed);
-    buffered_bytes_.fetch_add(rec->bytes, std::memory_order_relaxed);
-    // From 80% on, publishers are paused until the buffer is down to half.
-    if ((messages + 1) * 5 > settings_.buffer_max_messages * 4 ||
-        (bytes + rec->bytes) * 5 > settings_.buffer_max_bytes * 4) {
-      outcome.congested = true;
-      if (publisher) {
-        std::lock_guard lock(mutex_);
-        if (std::find(paused_publishers_.begin(), paused_publishers_.end(), publisher) ==
-            paused_publishers_.end()) {
-          paused_publishers_.push_back(publisher);
-          metrics::add(metrics::Counter::PublishersThrottled);
-        }
-      }
-    }
-    if (store_) {
-      rec->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
-      store::KafkaOutboxRecord stored{rec->rule, rec->topic, rec->key, std::string(rec->value),
-                                      rec->headers};
-      if (durable) {
-        // Before producing: the delete after Kafka's ack gets a later ticket than this put.
-        durable->batch().put(store::kafka_outbox_key(rec->seq), store::encode(stored));
-      } else {
-        store::Batch batch;
-        batch.put(store::kafka_outbox_key(rec->seq), store::encode(stored));
-        store_->write_background(std::move(batch));
-      }
-    }
-    produce(std::move(rec));
   }
+}
+
+void Producer::enqueue(OwnRecord&& own, Delivery delivery, broker::Attachment publisher,
+                       broker::PublishBatch* durable, broker::PublishOutcome& outcome) {
+  auto rec = std::make_unique<Record>();
+  rec->rule = kOwnRule;
+  rec->topic = std::move(own.topic);
+  rec->key = std::move(own.key);
+  rec->stored_value = std::move(own.value);
+  rec->value = rec->stored_value;
+  rec->null_value = own.null_value;
+  rec->bytes = rec->topic.size() + rec->value.size() + (rec->key ? rec->key->size() : 0);
+  switch (delivery) {
+    case Delivery::Buffered: {
+      const std::string what = rec->topic;
+      buffer(std::move(rec), what, publisher, durable, outcome);
+      break;
+    }
+    case Delivery::Sync:
+      produce_sync(std::move(rec), outcome);
+      break;
+    case Delivery::Unstored:
+      produce(std::move(rec));
+      break;
+  }
+}
+
+void Producer::produce_sync(std::unique_ptr<Record> rec, broker::PublishOutcome& outcome) {
+  if (!outcome.gate) outcome.gate = std::make_shared<broker::AckGate>();
+  outcome.gate->expect();
+  rec->gate = outcome.gate;
+  sync_waiting_.fetch_add(1, std::memory_order_relaxed);
+  produce(std::move(rec));
+}
+
+void Producer::buffer(std::unique_ptr<Record> rec, std::string_view what,
+                      broker::Attachment publisher, broker::PublishBatch* durable,
+                      broker::PublishOutcome& outcome) {
+  const uint64_t messages = buffered_messages_.load(std::memory_order_relaxed);
+  const uint64_t bytes = buffered_bytes_.load(std::memory_order_relaxed);
+  if (messages + 1 > settings_.buffer_max_messages ||
+      bytes + rec->bytes > settings_.buffer_max_bytes) {
+    metrics::add(metrics::Counter::KafkaRefused);
+    outcome.refused = true;
+    if (g_failure_log.allow()) {
+      spdlog::warn("kafka: buffer full ({} records, {} bytes): refusing records of '{}'", messages,
+                   bytes, what);
+    }
+    return;
+  }
+  rec->buffered = true;
+  buffered_messages_.fetch_add(1, std::memory_order_relaxed);
+  buffered_bytes_.fetch_add(rec->bytes, std::memory_order_relaxed);
+  // From 80% on, publishers are paused until the buffer is down to half.
+  if ((messages + 1) * 5 > settings_.buffer_max_messages * 4 ||
+      (bytes + rec->bytes) * 5 > settings_.buffer_max_bytes * 4) {
+    outcome.congested = true;
+    if (publisher) {
+      std::lock_guard lock(mutex_);
+      if (std::find(paused_publishers_.begin(), paused_publishers_.end(), publisher) ==
+          paused_publishers_.end()) {
+        paused_publishers_.push_back(publisher);
+        metrics::add(metrics::Counter::PublishersThrottled);
+      }
+    }
+  }
+  if (store_) {
+    rec->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+    store::KafkaOutboxRecord stored{rec->rule, rec->topic, rec->key, std::string(rec->value),
+                                    rec->headers};
+    if (durable) {
+      // Before producing: the delete after Kafka's ack gets a later ticket than this put.
+      durable->batch().put(store::kafka_outbox_key(rec->seq), store::encode(stored));
+    } else {
+      store::Batch batch;
+      batch.put(store::kafka_outbox_key(rec->seq), store::encode(stored));
+      store_->write_background(std::move(batch));
+    }
+  }
+  produce(std::move(rec));
 }
 
 rd_kafka_topic_t* Producer::topic_handle(const Rule& rule, const std::string& topic) {
@@ -306,23 +342,21 @@ void Producer::produce(std::unique_ptr<Record> record) {
   }
   rec->produced_at = Clock::now();
   ++rec->attempts;
-  const Rule& rule = rules_[rec->rule];
+  const Rule* rule = rec->rule < rules_.size() ? &rules_[rec->rule] : nullptr;
   const void* key = rec->key ? rec->key->data() : nullptr;
   const size_t key_size = rec->key ? rec->key->size() : 0;
+  char* value = rec->null_value ? nullptr : const_cast<char*>(rec->value.data());
+  const size_t value_size = rec->null_value ? 0 : rec->value.size();
   // No copy: librdkafka points into the record, which lives until its delivery report.
   rd_kafka_resp_err_t err;
-  if (rule.partitioner.empty()) {
-    err =
-        rd_kafka_producev(rk_.get(), RD_KAFKA_V_TOPIC(rec->topic.c_str()),
-                          RD_KAFKA_V_VALUE(const_cast<char*>(rec->value.data()), rec->value.size()),
-                          RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_HEADERS(headers),
-                          RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
+  if (rule == nullptr || rule->partitioner.empty()) {
+    err = rd_kafka_producev(rk_.get(), RD_KAFKA_V_TOPIC(rec->topic.c_str()),
+                            RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_KEY(key, key_size),
+                            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
   } else {
-    err =
-        rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(topic_handle(rule, rec->topic)),
-                          RD_KAFKA_V_VALUE(const_cast<char*>(rec->value.data()), rec->value.size()),
-                          RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_HEADERS(headers),
-                          RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
+    err = rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(topic_handle(*rule, rec->topic)),
+                            RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_KEY(key, key_size),
+                            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
   }
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     record.release();  // owned by librdkafka until the delivery report
@@ -369,7 +403,7 @@ void Producer::on_delivery(const rd_kafka_message_t* message) {
   metrics::observe(metrics::Histogram::KafkaProduce, Clock::now() - rec->produced_at);
   const rd_kafka_resp_err_t err = message->err;
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    metrics::add(metrics::Counter::KafkaProduced);
+    if (rec->rule != kOwnRule) metrics::add(metrics::Counter::KafkaProduced);
     if (rec->gate) {
       sync_waiting_.fetch_sub(1, std::memory_order_relaxed);
       rec->gate->settle();
@@ -410,6 +444,7 @@ void Producer::finish_async(std::unique_ptr<Record> rec) {
     std::lock_guard lock(deletes_mutex_);
     deletes_.del(store::kafka_outbox_key(rec->seq));  // written by write_deletes
   }
+  if (!rec->buffered) return;
   const uint64_t left = buffered_messages_.fetch_sub(1, std::memory_order_relaxed) - 1;
   const uint64_t bytes =
       buffered_bytes_.fetch_sub(rec->bytes, std::memory_order_relaxed) - rec->bytes;

@@ -50,6 +50,26 @@ class Producer {
   void on_publish(const broker::MessagePtr& msg, broker::Attachment publisher,
                   broker::PublishBatch* durable, broker::PublishOutcome& outcome);
 
+  // A record no rule made: the cluster's forwards and shared state (src/cluster).
+  struct OwnRecord {
+    std::string topic;
+    std::optional<std::string> key;
+    std::string value;
+    bool null_value = false;  // a tombstone (compacted topics)
+  };
+  enum class Delivery : uint8_t {
+    // On behalf of a publisher: counts against the buffer (refused when full, pausing from 80%)
+    // and is kept in the store until Kafka has it (in the publish's batch when there is one).
+    Buffered,
+    // The same, but the publisher's acknowledgement waits for Kafka's (a gate in outcome).
+    Sync,
+    // The broker's own state, rewritten at every start: retried until delivered, never
+    // refused, not stored.
+    Unstored,
+  };
+  void enqueue(OwnRecord&& record, Delivery delivery, broker::Attachment publisher,
+               broker::PublishBatch* durable, broker::PublishOutcome& outcome);
+
   // Figures.
   uint64_t buffered_messages() const { return buffered_messages_.load(std::memory_order_relaxed); }
   uint64_t buffered_bytes() const { return buffered_bytes_.load(std::memory_order_relaxed); }
@@ -79,6 +99,8 @@ class Producer {
     broker::MessagePtr message;
     std::string stored_value;
     std::string_view value;
+    bool null_value = false;
+    bool buffered = false;  // counted in the buffer's figures
     std::vector<std::pair<std::string, std::string>> headers;
     std::shared_ptr<broker::AckGate> gate;  // sync mode
     std::chrono::steady_clock::time_point produced_at{};
@@ -87,8 +109,15 @@ class Producer {
     size_t bytes = 0;
   };
 
+  // The rule index of records no rule made (OwnRecord); kept in their store records.
+  static constexpr uint32_t kOwnRule = 0xFFFFFFFF;
+
   std::unique_ptr<Record> make_record(uint32_t rule_index, const Rule& rule,
                                       const broker::Message& msg) const;
+  // Into the bounded buffer (and the store), or refused when it is full (outcome.refused).
+  void buffer(std::unique_ptr<Record> rec, std::string_view what, broker::Attachment publisher,
+              broker::PublishBatch* durable, broker::PublishOutcome& outcome);
+  void produce_sync(std::unique_ptr<Record> rec, broker::PublishOutcome& outcome);
   // Hands the record to librdkafka; a full local queue defers it to the retry list.
   void produce(std::unique_ptr<Record> record);
   void schedule_retry(std::unique_ptr<Record> record, std::chrono::milliseconds delay);

@@ -46,6 +46,8 @@ const char* name(Histogram h) {
       return "http_request_seconds";
     case Histogram::KafkaProduce:
       return "kafka_produce_seconds";
+    case Histogram::ClusterForward:
+      return "cluster_forward_seconds";
     case Histogram::kCount:
       break;
   }
@@ -62,6 +64,9 @@ const char* help(Histogram h) {
       return "Time from an HTTP request being read to its response being ready";
     case Histogram::KafkaProduce:
       return "Time from a record being handed to the Kafka producer to Kafka's acknowledgement";
+    case Histogram::ClusterForward:
+      return "Time from a message being forwarded by another node to it being routed here (the "
+             "two nodes' wall clocks)";
     case Histogram::kCount:
       break;
   }

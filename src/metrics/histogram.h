@@ -16,6 +16,7 @@ enum class Histogram : uint8_t {
   StoreCommit,       // batch committed -> durable (synced) in the store
   HttpRequest,       // HTTP request complete -> response ready
   KafkaProduce,      // record handed to librdkafka -> Kafka's acknowledgement
+  ClusterForward,    // forwarded by its node -> routed on this one (wall clocks)
   kCount
 };
 

@@ -162,6 +162,19 @@ std::string kafka_outbox_key(uint64_t seq) {
   return k;
 }
 
+std::string cluster_inbox_key(std::string_view topic, int32_t partition) {
+  std::string k = keyed(Kind::ClusterInbox, topic);
+  k.push_back('\0');
+  put_u32(k, static_cast<uint32_t>(partition));
+  return k;
+}
+
+std::string cluster_inbox_value(int64_t offset) {
+  std::string v;
+  put_u64(v, static_cast<uint64_t>(offset));
+  return v;
+}
+
 std::string client_prefix(Kind kind, std::string_view client) {
   std::string k = keyed(kind, client);
   k.push_back('\0');
@@ -226,6 +239,19 @@ bool parse_kafka_outbox_key(std::string_view key, uint64_t& seq) {
   Reader r(key.substr(1));
   seq = r.u64();
   return r.done();
+}
+
+bool parse_cluster_inbox(std::string_view key, std::string_view value, std::string& topic,
+                         int32_t& partition, int64_t& offset) {
+  if (key.size() < 7 || key[0] != static_cast<char>(Kind::ClusterInbox)) return false;
+  const size_t nul = key.size() - 5;
+  if (key[nul] != '\0') return false;
+  topic.assign(key.substr(1, nul - 1));
+  Reader k(key.substr(nul + 1));
+  partition = static_cast<int32_t>(k.u32());
+  Reader v(value);
+  offset = static_cast<int64_t>(v.u64());
+  return k.done() && v.done();
 }
 
 std::string encode(const SessionRecord& s) {

@@ -29,6 +29,7 @@ enum class Kind : char {
   Retained = 'R',
   Will = 'W',
   KafkaOutbox = 'K',
+  ClusterInbox = 'C',  // the next offset to read of a partition of this node's cluster inbox
 };
 
 // A message as stored. Times are wall-clock milliseconds since the epoch, so they survive a
@@ -100,6 +101,9 @@ std::string inbound_key(std::string_view client, uint16_t packet_id);
 std::string retained_key(std::string_view topic);
 std::string will_key(std::string_view client);
 std::string kafka_outbox_key(uint64_t seq);
+// "C<topic>\0" + partition (big-endian); its value is the next offset (big-endian u64).
+std::string cluster_inbox_key(std::string_view topic, int32_t partition);
+std::string cluster_inbox_value(int64_t offset);
 // Prefix of all records of one kind for one client ("B<client>\0").
 std::string client_prefix(Kind kind, std::string_view client);
 
@@ -110,6 +114,8 @@ bool parse_queued_key(std::string_view key, std::string& client, uint64_t& seq);
 bool parse_inbound_key(std::string_view key, std::string& client, uint16_t& packet_id);
 bool parse_retained_key(std::string_view key, std::string& topic);
 bool parse_kafka_outbox_key(std::string_view key, uint64_t& seq);
+bool parse_cluster_inbox(std::string_view key, std::string_view value, std::string& topic,
+                         int32_t& partition, int64_t& offset);
 
 // Values. decode_* return false on a corrupt or unknown-version value.
 std::string encode(const SessionRecord& r);

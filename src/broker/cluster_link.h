@@ -1,0 +1,64 @@
+// What the broker sees of the cluster (src/cluster): other Starling nodes reached through
+// Kafka. The broker tells it what changes here (subscriptions, client ids taken, publishes)
+// and it forwards; what comes from other nodes enters through the front door like any other
+// publish, with a ClusterScope. Without [cluster] the broker has no link and pays nothing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "broker/attachment.h"
+#include "broker/external_bridge.h"
+#include "broker/message.h"
+#include "broker/subscription_tree.h"
+
+namespace starling::broker {
+
+struct PublishOutcome;  // broker.h
+class PublishBatch;     // session.h
+
+// One node as this node sees it, for GET /api/v1/cluster.
+struct ClusterNodeView {
+  std::string id;
+  std::string state;  // "up", "down", "left"
+  bool self = false;
+  int64_t last_seen_ms = -1;  // since its last heartbeat was read (-1: never)
+  uint64_t epoch = 0;         // its start (wall clock ms)
+  std::string http;
+  uint64_t routes = 0;    // filters it has subscribers on
+  uint64_t forwards = 0;  // messages this node forwarded to it
+};
+
+struct ClusterView {
+  std::string name;
+  std::string node_id;
+  bool ready = false;  // read the shared state to its end
+  std::string detail;
+  int64_t inbox_lag = -1;  // records of this node's inbox not read yet (-1: unknown)
+  std::vector<ClusterNodeView> nodes;
+};
+
+class ClusterLink {
+ public:
+  virtual ~ClusterLink() = default;
+  // Broker::publish, for a message published on this node (not one from another node), under
+  // the subscription tree's read lock once the local matches are known: produces one forward
+  // per node with matching routes (store writes join durable; with ack = "kafka" a gate goes
+  // into outcome) and the retained record of a retained message. It decides each shared
+  // group cluster-wide: the groups it hands to another node are removed from local_groups.
+  virtual void forward(const MessagePtr& msg, std::vector<SharedGroup*>& local_groups,
+                       Attachment publisher_link, PublishBatch* durable,
+                       PublishOutcome& outcome) = 0;
+  // A session subscribed to filter / left it (shared filters as "$share/g/f").
+  virtual void subscription_added(const std::string& filter) = 0;
+  virtual void subscription_removed(const std::string& filter) = 0;
+  // A client connected here: its client id is claimed cluster-wide.
+  virtual void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) = 0;
+  virtual ClusterView view() const = 0;
+  // Ready once the shared state (nodes, routes, claims, retained) is read to its end.
+  virtual BridgeStatus status() const = 0;
+  virtual void render_metrics(std::string& out) const = 0;
+};
+
+}  // namespace starling::broker

@@ -1,0 +1,397 @@
+#include "cluster/cluster.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_set>
+
+#include "cluster/log_reader.h"
+#include "cluster/message_records.h"
+#include "cluster/wire/records.h"
+#include "metrics/prometheus.h"
+
+namespace starling::cluster {
+
+namespace {
+
+uint64_t wall_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+bool shared_filter(const std::string& filter) {
+  return filter.starts_with("$share/");
+}
+
+}  // namespace
+
+Topics::Topics(const std::string& cluster_name)
+    : nodes("starling." + cluster_name + ".nodes"),
+      routes("starling." + cluster_name + ".routes"),
+      sessions("starling." + cluster_name + ".sessions"),
+      retained("starling." + cluster_name + ".retained"),
+      prefix("starling." + cluster_name + ".") {}
+
+Cluster::Cluster(const config::Config& config, broker::Broker& broker)
+    : settings_(config.cluster),
+      node_id_(config.cluster.node_id),
+      topics_(config.cluster.name),
+      epoch_(wall_ms()),
+      broker_(broker) {
+  if (config.http.enabled) http_address_ = config::to_string(config.http.bind);
+  self_ = number_of(node_id_);
+  nodes_[self_].epoch = epoch_;
+  nodes_[self_].http = http_address_;
+}
+
+Cluster::~Cluster() {
+  stop_reading();
+}
+
+NodeNumber Cluster::number_of(const std::string& id) {
+  auto [it, fresh] = numbers_.emplace(id, static_cast<NodeNumber>(nodes_.size()));
+  if (fresh) {
+    nodes_.emplace_back();
+    nodes_.back().id = id;
+    nodes_.back().inbox = topics_.inbox(id);
+  }
+  return it->second;
+}
+
+void Cluster::start(kafka::Producer& producer, const std::string& bootstrap) {
+  producer_ = &producer;
+  reader_ = std::make_unique<LogReader>(*this, broker_.settings()->kafka, bootstrap,
+                                        settings_.inbox_partitions);
+  {
+    // The routes of the restored sessions; from now on each change is written as it happens.
+    std::lock_guard lock(local_mutex_);
+    routes_written_ = true;
+    for (const auto& [filter, count] : local_counts_)
+      write_route(filter, count);
+  }
+  heartbeat();
+  reader_->start();
+  spdlog::info("cluster '{}': node '{}' (epoch {}) reading {}*", settings_.name, node_id_, epoch_,
+               topics_.prefix);
+}
+
+void Cluster::stop_reading() {
+  if (reader_) reader_->stop();
+}
+
+void Cluster::leave() {
+  if (producer_) heartbeat(true);
+}
+
+void Cluster::heartbeat(bool leaving) {
+  HeartbeatRecord hb;
+  hb.epoch = epoch_;
+  hb.sent_ms = wall_ms();
+  hb.interval_ms = settings_.heartbeat_ms;
+  hb.http = http_address_;
+  hb.leaving = leaving;
+  broker::PublishOutcome unused;
+  producer_->enqueue({topics_.nodes, node_id_, encode(hb), false},
+                     kafka::Producer::Delivery::Unstored, {}, nullptr, unused);
+}
+
+void Cluster::write_route(const std::string& filter, uint32_t members) {
+  kafka::Producer::OwnRecord record{topics_.routes, route_key(node_id_, filter), {}, members == 0};
+  if (members > 0) record.value = encode(RouteRecord{epoch_, members});
+  broker::PublishOutcome unused;
+  producer_->enqueue(std::move(record), kafka::Producer::Delivery::Unstored, {}, nullptr, unused);
+}
+
+kafka::Producer::Delivery Cluster::delivery_for(const broker::Message& msg) const {
+  if (msg.qos > 0 && settings_.ack == "kafka") return kafka::Producer::Delivery::Sync;
+  return kafka::Producer::Delivery::Buffered;
+}
+
+// --- broker::ClusterLink ----------------------------------------------------------------------
+
+void Cluster::forward(const broker::MessagePtr& msg,
+                      std::vector<broker::SharedGroup*>& local_groups,
+                      broker::Attachment publisher_link, broker::PublishBatch* durable,
+                      broker::PublishOutcome& outcome) {
+  if (producer_ == nullptr) return;             // restoring: nothing is published yet
+  if (msg->topic.starts_with("$SYS/")) return;  // every node publishes its own
+  const kafka::Producer::Delivery delivery = delivery_for(*msg);
+  if (msg->retain) {
+    MessageRecord retained = to_message_record(*msg, node_id_);
+    producer_->enqueue({topics_.retained, msg->topic, encode(retained), false}, delivery,
+                       publisher_link, durable, outcome);
+  }
+
+  // Destination nodes, each with the shared groups it was picked for.
+  thread_local RouteTable::Match match;
+  thread_local std::vector<std::pair<NodeNumber, std::vector<std::string>>> destinations;
+  match.clear();
+  destinations.clear();
+  std::shared_lock lock(state_lock_);
+  routes_.match(msg->topic, match);
+  if (match.plain.empty() && match.groups.empty()) return;
+  auto destination = [](NodeNumber node) -> std::vector<std::string>& {
+    for (auto& [n, groups] : destinations)
+      if (n == node) return groups;
+    destinations.emplace_back(node, std::vector<std::string>());
+    return destinations.back().second;
+  };
+  for (NodeNumber node : match.plain)
+    if (node != self_) destination(node);
+  for (RouteTable::GroupMatch& g : match.groups) {
+    // One member cluster-wide: nodes weighted by their member counts, this node by its own
+    // (the local tree is the truth for it, the log may lag).
+    auto local = std::find_if(local_groups.begin(), local_groups.end(),
+                              [&g](const broker::SharedGroup* lg) { return lg->key == *g.key; });
+    const uint32_t local_members =
+        local == local_groups.end() ? 0 : static_cast<uint32_t>((*local)->members.size());
+    uint64_t total = local_members;
+    for (const auto& [node, members] : g.members)
+      if (node != self_) total += members;
+    if (total == local_members) continue;  // nobody elsewhere: the local pick stands
+    uint64_t ticket = g.cursor->fetch_add(1, std::memory_order_relaxed) % total;
+    if (ticket < local_members) continue;
+    ticket -= local_members;
+    for (const auto& [node, members] : g.members) {
+      if (node == self_) continue;
+      if (ticket < members) {
+        destination(node).push_back(*g.key);
+        if (local != local_groups.end()) local_groups.erase(local);
+        break;
+      }
+      ticket -= members;
+    }
+  }
+  if (destinations.empty()) return;
+  MessageRecord record = to_message_record(*msg, node_id_);
+  const std::string key = msg->origin_client_id.empty() ? msg->topic : msg->origin_client_id;
+  for (auto& [node, groups] : destinations) {
+    record.plain = std::binary_search(match.plain.begin(), match.plain.end(), node);
+    record.groups = std::move(groups);
+    NodeState& to = nodes_[node];
+    const bool refused_before = outcome.refused;
+    producer_->enqueue({to.inbox, key, encode(record), false}, delivery, publisher_link, durable,
+                       outcome);
+    if (outcome.refused && !refused_before) break;  // the buffer is full: the publisher is told
+    to.forwards.fetch_add(1, std::memory_order_relaxed);
+    ++outcome.receivers;
+  }
+}
+
+void Cluster::subscription_added(const std::string& filter) {
+  std::lock_guard lock(local_mutex_);
+  uint32_t& count = local_counts_[filter];
+  ++count;
+  if (routes_written_ && (count == 1 || shared_filter(filter))) write_route(filter, count);
+}
+
+void Cluster::subscription_removed(const std::string& filter) {
+  std::lock_guard lock(local_mutex_);
+  auto it = local_counts_.find(filter);
+  if (it == local_counts_.end()) return;
+  const uint32_t count = --it->second;
+  if (count == 0) local_counts_.erase(it);
+  if (routes_written_ && (count == 0 || shared_filter(filter))) write_route(filter, count);
+}
+
+void Cluster::session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) {
+  if (producer_ == nullptr) return;
+  {
+    std::lock_guard lock(local_mutex_);
+    ++pending_claims_[client_id];
+  }
+  ClaimRecord claim{node_id_, epoch_, wall_ms(), clean_start, expiry};
+  broker::PublishOutcome unused;
+  producer_->enqueue({topics_.sessions, client_id, encode(claim), false},
+                     kafka::Producer::Delivery::Unstored, {}, nullptr, unused);
+}
+
+broker::ClusterView Cluster::view() const {
+  broker::ClusterView v;
+  v.name = settings_.name;
+  v.node_id = node_id_;
+  v.ready = caught_up_.load();
+  v.detail = status().detail;
+  v.inbox_lag = reader_ ? reader_->inbox_lag() : -1;
+  const int64_t now = steady_ms();
+  std::shared_lock lock(state_lock_);
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const NodeState& n = nodes_[i];
+    broker::ClusterNodeView nv;
+    nv.id = n.id;
+    nv.self = i == self_;
+    nv.epoch = n.epoch;
+    nv.http = n.http;
+    nv.routes = n.routes;
+    nv.forwards = n.forwards.load(std::memory_order_relaxed);
+    nv.last_seen_ms = n.last_seen_ms < 0 ? -1 : now - n.last_seen_ms;
+    if (nv.self) {
+      nv.state = "up";
+      std::lock_guard local(local_mutex_);
+      nv.routes = local_counts_.size();
+    } else if (n.leaving) {
+      nv.state = "left";
+    } else if (n.last_seen_ms >= 0 && now - n.last_seen_ms <= settings_.node_timeout_ms) {
+      nv.state = "up";
+    } else {
+      nv.state = "down";
+    }
+    v.nodes.push_back(std::move(nv));
+  }
+  return v;
+}
+
+broker::BridgeStatus Cluster::status() const {
+  broker::BridgeStatus s;
+  s.ready = caught_up_.load();
+  s.detail = s.ready ? "caught up with " + topics_.prefix + "*"
+                     : "reading the shared state of " + topics_.prefix + "*";
+  return s;
+}
+
+void Cluster::render_metrics(std::string& out) const {
+  const broker::ClusterView v = view();
+  metrics::Writer w(out);
+  w.family("cluster_nodes", "gauge", "Nodes of the cluster by state, as this node sees them");
+  for (const char* state : {"up", "down", "left"}) {
+    const auto n = std::count_if(v.nodes.begin(), v.nodes.end(),
+                                 [state](const auto& node) { return node.state == state; });
+    w.sample("cluster_nodes", metrics::label("state", state), static_cast<uint64_t>(n));
+  }
+  w.family("cluster_forwards_total", "counter", "Messages forwarded to each other node");
+  for (const auto& n : v.nodes) {
+    if (!n.self) w.sample("cluster_forwards_total", metrics::label("node", n.id), n.forwards);
+  }
+  w.family("cluster_routes", "gauge", "Filters with subscribers, per node");
+  for (const auto& n : v.nodes)
+    w.sample("cluster_routes", metrics::label("node", n.id), n.routes);
+  w.family("cluster_inbox_lag", "gauge", "Records of this node's inbox not read yet (-1: unknown)");
+  w.sample("cluster_inbox_lag", "", v.inbox_lag);
+  w.family("cluster_ready", "gauge", "1 once this node has read the shared state to its end");
+  w.sample("cluster_ready", "", uint64_t{v.ready ? 1u : 0u});
+}
+
+// --- What the log reader found ---------------------------------------------------------------
+
+void Cluster::on_heartbeat(const std::string& node, std::string_view value) {
+  HeartbeatRecord hb;
+  if (!decode(value, hb)) {
+    spdlog::warn("cluster: unreadable heartbeat of node '{}', skipped", node);
+    return;
+  }
+  if (node == node_id_) {
+    if (hb.epoch != epoch_ && !hb.leaving && hb.epoch > epoch_) {
+      spdlog::error(
+          "cluster: another node runs with node_id '{}' (epoch {}): node ids must be "
+          "unique",
+          node, hb.epoch);
+    }
+    return;
+  }
+  std::unique_lock lock(state_lock_);
+  NodeState& n = nodes_[number_of(node)];
+  if (hb.epoch != n.epoch && n.epoch != 0) {
+    spdlog::info("cluster: node '{}' restarted (epoch {})", node, hb.epoch);
+  } else if (n.epoch == 0) {
+    spdlog::info("cluster: node '{}' is a member (epoch {})", node, hb.epoch);
+  }
+  if (hb.leaving && !n.leaving) spdlog::info("cluster: node '{}' left", node);
+  n.epoch = hb.epoch;
+  n.http = hb.http;
+  n.leaving = hb.leaving;
+  n.last_seen_ms = steady_ms();
+}
+
+void Cluster::on_route(std::string_view key, std::string_view value, bool tombstone) {
+  std::string_view node, filter;
+  if (!parse_route_key(key, node, filter)) return;
+  if (node == node_id_) {
+    // Our own, written by an earlier run or by this one: the local tree is the truth. At start
+    // they tell what an earlier run left behind.
+    if (!caught_up_) {
+      std::lock_guard lock(local_mutex_);
+      auto it = std::find(logged_own_routes_.begin(), logged_own_routes_.end(), filter);
+      if (tombstone && it != logged_own_routes_.end()) logged_own_routes_.erase(it);
+      if (!tombstone && it == logged_own_routes_.end()) logged_own_routes_.emplace_back(filter);
+    }
+    return;
+  }
+  RouteRecord route;
+  if (!tombstone && !decode(value, route)) {
+    spdlog::warn("cluster: unreadable route '{}', skipped", key);
+    return;
+  }
+  std::unique_lock lock(state_lock_);
+  const NodeNumber number = number_of(std::string(node));
+  NodeState& n = nodes_[number];
+  if (tombstone) {
+    if (routes_.remove(number, filter)) --n.routes;
+  } else {
+    const bool existed = routes_.remove(number, filter);
+    if (routes_.add(number, filter, route.members)) {
+      if (!existed) ++n.routes;
+    } else if (existed) {
+      --n.routes;
+    }
+  }
+}
+
+void Cluster::on_claim(const std::string& client_id, std::string_view value) {
+  ClaimRecord claim;
+  if (!decode(value, claim)) {
+    spdlog::warn("cluster: unreadable claim of client '{}', skipped", client_id);
+    return;
+  }
+  {
+    std::lock_guard lock(local_mutex_);
+    auto pending = pending_claims_.find(client_id);
+    if (claim.node == node_id_) {
+      if (pending != pending_claims_.end() && --pending->second == 0)
+        pending_claims_.erase(pending);
+      return;
+    }
+    // A claim of ours comes later in the log: the client is here now.
+    if (pending != pending_claims_.end()) return;
+  }
+  spdlog::debug("cluster: client '{}' connected to node '{}'", client_id, claim.node);
+  broker_.client_taken_elsewhere(client_id, broker::Clock::now());
+}
+
+void Cluster::on_retained(std::string_view topic, std::string_view value) {
+  MessageRecord record;
+  if (!decode(value, record) || record.topic != topic) {
+    spdlog::warn("cluster: unreadable retained message of '{}', skipped", topic);
+    return;
+  }
+  broker::MessagePtr msg = to_message(std::move(record), broker::Clock::now());
+  if (msg) broker_.apply_retained(msg, broker::Clock::now());
+}
+
+void Cluster::on_caught_up() {
+  {
+    std::lock_guard lock(local_mutex_);
+    size_t stale = 0;
+    for (const std::string& filter : logged_own_routes_) {
+      if (local_counts_.contains(filter)) continue;
+      write_route(filter, 0);
+      ++stale;
+    }
+    logged_own_routes_.clear();
+    if (stale > 0) spdlog::info("cluster: removed {} route(s) left by an earlier run", stale);
+  }
+  caught_up_ = true;
+  spdlog::info("cluster: caught up with the shared state ({} node(s) known)", [this] {
+    std::shared_lock lock(state_lock_);
+    return nodes_.size();
+  }());
+}
+
+}  // namespace starling::cluster

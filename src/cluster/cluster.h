@@ -1,0 +1,128 @@
+// One Starling node of a cluster whose backbone is Kafka (docs/cluster.md). Nodes never talk
+// to each other: each writes and reads a few topics under starling.<name>.:
+//   nodes      (key node id)           heartbeats: who is up, since when, their HTTP address
+//   routes     (key "node filter")     which node has subscribers on which filter
+//   sessions   (key client id)         claims: the last node a client connected to owns it
+//   retained   (key topic)             retained messages, in one order for every node
+//   inbox.<id> (key publisher)         messages forwarded to node <id>
+// A publish here is routed locally as always and forwarded once per node with matching routes
+// (never per subscriber) through the Kafka producer's durable outbox. The other nodes' state is
+// read by one thread (LogReader, log_reader.cc) that also consumes this node's inbox.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/broker.h"
+#include "broker/cluster_link.h"
+#include "cluster/route_table.h"
+#include "config/config.h"
+#include "core/reader_lock.h"
+#include "kafka/producer.h"
+
+namespace starling::cluster {
+
+class LogReader;
+
+// The Kafka topic names of a cluster.
+struct Topics {
+  explicit Topics(const std::string& cluster_name);
+  std::string nodes, routes, sessions, retained;
+  std::string inbox(std::string_view node) const { return prefix + "inbox." + std::string(node); }
+  std::string prefix;  // "starling.<name>."
+};
+
+class Cluster final : public broker::ClusterLink {
+ public:
+  Cluster(const config::Config& config, broker::Broker& broker);
+  ~Cluster() override;
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  // After the store is restored and the Kafka producer started: creates the topics when
+  // missing, writes this node's routes and heartbeat, and starts reading the shared state and
+  // the inbox. Throws std::runtime_error when the reader cannot be set up.
+  void start(kafka::Producer& producer, const std::string& bootstrap);
+  // Stops reading the inbox (what was routed is committed); the node is still a member.
+  void stop_reading();
+  // Says goodbye (a last heartbeat marked leaving), before the producer is flushed.
+  void leave();
+
+  // broker::ClusterLink
+  void forward(const broker::MessagePtr& msg, std::vector<broker::SharedGroup*>& local_groups,
+               broker::Attachment publisher_link, broker::PublishBatch* durable,
+               broker::PublishOutcome& outcome) override;
+  void subscription_added(const std::string& filter) override;
+  void subscription_removed(const std::string& filter) override;
+  void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) override;
+  broker::ClusterView view() const override;
+  broker::BridgeStatus status() const override;
+  void render_metrics(std::string& out) const override;
+
+  // --- What the log reader found (its thread) ------------------------------------------
+  void on_heartbeat(const std::string& node, std::string_view value);
+  void on_route(std::string_view key, std::string_view value, bool tombstone);
+  void on_claim(const std::string& client_id, std::string_view value);
+  void on_retained(std::string_view topic, std::string_view value);
+  // The shared state has been read to the end once: stale routes of an earlier run go.
+  void on_caught_up();
+
+  const std::string& node_id() const { return node_id_; }
+  const Topics& topics() const { return topics_; }
+  uint64_t epoch() const { return epoch_; }
+  broker::Broker& broker() { return broker_; }
+  uint32_t heartbeat_ms() const { return settings_.heartbeat_ms; }
+  // Sends a heartbeat now (the reader's thread calls it every heartbeat_ms).
+  void heartbeat(bool leaving = false);
+
+ private:
+  struct NodeState {
+    std::string id;
+    std::string inbox;  // its inbox topic
+    uint64_t epoch = 0;
+    std::string http;
+    bool leaving = false;
+    int64_t last_seen_ms = -1;  // steady clock ms of its last heartbeat read
+    uint64_t routes = 0;
+    std::atomic<uint64_t> forwards{0};
+  };
+  // A number for a node id (state_lock_ held for writing).
+  NodeNumber number_of(const std::string& id);
+  // Writes this node's route for filter: present with members, or a tombstone at 0.
+  void write_route(const std::string& filter, uint32_t members);
+  kafka::Producer::Delivery delivery_for(const broker::Message& msg) const;
+
+  const config::ClusterSettings settings_;
+  const std::string node_id_;
+  const Topics topics_;
+  const uint64_t epoch_;  // this run's start, wall clock ms
+  std::string http_address_;
+  broker::Broker& broker_;
+  kafka::Producer* producer_ = nullptr;  // set by start()
+  std::unique_ptr<LogReader> reader_;
+
+  // The other nodes and their routes; read on every publish.
+  mutable core::ReaderLock state_lock_;
+  RouteTable routes_;
+  std::deque<NodeState> nodes_;  // by NodeNumber; never shrinks
+  std::unordered_map<std::string, NodeNumber> numbers_;
+  NodeNumber self_ = 0;
+
+  // This node's subscriptions per filter, and its claims not yet read back from the log.
+  mutable std::mutex local_mutex_;
+  std::unordered_map<std::string, uint32_t> local_counts_;
+  std::unordered_map<std::string, uint32_t> pending_claims_;
+  // Routes of this node found in the log at start; those no longer true are removed.
+  std::vector<std::string> logged_own_routes_;
+  bool routes_written_ = false;  // by local_mutex_: start() wrote the routes
+  std::atomic<bool> caught_up_{false};
+};
+
+}  // namespace starling::cluster

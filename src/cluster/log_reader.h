@@ -1,0 +1,65 @@
+// The cluster's reading side: one thread, one librdkafka consumer without group membership
+// (partitions are assigned by hand, so no rebalance ever waits on a dead node). It reads the
+// shared state (nodes, routes, sessions, retained) from the beginning of the log, and this
+// node's inbox from the offsets committed for the group starling.<name>.<node>; offsets of
+// the inbox are stored once what they routed is durable. It also sends the heartbeats.
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "kafka/client_config.h"
+
+namespace starling::cluster {
+
+class Cluster;
+
+class LogReader {
+ public:
+  // Throws std::runtime_error when librdkafka refuses the configuration.
+  LogReader(Cluster& cluster, const config::KafkaSettings& kafka, const std::string& bootstrap,
+            uint32_t inbox_partitions);
+  ~LogReader();
+  LogReader(const LogReader&) = delete;
+  LogReader& operator=(const LogReader&) = delete;
+
+  void start();
+  // Stops reading; the stored inbox offsets are committed.
+  void stop();
+
+  int64_t inbox_lag() const { return inbox_lag_.load(std::memory_order_relaxed); }
+
+ private:
+  void run();
+  // Creates missing topics and assigns every partition; false while Kafka cannot be reached.
+  bool assign();
+  void read_batch(rd_kafka_message_t** messages, ssize_t count);
+  void update_lag();
+  bool state_caught_up() const;
+
+  Cluster& cluster_;
+  const uint32_t inbox_partitions_;
+  const std::string inbox_;
+  kafka::HandlePtr rk_;
+  rd_kafka_queue_t* queue_ = nullptr;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  bool assigned_ = false;
+  bool caught_up_ = false;
+  // Per state partition: the end at assignment, and the next offset to read.
+  std::map<std::pair<std::string, int32_t>, int64_t> state_end_;
+  std::map<std::pair<std::string, int32_t>, int64_t> state_next_;
+  // Claims read before catching up: only the last one per client counts.
+  std::unordered_map<std::string, std::string> early_claims_;
+  std::atomic<int64_t> inbox_lag_{-1};
+};
+
+}  // namespace starling::cluster

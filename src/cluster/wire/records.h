@@ -1,0 +1,82 @@
+// The records Starling nodes exchange through Kafka (the cluster's only channel; see
+// docs/cluster.md). Values are binary: a format byte, then fixed-width integers (little
+// endian) and length-prefixed strings. decode() takes any bytes and answers false on anything
+// malformed (a record from another version or a corrupted log): the reader skips it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace starling::cluster {
+
+// A message for another node's inbox (inbox.<node>), or a retained message (retained, keyed
+// by topic). Expiry travels as the seconds left when it was written.
+struct MessageRecord {
+  std::string topic;
+  std::string payload;
+  uint8_t qos = 0;
+  bool retain = false;
+  std::optional<uint32_t> expiry_s;
+  std::optional<uint8_t> payload_format_indicator;
+  std::optional<std::string> content_type;
+  std::optional<std::string> response_topic;
+  std::optional<std::string> correlation_data;
+  std::vector<std::pair<std::string, std::string>> user_properties;
+  std::string origin_client_id;
+  std::string origin_username;
+  std::string origin_node;
+  uint64_t sent_us = 0;  // the sender's wall clock (microseconds), for the forward latency
+  // Which receivers of the destination it is for: its plain subscriptions, and the shared
+  // groups ("$share/g/filter") the sender picked this node for.
+  bool plain = true;
+  std::vector<std::string> groups;
+  bool operator==(const MessageRecord&) const = default;
+};
+
+// nodes (key: node id): a node is alive.
+struct HeartbeatRecord {
+  uint64_t epoch = 0;  // the node's start, wall clock ms: a new epoch is a restart
+  uint64_t sent_ms = 0;
+  uint32_t interval_ms = 0;
+  std::string http;      // the node's HTTP address ("" when off)
+  bool leaving = false;  // the node stops cleanly
+  bool operator==(const HeartbeatRecord&) const = default;
+};
+
+// routes (key: route_key(node, filter)): a node has local subscribers on filter. A tombstone
+// (no value) removes it.
+struct RouteRecord {
+  uint64_t epoch = 0;
+  uint32_t members = 1;  // subscribers there (shared groups weigh nodes by it)
+  bool operator==(const RouteRecord&) const = default;
+};
+
+// sessions (key: client id): a node took the client id (a CONNECT). The last claim in the
+// log's order owns it; older owners kick their connection.
+struct ClaimRecord {
+  std::string node;
+  uint64_t epoch = 0;
+  uint64_t claimed_ms = 0;
+  bool clean_start = false;
+  uint32_t expiry_s = 0;
+  bool operator==(const ClaimRecord&) const = default;
+};
+
+std::string encode(const MessageRecord& r);
+std::string encode(const HeartbeatRecord& r);
+std::string encode(const RouteRecord& r);
+std::string encode(const ClaimRecord& r);
+bool decode(std::string_view bytes, MessageRecord& out);
+bool decode(std::string_view bytes, HeartbeatRecord& out);
+bool decode(std::string_view bytes, RouteRecord& out);
+bool decode(std::string_view bytes, ClaimRecord& out);
+
+// The routes topic's key: node id and filter (node ids have no spaces).
+std::string route_key(std::string_view node, std::string_view filter);
+bool parse_route_key(std::string_view key, std::string_view& node, std::string_view& filter);
+
+}  // namespace starling::cluster
