@@ -30,6 +30,13 @@ struct ClusterNodeView {
   uint64_t forwards = 0;  // messages this node forwarded to it
 };
 
+// A page of one node's routes (filters it has subscribers on), in filter order.
+struct RoutePage {
+  bool known = false;  // the node is known
+  size_t total = 0;
+  std::vector<std::string> filters;
+};
+
 struct ClusterView {
   std::string name;
   std::string node_id;
@@ -56,6 +63,7 @@ class ClusterLink {
   // A client connected here: its client id is claimed cluster-wide.
   virtual void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) = 0;
   virtual ClusterView view() const = 0;
+  virtual RoutePage routes(const std::string& node_id, size_t offset, size_t limit) const = 0;
   // Ready once the shared state (nodes, routes, claims, retained) is read to its end.
   virtual BridgeStatus status() const = 0;
   virtual void render_metrics(std::string& out) const = 0;

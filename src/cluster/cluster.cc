@@ -230,7 +230,7 @@ broker::ClusterView Cluster::view() const {
     nv.self = i == self_;
     nv.epoch = n.epoch;
     nv.http = n.http;
-    nv.routes = n.routes;
+    nv.routes = n.filters.size();
     nv.forwards = n.forwards.load(std::memory_order_relaxed);
     nv.last_seen_ms = n.last_seen_ms < 0 ? -1 : now - n.last_seen_ms;
     if (nv.self) {
@@ -247,6 +247,35 @@ broker::ClusterView Cluster::view() const {
     v.nodes.push_back(std::move(nv));
   }
   return v;
+}
+
+broker::RoutePage Cluster::routes(const std::string& node_id, size_t offset, size_t limit) const {
+  broker::RoutePage page;
+  auto take = [&](const auto& filters) {
+    page.known = true;
+    page.total = filters.size();
+    size_t i = 0;
+    for (const auto& f : filters) {
+      if (i++ < offset) continue;
+      if (page.filters.size() >= limit) break;
+      page.filters.emplace_back(f);
+    }
+  };
+  if (node_id == node_id_) {
+    std::lock_guard lock(local_mutex_);
+    const std::set<std::string> filters = [this] {
+      std::set<std::string> out;
+      for (const auto& [filter, count] : local_counts_)
+        out.insert(filter);
+      return out;
+    }();
+    take(filters);
+    return page;
+  }
+  std::shared_lock lock(state_lock_);
+  auto it = numbers_.find(node_id);
+  if (it != numbers_.end()) take(nodes_[it->second].filters);
+  return page;
 }
 
 broker::BridgeStatus Cluster::status() const {
@@ -332,16 +361,9 @@ void Cluster::on_route(std::string_view key, std::string_view value, bool tombst
   std::unique_lock lock(state_lock_);
   const NodeNumber number = number_of(std::string(node));
   NodeState& n = nodes_[number];
-  if (tombstone) {
-    if (routes_.remove(number, filter)) --n.routes;
-  } else {
-    const bool existed = routes_.remove(number, filter);
-    if (routes_.add(number, filter, route.members)) {
-      if (!existed) ++n.routes;
-    } else if (existed) {
-      --n.routes;
-    }
-  }
+  routes_.remove(number, filter);
+  if (auto it = n.filters.find(filter); it != n.filters.end()) n.filters.erase(it);
+  if (!tombstone && routes_.add(number, filter, route.members)) n.filters.emplace(filter);
 }
 
 void Cluster::on_claim(const std::string& client_id, std::string_view value) {

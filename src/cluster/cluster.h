@@ -15,6 +15,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -63,6 +64,7 @@ class Cluster final : public broker::ClusterLink {
   void subscription_removed(const std::string& filter) override;
   void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) override;
   broker::ClusterView view() const override;
+  broker::RoutePage routes(const std::string& node_id, size_t offset, size_t limit) const override;
   broker::BridgeStatus status() const override;
   void render_metrics(std::string& out) const override;
 
@@ -89,8 +91,8 @@ class Cluster final : public broker::ClusterLink {
     uint64_t epoch = 0;
     std::string http;
     bool leaving = false;
-    int64_t last_seen_ms = -1;  // steady clock ms of its last heartbeat read
-    uint64_t routes = 0;
+    int64_t last_seen_ms = -1;                   // steady clock ms of its last heartbeat read
+    std::set<std::string, std::less<>> filters;  // its routes, for the HTTP view
     std::atomic<uint64_t> forwards{0};
   };
   // A number for a node id (state_lock_ held for writing).

@@ -118,6 +118,11 @@ std::optional<Response> Api::handle(const Request& request, const RequestContext
     if (auto denied = guard(Scope::Read)) return denied;
     return list_retained(server_.broker(), *query);
   }
+  if (what == "cluster" && s.size() == 4 && s[3] == "routes") {
+    if (!get) return method_not_allowed("GET, HEAD");
+    if (auto denied = guard(Scope::Read)) return denied;
+    return list_routes(server_.broker(), *query);
+  }
   if (what == "cluster" && s.size() == 3) {
     if (!get) return method_not_allowed("GET, HEAD");
     if (auto denied = guard(Scope::Read)) return denied;

@@ -263,9 +263,25 @@ Response show_cluster(broker::Broker& broker) {
                      {"routes", n.routes},
                      {"forwards", n.forwards}});
   }
-  json body = {{"name", v.name},         {"node_id", v.node_id},     {"ready", v.ready},
-               {"detail", v.detail},     {"inbox_lag", v.inbox_lag}, {"nodes", nodes}};
+  json body = {{"name", v.name},     {"node_id", v.node_id},     {"ready", v.ready},
+               {"detail", v.detail}, {"inbox_lag", v.inbox_lag}, {"nodes", nodes}};
   return json_response(200, body.dump());
+}
+
+Response list_routes(broker::Broker& broker, const QueryParams& query) {
+  const broker::ClusterLink* cluster = broker.cluster();
+  if (cluster == nullptr) return json_error(404, "not_found", "this broker is not in a cluster");
+  Paging paging;
+  if (auto error = read_paging(query, paging, {"node"})) return *error;
+  const std::string* node = find_param(query, "node");
+  if (node == nullptr) return json_error(400, "bad_request", "node=ID is required");
+  const broker::RoutePage page = cluster->routes(*node, paging.offset, paging.limit);
+  if (!page.known) return json_error(404, "not_found", "no node with this id");
+  return ok({{"node", *node},
+             {"total", page.total},
+             {"offset", paging.offset},
+             {"limit", paging.limit},
+             {"routes", page.filters}});
 }
 
 }  // namespace starling::http

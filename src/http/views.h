@@ -19,5 +19,7 @@ Response list_retained(broker::Broker& broker, const QueryParams& query);
 Response stats(broker::Broker& broker, size_t http_connections);
 // GET /api/v1/cluster: the nodes as this one sees them (404 without [cluster]).
 Response show_cluster(broker::Broker& broker);
+// GET /api/v1/cluster/routes?node=ID: the filters a node has subscribers on, paged.
+Response list_routes(broker::Broker& broker, const QueryParams& query);
 
 }  // namespace starling::http
