@@ -26,6 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   round_trip<starling::cluster::HeartbeatRecord>(bytes);
   round_trip<starling::cluster::RouteRecord>(bytes);
   round_trip<starling::cluster::ClaimRecord>(bytes);
+  round_trip<starling::cluster::HandoverRecord>(bytes);
+  starling::cluster::inbox_kind(bytes);
   std::string_view node, filter;
   starling::cluster::parse_route_key(bytes, node, filter);
   return 0;

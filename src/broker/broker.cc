@@ -373,7 +373,8 @@ void Broker::hand_over_shared(const SessionPtr& session, Clock::time_point now) 
 
 // --- The cluster ----------------------------------------------------------------------------
 
-void Broker::client_taken_elsewhere(const std::string& client_id, Clock::time_point now) {
+void Broker::client_taken_elsewhere(const std::string& client_id, bool ends,
+                                    Clock::time_point now) {
   cancel_will(client_id);
   SessionPtr session;
   {
@@ -384,16 +385,94 @@ void Broker::client_taken_elsewhere(const std::string& client_id, Clock::time_po
   }
   const Attachment previous = session->attach(Attachment{}, ClientCapabilities{}, DeliveryLimits{});
   if (previous) connections_.kick(previous, mqtt::reason::SessionTakenOver);
-  if (session->expiry_interval() == 0) {
+  if (ends || session->expiry_interval() == 0) {
     end_session(session, now);
     return;
   }
   session->mark_disconnected(now);
-  if (store_) write_session_record(*session, session->expiry_interval(), wall_clock_ms());
-  if (session->expiry_interval() != 0xFFFFFFFF) {
+}
+
+bool Broker::has_session(const std::string& client_id) const {
+  std::lock_guard lock(sessions_mutex_);
+  return sessions_.contains(client_id);
+}
+
+Broker::Departure Broker::hand_over_session(const std::string& client_id, Clock::time_point now,
+                                            store::Batch* erase) {
+  Departure out;
+  SessionPtr session;
+  {
     std::lock_guard lock(sessions_mutex_);
-    expiry_queue_.emplace(now + std::chrono::seconds(session->expiry_interval()), session);
+    auto it = sessions_.find(client_id);
+    if (it == sessions_.end()) return out;
+    session = it->second;
+    sessions_.erase(it);
+    if (erase && session->has_records()) erase_client_records(*erase, client_id);
   }
+  cancel_will(client_id);
+  const Attachment previous = session->attach(Attachment{}, ClientCapabilities{}, DeliveryLimits{});
+  if (previous) connections_.kick(previous, mqtt::reason::SessionTakenOver);
+  out.found = true;
+  out.expiry = session->expiry_interval();
+  out.subscriptions = session->subscriptions();
+  {
+    // Out of the tree first: once the writer lock is held no publish can still reach it.
+    std::unique_lock lock(tree_mutex_);
+    for (const auto& [filter, options] : out.subscriptions) {
+      if (tree_.unsubscribe(session.get(), filter) && cluster_) {
+        cluster_->subscription_removed(filter);
+      }
+    }
+  }
+  out.state = session->export_and_end(now);
+  return out;
+}
+
+void Broker::adopt_session(const std::string& client_id, uint32_t expiry,
+                           std::vector<std::pair<std::string, SubscriptionOptions>>&& subscriptions,
+                           Session::Exported&& state, Clock::time_point now, store::Batch* batch) {
+  SessionPtr session;
+  bool fresh = false;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    SessionPtr& slot = sessions_[client_id];
+    if (!slot) {
+      slot = make_session(client_id);
+      slot->set_expiry_interval(expiry);
+      slot->mark_disconnected(now);
+      fresh = true;
+      if (expiry != 0xFFFFFFFF) {
+        expiry_queue_.emplace(now + std::chrono::seconds(expiry), std::weak_ptr<Session>(slot));
+      }
+    }
+    session = slot;
+  }
+  if (fresh) {
+    if (store_ && batch && expiry > 0) {
+      batch->put(store::session_key(client_id),
+                 store::encode(store::SessionRecord{expiry, wall_clock_ms()}));
+    }
+    for (auto& [filter, options] : subscriptions) {
+      bool added;
+      {
+        std::unique_lock lock(tree_mutex_);
+        added = tree_.subscribe(session.get(), filter, options);
+      }
+      if (added && cluster_) cluster_->subscription_added(filter);
+      session->remember_subscription(filter, options);
+      if (store_ && batch && expiry > 0) {
+        batch->put(store::subscription_key(client_id, filter),
+                   store::encode(store::SubscriptionRecord{
+                       options.qos, options.no_local, options.retain_as_published,
+                       options.retain_handling, options.subscription_id}));
+      }
+    }
+  }
+  const size_t expired = session->adopt(std::move(state.messages), state.inbound_qos2, fresh, now,
+                                        store_ ? batch : nullptr);
+  if (expired > 0) metrics::add(metrics::Counter::DroppedExpired, expired);
+  spdlog::debug("session '{}' arrived from another node ({})", client_id,
+                fresh ? "resumed" : "merged into the session here");
 }
 
 void Broker::apply_retained(const MessagePtr& msg, Clock::time_point now) {

@@ -124,9 +124,28 @@ class Broker {
 
   // --- The cluster (called by src/cluster) -------------------------------------------------
   // Another node took client_id (a CONNECT there, later in the cluster's log than any here): a
-  // connection here gets DISCONNECT 0x8E, a delayed will of the client is cancelled. A session
-  // without expiry ends; a persistent one stays here until it expires or comes back.
-  void client_taken_elsewhere(const std::string& client_id, Clock::time_point now);
+  // connection here gets DISCONNECT 0x8E and a delayed will of the client is cancelled. With
+  // clean start there (or no expiry here) the session ends; else it moves (hand_over_session).
+  void client_taken_elsewhere(const std::string& client_id, bool ends, Clock::time_point now);
+  bool has_session(const std::string& client_id) const;
+  // A session leaving for another node: taken out of the registry and the subscription tree
+  // (its connection, if any, kicked with 0x8E), its state exported and its store records
+  // erased into `erase` (written with the handover record, so that it is in one place or the
+  // other). found is false when there is no such session.
+  struct Departure {
+    bool found = false;
+    uint32_t expiry = 0;
+    std::map<std::string, SubscriptionOptions> subscriptions;
+    Session::Exported state;
+  };
+  Departure hand_over_session(const std::string& client_id, Clock::time_point now,
+                              store::Batch* erase);
+  // A session arriving from another node, before its client's CONNACK: made here with its
+  // subscriptions, or (the client connected afresh meanwhile) its messages merged into the
+  // session here. Store writes go into batch (with the inbox offset of the record).
+  void adopt_session(const std::string& client_id, uint32_t expiry,
+                     std::vector<std::pair<std::string, SubscriptionOptions>>&& subscriptions,
+                     Session::Exported&& state, Clock::time_point now, store::Batch* batch);
   // The retained message of a topic as the cluster's log orders it (an empty payload clears
   // it): stored, not routed (its forwards carry it to subscribers).
   void apply_retained(const MessagePtr& msg, Clock::time_point now);

@@ -408,6 +408,17 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   caps.read_acl = readable_acl();
   const DeliveryLimits limits = broker_.delivery_limits();
 
+  // The session may live on another node of the cluster: wait for it before answering.
+  if (!c.clean_start && !session_awaited_ && broker_.cluster()) {
+    session_awaited_ = true;
+    if (broker_.cluster()->await_session(client_id_, transport_.attachment())) {
+      awaited_ = std::make_unique<AwaitedSession>(
+          AwaitedSession{std::move(c), assigned, std::move(props)});
+      transport_.pause_reading(true);
+      return true;
+    }
+  }
+
   auto opened = broker_.open_session(client_id_, c.clean_start, expiry, transport_.attachment(),
                                      caps, limits);
   session_ = opened.session;
@@ -440,6 +451,13 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
                 transport_.peer(), static_cast<int>(version_), c.clean_start, keep_alive_);
   session_->resume_delivery(core::EventLoop::now());
   return true;
+}
+
+void Client::resume_connect() {
+  if (!awaited_ || closing_) return;
+  std::unique_ptr<AwaitedSession> a = std::move(awaited_);
+  finish_connect(a->connect, a->assigned, std::move(a->properties));
+  transport_.pause_reading(false);  // packets sent behind the CONNECT
 }
 
 // --- PUBLISH --------------------------------------------------------------------------------

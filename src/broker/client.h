@@ -66,7 +66,10 @@ class Client {
   const SessionPtr& session() const { return session_; }
   bool connected() const { return connected_; }
   // No CONNECT yet: the next bytes must be one (not during a SCRAM exchange).
-  bool expecting_connect() const { return !connected_ && !pending_connect_; }
+  bool expecting_connect() const { return !connected_ && !pending_connect_ && !awaited_; }
+  // The session this CONNECT waited for came from another node of the cluster (or will not):
+  // the connection goes on (ConnectionControl::continue_connect).
+  void resume_connect();
   const std::string& client_id() const { return client_id_; }
   // The settings in force when the connection started.
   const config::Config& settings() const { return *settings_; }
@@ -155,6 +158,15 @@ class Client {
   // A CONNECT waiting for the end of its SCRAM exchange (the client's AUTH).
   std::unique_ptr<mqtt::Connect> pending_connect_;
   bool pending_assigned_id_ = false;
+  // A CONNECT waiting for its session to come from another node of the cluster; reading is
+  // paused meanwhile.
+  struct AwaitedSession {
+    mqtt::Connect connect;
+    bool assigned = false;
+    mqtt::Properties properties;
+  };
+  std::unique_ptr<AwaitedSession> awaited_;
+  bool session_awaited_ = false;  // asked once: the second finish_connect goes on
   SessionPtr session_;
   std::optional<mqtt::Will> will_;
   uint16_t keep_alive_ = 0;  // seconds, as in force (server keep alive applied)

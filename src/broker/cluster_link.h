@@ -60,6 +60,10 @@ class ClusterLink {
   // A session subscribed to filter / left it (shared filters as "$share/g/f").
   virtual void subscription_added(const std::string& filter) = 0;
   virtual void subscription_removed(const std::string& filter) = 0;
+  // A CONNECT without clean start, before its session is opened: true when the client's
+  // session lives on another node and is on its way here; the connection waits (its CONNACK
+  // too) until ConnectionControl::continue_connect(link), when it has come or will not.
+  virtual bool await_session(const std::string& client_id, Attachment link) = 0;
   // A client connected here: its client id is claimed cluster-wide.
   virtual void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) = 0;
   virtual ClusterView view() const = 0;

@@ -16,6 +16,8 @@ class ConnectionControl {
   virtual void kick(Attachment connection, uint8_t reason_code) = 0;
   // A publisher paused for a full receiver may read again.
   virtual void resume_reading(Attachment connection) = 0;
+  // A CONNECT that waited for its session from another node of the cluster goes on.
+  virtual void continue_connect(Attachment connection) = 0;
 };
 
 // The broker's handle on the net layer's ConnectionControl, handed over once the server exists
@@ -32,6 +34,11 @@ class ConnectionControlRelay final : public ConnectionControl {
   }
   void resume_reading(Attachment connection) override {
     if (auto* target = target_.load(std::memory_order_acquire)) target->resume_reading(connection);
+  }
+  void continue_connect(Attachment connection) override {
+    if (auto* target = target_.load(std::memory_order_acquire)) {
+      target->continue_connect(connection);
+    }
   }
 
  private:

@@ -491,6 +491,97 @@ std::map<std::string, std::string> Session::shared_undelivered_groups() {
   return out;
 }
 
+Session::Exported Session::export_and_end(Clock::time_point now) {
+  Exported out;
+  uint64_t spilled_from = 0;
+  bool spilled = false;
+  {
+    std::lock_guard lock(mutex_);
+    for (const Inflight& f : inflight_) {
+      out.messages.push_back(record_locked(
+          f.delivery, f.released ? store::QueueState::Released : store::QueueState::Sent,
+          f.packet_id, now));
+    }
+    for (const Delivery& d : queue_)
+      out.messages.push_back(record_locked(d, store::QueueState::Queued, 0, now));
+    out.inbound_qos2.assign(inbound_qos2_.begin(), inbound_qos2_.end());
+    spilled = spilled_ > 0 && store_;
+    spilled_from = spill_from_seq_;
+    inflight_.clear();
+    queue_.clear();
+    queue_bytes_ = 0;
+    spilled_ = 0;
+    inbound_qos2_.clear();
+    inbound_qos2_size_.store(0, std::memory_order_relaxed);
+    ended_ = true;
+  }
+  if (spilled) {
+    // Detached and out of the subscription tree: nothing is added behind these meanwhile.
+    store_->scan(
+        store::client_prefix(store::Kind::Queued, client_id_),
+        [&](std::string_view key, std::string_view value) {
+          std::string client;
+          uint64_t seq = 0;
+          store::QueuedRecord r;
+          if (store::parse_queued_key(key, client, seq) && store::decode(value, r) &&
+              seq >= spilled_from && r.state == store::QueueState::Queued) {
+            out.messages.push_back(std::move(r));
+          }
+          return true;
+        },
+        store::queued_key(client_id_, spilled_from));
+  }
+  return out;
+}
+
+size_t Session::adopt(std::vector<store::QueuedRecord>&& messages,
+                      const std::vector<uint16_t>& inbound, bool fresh, Clock::time_point now,
+                      store::Batch* batch) {
+  std::lock_guard lock(mutex_);
+  size_t expired = 0;
+  const bool persistent = persistent_locked() && batch != nullptr;
+  for (store::QueuedRecord& r : messages) {
+    if (!fresh) {
+      // The client started afresh here: packet ids of the old connection mean nothing to it.
+      if (r.state == store::QueueState::Released) continue;  // it has this one
+      r.state = store::QueueState::Queued;
+      r.packet_id = 0;
+    }
+    Delivery d;
+    d.qos = r.qos;
+    d.retain = r.retain;
+    d.subscription_ids = r.subscription_ids;
+    if (!r.share_group.empty()) d.share = std::make_shared<const std::string>(r.share_group);
+    const store::QueueState state = r.state;
+    const uint16_t packet_id = r.packet_id;
+    std::string encoded = persistent ? store::encode(r) : std::string();
+    d.message = from_record(std::move(r.message), now);
+    if (!d.message) {
+      ++expired;
+      continue;
+    }
+    if (persistent) {
+      d.store_seq = next_seq_++;
+      batch->put(store::queued_key(client_id_, d.store_seq), std::move(encoded));
+    }
+    if (state == store::QueueState::Queued) {
+      queue_bytes_ += delivery_bytes(d);
+      queue_.push_back(std::move(d));
+    } else {
+      last_packet_id_ = std::max(last_packet_id_, packet_id);
+      inflight_.push_back(Inflight{std::move(d), packet_id, state == store::QueueState::Released});
+    }
+  }
+  for (uint16_t id : inbound) {
+    if (inbound_qos2_.insert(id).second && persistent) {
+      batch->put(store::inbound_key(client_id_, id), "");
+    }
+  }
+  inbound_qos2_size_.store(inbound_qos2_.size(), std::memory_order_relaxed);
+  if (persistent) ever_persistent_ = true;
+  return expired;
+}
+
 size_t Session::end_and_count_undelivered() {
   std::lock_guard lock(mutex_);
   if (ended_) return 0;

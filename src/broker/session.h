@@ -197,6 +197,23 @@ class Session {
   // The groups take_shared_undelivered would take messages of, each with the topic of one of
   // them (to find the group in the subscription tree).
   std::map<std::string, std::string> shared_undelivered_groups();
+  // --- Moving to another node of the cluster -------------------------------------------
+  // What the session still has to deliver, as store records: in flight first (their packet
+  // ids and states), then queued (those only in the store read back from it), and the inbound
+  // QoS 2 packet ids. The session is ended: it keeps nothing, and nothing counts as dropped.
+  struct Exported {
+    std::vector<store::QueuedRecord> messages;
+    std::vector<uint16_t> inbound_qos2;
+  };
+  Exported export_and_end(Clock::time_point now);
+  // Takes in what another node exported, before a connection attaches. fresh: this session
+  // was made for it (in-flight messages keep their packet ids); otherwise a client already
+  // connected afresh here, and the old node's messages are queued as new ones (those the
+  // client had acknowledged with PUBREC are not sent again). Persistent sessions add their
+  // records to batch. Returns how many expired on the way (dropped).
+  size_t adopt(std::vector<store::QueuedRecord>&& messages, const std::vector<uint16_t>& inbound,
+               bool fresh, Clock::time_point now, store::Batch* batch);
+
   // The session ends: how many messages it still had queued or in flight (not completed by the
   // client), counted once however often it is called.
   size_t end_and_count_undelivered();

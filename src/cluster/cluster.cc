@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <unordered_set>
 
 #include "cluster/log_reader.h"
 #include "cluster/message_records.h"
 #include "cluster/wire/records.h"
 #include "metrics/prometheus.h"
+#include "store/records.h"
 
 namespace starling::cluster {
 
@@ -202,8 +204,12 @@ void Cluster::subscription_removed(const std::string& filter) {
   if (routes_written_ && (count == 0 || shared_filter(filter))) write_route(filter, count);
 }
 
-void Cluster::session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) {
-  if (producer_ == nullptr) return;
+bool Cluster::up_locked(const NodeState& n) const {
+  return !n.leaving && n.last_seen_ms >= 0 &&
+         steady_ms() - n.last_seen_ms <= static_cast<int64_t>(settings_.node_timeout_ms);
+}
+
+void Cluster::write_claim(const std::string& client_id, bool clean_start, uint32_t expiry) {
   {
     std::lock_guard lock(local_mutex_);
     ++pending_claims_[client_id];
@@ -212,6 +218,85 @@ void Cluster::session_opened(const std::string& client_id, bool clean_start, uin
   broker::PublishOutcome unused;
   producer_->enqueue({topics_.sessions, client_id, encode(claim), false},
                      kafka::Producer::Delivery::Unstored, {}, nullptr, unused);
+}
+
+bool Cluster::await_session(const std::string& client_id, broker::Attachment link) {
+  if (producer_ == nullptr || broker_.has_session(client_id)) return false;
+  std::string owner;
+  {
+    std::lock_guard lock(local_mutex_);
+    auto it = owners_.find(client_id);
+    if (it == owners_.end() || !it->second.persistent || it->second.node == node_id_) return false;
+    owner = it->second.node;
+  }
+  {
+    // A node that is down cannot answer: the client starts afresh, and the session's messages
+    // follow when that node is back (merged into the session here).
+    std::shared_lock lock(state_lock_);
+    auto n = numbers_.find(owner);
+    if (n == numbers_.end() || !up_locked(nodes_[n->second])) return false;
+  }
+  {
+    std::lock_guard lock(local_mutex_);
+    waiting_[client_id] = Waiting{link, steady_ms() + settings_.node_timeout_ms};
+  }
+  write_claim(client_id, false, 0);
+  spdlog::debug("cluster: client '{}' waits for its session from node '{}'", client_id, owner);
+  return true;
+}
+
+void Cluster::session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) {
+  if (producer_ == nullptr) return;
+  write_claim(client_id, clean_start, expiry);
+}
+
+void Cluster::send_handover(const std::string& to_node, const std::string& client_id,
+                            broker::Broker::Departure&& d, broker::PublishBatch* durable) {
+  HandoverRecord r;
+  r.client_id = client_id;
+  r.from_node = node_id_;
+  r.found = d.found;
+  r.expiry_s = d.expiry;
+  for (const auto& [filter, o] : d.subscriptions) {
+    r.subscriptions.emplace_back(
+        filter, store::encode(store::SubscriptionRecord{o.qos, o.no_local, o.retain_as_published,
+                                                        o.retain_handling, o.subscription_id}));
+  }
+  for (const store::QueuedRecord& m : d.state.messages)
+    r.messages.push_back(store::encode(m));
+  r.inbound_qos2 = std::move(d.state.inbound_qos2);
+  broker::PublishOutcome unused;
+  producer_->enqueue({topics_.inbox(to_node), client_id, encode(r), false},
+                     kafka::Producer::Delivery::Kept, {}, durable, unused);
+  if (r.found) {
+    spdlog::info(
+        "cluster: session '{}' handed over to node '{}' ({} message(s), {} "
+        "subscription(s))",
+        client_id, to_node, r.messages.size(), r.subscriptions.size());
+  }
+}
+
+void Cluster::expire_waits() {
+  std::vector<broker::Attachment> go;
+  {
+    std::lock_guard lock(local_mutex_);
+    if (waiting_.empty()) return;
+    const int64_t now = steady_ms();
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (it->second.deadline_ms <= now) {
+        spdlog::warn(
+            "cluster: no session for client '{}' from its previous node in time; it "
+            "starts afresh (the old session's messages follow when that node answers)",
+            it->first);
+        go.push_back(it->second.link);
+        it = waiting_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const broker::Attachment& link : go)
+    broker_.connections().continue_connect(link);
 }
 
 broker::ClusterView Cluster::view() const {
@@ -366,14 +451,18 @@ void Cluster::on_route(std::string_view key, std::string_view value, bool tombst
   if (!tombstone && routes_.add(number, filter, route.members)) n.filters.emplace(filter);
 }
 
-void Cluster::on_claim(const std::string& client_id, std::string_view value) {
+void Cluster::on_claim(const std::string& client_id, std::string_view value, bool live) {
   ClaimRecord claim;
   if (!decode(value, claim)) {
     spdlog::warn("cluster: unreadable claim of client '{}', skipped", client_id);
     return;
   }
+  Owner previous;
   {
     std::lock_guard lock(local_mutex_);
+    Owner& owner = owners_[client_id];
+    previous = owner;
+    owner = Owner{claim.node, claim.expiry_s > 0 || !claim.clean_start};
     auto pending = pending_claims_.find(client_id);
     if (claim.node == node_id_) {
       if (pending != pending_claims_.end() && --pending->second == 0)
@@ -383,8 +472,63 @@ void Cluster::on_claim(const std::string& client_id, std::string_view value) {
     // A claim of ours comes later in the log: the client is here now.
     if (pending != pending_claims_.end()) return;
   }
-  spdlog::debug("cluster: client '{}' connected to node '{}'", client_id, claim.node);
-  broker_.client_taken_elsewhere(client_id, broker::Clock::now());
+  const auto now = broker::Clock::now();
+  if (claim.clean_start || !broker_.has_session(client_id)) {
+    // Nothing to move: a connection here is kicked, a delayed will cancelled, the session (if
+    // any) ends. The node that waits for a session hears that there is none.
+    broker_.client_taken_elsewhere(client_id, true, now);
+    if (live && !claim.clean_start && previous.node == node_id_) {
+      send_handover(claim.node, client_id, broker::Broker::Departure{}, nullptr);
+    }
+    return;
+  }
+  store::Store* store = broker_.store();
+  std::optional<broker::PublishBatch> durable;
+  if (store) durable.emplace(store);
+  broker::Broker::Departure departure =
+      broker_.hand_over_session(client_id, now, durable ? &durable->batch() : nullptr);
+  if (departure.found && departure.expiry == 0) {
+    // It ended with its connection: a session without expiry does not outlive it.
+    departure = broker::Broker::Departure{};
+  }
+  send_handover(claim.node, client_id, std::move(departure), durable ? &*durable : nullptr);
+  if (durable) durable->commit();
+}
+
+void Cluster::on_handover(std::string_view value, store::Batch* store_batch) {
+  HandoverRecord r;
+  if (!decode(value, r)) {
+    spdlog::error("cluster: unreadable session handover in the inbox, skipped");
+    return;
+  }
+  if (r.found) {
+    std::vector<std::pair<std::string, broker::SubscriptionOptions>> subscriptions;
+    for (const auto& [filter, bytes] : r.subscriptions) {
+      store::SubscriptionRecord o;
+      if (!store::decode(bytes, o)) continue;
+      subscriptions.emplace_back(
+          filter, broker::SubscriptionOptions{o.qos, o.no_local, o.retain_as_published,
+                                              o.retain_handling, o.subscription_id});
+    }
+    broker::Session::Exported state;
+    for (const std::string& bytes : r.messages) {
+      store::QueuedRecord m;
+      if (store::decode(bytes, m)) state.messages.push_back(std::move(m));
+    }
+    state.inbound_qos2 = std::move(r.inbound_qos2);
+    broker_.adopt_session(r.client_id, r.expiry_s, std::move(subscriptions), std::move(state),
+                          broker::Clock::now(), store_batch);
+    spdlog::info("cluster: session '{}' arrived from node '{}'", r.client_id, r.from_node);
+  }
+  broker::Attachment link;
+  {
+    std::lock_guard lock(local_mutex_);
+    auto it = waiting_.find(r.client_id);
+    if (it == waiting_.end()) return;
+    link = it->second.link;
+    waiting_.erase(it);
+  }
+  broker_.connections().continue_connect(link);
 }
 
 void Cluster::on_retained(std::string_view topic, std::string_view value) {

@@ -62,6 +62,7 @@ class Cluster final : public broker::ClusterLink {
                broker::PublishOutcome& outcome) override;
   void subscription_added(const std::string& filter) override;
   void subscription_removed(const std::string& filter) override;
+  bool await_session(const std::string& client_id, broker::Attachment link) override;
   void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) override;
   broker::ClusterView view() const override;
   broker::RoutePage routes(const std::string& node_id, size_t offset, size_t limit) const override;
@@ -71,7 +72,13 @@ class Cluster final : public broker::ClusterLink {
   // --- What the log reader found (its thread) ------------------------------------------
   void on_heartbeat(const std::string& node, std::string_view value);
   void on_route(std::string_view key, std::string_view value, bool tombstone);
-  void on_claim(const std::string& client_id, std::string_view value);
+  // live: read as it happened (not while catching up with the log at start).
+  void on_claim(const std::string& client_id, std::string_view value, bool live);
+  // A session (or word that there is none) from the node that held it: adopted, and a
+  // CONNECT waiting for it goes on. store_batch: the inbox's batch (null without a store).
+  void on_handover(std::string_view value, store::Batch* store_batch);
+  // CONNECTs that waited too long for their session go on without it (a fresh session).
+  void expire_waits();
   void on_retained(std::string_view topic, std::string_view value);
   // The shared state has been read to the end once: stale routes of an earlier run go.
   void on_caught_up();
@@ -100,6 +107,12 @@ class Cluster final : public broker::ClusterLink {
   // Writes this node's route for filter: present with members, or a tombstone at 0.
   void write_route(const std::string& filter, uint32_t members);
   kafka::Producer::Delivery delivery_for(const broker::Message& msg) const;
+  void write_claim(const std::string& client_id, bool clean_start, uint32_t expiry);
+  // Sends a session (or that there is none) to the node that claimed its client id.
+  void send_handover(const std::string& to_node, const std::string& client_id,
+                     broker::Broker::Departure&& departure, broker::PublishBatch* durable);
+  // Is the node up by its heartbeats (state_lock_ held)?
+  bool up_locked(const NodeState& n) const;
 
   const config::ClusterSettings settings_;
   const std::string node_id_;
@@ -121,6 +134,18 @@ class Cluster final : public broker::ClusterLink {
   mutable std::mutex local_mutex_;
   std::unordered_map<std::string, uint32_t> local_counts_;
   std::unordered_map<std::string, uint32_t> pending_claims_;
+  // The owner of each client id by the last claim read, and whether it kept the session.
+  struct Owner {
+    std::string node;
+    bool persistent = false;
+  };
+  std::unordered_map<std::string, Owner> owners_;
+  // CONNECTs waiting for their session from another node.
+  struct Waiting {
+    broker::Attachment link;
+    int64_t deadline_ms = 0;  // steady clock
+  };
+  std::unordered_map<std::string, Waiting> waiting_;
   // Routes of this node found in the log at start; those no longer true are removed.
   std::vector<std::string> logged_own_routes_;
   bool routes_written_ = false;  // by local_mutex_: start() wrote the routes

@@ -232,10 +232,11 @@ void LogReader::run() {
       caught_up_ = true;
       // Only the last claim of each client counts; then it is applied like a live one.
       for (const auto& [client, value] : early_claims_)
-        cluster_.on_claim(client, value);
+        cluster_.on_claim(client, value, false);
       early_claims_.clear();
       cluster_.on_caught_up();
     }
+    cluster_.expire_waits();
     if (Clock::now() >= next_lag) {
       update_lag();
       next_lag = Clock::now() + std::chrono::seconds(1);
@@ -270,7 +271,9 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
     if (topic == inbox_) {
       inbox_next[m->partition] = m->offset + 1;
       MessageRecord record;
-      if (!decode(value, record)) {
+      if (inbox_kind(value) == InboxKind::Handover) {
+        cluster_.on_handover(value, store ? durable.store_batch() : nullptr);
+      } else if (!decode(value, record)) {
         spdlog::warn("cluster: unreadable forward at {}[{}]@{}, skipped", topic, m->partition,
                      m->offset);
       } else {
@@ -303,7 +306,7 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
         } else if (!caught_up_) {
           early_claims_[key] = std::string(value);
         } else {
-          cluster_.on_claim(key, value);
+          cluster_.on_claim(key, value, true);
         }
       } else if (topic == t.retained) {
         if (!tombstone) cluster_.on_retained(key, value);

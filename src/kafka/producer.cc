@@ -245,9 +245,10 @@ void Producer::enqueue(OwnRecord&& own, Delivery delivery, broker::Attachment pu
   rec->null_value = own.null_value;
   rec->bytes = rec->topic.size() + rec->value.size() + (rec->key ? rec->key->size() : 0);
   switch (delivery) {
-    case Delivery::Buffered: {
+    case Delivery::Buffered:
+    case Delivery::Kept: {
       const std::string what = rec->topic;
-      buffer(std::move(rec), what, publisher, durable, outcome);
+      buffer(std::move(rec), what, publisher, durable, outcome, delivery == Delivery::Buffered);
       break;
     }
     case Delivery::Sync:
@@ -269,11 +270,11 @@ void Producer::produce_sync(std::unique_ptr<Record> rec, broker::PublishOutcome&
 
 void Producer::buffer(std::unique_ptr<Record> rec, std::string_view what,
                       broker::Attachment publisher, broker::PublishBatch* durable,
-                      broker::PublishOutcome& outcome) {
+                      broker::PublishOutcome& outcome, bool may_refuse) {
   const uint64_t messages = buffered_messages_.load(std::memory_order_relaxed);
   const uint64_t bytes = buffered_bytes_.load(std::memory_order_relaxed);
-  if (messages + 1 > settings_.buffer_max_messages ||
-      bytes + rec->bytes > settings_.buffer_max_bytes) {
+  if (may_refuse && (messages + 1 > settings_.buffer_max_messages ||
+                     bytes + rec->bytes > settings_.buffer_max_bytes)) {
     metrics::add(metrics::Counter::KafkaRefused);
     outcome.refused = true;
     if (g_failure_log.allow()) {

@@ -66,6 +66,9 @@ class Producer {
     // The broker's own state, rewritten at every start: retried until delivered, never
     // refused, not stored.
     Unstored,
+    // State that exists nowhere else (a session moving to another node): stored like
+    // Buffered, counted, but never refused.
+    Kept,
   };
   void enqueue(OwnRecord&& record, Delivery delivery, broker::Attachment publisher,
                broker::PublishBatch* durable, broker::PublishOutcome& outcome);
@@ -116,7 +119,8 @@ class Producer {
                                       const broker::Message& msg) const;
   // Into the bounded buffer (and the store), or refused when it is full (outcome.refused).
   void buffer(std::unique_ptr<Record> rec, std::string_view what, broker::Attachment publisher,
-              broker::PublishBatch* durable, broker::PublishOutcome& outcome);
+              broker::PublishBatch* durable, broker::PublishOutcome& outcome,
+              bool may_refuse = true);
   void produce_sync(std::unique_ptr<Record> rec, broker::PublishOutcome& outcome);
   // Hands the record to librdkafka; a full local queue defers it to the retry list.
   void produce(std::unique_ptr<Record> record);

@@ -203,6 +203,13 @@ void Server::resume_reading(broker::Attachment connection) {
   });
 }
 
+void Server::continue_connect(broker::Attachment connection) {
+  Worker& w = worker_of(connection);
+  w.loop().post([&w, token = connection.token] {
+    if (Connection* c = w.find(token)) c->client().resume_connect();
+  });
+}
+
 void Server::stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;

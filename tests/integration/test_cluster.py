@@ -12,6 +12,7 @@ import unittest
 
 from cluster_harness import StarlingCluster
 from harness import MqttClient, http_get, metric, unique, wait_until
+from mqtt_raw import PUBLISH, PUBREL, RawClient
 
 
 class ClusterTest(unittest.TestCase):
@@ -128,6 +129,72 @@ class ClusterTest(unittest.TestCase):
         self.assertTrue(first.disconnected.wait(20), "node 1 did not disconnect the old client")
         self.assertEqual(first.disconnect_reason, 0x8E)
         self.assertFalse(second.disconnected.is_set())
+
+    def test_session_moves_with_queued_and_inflight_messages(self):
+        """A persistent session on node 1 with QoS 1/2 messages in flight (one QoS 2 already
+        PUBREC'd) and more queued while offline; the client comes back on node 2: session
+        present, in-flight ones resent with their packet ids, the PUBREL'd one not sent again,
+        the queued ones after them; every QoS 2 message exactly once."""
+        base = unique("move")
+        t1, t2 = f"{base}/q1", f"{base}/q2"
+        cid = unique("mover")
+        expiry = {"session_expiry_interval": 600}
+        raw = RawClient(self.cluster.node(1).port)
+        self.addCleanup(raw.close)
+        self.assertEqual(raw.connect(cid, clean_start=False, properties=expiry).reason_code, 0)
+        raw.subscribe([(t1, 1), (t2, 2)])
+        self.wait_route_everywhere(1, t1)
+        self.wait_route_everywhere(1, t2)
+        pub = self.client(3)
+        for i in range(5):
+            pub.publish(t1, f"a{i}".encode(), qos=1)
+            pub.publish(t2, f"b{i}".encode(), qos=2)
+        first = [raw.expect(PUBLISH, timeout=20) for _ in range(10)]
+        ids = {p.payload.decode(): p.packet_id for p in first}
+        self.assertEqual(set(ids), {f"a{i}" for i in range(5)} | {f"b{i}" for i in range(5)})
+        raw.pubrec(ids["b0"])  # b0 is the client's now: only its PUBREL is left
+        self.assertEqual(raw.expect(PUBREL, timeout=10).packet_id, ids["b0"])
+        raw.close()  # gone without DISCONNECT: everything else stays in flight
+        for i in range(5, 10):
+            pub.publish(t1, f"a{i}".encode(), qos=1)
+            pub.publish(t2, f"b{i}".encode(), qos=2)
+        wait_until(lambda: self.queued_on(1, cid) >= 10, 20, "the queued messages on node 1")
+
+        back = RawClient(self.cluster.node(2).port)
+        self.addCleanup(back.close)
+        connack = back.connect(cid, clean_start=False, properties=expiry, timeout=20)
+        self.assertEqual((connack.reason_code, connack.session_present), (0, True))
+        publishes, pubrels = [], []
+        while True:
+            p = back.recv_packet(timeout=3)
+            if p is None:
+                break
+            if p.type == PUBREL:
+                pubrels.append(p.packet_id)
+                back.pubcomp(p.packet_id)
+            elif p.type == PUBLISH:
+                publishes.append(p)
+                if p.qos == 1:
+                    back.puback(p.packet_id)
+                else:
+                    back.pubrec(p.packet_id)
+        self.assertEqual(pubrels.count(ids["b0"]), 1)
+        payloads = [p.payload.decode() for p in publishes]
+        self.assertNotIn("b0", payloads)
+        resent = [p for p in publishes if p.payload.decode() in ids]
+        self.assertTrue(all(p.dup and p.packet_id == ids[p.payload.decode()] for p in resent),
+                        resent)
+        self.assertEqual(sorted(x for x in payloads if x.startswith("b")),
+                         sorted(f"b{i}" for i in range(1, 10)))
+        self.assertEqual(sorted(set(x for x in payloads if x.startswith("a"))),
+                         sorted(f"a{i}" for i in range(10)))
+        # Node 1 has nothing of it left.
+        status, _ = http_get(self.cluster.node(1).http_port, f"/api/v1/clients/{cid}")
+        self.assertEqual(status, 404)
+
+    def queued_on(self, node, cid):
+        status, body = http_get(self.cluster.node(node).http_port, f"/api/v1/clients/{cid}")
+        return json.loads(body)["queued"] if status == 200 else 0
 
     # -- shared subscriptions ------------------------------------------------------------------
 

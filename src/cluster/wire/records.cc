@@ -12,6 +12,7 @@ enum Format : uint8_t {
   kHeartbeat = 0x48,  // 'H'
   kRoute = 0x52,      // 'R'
   kClaim = 0x43,      // 'C'
+  kHandover = 0x53,   // 'S'
 };
 
 // Optional fields of a message record, one bit each.
@@ -161,6 +162,66 @@ bool decode(std::string_view bytes, MessageRecord& out) {
   for (uint32_t i = 0; i < groups && in.ok(); ++i)
     r.groups.push_back(in.str());
   if (!in.at_end() || r.qos > 2 || (bits & 0x80)) return false;
+  out = std::move(r);
+  return true;
+}
+
+InboxKind inbox_kind(std::string_view bytes) {
+  if (bytes.empty()) return InboxKind::Unknown;
+  switch (static_cast<uint8_t>(bytes[0])) {
+    case kMessage:
+      return InboxKind::Message;
+    case kHandover:
+      return InboxKind::Handover;
+    default:
+      return InboxKind::Unknown;
+  }
+}
+
+std::string encode(const HandoverRecord& r) {
+  Writer w(kHandover);
+  w.str(r.client_id);
+  w.str(r.from_node);
+  w.u8(r.found ? 1 : 0);
+  w.u32(r.expiry_s);
+  w.u32(static_cast<uint32_t>(r.subscriptions.size()));
+  for (const auto& [filter, options] : r.subscriptions) {
+    w.str(filter);
+    w.str(options);
+  }
+  w.u32(static_cast<uint32_t>(r.messages.size()));
+  for (const std::string& m : r.messages)
+    w.str(m);
+  w.u32(static_cast<uint32_t>(r.inbound_qos2.size()));
+  for (uint16_t id : r.inbound_qos2)
+    w.u32(id);
+  return w.take();
+}
+
+bool decode(std::string_view bytes, HandoverRecord& out) {
+  Reader in(bytes, kHandover);
+  HandoverRecord r;
+  r.client_id = in.str();
+  r.from_node = in.str();
+  const uint8_t found = in.u8();
+  r.expiry_s = in.u32();
+  const uint32_t subscriptions = in.count(8);
+  for (uint32_t i = 0; i < subscriptions && in.ok(); ++i) {
+    std::string filter = in.str();
+    std::string options = in.str();
+    r.subscriptions.emplace_back(std::move(filter), std::move(options));
+  }
+  const uint32_t messages = in.count(4);
+  for (uint32_t i = 0; i < messages && in.ok(); ++i)
+    r.messages.push_back(in.str());
+  const uint32_t ids = in.count(4);
+  for (uint32_t i = 0; i < ids && in.ok(); ++i) {
+    const uint32_t id = in.u32();
+    if (id == 0 || id > 0xFFFF) return false;
+    r.inbound_qos2.push_back(static_cast<uint16_t>(id));
+  }
+  if (!in.at_end() || found > 1 || r.client_id.empty()) return false;
+  r.found = found == 1;
   out = std::move(r);
   return true;
 }

@@ -66,7 +66,29 @@ struct ClaimRecord {
   bool operator==(const ClaimRecord&) const = default;
 };
 
+// inbox.<node> (key client id): a session moving to that node, from the node that held it
+// (after a claim without clean start). Its parts are the store's own records, as bytes: the
+// subscriptions (filter + store SubscriptionRecord) and the messages (store QueuedRecord, in
+// flight first). found = false: the old node had no session to give (the new one starts
+// afresh at once instead of waiting).
+struct HandoverRecord {
+  std::string client_id;
+  std::string from_node;
+  bool found = false;
+  uint32_t expiry_s = 0;
+  std::vector<std::pair<std::string, std::string>> subscriptions;
+  std::vector<std::string> messages;
+  std::vector<uint16_t> inbound_qos2;
+  bool operator==(const HandoverRecord&) const = default;
+};
+
+// What a record of an inbox is, from its first byte.
+enum class InboxKind : uint8_t { Unknown, Message, Handover };
+InboxKind inbox_kind(std::string_view bytes);
+
 std::string encode(const MessageRecord& r);
+std::string encode(const HandoverRecord& r);
+bool decode(std::string_view bytes, HandoverRecord& out);
 std::string encode(const HeartbeatRecord& r);
 std::string encode(const RouteRecord& r);
 std::string encode(const ClaimRecord& r);
