@@ -29,8 +29,9 @@ def cluster_config(bootstrap, name, node_id, extra=""):
 
 
 class StarlingCluster:
-    def __init__(self, nodes=3, kafka_brokers=3, extra=""):
+    def __init__(self, nodes=3, kafka_brokers=3, extra="", data_dirs=None):
         self.count = nodes
+        self.data_dirs = data_dirs or {}  # node number -> data dir
         self.kafka = MockKafka(brokers=kafka_brokers)
         self.name = unique("cl").replace("-", "_")
         self.extra = extra
@@ -39,18 +40,19 @@ class StarlingCluster:
     def start(self):
         self.kafka.start()
         try:
-            for _ in range(self.count):
-                self.add_node(wait=False)
+            for i in range(1, self.count + 1):
+                self.add_node(wait=False, data_dir=self.data_dirs.get(i))
             self.wait_ready()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def add_node(self, wait=True, extra=""):
+    def add_node(self, wait=True, extra="", data_dir=None):
+        """One more node (n<count+1>); data_dir: its store somewhere else (a PowerCutDisk)."""
         node_id = f"n{len(self.nodes) + 1}"
         b = Broker(config_text=cluster_config(self.kafka.bootstrap, self.name, node_id,
-                                              self.extra + extra), http=True)
+                                              self.extra + extra), http=True, data_dir=data_dir)
         b.node_id = node_id
         self.nodes.append(b)
         b.start()
