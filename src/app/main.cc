@@ -15,8 +15,8 @@
 
 #include "app/passwd_command.h"
 #include "broker/broker.h"
-#include "config/config.h"
 #include "cluster/cluster.h"
+#include "config/config.h"
 #include "kafka/bridge.h"
 #include "net/server.h"
 #include "starling/version.h"
@@ -179,7 +179,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<starling::kafka::Bridge> bridge;
   if (config.kafka.enabled() || config.kafka.mock || cluster) {
     try {
-      bridge = std::make_unique<starling::kafka::Bridge>(config.kafka, broker);
+      bridge =
+          std::make_unique<starling::kafka::Bridge>(config.kafka, broker, config.cluster.node_id);
       broker.set_bridge(bridge.get());
       bridge->start();
     } catch (const std::exception& e) {

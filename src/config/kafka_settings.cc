@@ -1,6 +1,7 @@
 #include "config/kafka_settings.h"
 
 #include <librdkafka/rdkafka.h>
+#include <regex.h>
 
 #include <memory>
 #include <stdexcept>
@@ -118,6 +119,19 @@ std::vector<std::string> read_topics(const Reader& r, const toml::node& n,
     if (!v.starts_with("^") && !kafka::valid_kafka_topic(v)) {
       r.fail(item, path + ": " + quoted(v) +
                        " is neither a Kafka topic name nor a regex starting with '^'");
+    }
+    if (v.starts_with("^")) {
+      // librdkafka matches subscription regexes with POSIX extended regexes (regcomp): a bad
+      // one would otherwise fail only once the consumer runs.
+      regex_t re;
+      const int err = regcomp(&re, v.c_str(), REG_EXTENDED | REG_NOSUB);
+      if (err == 0) {
+        regfree(&re);
+      } else {
+        char why[256];
+        regerror(err, &re, why, sizeof why);
+        r.fail(item, path + ": " + quoted(v) + " is not a valid regex: " + why);
+      }
     }
   });
 }

@@ -10,7 +10,8 @@
 
 namespace starling::kafka {
 
-Bridge::Bridge(const config::KafkaSettings& settings, broker::Broker& broker)
+Bridge::Bridge(const config::KafkaSettings& settings, broker::Broker& broker,
+               const std::string& instance)
     : settings_(settings), broker_(broker) {
   bootstrap_ = settings.bootstrap;
   if (settings.mock) {
@@ -40,7 +41,7 @@ Bridge::Bridge(const config::KafkaSettings& settings, broker::Broker& broker)
     const auto& rule = settings.consume[i];
     AvroConfluentDecoder* decoder = rule.codec == "avro-confluent" ? decoder_.get() : nullptr;
     consumers_.push_back(
-        std::make_unique<Consumer>(i, rule, settings, bootstrap_, broker, decoder));
+        std::make_unique<Consumer>(i, rule, settings, bootstrap_, broker, decoder, instance));
   }
 }
 

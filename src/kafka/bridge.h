@@ -21,7 +21,10 @@ class AvroConfluentDecoder;
 class Bridge final : public broker::ExternalBridge {
  public:
   // Throws std::runtime_error when a client cannot be created from the configuration.
-  Bridge(const config::KafkaSettings& settings, broker::Broker& broker);
+  // instance: this broker's stable name ([cluster] node_id, "" without): consumers join
+  // their groups as static members under it.
+  Bridge(const config::KafkaSettings& settings, broker::Broker& broker,
+         const std::string& instance = {});
   ~Bridge() override;
 
   // Produces what the store buffered before a restart, then starts the consumers.

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <stdexcept>
@@ -28,13 +29,22 @@ using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
 
 Consumer::Consumer(size_t index, const config::KafkaConsumeRule& rule,
                    const config::KafkaSettings& settings, const std::string& bootstrap,
-                   broker::Broker& broker, AvroConfluentDecoder* decoder)
+                   broker::Broker& broker, AvroConfluentDecoder* decoder,
+                   const std::string& instance)
     : index_(index),
       rule_(rule),
       broker_(broker),
       decoder_(decoder),
       topic_template_(Template::parse(rule.mqtt_topic, Template::Direction::ToMqtt)) {
   ConfPtr conf = consumer_conf(settings, bootstrap, rule);
+  auto user_sets = [](const config::PropertyList& list) {
+    return std::any_of(list.begin(), list.end(),
+                       [](const auto& p) { return p.first == "group.instance.id"; });
+  };
+  if (!instance.empty() && !user_sets(settings.properties) &&
+      !user_sets(settings.consumer_properties)) {
+    set(conf.get(), "group.instance.id", instance + "-" + std::to_string(index));
+  }
   char error[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof error);
   if (rk == nullptr) throw std::runtime_error(std::string("Kafka consumer: ") + error);

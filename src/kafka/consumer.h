@@ -25,9 +25,12 @@ class Consumer {
  public:
   // decoder: for codec "avro-confluent" (null otherwise). Throws std::runtime_error when
   // librdkafka refuses the configuration.
+  // instance: this broker's stable name ([cluster] node_id; "" none): the consumer joins its
+  // group as a static member (group.instance.id "<instance>-<index>"), so that after a crash
+  // its partitions wait for it instead of for session.timeout.ms and a rebalance.
   Consumer(size_t index, const config::KafkaConsumeRule& rule,
            const config::KafkaSettings& settings, const std::string& bootstrap,
-           broker::Broker& broker, AvroConfluentDecoder* decoder);
+           broker::Broker& broker, AvroConfluentDecoder* decoder, const std::string& instance);
   ~Consumer();
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;

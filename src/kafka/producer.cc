@@ -148,6 +148,17 @@ void Producer::start() {
     pthread_setname_np(pthread_self(), "starling-kprod");
     poll_loop();
   });
+  // A metadata request blocks up to a second when Kafka is away: on a thread of its own, so
+  // that delivery reports and retries never wait for it.
+  checker_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "starling-kcheck");
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, std::chrono::seconds(5), [this] { return stopping_; })) {
+      lock.unlock();
+      check_reachable();
+      lock.lock();
+    }
+  });
 }
 
 void Producer::stop(std::chrono::milliseconds timeout) {
@@ -158,6 +169,7 @@ void Producer::stop(std::chrono::milliseconds timeout) {
   }
   wake_.notify_all();
   if (poller_.joinable()) poller_.join();
+  if (checker_.joinable()) checker_.join();
   if (!rk_) return;
   // Let what is in flight be acknowledged (its K records are then deleted); what is not stays
   // in the store for the next start.
@@ -471,7 +483,6 @@ void Producer::write_deletes() {
 }
 
 void Producer::poll_loop() {
-  auto next_check = Clock::now() + std::chrono::seconds(5);
   for (;;) {
     rd_kafka_poll(rk_.get(), 20);  // delivery reports
     if (store_) write_deletes();
@@ -491,10 +502,6 @@ void Producer::poll_loop() {
     }
     for (auto& rec : due)
       produce(std::move(rec));
-    if (Clock::now() >= next_check) {
-      check_reachable();
-      next_check = Clock::now() + std::chrono::seconds(5);
-    }
   }
 }
 

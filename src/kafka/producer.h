@@ -77,7 +77,7 @@ class Producer {
   uint64_t buffered_messages() const { return buffered_messages_.load(std::memory_order_relaxed); }
   uint64_t buffered_bytes() const { return buffered_bytes_.load(std::memory_order_relaxed); }
   uint64_t sync_waiting() const { return sync_waiting_.load(std::memory_order_relaxed); }
-  // Did the last metadata request reach a broker? (every few seconds, on the poll thread)
+  // Did the last metadata request reach a broker? (every 5 s, on a thread of its own)
   bool reachable() const { return reachable_.load(std::memory_order_relaxed); }
   rd_kafka_t* handle() const { return rk_.get(); }
 
@@ -158,6 +158,7 @@ class Producer {
   std::mutex deletes_mutex_;
   store::Batch deletes_;  // by deletes_mutex_
   std::thread poller_;
+  std::thread checker_;  // check_reachable every 5 s
 };
 
 }  // namespace starling::kafka

@@ -29,8 +29,9 @@ def cluster_config(bootstrap, name, node_id, extra=""):
 
 
 class StarlingCluster:
-    def __init__(self, nodes=3, kafka_brokers=3, extra="", data_dirs=None):
+    def __init__(self, nodes=3, kafka_brokers=3, extra="", data_dirs=None, topics=None):
         self.count = nodes
+        self.topics = topics or {}  # Kafka topics made before the nodes start: name -> partitions
         self.data_dirs = data_dirs or {}  # node number -> data dir
         self.kafka = MockKafka(brokers=kafka_brokers)
         self.name = unique("cl").replace("-", "_")
@@ -40,6 +41,8 @@ class StarlingCluster:
     def start(self):
         self.kafka.start()
         try:
+            for topic, partitions in self.topics.items():
+                self.kafka.create_topic(topic, partitions)
             for i in range(1, self.count + 1):
                 self.add_node(wait=False, data_dir=self.data_dirs.get(i))
             self.wait_ready()

@@ -12,6 +12,7 @@ import time
 import unittest
 
 from cluster_harness import StarlingCluster
+from kafka_harness import kcat_produce
 from harness import MqttClient, http_get, metric, unique, wait_until
 from mqtt_raw import PUBLISH, PUBREL, RawClient
 
@@ -266,6 +267,32 @@ class ClusterTest(unittest.TestCase):
         status, body = http_get(self.cluster.node(2).http_port, "/readyz")
         self.assertEqual(status, 200)
         self.assertIn("cluster", json.loads(body)["checks"])
+
+
+class ClusterKafkaRulesTest(unittest.TestCase):
+    """Kafka consume rules on every node of a cluster: the nodes share the rule's consumer
+    group (as static members named by their node ids), so each record is consumed by one node
+    and forwarded to subscribers on the others: once each, cluster-wide."""
+
+    def test_each_record_reaches_a_subscriber_once_whatever_node_consumed_it(self):
+        topic = unique("cmd").replace("-", "_")
+        rule = (f'[[kafka.consume]]\ntopics = ["{topic}"]\ngroup = "{topic}"\n'
+                f'offset_reset = "earliest"\nmqtt_topic = "k/{{kafka_topic}}"\nqos = 1\n')
+        cluster = StarlingCluster(nodes=3, extra=rule, topics={topic: 6})
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        sub = MqttClient(cluster.node(3).port)
+        self.addCleanup(sub.close)
+        sub.connect()
+        sub.subscribe(f"k/{topic}", 1)
+        for on in (1, 2):
+            cluster.wait_route(on=on, of=3, filter=f"k/{topic}")
+        n = 300
+        kcat_produce(cluster.kafka.bootstrap, topic,
+                     [{"key": str(i % 17), "value": str(i)} for i in range(n)])
+        got = sub.collect(n, timeout=60)
+        self.assertEqual(sorted(int(m.payload) for m in got), list(range(n)))
+        sub.expect_nothing(1.0)
 
 
 class ClusterFaultTest(unittest.TestCase):

@@ -1220,6 +1220,9 @@ TEST(ConfigKafka, ConsumeTopics) {
   EXPECT_EQ(error_of(rule("topics = [\"..\"]\n")),
             "t.toml:4: kafka.consume[0].topics: \"..\" is neither a Kafka topic name nor a regex "
             "starting with '^'");
+  EXPECT_EQ(error_of(rule("topics = [\"^orders\\\\.(a|b\"]\n")),
+            "t.toml:4: kafka.consume[0].topics: \"^orders\\.(a|b\" is not a valid regex: "
+            "Unmatched ( or \\(");
   EXPECT_EQ(error_of(rule("topics = [2]\n")), "t.toml:4: kafka.consume[0].topics must be a string");
   EXPECT_EQ(error_of(rule("\ngroup = \"g\"\n")),
             "t.toml:3: kafka.consume[0] needs topics, e.g. topics = [\"commands\"]");
@@ -1447,6 +1450,38 @@ TEST(Limits, TopicWithin) {
   EXPECT_FALSE(l.topic_within("//"));  // 3 levels in 2 bytes: counted, not skipped
   EXPECT_TRUE(l.topic_within("abcdefgh"));
   EXPECT_FALSE(l.topic_within("abcdefghi"));
+}
+
+TEST(ConfigCluster, KeysAndChecks) {
+  const Config c = load_string(
+      "[kafka]\nbootstrap = \"k:9092\"\n[cluster]\nname = \"prod\"\nnode_id = \"n-1\"\n"
+      "ack = \"kafka\"\nheartbeat_ms = 500\nnode_timeout_ms = 2000\ninbox_partitions = 8\n",
+      "t.toml");
+  EXPECT_TRUE(c.cluster.enabled());
+  EXPECT_EQ(c.cluster.name, "prod");
+  EXPECT_EQ(c.cluster.node_id, "n-1");
+  EXPECT_EQ(c.cluster.ack, "kafka");
+  EXPECT_EQ(c.cluster.heartbeat_ms, 500u);
+  EXPECT_EQ(c.cluster.node_timeout_ms, 2000u);
+  EXPECT_EQ(c.cluster.inbox_partitions, 8u);
+  EXPECT_FALSE(defaults().cluster.enabled());
+
+  EXPECT_EQ(error_of("[cluster]\nname = \"a\"\nnode_id = \"n1\"\n"),
+            "t.toml:1: [cluster] needs kafka.bootstrap = \"host:9092\" (the cluster's backbone), "
+            "or kafka.mock = true for a single node trying it out");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[cluster]\nname = \"a\"\n"),
+            "t.toml:3: [cluster] needs node_id = \"...\" (unique per node, stable across "
+            "restarts)");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[cluster]\nname = \"a.b\"\nnode_id = "
+                     "\"n1\"\n"),
+            "t.toml:4: cluster.name \"a.b\": only letters, digits, '_' and '-' (it is part of "
+            "Kafka topic names)");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[cluster]\nname = \"a\"\nnode_id = "
+                     "\"n1\"\nheartbeat_ms = 1000\nnode_timeout_ms = 1500\n"),
+            "t.toml:3: cluster.node_timeout_ms must be at least twice cluster.heartbeat_ms");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[cluster]\nname = \"a\"\nnode_id = "
+                     "\"n1\"\nack = \"sometimes\"\n"),
+            "t.toml:6: cluster.ack must be one of async, kafka, not \"sometimes\"");
 }
 
 }  // namespace
