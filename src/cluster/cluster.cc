@@ -113,7 +113,10 @@ void Cluster::write_route(const std::string& filter, uint32_t members) {
 }
 
 kafka::Producer::Delivery Cluster::delivery_for(const broker::Message& msg) const {
-  if (msg.qos > 0 && settings_.ack == "kafka") return kafka::Producer::Delivery::Sync;
+  // QoS 0 was promised nothing: its forward is not written to the store (unless retained: the
+  // retained log is every node's copy).
+  if (msg.qos == 0 && !msg.retain) return kafka::Producer::Delivery::Volatile;
+  if (settings_.ack == "kafka") return kafka::Producer::Delivery::Sync;
   return kafka::Producer::Delivery::Buffered;
 }
 

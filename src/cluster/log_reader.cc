@@ -105,8 +105,10 @@ LogReader::LogReader(Cluster& cluster, const config::KafkaSettings& kafka,
   kafka::ConfPtr conf = kafka::consumer_conf(kafka, bootstrap, rule);
   // End-of-partition events tell when the shared state has been read to its end.
   kafka::set(conf.get(), "enable.partition.eof", "true");
-  // Forwards are latency: do not wait for a fuller fetch.
-  kafka::set(conf.get(), "fetch.wait.max.ms", "10");
+  // Forwards are latency: do not wait for a fuller fetch (unless the user says otherwise).
+  if (!kafka::user_sets_consumer_property(kafka, "fetch.wait.max.ms")) {
+    kafka::set(conf.get(), "fetch.wait.max.ms", "10");
+  }
   kafka::set(conf.get(), "client.id", "starling-cluster-" + cluster.node_id());
   char error[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof error);
@@ -226,7 +228,7 @@ void LogReader::run() {
         continue;
       }
     }
-    const ssize_t n = rd_kafka_consume_batch_queue(queue_, 50, messages.data(), messages.size());
+    const ssize_t n = kafka::consume_available(queue_, 50, messages);
     if (n > 0) read_batch(messages.data(), n);
     if (!caught_up_ && state_caught_up()) {
       caught_up_ = true;

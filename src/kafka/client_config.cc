@@ -73,6 +73,19 @@ ConfPtr consumer_conf(const config::KafkaSettings& settings, const std::string& 
   return conf;
 }
 
+bool user_sets_consumer_property(const config::KafkaSettings& settings, const std::string& name) {
+  return user_sets(settings.properties, name) || user_sets(settings.consumer_properties, name);
+}
+
+ssize_t consume_available(rd_kafka_queue_t* queue, int wait_ms,
+                          std::vector<rd_kafka_message_t*>& out) {
+  rd_kafka_message_t* first = rd_kafka_consume_queue(queue, wait_ms);
+  if (first == nullptr) return 0;
+  out[0] = first;
+  const ssize_t more = rd_kafka_consume_batch_queue(queue, 0, out.data() + 1, out.size() - 1);
+  return 1 + std::max<ssize_t>(more, 0);
+}
+
 void log_to_spdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
   const char* name = rk ? rd_kafka_name(rk) : "kafka";
   if (level <= 3) {

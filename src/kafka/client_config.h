@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 
@@ -28,6 +29,16 @@ void set(rd_kafka_conf_t* conf, const std::string& name, const std::string& valu
 ConfPtr producer_conf(const config::KafkaSettings& settings, const std::string& bootstrap);
 ConfPtr consumer_conf(const config::KafkaSettings& settings, const std::string& bootstrap,
                       const config::KafkaConsumeRule& rule);
+
+// Whether the user set a consumer property ([kafka.properties] or
+// [kafka.consumer_properties]): then Starling's own choice for it steps back.
+bool user_sets_consumer_property(const config::KafkaSettings& settings, const std::string& name);
+
+// Waits up to wait_ms for a first message of queue, then takes what else is already there
+// without waiting (rd_kafka_consume_batch_queue alone waits for a full batch or the timeout,
+// which is latency at low rates). Returns how many it put into out (its size is the most).
+ssize_t consume_available(rd_kafka_queue_t* queue, int wait_ms,
+                          std::vector<rd_kafka_message_t*>& out);
 
 // librdkafka's log lines go to spdlog at a matching level.
 void log_to_spdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message);

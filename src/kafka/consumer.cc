@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <chrono>
 #include <map>
 #include <stdexcept>
@@ -37,12 +36,7 @@ Consumer::Consumer(size_t index, const config::KafkaConsumeRule& rule,
       decoder_(decoder),
       topic_template_(Template::parse(rule.mqtt_topic, Template::Direction::ToMqtt)) {
   ConfPtr conf = consumer_conf(settings, bootstrap, rule);
-  auto user_sets = [](const config::PropertyList& list) {
-    return std::any_of(list.begin(), list.end(),
-                       [](const auto& p) { return p.first == "group.instance.id"; });
-  };
-  if (!instance.empty() && !user_sets(settings.properties) &&
-      !user_sets(settings.consumer_properties)) {
+  if (!instance.empty() && !user_sets_consumer_property(settings, "group.instance.id")) {
     set(conf.get(), "group.instance.id", instance + "-" + std::to_string(index));
   }
   char error[512];
@@ -90,7 +84,7 @@ void Consumer::run() {
   std::vector<rd_kafka_message_t*> messages(kBatch);
   auto next_lag = std::chrono::steady_clock::now();
   while (!stop_) {
-    ssize_t n = rd_kafka_consume_batch_queue(queue_, 100, messages.data(), messages.size());
+    const ssize_t n = consume_available(queue_, 100, messages);
     if (n > 0) route_batch(messages.data(), n);
     if (std::chrono::steady_clock::now() >= next_lag) {
       update_lag();

@@ -258,9 +258,11 @@ void Producer::enqueue(OwnRecord&& own, Delivery delivery, broker::Attachment pu
   rec->bytes = rec->topic.size() + rec->value.size() + (rec->key ? rec->key->size() : 0);
   switch (delivery) {
     case Delivery::Buffered:
+    case Delivery::Volatile:
     case Delivery::Kept: {
       const std::string what = rec->topic;
-      buffer(std::move(rec), what, publisher, durable, outcome, delivery == Delivery::Buffered);
+      buffer(std::move(rec), what, publisher, durable, outcome, delivery != Delivery::Kept,
+             delivery != Delivery::Volatile);
       break;
     }
     case Delivery::Sync:
@@ -282,7 +284,7 @@ void Producer::produce_sync(std::unique_ptr<Record> rec, broker::PublishOutcome&
 
 void Producer::buffer(std::unique_ptr<Record> rec, std::string_view what,
                       broker::Attachment publisher, broker::PublishBatch* durable,
-                      broker::PublishOutcome& outcome, bool may_refuse) {
+                      broker::PublishOutcome& outcome, bool may_refuse, bool stored) {
   const uint64_t messages = buffered_messages_.load(std::memory_order_relaxed);
   const uint64_t bytes = buffered_bytes_.load(std::memory_order_relaxed);
   if (may_refuse && (messages + 1 > settings_.buffer_max_messages ||
@@ -311,7 +313,7 @@ void Producer::buffer(std::unique_ptr<Record> rec, std::string_view what,
       }
     }
   }
-  if (store_) {
+  if (store_ && stored) {
     rec->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
     store::KafkaOutboxRecord stored{rec->rule, rec->topic, rec->key, std::string(rec->value),
                                     rec->headers};

@@ -61,7 +61,11 @@ class Producer {
     // On behalf of a publisher: counts against the buffer (refused when full, pausing from 80%)
     // and is kept in the store until Kafka has it (in the publish's batch when there is one).
     Buffered,
-    // The same, but the publisher's acknowledgement waits for Kafka's (a gate in outcome).
+    // Counted against the buffer like Buffered (refused when full, pausing from 80%) but not
+    // stored: a QoS 0 forward, which the publisher was promised nothing about.
+    Volatile,
+    // The same as Buffered, but the publisher's acknowledgement waits for Kafka's (a gate in
+    // outcome).
     Sync,
     // The broker's own state, rewritten at every start: retried until delivered, never
     // refused, not stored.
@@ -120,7 +124,7 @@ class Producer {
   // Into the bounded buffer (and the store), or refused when it is full (outcome.refused).
   void buffer(std::unique_ptr<Record> rec, std::string_view what, broker::Attachment publisher,
               broker::PublishBatch* durable, broker::PublishOutcome& outcome,
-              bool may_refuse = true);
+              bool may_refuse = true, bool stored = true);
   void produce_sync(std::unique_ptr<Record> rec, broker::PublishOutcome& outcome);
   // Hands the record to librdkafka; a full local queue defers it to the retry list.
   void produce(std::unique_ptr<Record> record);

@@ -245,9 +245,13 @@ void ClientLoop::open(Client& c) {
   // Small packets must not wait for Nagle: latency is part of what we measure.
   int one = 1;
   ::setsockopt(c.fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (::connect(c.fd_, reinterpret_cast<const sockaddr*>(&opts_.addr), opts_.addr_len) != 0 &&
+  const bool to_sub = opts_.sub_addr_len != 0 && !c.spec().subscriptions.empty();
+  const sockaddr_storage& addr = to_sub ? opts_.sub_addr : opts_.addr;
+  const socklen_t addr_len = to_sub ? opts_.sub_addr_len : opts_.addr_len;
+  if (::connect(c.fd_, reinterpret_cast<const sockaddr*>(&addr), addr_len) != 0 &&
       errno != EINPROGRESS) {
-    client_failed(c, "connect to " + opts_.target + ": " + errno_text(errno));
+    client_failed(
+        c, "connect to " + (to_sub ? opts_.sub_target : opts_.target) + ": " + errno_text(errno));
     return;
   }
   // Edge-triggered, registered once: no epoll_ctl churn when output backs up. Registering an

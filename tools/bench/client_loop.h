@@ -96,6 +96,10 @@ struct LoopOptions {
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
   std::string target;  // "host:port", for messages
+  // Where clients with subscriptions connect (--sub-port); addr_len 0: addr.
+  sockaddr_storage sub_addr{};
+  socklen_t sub_addr_len = 0;
+  std::string sub_target;
   mqtt::Version version = mqtt::Version::V5;
   uint16_t keep_alive = 60;
   // 5.0 Session Expiry Interval sent in CONNECT; above 0 the broker keeps (and, with durable

@@ -40,6 +40,8 @@ void add_common_options(CLI::App& app, CommonOptions& o, std::string& version, u
   app.add_option("--host", o.host, "Broker address: 127.0.0.1, ::1 or localhost only")
       ->capture_default_str();
   app.add_option("--port", o.port, "Broker MQTT port")->capture_default_str();
+  app.add_option("--sub-port", o.sub_port,
+                 "Subscribers connect to this port instead (another node of a cluster)");
   app.add_option("--threads", o.threads,
                  "Client threads (default: one per core; never more than useful)")
       ->default_str(std::to_string(std::thread::hardware_concurrency()));

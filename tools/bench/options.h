@@ -12,6 +12,9 @@ namespace starling::bench {
 struct CommonOptions {
   std::string host = "127.0.0.1";  // loopback only: the bench compares send and receive clocks
   uint16_t port = 1883;
+  // Subscribers connect here instead (0: --port): one cluster node publishes, another
+  // delivers, and the bench measures the way between them.
+  uint16_t sub_port = 0;
   unsigned threads = 0;  // 0: std::thread::hardware_concurrency()
   mqtt::Version version = mqtt::Version::V5;
   uint8_t qos = 0;        // of publishes

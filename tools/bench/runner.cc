@@ -101,12 +101,19 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
   loop_opts.keep_alive = opts.keep_alive;
   loop_opts.session_expiry = opts.session_expiry;
   loop_opts.max_inflight = opts.max_inflight;
+  if (opts.sub_port != 0) {
+    if (!resolve_loopback(opts.host, opts.sub_port, loop_opts, report.error)) return false;
+    loop_opts.sub_addr = loop_opts.addr;
+    loop_opts.sub_addr_len = loop_opts.addr_len;
+    loop_opts.sub_target = loop_opts.target;
+  }
   if (!resolve_loopback(opts.host, opts.port, loop_opts, report.error)) return false;
   if (opts.tls) {
     loop_opts.tls = TlsClientContext::create(opts.tls_ca, opts.tls_min_version, report.error);
     if (!loop_opts.tls) return false;
   }
   report.target = loop_opts.target;
+  if (opts.sub_port != 0) report.target += " (subscribers on " + loop_opts.sub_target + ")";
 
   std::unique_ptr<ProcSampler> sampler;
   if (opts.broker_pid > 0) {
