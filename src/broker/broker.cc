@@ -493,13 +493,14 @@ void Broker::apply_retained(const MessagePtr& msg, Clock::time_point now) {
 // --- Subscriptions --------------------------------------------------------------------------
 
 bool Broker::subscribe(const SessionPtr& session, const std::string& filter,
-                       const SubscriptionOptions& options, uint64_t& ticket) {
+                       const SubscriptionOptions& options, uint64_t& ticket,
+                       std::shared_ptr<AckGate>* route_wait) {
   bool existed;
   {
     std::unique_lock lock(tree_mutex_);
     existed = !tree_.subscribe(session.get(), filter, options);
   }
-  if (!existed && cluster_) cluster_->subscription_added(filter);
+  if (!existed && cluster_) cluster_->subscription_added(filter, route_wait);
   session->remember_subscription(filter, options);
   if (session->persistent()) {
     store::Batch batch;

@@ -153,8 +153,11 @@ class Broker {
   // --- Subscriptions ----------------------------------------------------------------------
   // Adds or replaces; returns true when the subscription already existed. ticket is the
   // store write a SUBACK must wait for (0: none).
+  // route_wait: in a cluster, the other nodes' knowledge of the route to wait for (see
+  // ClusterLink::subscription_added).
   bool subscribe(const SessionPtr& session, const std::string& filter,
-                 const SubscriptionOptions& options, uint64_t& ticket);
+                 const SubscriptionOptions& options, uint64_t& ticket,
+                 std::shared_ptr<AckGate>* route_wait = nullptr);
   bool unsubscribe(const SessionPtr& session, const std::string& filter, uint64_t& ticket);
   // Sends the retained messages matching filter to session (after its SUBACK).
   void deliver_retained(const SessionPtr& session, const std::string& filter,

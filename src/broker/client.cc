@@ -453,8 +453,15 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   return true;
 }
 
-void Client::resume_connect() {
-  if (!awaited_ || closing_) return;
+void Client::cluster_wait_over() {
+  if (closing_) return;
+  if (held_suback_) {
+    std::unique_ptr<HeldSuback> held = std::move(held_suback_);
+    send_suback_and_retained(*held);
+    transport_.pause_reading(false);
+    return;
+  }
+  if (!awaited_) return;
   std::unique_ptr<AwaitedSession> a = std::move(awaited_);
   finish_connect(a->connect, a->assigned, std::move(a->properties));
   transport_.pause_reading(false);  // packets sent behind the CONNECT
@@ -752,14 +759,10 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
 
   mqtt::Suback ack;
   ack.packet_id = sub.packet_id;
-  struct Accepted {
-    std::string filter;
-    SubscriptionOptions options;
-    bool existed;
-    bool shared;
-  };
-  std::vector<Accepted> accepted;
-  uint64_t ticket = 0;  // the SUBACK waits until the subscriptions are durable
+  auto held = std::make_unique<HeldSuback>();
+  std::vector<HeldSuback::Accepted>& accepted = held->accepted;
+  uint64_t ticket = 0;                  // the SUBACK waits until the subscriptions are durable
+  std::shared_ptr<AckGate> route_wait;  // and, in a cluster, until every node has the routes
   const uint32_t max_subs = settings_->limits.max_subscriptions_per_client;
   const uint8_t invalid_filter = mqtt::suback_failure(version_, rc::TopicFilterInvalid);
   for (const auto& req : sub.subscriptions) {
@@ -804,24 +807,36 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
     options.retain_as_published = req.retain_as_published;
     options.retain_handling = req.retain_handling;
     options.subscription_id = sub_id;
-    bool existed = broker_.subscribe(session_, req.filter, options, ticket);
-    accepted.push_back(Accepted{req.filter, options, existed, shared});
+    bool existed = broker_.subscribe(session_, req.filter, options, ticket, &route_wait);
+    accepted.push_back(HeldSuback::Accepted{req.filter, options, existed, shared});
     ack.reason_codes.push_back(options.qos);
   }
-  std::string bytes;
-  mqtt::encode_suback(ack, version_, bytes);
-  reply(bytes, ticket);
-  metrics::count_packet_out(PacketType::Suback);
+  mqtt::encode_suback(ack, version_, held->bytes);
+  held->ticket = ticket;
+  if (route_wait) {
+    // A publish on another node right after the SUBACK must find the route there: answer once
+    // every node that is up has read it, reading nothing else meanwhile.
+    held_suback_ = std::move(held);
+    transport_.pause_reading(true);
+    route_wait->arm([control = &broker_.connections(), link = transport_.attachment()](
+                        bool, const std::string&) { control->cluster_wait_over(link); });
+    return true;
+  }
+  send_suback_and_retained(*held);
+  return true;
+}
 
+void Client::send_suback_and_retained(HeldSuback& held) {
+  reply(held.bytes, held.ticket);
+  metrics::count_packet_out(PacketType::Suback);
   // Retained messages after the SUBACK (retain handling 0: always, 1: only for a new
   // subscription, 2: never; never for shared subscriptions, section 4.8.2).
   const Clock::time_point now = core::EventLoop::now();
-  for (const auto& a : accepted) {
+  for (const auto& a : held.accepted) {
     if (a.shared || a.options.retain_handling == 2) continue;
     if (a.options.retain_handling == 1 && a.existed) continue;
     broker_.deliver_retained(session_, a.filter, a.options, now);
   }
-  return true;
 }
 
 // A topic filter that breaks the spec's rules (empty, '#' not last or not a whole level, '+'

@@ -67,9 +67,10 @@ class Client {
   bool connected() const { return connected_; }
   // No CONNECT yet: the next bytes must be one (not during a SCRAM exchange).
   bool expecting_connect() const { return !connected_ && !pending_connect_ && !awaited_; }
-  // The session this CONNECT waited for came from another node of the cluster (or will not):
-  // the connection goes on (ConnectionControl::continue_connect).
-  void resume_connect();
+  // What waited for the cluster is done: the session this CONNECT waited for came from another
+  // node (or will not), or every node knows the routes of a SUBSCRIBE. The connection goes on
+  // (ConnectionControl::cluster_wait_over).
+  void cluster_wait_over();
   const std::string& client_id() const { return client_id_; }
   // The settings in force when the connection started.
   const config::Config& settings() const { return *settings_; }
@@ -166,6 +167,21 @@ class Client {
     mqtt::Properties properties;
   };
   std::unique_ptr<AwaitedSession> awaited_;
+  struct HeldSuback {
+    struct Accepted {
+      std::string filter;
+      SubscriptionOptions options;
+      bool existed;
+      bool shared;
+    };
+    std::string bytes;
+    uint64_t ticket = 0;
+    std::vector<Accepted> accepted;
+  };
+  // A SUBACK waiting until the other nodes know its routes (reading paused meanwhile), and
+  // the retained messages that follow it.
+  std::unique_ptr<HeldSuback> held_suback_;
+  void send_suback_and_retained(HeldSuback& held);
   bool session_awaited_ = false;  // asked once: the second finish_connect goes on
   SessionPtr session_;
   std::optional<mqtt::Will> will_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -57,12 +58,15 @@ class ClusterLink {
   virtual void forward(const MessagePtr& msg, std::vector<SharedGroup*>& local_groups,
                        Attachment publisher_link, PublishBatch* durable,
                        PublishOutcome& outcome) = 0;
-  // A session subscribed to filter / left it (shared filters as "$share/g/f").
-  virtual void subscription_added(const std::string& filter) = 0;
+  // A session subscribed to filter / left it (shared filters as "$share/g/f"). wait (may be
+  // null): when the other nodes do not know the route yet, a share of *wait (made if null)
+  // that settles once every node that is up has read it; the SUBACK waits for it.
+  virtual void subscription_added(const std::string& filter,
+                                  std::shared_ptr<AckGate>* wait = nullptr) = 0;
   virtual void subscription_removed(const std::string& filter) = 0;
   // A CONNECT without clean start, before its session is opened: true when the client's
   // session lives on another node and is on its way here; the connection waits (its CONNACK
-  // too) until ConnectionControl::continue_connect(link), when it has come or will not.
+  // too) until ConnectionControl::cluster_wait_over(link), when it has come or will not.
   virtual bool await_session(const std::string& client_id, Attachment link) = 0;
   // A client connected here: its client id is claimed cluster-wide.
   virtual void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) = 0;

@@ -17,7 +17,7 @@ class ConnectionControl {
   // A publisher paused for a full receiver may read again.
   virtual void resume_reading(Attachment connection) = 0;
   // A CONNECT that waited for its session from another node of the cluster goes on.
-  virtual void continue_connect(Attachment connection) = 0;
+  virtual void cluster_wait_over(Attachment connection) = 0;
 };
 
 // The broker's handle on the net layer's ConnectionControl, handed over once the server exists
@@ -35,9 +35,9 @@ class ConnectionControlRelay final : public ConnectionControl {
   void resume_reading(Attachment connection) override {
     if (auto* target = target_.load(std::memory_order_acquire)) target->resume_reading(connection);
   }
-  void continue_connect(Attachment connection) override {
+  void cluster_wait_over(Attachment connection) override {
     if (auto* target = target_.load(std::memory_order_acquire)) {
-      target->continue_connect(connection);
+      target->cluster_wait_over(connection);
     }
   }
 

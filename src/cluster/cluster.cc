@@ -100,14 +100,26 @@ void Cluster::heartbeat(bool leaving) {
   hb.interval_ms = settings_.heartbeat_ms;
   hb.http = http_address_;
   hb.leaving = leaving;
+  if (reader_) hb.routes_read = reader_->routes_read();
   broker::PublishOutcome unused;
   producer_->enqueue({topics_.nodes, node_id_, encode(hb), false},
                      kafka::Producer::Delivery::Unstored, {}, nullptr, unused);
 }
 
-void Cluster::write_route(const std::string& filter, uint32_t members) {
+void Cluster::write_route(const std::string& filter, uint32_t members,
+                          std::shared_ptr<RouteBarrier> barrier) {
   kafka::Producer::OwnRecord record{topics_.routes, route_key(node_id_, filter), {}, members == 0};
   if (members > 0) record.value = encode(RouteRecord{epoch_, members});
+  if (barrier) {
+    record.delivered = [this, barrier](int32_t partition, int64_t offset) {
+      {
+        std::lock_guard lock(local_mutex_);
+        barrier->partition = partition;
+        barrier->offset = offset;
+      }
+      check_barriers();
+    };
+  }
   broker::PublishOutcome unused;
   producer_->enqueue(std::move(record), kafka::Producer::Delivery::Unstored, {}, nullptr, unused);
 }
@@ -191,11 +203,70 @@ void Cluster::forward(const broker::MessagePtr& msg,
   }
 }
 
-void Cluster::subscription_added(const std::string& filter) {
+void Cluster::subscription_added(const std::string& filter,
+                                 std::shared_ptr<broker::AckGate>* wait) {
+  // Whether another node is up to wait for (outside local_mutex_: see check_barriers).
+  bool others_up = false;
+  {
+    std::shared_lock lock(state_lock_);
+    for (size_t i = 0; i < nodes_.size() && !others_up; ++i)
+      others_up = i != self_ && up_locked(nodes_[i]);
+  }
   std::lock_guard lock(local_mutex_);
   uint32_t& count = local_counts_[filter];
   ++count;
-  if (routes_written_ && (count == 1 || shared_filter(filter))) write_route(filter, count);
+  if (!routes_written_) return;
+  if (count == 1 || shared_filter(filter)) {
+    std::shared_ptr<RouteBarrier> barrier;
+    if (others_up) {
+      barrier = std::make_shared<RouteBarrier>();
+      barrier->deadline_ms = steady_ms() + settings_.node_timeout_ms;
+      barriers_[filter] = barrier;
+    }
+    write_route(filter, count, barrier);
+  }
+  // A SUBACK waits for the route's barrier, also when another session's SUBSCRIBE made it.
+  if (wait == nullptr) return;
+  auto it = barriers_.find(filter);
+  if (it == barriers_.end()) return;
+  if (!*wait) *wait = std::make_shared<broker::AckGate>();
+  (*wait)->expect();
+  it->second->gates.push_back(*wait);
+}
+
+void Cluster::check_barriers() {
+  // The nodes' positions first, then the barriers: local_mutex_ is never held while waiting
+  // for state_lock_.
+  std::vector<std::map<int32_t, int64_t>> positions;
+  {
+    std::shared_lock lock(state_lock_);
+    for (size_t i = 0; i < nodes_.size(); ++i)
+      if (i != self_ && up_locked(nodes_[i])) positions.push_back(nodes_[i].routes_read);
+  }
+  std::vector<std::shared_ptr<broker::AckGate>> open;
+  {
+    std::lock_guard lock(local_mutex_);
+    const int64_t now = steady_ms();
+    for (auto it = barriers_.begin(); it != barriers_.end();) {
+      RouteBarrier& b = *it->second;
+      bool passed = now >= b.deadline_ms;
+      if (!passed && b.offset >= 0) {
+        passed = std::all_of(positions.begin(), positions.end(), [&b](const auto& read) {
+          auto p = read.find(b.partition);
+          return p != read.end() && p->second > b.offset;
+        });
+      }
+      if (passed) {
+        for (auto& gate : b.gates)
+          open.push_back(std::move(gate));
+        it = barriers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& gate : open)
+    gate->settle();
 }
 
 void Cluster::subscription_removed(const std::string& filter) {
@@ -280,6 +351,7 @@ void Cluster::send_handover(const std::string& to_node, const std::string& clien
 }
 
 void Cluster::expire_waits() {
+  check_barriers();
   std::vector<broker::Attachment> go;
   {
     std::lock_guard lock(local_mutex_);
@@ -299,7 +371,7 @@ void Cluster::expire_waits() {
     }
   }
   for (const broker::Attachment& link : go)
-    broker_.connections().continue_connect(link);
+    broker_.connections().cluster_wait_over(link);
 }
 
 broker::ClusterView Cluster::view() const {
@@ -310,6 +382,11 @@ broker::ClusterView Cluster::view() const {
   v.detail = status().detail;
   v.inbox_lag = reader_ ? reader_->inbox_lag() : -1;
   const int64_t now = steady_ms();
+  size_t own_routes = 0;
+  {
+    std::lock_guard local(local_mutex_);  // never inside state_lock_ (see check_barriers)
+    own_routes = local_counts_.size();
+  }
   std::shared_lock lock(state_lock_);
   for (size_t i = 0; i < nodes_.size(); ++i) {
     const NodeState& n = nodes_[i];
@@ -323,8 +400,7 @@ broker::ClusterView Cluster::view() const {
     nv.last_seen_ms = n.last_seen_ms < 0 ? -1 : now - n.last_seen_ms;
     if (nv.self) {
       nv.state = "up";
-      std::lock_guard local(local_mutex_);
-      nv.routes = local_counts_.size();
+      nv.routes = own_routes;
     } else if (n.leaving) {
       nv.state = "left";
     } else if (n.last_seen_ms >= 0 && now - n.last_seen_ms <= settings_.node_timeout_ms) {
@@ -425,11 +501,16 @@ void Cluster::on_heartbeat(const std::string& node, std::string_view value) {
   n.http = hb.http;
   n.leaving = hb.leaving;
   n.last_seen_ms = steady_ms();
+  n.routes_read.clear();
+  for (const auto& [partition, offset] : hb.routes_read)
+    n.routes_read[partition] = offset;
+  lock.unlock();
+  check_barriers();
 }
 
-void Cluster::on_route(std::string_view key, std::string_view value, bool tombstone) {
+bool Cluster::on_route(std::string_view key, std::string_view value, bool tombstone) {
   std::string_view node, filter;
-  if (!parse_route_key(key, node, filter)) return;
+  if (!parse_route_key(key, node, filter)) return false;
   if (node == node_id_) {
     // Our own, written by an earlier run or by this one: the local tree is the truth. At start
     // they tell what an earlier run left behind.
@@ -439,12 +520,12 @@ void Cluster::on_route(std::string_view key, std::string_view value, bool tombst
       if (tombstone && it != logged_own_routes_.end()) logged_own_routes_.erase(it);
       if (!tombstone && it == logged_own_routes_.end()) logged_own_routes_.emplace_back(filter);
     }
-    return;
+    return false;
   }
   RouteRecord route;
   if (!tombstone && !decode(value, route)) {
     spdlog::warn("cluster: unreadable route '{}', skipped", key);
-    return;
+    return false;
   }
   std::unique_lock lock(state_lock_);
   const NodeNumber number = number_of(std::string(node));
@@ -452,6 +533,7 @@ void Cluster::on_route(std::string_view key, std::string_view value, bool tombst
   routes_.remove(number, filter);
   if (auto it = n.filters.find(filter); it != n.filters.end()) n.filters.erase(it);
   if (!tombstone && routes_.add(number, filter, route.members)) n.filters.emplace(filter);
+  return true;
 }
 
 void Cluster::on_claim(const std::string& client_id, std::string_view value, bool live) {
@@ -531,7 +613,7 @@ void Cluster::on_handover(std::string_view value, store::Batch* store_batch) {
     link = it->second.link;
     waiting_.erase(it);
   }
-  broker_.connections().continue_connect(link);
+  broker_.connections().cluster_wait_over(link);
 }
 
 void Cluster::on_retained(std::string_view topic, std::string_view value) {

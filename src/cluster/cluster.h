@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -60,7 +61,8 @@ class Cluster final : public broker::ClusterLink {
   void forward(const broker::MessagePtr& msg, std::vector<broker::SharedGroup*>& local_groups,
                broker::Attachment publisher_link, broker::PublishBatch* durable,
                broker::PublishOutcome& outcome) override;
-  void subscription_added(const std::string& filter) override;
+  void subscription_added(const std::string& filter,
+                          std::shared_ptr<broker::AckGate>* wait = nullptr) override;
   void subscription_removed(const std::string& filter) override;
   bool await_session(const std::string& client_id, broker::Attachment link) override;
   void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) override;
@@ -71,14 +73,18 @@ class Cluster final : public broker::ClusterLink {
 
   // --- What the log reader found (its thread) ------------------------------------------
   void on_heartbeat(const std::string& node, std::string_view value);
-  void on_route(std::string_view key, std::string_view value, bool tombstone);
+  // Returns true for a route of another node (the reader then says how far it has read).
+  bool on_route(std::string_view key, std::string_view value, bool tombstone);
   // live: read as it happened (not while catching up with the log at start).
   void on_claim(const std::string& client_id, std::string_view value, bool live);
   // A session (or word that there is none) from the node that held it: adopted, and a
   // CONNECT waiting for it goes on. store_batch: the inbox's batch (null without a store).
   void on_handover(std::string_view value, store::Batch* store_batch);
-  // CONNECTs that waited too long for their session go on without it (a fresh session).
+  // CONNECTs that waited too long for their session go on without it (a fresh session); route
+  // barriers whose nodes went down (or never answered) are released.
   void expire_waits();
+  // SUBACKs whose routes every node that is up has read go out.
+  void check_barriers();
   void on_retained(std::string_view topic, std::string_view value);
   // The shared state has been read to the end once: stale routes of an earlier run go.
   void on_caught_up();
@@ -100,12 +106,16 @@ class Cluster final : public broker::ClusterLink {
     bool leaving = false;
     int64_t last_seen_ms = -1;                   // steady clock ms of its last heartbeat read
     std::set<std::string, std::less<>> filters;  // its routes, for the HTTP view
+    std::map<int32_t, int64_t> routes_read;      // how far it has read the routes log
     std::atomic<uint64_t> forwards{0};
   };
   // A number for a node id (state_lock_ held for writing).
   NodeNumber number_of(const std::string& id);
   // Writes this node's route for filter: present with members, or a tombstone at 0.
-  void write_route(const std::string& filter, uint32_t members);
+  struct RouteBarrier;
+  // barrier: told where the record landed (a new route that SUBACKs wait for).
+  void write_route(const std::string& filter, uint32_t members,
+                   std::shared_ptr<RouteBarrier> barrier = nullptr);
   kafka::Producer::Delivery delivery_for(const broker::Message& msg) const;
   void write_claim(const std::string& client_id, bool clean_start, uint32_t expiry);
   // Sends a session (or that there is none) to the node that claimed its client id.
@@ -146,6 +156,14 @@ class Cluster final : public broker::ClusterLink {
     int64_t deadline_ms = 0;  // steady clock
   };
   std::unordered_map<std::string, Waiting> waiting_;
+  // New routes not yet known to every node that is up, by filter, with the SUBACKs that wait.
+  struct RouteBarrier {
+    int32_t partition = -1;  // where the route record landed (-1: not acknowledged yet)
+    int64_t offset = -1;
+    int64_t deadline_ms = 0;  // steady clock: released then whatever the nodes said
+    std::vector<std::shared_ptr<broker::AckGate>> gates;
+  };
+  std::unordered_map<std::string, std::shared_ptr<RouteBarrier>> barriers_;
   // Routes of this node found in the log at start; those no longer true are removed.
   std::vector<std::string> logged_own_routes_;
   bool routes_written_ = false;  // by local_mutex_: start() wrote the routes

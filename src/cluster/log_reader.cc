@@ -253,6 +253,7 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
   broker::Ingress::Batch durable(broker.ingress());
   const auto settings = broker.settings();
   std::map<int32_t, int64_t> inbox_next;
+  bool foreign_routes = false;
   const auto now = broker::Clock::now();
   for (ssize_t i = 0; i < count; ++i) {
     rd_kafka_message_t* m = messages[i];
@@ -301,7 +302,7 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
       if (topic == t.nodes) {
         if (!tombstone) cluster_.on_heartbeat(key, value);
       } else if (topic == t.routes) {
-        cluster_.on_route(key, value, tombstone);
+        foreign_routes |= cluster_.on_route(key, value, tombstone);
       } else if (topic == t.sessions) {
         if (tombstone) {
           early_claims_.erase(key);
@@ -316,6 +317,14 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
     }
     rd_kafka_message_destroy(m);
   }
+  {
+    std::lock_guard lock(routes_read_mutex_);
+    routes_read_.clear();
+    for (const auto& [where, next] : state_next_)
+      if (where.first == t.routes) routes_read_.emplace_back(where.second, next);
+  }
+  // Nodes whose SUBACKs wait for this node to know their routes hear it at once.
+  if (foreign_routes && caught_up_) cluster_.heartbeat();
   if (inbox_next.empty()) return;
   if (store) {
     // The offsets go with what they routed, in one store write.
@@ -329,6 +338,11 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
   for (const auto& [partition, offset] : inbox_next)
     rd_kafka_topic_partition_list_add(offsets.get(), inbox_.c_str(), partition)->offset = offset;
   rd_kafka_offsets_store(rk_.get(), offsets.get());
+}
+
+std::vector<std::pair<int32_t, int64_t>> LogReader::routes_read() const {
+  std::lock_guard lock(routes_read_mutex_);
+  return routes_read_;
 }
 
 void LogReader::update_lag() {

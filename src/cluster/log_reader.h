@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -36,6 +37,8 @@ class LogReader {
   void stop();
 
   int64_t inbox_lag() const { return inbox_lag_.load(std::memory_order_relaxed); }
+  // How far the routes log has been read: partition -> next offset (any thread).
+  std::vector<std::pair<int32_t, int64_t>> routes_read() const;
 
  private:
   void run();
@@ -60,6 +63,8 @@ class LogReader {
   // Claims read before catching up: only the last one per client counts.
   std::unordered_map<std::string, std::string> early_claims_;
   std::atomic<int64_t> inbox_lag_{-1};
+  mutable std::mutex routes_read_mutex_;
+  std::vector<std::pair<int32_t, int64_t>> routes_read_;  // by routes_read_mutex_
 };
 
 }  // namespace starling::cluster

@@ -255,6 +255,7 @@ void Producer::enqueue(OwnRecord&& own, Delivery delivery, broker::Attachment pu
   rec->stored_value = std::move(own.value);
   rec->value = rec->stored_value;
   rec->null_value = own.null_value;
+  rec->delivered = std::move(own.delivered);
   rec->bytes = rec->topic.size() + rec->value.size() + (rec->key ? rec->key->size() : 0);
   switch (delivery) {
     case Delivery::Buffered:
@@ -419,6 +420,7 @@ void Producer::on_delivery(const rd_kafka_message_t* message) {
   const rd_kafka_resp_err_t err = message->err;
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (rec->rule != kOwnRule) metrics::add(metrics::Counter::KafkaProduced);
+    if (rec->delivered) rec->delivered(message->partition, message->offset);
     if (rec->gate) {
       sync_waiting_.fetch_sub(1, std::memory_order_relaxed);
       rec->gate->settle();

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,8 @@ class Producer {
     std::optional<std::string> key;
     std::string value;
     bool null_value = false;  // a tombstone (compacted topics)
+    // Called on the poll thread once Kafka has the record: where it landed.
+    std::function<void(int32_t partition, int64_t offset)> delivered;
   };
   enum class Delivery : uint8_t {
     // On behalf of a publisher: counts against the buffer (refused when full, pausing from 80%)
@@ -108,6 +111,7 @@ class Producer {
     std::string_view value;
     bool null_value = false;
     bool buffered = false;  // counted in the buffer's figures
+    std::function<void(int32_t partition, int64_t offset)> delivered;  // own records
     std::vector<std::pair<std::string, std::string>> headers;
     std::shared_ptr<broker::AckGate> gate;  // sync mode
     std::chrono::steady_clock::time_point produced_at{};

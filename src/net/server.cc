@@ -203,10 +203,10 @@ void Server::resume_reading(broker::Attachment connection) {
   });
 }
 
-void Server::continue_connect(broker::Attachment connection) {
+void Server::cluster_wait_over(broker::Attachment connection) {
   Worker& w = worker_of(connection);
   w.loop().post([&w, token = connection.token] {
-    if (Connection* c = w.find(token)) c->client().resume_connect();
+    if (Connection* c = w.find(token)) c->client().cluster_wait_over();
   });
 }
 

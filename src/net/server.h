@@ -42,7 +42,7 @@ class Server final : public broker::ConnectionControl {
   // broker::ConnectionControl
   void kick(broker::Attachment connection, uint8_t reason_code) override;
   void resume_reading(broker::Attachment connection) override;
-  void continue_connect(broker::Attachment connection) override;
+  void cluster_wait_over(broker::Attachment connection) override;
 
   // Hands an accepted socket to the next worker, round robin, or refuses it over a limit.
   void dispatch(int fd, std::string peer, const std::shared_ptr<ListenerContext>& listener);

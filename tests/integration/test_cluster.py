@@ -68,6 +68,18 @@ class ClusterTest(unittest.TestCase):
                     self.assertTrue(all(m.qos == qos for m in got))
                     sub.expect_nothing(0.5)
 
+    def test_publish_on_another_node_right_after_the_suback_is_delivered(self):
+        """The SUBACK waits until every node that is up has read the new route: a publish on
+        another node straight after it is delivered (no wait in the test)."""
+        pub = self.client(1)
+        for i in range(10):
+            topic = unique("barrier") + "/t"
+            sub = self.client(2 + i % 2)
+            sub.subscribe(topic, 1)
+            pub.publish(topic, b"first", qos=1)
+            self.assertEqual(sub.get(timeout=10).payload, b"first")
+            sub.close()
+
     def test_mosquitto_clients_across_nodes(self):
         topic = unique("mosq") + "/t"
         sub = subprocess.Popen(

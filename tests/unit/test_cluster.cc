@@ -34,7 +34,7 @@ TEST(ClusterRecords, MessageRoundTrip) {
 }
 
 TEST(ClusterRecords, OtherRecordsRoundTrip) {
-  HeartbeatRecord hb{42, 43, 1000, "127.0.0.1:8080", true};
+  HeartbeatRecord hb{42, 43, 1000, "127.0.0.1:8080", true, {{0, 17}, {3, -1}}};
   HeartbeatRecord hb2;
   ASSERT_TRUE(decode(encode(hb), hb2));
   EXPECT_EQ(hb2, hb);

@@ -233,6 +233,11 @@ std::string encode(const HeartbeatRecord& r) {
   w.u32(r.interval_ms);
   w.str(r.http);
   w.u8(r.leaving ? 1 : 0);
+  w.u32(static_cast<uint32_t>(r.routes_read.size()));
+  for (const auto& [partition, offset] : r.routes_read) {
+    w.u32(static_cast<uint32_t>(partition));
+    w.u64(static_cast<uint64_t>(offset));
+  }
   return w.take();
 }
 
@@ -244,6 +249,12 @@ bool decode(std::string_view bytes, HeartbeatRecord& out) {
   r.interval_ms = in.u32();
   r.http = in.str();
   const uint8_t leaving = in.u8();
+  const uint32_t positions = in.count(12);
+  for (uint32_t i = 0; i < positions && in.ok(); ++i) {
+    const auto partition = static_cast<int32_t>(in.u32());
+    const auto offset = static_cast<int64_t>(in.u64());
+    r.routes_read.emplace_back(partition, offset);
+  }
   if (!in.at_end() || leaving > 1) return false;
   r.leaving = leaving == 1;
   out = std::move(r);

@@ -44,6 +44,9 @@ struct HeartbeatRecord {
   uint32_t interval_ms = 0;
   std::string http;      // the node's HTTP address ("" when off)
   bool leaving = false;  // the node stops cleanly
+  // How far the node has read the routes log: partition -> next offset. A SUBACK waits until
+  // every node that is up has read the new route (the route barrier).
+  std::vector<std::pair<int32_t, int64_t>> routes_read;
   bool operator==(const HeartbeatRecord&) const = default;
 };
 
