@@ -408,10 +408,12 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   caps.read_acl = readable_acl();
   const DeliveryLimits limits = broker_.delivery_limits();
 
-  // The session may live on another node of the cluster: wait for it before answering.
-  if (!c.clean_start && !session_awaited_ && broker_.cluster()) {
+  // In a cluster the client id is claimed first, and the session may live on another node:
+  // wait for the claim (and the session) before answering.
+  if (!session_awaited_ && broker_.cluster()) {
     session_awaited_ = true;
-    if (broker_.cluster()->await_session(client_id_, transport_.attachment())) {
+    if (broker_.cluster()->await_session(client_id_, c.clean_start, expiry,
+                                         transport_.attachment())) {
       awaited_ = std::make_unique<AwaitedSession>(
           AwaitedSession{std::move(c), assigned, std::move(props)});
       transport_.pause_reading(true);

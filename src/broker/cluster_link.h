@@ -64,10 +64,13 @@ class ClusterLink {
   virtual void subscription_added(const std::string& filter,
                                   std::shared_ptr<AckGate>* wait = nullptr) = 0;
   virtual void subscription_removed(const std::string& filter) = 0;
-  // A CONNECT without clean start, before its session is opened: true when the client's
-  // session lives on another node and is on its way here; the connection waits (its CONNACK
-  // too) until ConnectionControl::cluster_wait_over(link), when it has come or will not.
-  virtual bool await_session(const std::string& client_id, Attachment link) = 0;
+  // A CONNECT, before its session is opened: the client id is claimed cluster-wide. True when
+  // the connection must wait (its CONNACK too) until ConnectionControl::cluster_wait_over(link):
+  // until the claim is in the cluster's log (so that a later CONNECT elsewhere takes over from
+  // this one), or, without clean start, until the client's session has come from the node
+  // that held it (or will not).
+  virtual bool await_session(const std::string& client_id, bool clean_start, uint32_t expiry,
+                             Attachment link) = 0;
   // A client connected here: its client id is claimed cluster-wide.
   virtual void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) = 0;
   virtual ClusterView view() const = 0;

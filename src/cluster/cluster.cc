@@ -72,6 +72,7 @@ void Cluster::start(kafka::Producer& producer, const std::string& bootstrap) {
   producer_ = &producer;
   reader_ = std::make_unique<LogReader>(*this, broker_.settings()->kafka, bootstrap,
                                         settings_.inbox_partitions);
+  reader_->create_topics();
   {
     // The routes of the restored sessions; from now on each change is written as it happens.
     std::lock_guard lock(local_mutex_);
@@ -170,15 +171,23 @@ void Cluster::forward(const broker::MessagePtr& msg,
                               [&g](const broker::SharedGroup* lg) { return lg->key == *g.key; });
     const uint32_t local_members =
         local == local_groups.end() ? 0 : static_cast<uint32_t>((*local)->members.size());
+    // Nodes that are up share the group's messages; a node that is down only gets them when
+    // nobody else has members (they wait in its inbox for its persistent members).
+    bool any_up = local_members > 0;
+    for (const auto& [node, members] : g.members)
+      any_up |= node != self_ && up_locked(nodes_[node]);
+    auto counts = [&](NodeNumber node) {
+      return node != self_ && (!any_up || up_locked(nodes_[node]));
+    };
     uint64_t total = local_members;
     for (const auto& [node, members] : g.members)
-      if (node != self_) total += members;
+      if (counts(node)) total += members;
     if (total == local_members) continue;  // nobody elsewhere: the local pick stands
     uint64_t ticket = g.cursor->fetch_add(1, std::memory_order_relaxed) % total;
     if (ticket < local_members) continue;
     ticket -= local_members;
     for (const auto& [node, members] : g.members) {
-      if (node == self_) continue;
+      if (!counts(node)) continue;
       if (ticket < members) {
         destination(node).push_back(*g.key);
         if (local != local_groups.end()) local_groups.erase(local);
@@ -221,7 +230,10 @@ void Cluster::subscription_added(const std::string& filter,
     if (others_up) {
       barrier = std::make_shared<RouteBarrier>();
       barrier->deadline_ms = steady_ms() + settings_.node_timeout_ms;
-      barriers_[filter] = barrier;
+      std::shared_ptr<RouteBarrier>& slot = barriers_[filter];
+      // SUBACKs still waiting for an earlier record of this route wait for the newer one.
+      if (slot) barrier->gates = std::move(slot->gates);
+      slot = barrier;
     }
     write_route(filter, count, barrier);
   }
@@ -283,45 +295,76 @@ bool Cluster::up_locked(const NodeState& n) const {
          steady_ms() - n.last_seen_ms <= static_cast<int64_t>(settings_.node_timeout_ms);
 }
 
-void Cluster::write_claim(const std::string& client_id, bool clean_start, uint32_t expiry) {
+void Cluster::write_claim(const std::string& client_id, bool clean_start, uint32_t expiry,
+                          std::function<void()> delivered) {
   {
     std::lock_guard lock(local_mutex_);
     ++pending_claims_[client_id];
   }
   ClaimRecord claim{node_id_, epoch_, wall_ms(), clean_start, expiry};
+  kafka::Producer::OwnRecord record{topics_.sessions, client_id, encode(claim), false};
+  if (delivered)
+    record.delivered = [delivered = std::move(delivered)](int32_t, int64_t) { delivered(); };
   broker::PublishOutcome unused;
-  producer_->enqueue({topics_.sessions, client_id, encode(claim), false},
-                     kafka::Producer::Delivery::Unstored, {}, nullptr, unused);
+  producer_->enqueue(std::move(record), kafka::Producer::Delivery::Unstored, {}, nullptr, unused);
 }
 
-bool Cluster::await_session(const std::string& client_id, broker::Attachment link) {
-  if (producer_ == nullptr || broker_.has_session(client_id)) return false;
+bool Cluster::await_session(const std::string& client_id, bool clean_start, uint32_t expiry,
+                            broker::Attachment link) {
+  if (producer_ == nullptr) return false;
+  bool others_up = false;
   std::string owner;
   {
     std::lock_guard lock(local_mutex_);
     auto it = owners_.find(client_id);
-    if (it == owners_.end() || !it->second.persistent || it->second.node == node_id_) return false;
-    owner = it->second.node;
+    if (!clean_start && it != owners_.end() && it->second.persistent &&
+        it->second.node != node_id_) {
+      owner = it->second.node;
+    }
   }
   {
+    std::shared_lock lock(state_lock_);
+    for (size_t i = 0; i < nodes_.size() && !others_up; ++i)
+      others_up = i != self_ && up_locked(nodes_[i]);
     // A node that is down cannot answer: the client starts afresh, and the session's messages
     // follow when that node is back (merged into the session here).
-    std::shared_lock lock(state_lock_);
-    auto n = numbers_.find(owner);
-    if (n == numbers_.end() || !up_locked(nodes_[n->second])) return false;
+    auto n = owner.empty() ? numbers_.end() : numbers_.find(owner);
+    if (n == numbers_.end() || !up_locked(nodes_[n->second])) owner.clear();
   }
+  if (!owner.empty() && broker_.has_session(client_id)) owner.clear();
+  if (!others_up) return false;  // alone: the claim goes out with the session, nobody to wait for
   {
     std::lock_guard lock(local_mutex_);
+    claimed_.insert(client_id);
     waiting_[client_id] = Waiting{link, steady_ms() + settings_.node_timeout_ms};
   }
-  write_claim(client_id, false, 0);
-  spdlog::debug("cluster: client '{}' waits for its session from node '{}'", client_id, owner);
+  if (!owner.empty()) {
+    // The session comes in the old owner's handover record, which follows the claim.
+    write_claim(client_id, false, expiry, nullptr);
+    spdlog::debug("cluster: client '{}' waits for its session from node '{}'", client_id, owner);
+    return true;
+  }
+  // The CONNACK waits for the claim to be in the log: a client that connects to another node
+  // after it, takes over from this connection, not the other way round.
+  write_claim(client_id, clean_start, expiry, [this, client_id, link] {
+    {
+      std::lock_guard lock(local_mutex_);
+      auto it = waiting_.find(client_id);
+      if (it == waiting_.end() || !(it->second.link == link)) return;
+      waiting_.erase(it);
+    }
+    broker_.connections().cluster_wait_over(link);
+  });
   return true;
 }
 
 void Cluster::session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) {
   if (producer_ == nullptr) return;
-  write_claim(client_id, clean_start, expiry);
+  {
+    std::lock_guard lock(local_mutex_);
+    if (claimed_.erase(client_id) > 0) return;  // claimed before the session opened
+  }
+  write_claim(client_id, clean_start, expiry, nullptr);
 }
 
 void Cluster::send_handover(const std::string& to_node, const std::string& client_id,
@@ -360,8 +403,8 @@ void Cluster::expire_waits() {
     for (auto it = waiting_.begin(); it != waiting_.end();) {
       if (it->second.deadline_ms <= now) {
         spdlog::warn(
-            "cluster: no session for client '{}' from its previous node in time; it "
-            "starts afresh (the old session's messages follow when that node answers)",
+            "cluster: client '{}' connects without waiting longer for Kafka (its claim) or for "
+            "its session from its previous node (whose messages follow when that node answers)",
             it->first);
         go.push_back(it->second.link);
         it = waiting_.erase(it);
@@ -622,8 +665,16 @@ void Cluster::on_retained(std::string_view topic, std::string_view value) {
     spdlog::warn("cluster: unreadable retained message of '{}', skipped", topic);
     return;
   }
+  const std::string retained_topic = record.topic;
   broker::MessagePtr msg = to_message(std::move(record), broker::Clock::now());
-  if (msg) broker_.apply_retained(msg, broker::Clock::now());
+  if (!msg) {
+    // Expired on its way: it still replaces what came before it in the log.
+    auto cleared = std::make_shared<broker::Message>();
+    cleared->topic = retained_topic;
+    cleared->retain = true;
+    msg = std::move(cleared);
+  }
+  broker_.apply_retained(msg, broker::Clock::now());
 }
 
 void Cluster::on_caught_up() {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +21,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "broker/broker.h"
@@ -64,7 +66,8 @@ class Cluster final : public broker::ClusterLink {
   void subscription_added(const std::string& filter,
                           std::shared_ptr<broker::AckGate>* wait = nullptr) override;
   void subscription_removed(const std::string& filter) override;
-  bool await_session(const std::string& client_id, broker::Attachment link) override;
+  bool await_session(const std::string& client_id, bool clean_start, uint32_t expiry,
+                     broker::Attachment link) override;
   void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) override;
   broker::ClusterView view() const override;
   broker::RoutePage routes(const std::string& node_id, size_t offset, size_t limit) const override;
@@ -117,7 +120,9 @@ class Cluster final : public broker::ClusterLink {
   void write_route(const std::string& filter, uint32_t members,
                    std::shared_ptr<RouteBarrier> barrier = nullptr);
   kafka::Producer::Delivery delivery_for(const broker::Message& msg) const;
-  void write_claim(const std::string& client_id, bool clean_start, uint32_t expiry);
+  // delivered: called once Kafka has the claim (on the producer's thread).
+  void write_claim(const std::string& client_id, bool clean_start, uint32_t expiry,
+                   std::function<void()> delivered);
   // Sends a session (or that there is none) to the node that claimed its client id.
   void send_handover(const std::string& to_node, const std::string& client_id,
                      broker::Broker::Departure&& departure, broker::PublishBatch* durable);
@@ -156,6 +161,8 @@ class Cluster final : public broker::ClusterLink {
     int64_t deadline_ms = 0;  // steady clock
   };
   std::unordered_map<std::string, Waiting> waiting_;
+  // Client ids claimed by await_session, whose session_opened writes no second claim.
+  std::unordered_set<std::string> claimed_;
   // New routes not yet known to every node that is up, by filter, with the SUBACKs that wait.
   struct RouteBarrier {
     int32_t partition = -1;  // where the route record landed (-1: not acknowledged yet)

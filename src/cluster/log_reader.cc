@@ -31,11 +31,13 @@ std::string_view view_of(const void* data, size_t size) {
   return data ? std::string_view(static_cast<const char*>(data), size) : std::string_view();
 }
 
-// Asks Kafka to create the cluster's topics (compacted where only the last record of a key
-// matters). Kafka answers "already exists" after the first node; librdkafka's mock cluster does
-// not know the request and creates topics on first use instead.
-void create_topics(rd_kafka_t* rk, const Topics& topics, const std::string& inbox,
-                   uint32_t inbox_partitions) {
+}  // namespace
+
+void LogReader::create_topics() {
+  rd_kafka_t* rk = rk_.get();
+  const Topics& topics = cluster_.topics();
+  const std::string& inbox = inbox_;
+  const uint32_t inbox_partitions = inbox_partitions_;
   struct Wanted {
     const std::string* name;
     int partitions;
@@ -57,9 +59,9 @@ void create_topics(rd_kafka_t* rk, const Topics& topics, const std::string& inbo
   }
   rd_kafka_queue_t* results = rd_kafka_queue_new(rk);
   rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_request_timeout(options, 5000, error, sizeof error);
+  rd_kafka_AdminOptions_set_request_timeout(options, 2000, error, sizeof error);
   rd_kafka_CreateTopics(rk, requests.data(), requests.size(), options, results);
-  if (rd_kafka_event_t* ev = rd_kafka_queue_poll(results, 6000)) {
+  if (rd_kafka_event_t* ev = rd_kafka_queue_poll(results, 3000)) {
     if (const rd_kafka_CreateTopics_result_t* r = rd_kafka_event_CreateTopics_result(ev)) {
       size_t n = 0;
       const rd_kafka_topic_result_t** each = rd_kafka_CreateTopics_result_topics(r, &n);
@@ -76,6 +78,8 @@ void create_topics(rd_kafka_t* rk, const Topics& topics, const std::string& inbo
   rd_kafka_NewTopic_destroy_array(requests.data(), requests.size());
   rd_kafka_queue_destroy(results);
 }
+
+namespace {
 
 // The partition count of a topic; 0 when Kafka does not know it (yet).
 int partitions_of(rd_kafka_t* rk, const std::string& topic) {
@@ -145,7 +149,6 @@ void LogReader::stop() {
 bool LogReader::assign() {
   rd_kafka_t* rk = rk_.get();
   const Topics& t = cluster_.topics();
-  create_topics(rk, t, inbox_, inbox_partitions_);
   ListPtr list(rd_kafka_topic_partition_list_new(16));
   state_end_.clear();
   state_next_.clear();

@@ -1,8 +1,9 @@
 // The cluster's reading side: one thread, one librdkafka consumer without group membership
 // (partitions are assigned by hand, so no rebalance ever waits on a dead node). It reads the
 // shared state (nodes, routes, sessions, retained) from the beginning of the log, and this
-// node's inbox from the offsets committed for the group starling.<name>.<node>; offsets of
-// the inbox are stored once what they routed is durable. It also sends the heartbeats.
+// node's inbox from where it left off: with a store, the offsets written in the same store
+// batch as what they routed (a forward is routed once across crashes); without one, the
+// offsets committed for the group starling.<name>.<node>. It also sends the heartbeats.
 #pragma once
 
 #include <librdkafka/rdkafka.h>
@@ -32,6 +33,12 @@ class LogReader {
   LogReader(const LogReader&) = delete;
   LogReader& operator=(const LogReader&) = delete;
 
+  // Asks Kafka to create the cluster's topics (compacted where only the last record of a key
+  // matters) before anything is written to them: a Kafka that creates topics on first use
+  // would make them with its default policy (delete). Kafka answers "already exists" after
+  // the first node; librdkafka's mock cluster does not know the request (it creates topics
+  // on first use, 4 partitions). Bounded by a few seconds.
+  void create_topics();
   void start();
   // Stops reading; the stored inbox offsets are committed.
   void stop();

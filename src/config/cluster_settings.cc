@@ -48,7 +48,8 @@ Field<Config> cluster_section() {
 
 void check_cluster(const Reader& r, const Config& config, int line) {
   const ClusterSettings& c = config.cluster;
-  if (c.name.empty() && c.node_id.empty()) return;
+  // No [cluster] section: not a cluster. A section without name is a mistake, not a no.
+  if (c.name.empty() && c.node_id.empty() && line == 0) return;
   if (c.name.empty()) r.fail(line, "[cluster] needs name = \"...\" (the same on every node)");
   if (c.node_id.empty()) {
     r.fail(line, "[cluster] needs node_id = \"...\" (unique per node, stable across restarts)");

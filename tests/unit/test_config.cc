@@ -1469,6 +1469,8 @@ TEST(ConfigCluster, KeysAndChecks) {
   EXPECT_EQ(error_of("[cluster]\nname = \"a\"\nnode_id = \"n1\"\n"),
             "t.toml:1: [cluster] needs kafka.bootstrap = \"host:9092\" (the cluster's backbone), "
             "or kafka.mock = true for a single node trying it out");
+  EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[cluster]\nheartbeat_ms = 500\n"),
+            "t.toml:3: [cluster] needs name = \"...\" (the same on every node)");
   EXPECT_EQ(error_of("[kafka]\nbootstrap = \"k:9092\"\n[cluster]\nname = \"a\"\n"),
             "t.toml:3: [cluster] needs node_id = \"...\" (unique per node, stable across "
             "restarts)");

@@ -249,7 +249,8 @@ bool decode(std::string_view bytes, HeartbeatRecord& out) {
   r.interval_ms = in.u32();
   r.http = in.str();
   const uint8_t leaving = in.u8();
-  const uint32_t positions = in.count(12);
+  // Nodes of the build before the route barrier end here: no positions.
+  const uint32_t positions = in.at_end() ? 0 : in.count(12);
   for (uint32_t i = 0; i < positions && in.ok(); ++i) {
     const auto partition = static_cast<int32_t>(in.u32());
     const auto offset = static_cast<int64_t>(in.u64());
