@@ -300,7 +300,9 @@ class ClusterKafkaRulesTest(unittest.TestCase):
         n = 300
         kcat_produce(cluster.kafka.bootstrap, topic,
                      [{"key": str(i % 17), "value": str(i)} for i in range(n)])
-        got = sub.collect(n, timeout=60)
+        # A hang guard: three consumers settling into one group on the mock took from 8 s
+        # (alone) to over 60 s (beside the other cluster tests) before the first record.
+        got = sub.collect(n, timeout=240)
         self.assertEqual(sorted(int(m.payload) for m in got), list(range(n)))
         sub.expect_nothing(1.0)
 
