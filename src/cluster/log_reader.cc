@@ -15,15 +15,9 @@ namespace starling::cluster {
 
 namespace {
 
+using kafka::ListPtr;
 using Clock = std::chrono::steady_clock;
 constexpr size_t kBatch = 1000;
-
-struct ListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const {
-    rd_kafka_topic_partition_list_destroy(l);
-  }
-};
-using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
 
 core::RateLimit g_unreachable_log{std::chrono::seconds(10)};
 
@@ -350,26 +344,9 @@ std::vector<std::pair<int32_t, int64_t>> LogReader::routes_read() const {
 
 void LogReader::update_lag() {
   if (!assigned_) return;
-  rd_kafka_topic_partition_list_t* raw = nullptr;
-  if (rd_kafka_assignment(rk_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR || raw == nullptr) return;
-  ListPtr assignment(raw);
-  rd_kafka_position(rk_.get(), assignment.get());
-  int64_t total = 0;
-  bool known = false;
-  for (int i = 0; i < assignment->cnt; ++i) {
-    const auto& p = assignment->elems[i];
-    if (inbox_ != p.topic) continue;
-    int64_t low = 0, high = 0;
-    if (rd_kafka_get_watermark_offsets(rk_.get(), p.topic, p.partition, &low, &high) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        high < 0) {
-      continue;
-    }
-    const int64_t position = p.offset >= 0 ? p.offset : low;
-    total += std::max<int64_t>(0, high - position);
-    known = true;
-  }
-  inbox_lag_ = known ? total : -1;
+  int assigned = 0;
+  const int64_t lag = kafka::assignment_lag(rk_.get(), inbox_.c_str(), assigned);
+  if (assigned >= 0) inbox_lag_ = lag;
 }
 
 }  // namespace starling::cluster

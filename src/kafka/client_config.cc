@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 namespace starling::kafka {
@@ -84,6 +85,31 @@ ssize_t consume_available(rd_kafka_queue_t* queue, int wait_ms,
   out[0] = first;
   const ssize_t more = rd_kafka_consume_batch_queue(queue, 0, out.data() + 1, out.size() - 1);
   return 1 + std::max<ssize_t>(more, 0);
+}
+
+int64_t assignment_lag(rd_kafka_t* rk, const char* topic, int& assigned) {
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  assigned = -1;
+  if (rd_kafka_assignment(rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR || list == nullptr) return -1;
+  assigned = list->cnt;
+  rd_kafka_position(rk, list);
+  int64_t total = 0;
+  bool known = list->cnt == 0;  // nothing assigned: nothing behind
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& p = list->elems[i];
+    if (topic && std::strcmp(topic, p.topic) != 0) continue;
+    int64_t low = 0, high = 0;
+    if (rd_kafka_get_watermark_offsets(rk, p.topic, p.partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;
+    }
+    const int64_t position = p.offset >= 0 ? p.offset : low;
+    total += std::max<int64_t>(0, high - position);
+    known = true;
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return known ? total : -1;
 }
 
 void log_to_spdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {

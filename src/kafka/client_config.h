@@ -22,6 +22,13 @@ struct HandleDeleter {
 };
 using HandlePtr = std::unique_ptr<rd_kafka_t, HandleDeleter>;
 
+struct ListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const {
+    rd_kafka_topic_partition_list_destroy(l);
+  }
+};
+using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
+
 // Sets one property; throws std::runtime_error naming it.
 void set(rd_kafka_conf_t* conf, const std::string& name, const std::string& value);
 
@@ -39,6 +46,11 @@ bool user_sets_consumer_property(const config::KafkaSettings& settings, const st
 // which is latency at low rates). Returns how many it put into out (its size is the most).
 ssize_t consume_available(rd_kafka_queue_t* queue, int wait_ms,
                           std::vector<rd_kafka_message_t*>& out);
+
+// Records behind the end of a consumer's assigned partitions (only those of `topic` when not
+// null), from its positions and the cached watermarks: -1 when unknown; `assigned` gets how
+// many partitions are assigned (-1: the assignment could not be read). Never blocks.
+int64_t assignment_lag(rd_kafka_t* rk, const char* topic, int& assigned);
 
 // librdkafka's log lines go to spdlog at a matching level.
 void log_to_spdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message);

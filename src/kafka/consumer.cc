@@ -17,13 +17,6 @@ namespace {
 
 constexpr size_t kBatch = 1000;
 
-struct ListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const {
-    rd_kafka_topic_partition_list_destroy(l);
-  }
-};
-using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
-
 }  // namespace
 
 Consumer::Consumer(size_t index, const config::KafkaConsumeRule& rule,
@@ -201,30 +194,11 @@ void Consumer::route_batch(rd_kafka_message_t** messages, ssize_t count) {
 }
 
 void Consumer::update_lag() {
-  rd_kafka_topic_partition_list_t* raw = nullptr;
-  if (rd_kafka_assignment(rk_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR || raw == nullptr) return;
-  ListPtr assignment(raw);
-  assigned_ = assignment->cnt;
-  if (assignment->cnt == 0) {
-    lag_ = 0;
-    return;
-  }
-  rd_kafka_position(rk_.get(), assignment.get());
-  int64_t total = 0;
-  bool known = false;
-  for (int i = 0; i < assignment->cnt; ++i) {
-    const auto& p = assignment->elems[i];
-    int64_t low = 0, high = 0;
-    if (rd_kafka_get_watermark_offsets(rk_.get(), p.topic, p.partition, &low, &high) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        high < 0) {
-      continue;
-    }
-    const int64_t position = p.offset >= 0 ? p.offset : low;
-    total += std::max<int64_t>(0, high - position);
-    known = true;
-  }
-  lag_ = known ? total : -1;
+  int assigned = 0;
+  const int64_t lag = assignment_lag(rk_.get(), nullptr, assigned);
+  if (assigned < 0) return;  // the assignment could not be read: keep the last figures
+  assigned_ = assigned;
+  lag_ = lag;
 }
 
 }  // namespace starling::kafka
