@@ -6,6 +6,7 @@ messages, shared groups across nodes, wills across nodes, Kafka consume rules sh
 nodes. Crashes, power cuts and Kafka outages are in test_cluster_faults.py."""
 
 import json
+import os
 import subprocess
 import unittest
 
@@ -277,6 +278,24 @@ class ClusterTest(unittest.TestCase):
         status, body = http_get(self.cluster.node(2).http_port, "/readyz")
         self.assertEqual(status, 200)
         self.assertIn("cluster", json.loads(body)["checks"])
+
+    def test_grafana_dashboard_cluster_metrics_are_exported(self):
+        """Every starling_cluster_* series the dashboard's cluster row queries exists on a node
+        (parsed with prometheus_client's parser)."""
+        import re
+        from prometheus_client.parser import text_string_to_metric_families
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                            "grafana-dashboard.json")
+        with open(path) as f:
+            dashboard = json.load(f)
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+        used = {m for e in exprs for m in re.findall(r"starling_cluster_[a-z0-9_]+", e)}
+        self.assertGreater(len(used), 5)
+        status, body = http_get(self.cluster.node(1).http_port, "/metrics")
+        self.assertEqual(status, 200)
+        exported = {s.name for f in text_string_to_metric_families(body.decode())
+                    for s in f.samples}
+        self.assertEqual(used - exported, set())
 
 
 class ClusterKafkaRulesTest(unittest.TestCase):
