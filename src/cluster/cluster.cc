@@ -17,12 +17,6 @@ namespace starling::cluster {
 
 namespace {
 
-uint64_t wall_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
-
 int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -46,7 +40,7 @@ Cluster::Cluster(const config::Config& config, broker::Broker& broker)
     : settings_(config.cluster),
       node_id_(config.cluster.node_id),
       topics_(config.cluster.name),
-      epoch_(wall_ms()),
+      epoch_(broker::wall_clock_ms()),
       broker_(broker) {
   if (config.http.enabled) http_address_ = config::to_string(config.http.bind);
   self_ = number_of(node_id_);
@@ -97,7 +91,7 @@ void Cluster::leave() {
 void Cluster::heartbeat(bool leaving) {
   HeartbeatRecord hb;
   hb.epoch = epoch_;
-  hb.sent_ms = wall_ms();
+  hb.sent_ms = broker::wall_clock_ms();
   hb.interval_ms = settings_.heartbeat_ms;
   hb.http = http_address_;
   hb.leaving = leaving;
@@ -301,7 +295,7 @@ void Cluster::write_claim(const std::string& client_id, bool clean_start, uint32
     std::lock_guard lock(local_mutex_);
     ++pending_claims_[client_id];
   }
-  ClaimRecord claim{node_id_, epoch_, wall_ms(), clean_start, expiry};
+  ClaimRecord claim{node_id_, epoch_, broker::wall_clock_ms(), clean_start, expiry};
   kafka::Producer::OwnRecord record{topics_.sessions, client_id, encode(claim), false};
   if (delivered)
     record.delivered = [delivered = std::move(delivered)](int32_t, int64_t) { delivered(); };
