@@ -8,7 +8,7 @@ build_packages=(cmake g++ make pkg-config libspdlog-dev libfmt-dev libtomlpluspl
   libcurl4-openssl-dev libssl-dev libwslay-dev)
 test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev clang-format
   python3 python3-paho-mqtt mosquitto-clients python3-prometheus-client curl kcat
-  python3-avro nodejs chromium mosquitto openssl fuse3 libfuse3-dev)
+  python3-avro nodejs chromium mosquitto openssl fuse3 libfuse3-dev haproxy)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-build}" == "test" ]]; then

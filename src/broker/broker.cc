@@ -227,7 +227,13 @@ PublishOutcome Broker::publish(const MessagePtr& msg, const Session* publisher,
   tree_.match(msg->topic, matches, groups);
   if (const ClusterScope* scope = msg->cluster_scope.get()) {
     // Forwarded here: only the receivers the sending node picked this node for.
-    if (!scope->plain) matches.clear();
+    if (!scope->plain) {
+      matches.clear();
+    } else if (!scope->client.empty()) {
+      std::erase_if(matches, [scope](const Subscriber& s) {
+        return s.session->client_id() != scope->client;
+      });
+    }
     std::erase_if(groups, [scope](const SharedGroup* g) {
       return std::find(scope->groups.begin(), scope->groups.end(), g->key) == scope->groups.end();
     });

@@ -588,7 +588,9 @@ bool Client::answer_publish(uint8_t qos, uint16_t packet_id, PublishResult& resu
     if (!taken(result.verdict)) reason = rc::QuotaExceeded;
     acknowledge_publish(qos, packet_id, reason, result.ticket, std::move(result.gate));
   } else if (result.gate) {
-    result.gate->arm(nullptr);  // QoS 0: nobody waits
+    // QoS 0 has no acknowledgement, but a later one waits for its gate too (the cluster's
+    // retained barrier: once a client has an ack, its earlier retained messages are everywhere).
+    acknowledge_publish(0, 0, rc::Success, 0, std::move(result.gate));
   }
   if (result.congested) transport_.pause_reading(true);
   return true;
@@ -650,6 +652,10 @@ void Client::release_held_acks() {
   while (!held_acks_.empty() && !closing_) {
     HeldAck& held = held_acks_.front();
     if (held.gate && !held.gate->done()) break;
+    if (held.qos == 0) {  // a QoS 0 publish's place in the order: nothing to send
+      held_acks_.pop_front();
+      continue;
+    }
     uint8_t reason = held.reason_code;
     if (held.gate && !held.gate->error().empty()) {
       if (version_ != Version::V5) {

@@ -95,6 +95,10 @@ store::Batch* Ingress::Batch::store_batch() {
   return &durable_->batch();
 }
 
+PublishBatch* Ingress::Batch::publish_batch() {
+  return store_batch() ? &*durable_ : nullptr;
+}
+
 uint64_t Ingress::Batch::commit() {
   return durable_ ? durable_->commit() : 0;
 }

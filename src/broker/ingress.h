@@ -121,6 +121,9 @@ class Ingress {
     // The store batch the publishes commit with (null without a store): a transport adds its
     // own position to it (the cluster's inbox offsets), durable together with what it routed.
     store::Batch* store_batch();
+    // The same batch as the broker's publishes use it (null without a store): a transport's own
+    // outbox records (the cluster passing a message on) commit with what it routed.
+    PublishBatch* publish_batch();
     // Hands the writes to the store; the ticket to wait for, 0 if nothing was written.
     uint64_t commit();
 

@@ -46,6 +46,7 @@ struct ClusterScope {
   bool plain = true;
   std::vector<std::string> groups;  // "$share/g/filter"
   std::string origin_node;
+  std::string client;  // not empty: only this client's plain subscriptions
 };
 
 struct Message {

@@ -11,6 +11,7 @@
 #include "cluster/message_records.h"
 #include "cluster/wire/records.h"
 #include "metrics/prometheus.h"
+#include "mqtt/topic.h"
 #include "store/records.h"
 
 namespace starling::cluster {
@@ -26,6 +27,13 @@ int64_t steady_ms() {
 bool shared_filter(const std::string& filter) {
   return filter.starts_with("$share/");
 }
+
+// How long (in node_timeout_ms) a node passes late messages on to a session that moved away.
+constexpr int64_t kRelayWindowFactor = 6;
+
+// The client whose session is handed over (on the log reader's thread, in on_claim): the
+// routes its subscriptions leave are kept (Cluster::Departed) instead of removed.
+thread_local const std::string* t_departing = nullptr;
 
 }  // namespace
 
@@ -95,7 +103,7 @@ void Cluster::heartbeat(bool leaving) {
   hb.interval_ms = settings_.heartbeat_ms;
   hb.http = http_address_;
   hb.leaving = leaving;
-  if (reader_) hb.routes_read = reader_->routes_read();
+  if (reader_) reader_->positions(hb.routes_read, hb.retained_read);
   broker::PublishOutcome unused;
   producer_->enqueue({topics_.nodes, node_id_, encode(hb), false},
                      kafka::Producer::Delivery::Unstored, {}, nullptr, unused);
@@ -138,8 +146,28 @@ void Cluster::forward(const broker::MessagePtr& msg,
   const kafka::Producer::Delivery delivery = delivery_for(*msg);
   if (msg->retain) {
     MessageRecord retained = to_message_record(*msg, node_id_);
-    producer_->enqueue({topics_.retained, msg->topic, encode(retained), false}, delivery,
-                       publisher_link, durable, outcome);
+    kafka::Producer::OwnRecord record{topics_.retained, msg->topic, encode(retained), false};
+    if (others_up()) {
+      // The publish is acknowledged (and its publisher's later ones) once every node that is
+      // up has read the record: a subscriber anywhere after that gets it (the retained barrier).
+      auto barrier = std::make_shared<RouteBarrier>();
+      barrier->retained = true;
+      barrier->deadline_ms = steady_ms() + settings_.node_timeout_ms;
+      if (!outcome.gate) outcome.gate = std::make_shared<broker::AckGate>();
+      outcome.gate->expect();
+      barrier->gates.push_back(outcome.gate);
+      record.delivered = [this, barrier](int32_t partition, int64_t offset) {
+        {
+          std::lock_guard lock(local_mutex_);
+          barrier->partition = partition;
+          barrier->offset = offset;
+        }
+        check_barriers();
+      };
+      std::lock_guard lock(local_mutex_);
+      log_barriers_.push_back(std::move(barrier));
+    }
+    producer_->enqueue(std::move(record), delivery, publisher_link, durable, outcome);
   }
 
   // Destination nodes, each with the shared groups it was picked for.
@@ -149,7 +177,20 @@ void Cluster::forward(const broker::MessagePtr& msg,
   destinations.clear();
   std::shared_lock lock(state_lock_);
   routes_.match(msg->topic, match);
-  if (match.plain.empty() && match.groups.empty()) return;
+  // A session that moved away from here a moment ago: what is published here for it is
+  // passed on to its new node unless that node gets it anyway (relay()).
+  auto pass_on = [&] {
+    if (!any_departed_.load(std::memory_order_relaxed)) return;
+    MessageRecord record = to_message_record(*msg, node_id_);
+    for (const auto& [node, groups] : destinations)
+      if (std::binary_search(match.plain.begin(), match.plain.end(), node))
+        record.also.push_back(nodes_[node].id);
+    relay(record, durable);
+  };
+  if (match.plain.empty() && match.groups.empty()) {
+    pass_on();
+    return;
+  }
   auto destination = [](NodeNumber node) -> std::vector<std::string>& {
     for (auto& [n, groups] : destinations)
       if (n == node) return groups;
@@ -190,8 +231,15 @@ void Cluster::forward(const broker::MessagePtr& msg,
       ticket -= members;
     }
   }
-  if (destinations.empty()) return;
+  if (destinations.empty()) {
+    pass_on();
+    return;
+  }
   MessageRecord record = to_message_record(*msg, node_id_);
+  if (destinations.size() > 1) {
+    for (const auto& [node, groups] : destinations)
+      record.also.push_back(nodes_[node].id);
+  }
   const std::string key = msg->origin_client_id.empty() ? msg->topic : msg->origin_client_id;
   for (auto& [node, groups] : destinations) {
     record.plain = std::binary_search(match.plain.begin(), match.plain.end(), node);
@@ -204,17 +252,13 @@ void Cluster::forward(const broker::MessagePtr& msg,
     to.forwards.fetch_add(1, std::memory_order_relaxed);
     ++outcome.receivers;
   }
+  pass_on();
 }
 
 void Cluster::subscription_added(const std::string& filter,
                                  std::shared_ptr<broker::AckGate>* wait) {
   // Whether another node is up to wait for (outside local_mutex_: see check_barriers).
-  bool others_up = false;
-  {
-    std::shared_lock lock(state_lock_);
-    for (size_t i = 0; i < nodes_.size() && !others_up; ++i)
-      others_up = i != self_ && up_locked(nodes_[i]);
-  }
+  const bool others_up = this->others_up();
   std::lock_guard lock(local_mutex_);
   uint32_t& count = local_counts_[filter];
   ++count;
@@ -243,33 +287,46 @@ void Cluster::subscription_added(const std::string& filter,
 void Cluster::check_barriers() {
   // The nodes' positions first, then the barriers: local_mutex_ is never held while waiting
   // for state_lock_.
-  std::vector<std::map<int32_t, int64_t>> positions;
+  struct Read {
+    std::map<int32_t, int64_t> routes, retained;
+  };
+  std::vector<Read> positions;
   {
     std::shared_lock lock(state_lock_);
     for (size_t i = 0; i < nodes_.size(); ++i)
-      if (i != self_ && up_locked(nodes_[i])) positions.push_back(nodes_[i].routes_read);
+      if (i != self_ && up_locked(nodes_[i]))
+        positions.push_back(Read{nodes_[i].routes_read, nodes_[i].retained_read});
   }
   std::vector<std::shared_ptr<broker::AckGate>> open;
+  const int64_t now = steady_ms();
+  auto passed = [&](const RouteBarrier& b) {
+    if (now >= b.deadline_ms) return true;
+    if (b.offset < 0) return false;
+    return std::all_of(positions.begin(), positions.end(), [&b](const Read& r) {
+      const auto& read = b.retained ? r.retained : r.routes;
+      auto p = read.find(b.partition);
+      return p != read.end() && p->second > b.offset;
+    });
+  };
+  auto take_gates = [&open](RouteBarrier& b) {
+    for (auto& gate : b.gates)
+      open.push_back(std::move(gate));
+  };
   {
     std::lock_guard lock(local_mutex_);
-    const int64_t now = steady_ms();
     for (auto it = barriers_.begin(); it != barriers_.end();) {
-      RouteBarrier& b = *it->second;
-      bool passed = now >= b.deadline_ms;
-      if (!passed && b.offset >= 0) {
-        passed = std::all_of(positions.begin(), positions.end(), [&b](const auto& read) {
-          auto p = read.find(b.partition);
-          return p != read.end() && p->second > b.offset;
-        });
-      }
-      if (passed) {
-        for (auto& gate : b.gates)
-          open.push_back(std::move(gate));
+      if (passed(*it->second)) {
+        take_gates(*it->second);
         it = barriers_.erase(it);
       } else {
         ++it;
       }
     }
+    std::erase_if(log_barriers_, [&](const std::shared_ptr<RouteBarrier>& b) {
+      if (!passed(*b)) return false;
+      take_gates(*b);
+      return true;
+    });
   }
   for (auto& gate : open)
     gate->settle();
@@ -277,11 +334,25 @@ void Cluster::check_barriers() {
 
 void Cluster::subscription_removed(const std::string& filter) {
   std::lock_guard lock(local_mutex_);
+  if (t_departing != nullptr && !shared_filter(filter)) {
+    if (auto d = departed_.find(*t_departing); d != departed_.end()) {
+      d->second.filters.push_back(filter);
+      d->second.ghosts.push_back(filter);
+      return;
+    }
+  }
   auto it = local_counts_.find(filter);
   if (it == local_counts_.end()) return;
   const uint32_t count = --it->second;
   if (count == 0) local_counts_.erase(it);
   if (routes_written_ && (count == 0 || shared_filter(filter))) write_route(filter, count);
+}
+
+bool Cluster::others_up() const {
+  std::shared_lock lock(state_lock_);
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (i != self_ && up_locked(nodes_[i])) return true;
+  return false;
 }
 
 bool Cluster::up_locked(const NodeState& n) const {
@@ -306,50 +377,50 @@ void Cluster::write_claim(const std::string& client_id, bool clean_start, uint32
 bool Cluster::await_session(const std::string& client_id, bool clean_start, uint32_t expiry,
                             broker::Attachment link) {
   if (producer_ == nullptr) return false;
-  bool others_up = false;
-  std::string owner;
-  {
-    std::lock_guard lock(local_mutex_);
-    auto it = owners_.find(client_id);
-    if (!clean_start && it != owners_.end() && it->second.persistent &&
-        it->second.node != node_id_) {
-      owner = it->second.node;
-    }
-  }
-  {
-    std::shared_lock lock(state_lock_);
-    for (size_t i = 0; i < nodes_.size() && !others_up; ++i)
-      others_up = i != self_ && up_locked(nodes_[i]);
-    // A node that is down cannot answer: the client starts afresh, and the session's messages
-    // follow when that node is back (merged into the session here).
-    auto n = owner.empty() ? numbers_.end() : numbers_.find(owner);
-    if (n == numbers_.end() || !up_locked(nodes_[n->second])) owner.clear();
-  }
-  if (!owner.empty() && broker_.has_session(client_id)) owner.clear();
+  const bool others_up = this->others_up();
   if (!others_up) return false;  // alone: the claim goes out with the session, nobody to wait for
+  broker::Attachment earlier;
   {
     std::lock_guard lock(local_mutex_);
     claimed_.insert(client_id);
-    waiting_[client_id] = Waiting{link, steady_ms() + settings_.node_timeout_ms};
+    Waiting& w = waiting_[client_id];
+    earlier = w.link;  // a CONNECT of the same client id here a moment ago goes on (and is
+                       // taken over by this one)
+    w = Waiting{link, steady_ms() + settings_.node_timeout_ms, clean_start, false};
   }
-  if (!owner.empty()) {
-    // The session comes in the old owner's handover record, which follows the claim.
-    write_claim(client_id, false, expiry, nullptr);
-    spdlog::debug("cluster: client '{}' waits for its session from node '{}'", client_id, owner);
-    return true;
-  }
-  // The CONNACK waits for the claim to be in the log: a client that connects to another node
-  // after it, takes over from this connection, not the other way round.
-  write_claim(client_id, clean_start, expiry, [this, client_id, link] {
-    {
-      std::lock_guard lock(local_mutex_);
-      auto it = waiting_.find(client_id);
-      if (it == waiting_.end() || !(it->second.link == link)) return;
-      waiting_.erase(it);
-    }
-    broker_.connections().cluster_wait_over(link);
-  });
+  if (earlier) broker_.connections().cluster_wait_over(earlier);
+  // The connection goes on once this claim is read back from the log (on_claim): every earlier
+  // claim of the client id (same key, same partition) has been read by then, so the node that
+  // held its session is known, and a CONNECT elsewhere after it takes over from this one.
+  write_claim(client_id, clean_start, expiry, nullptr);
   return true;
+}
+
+void Cluster::release_wait(const std::string& client_id) {
+  broker::Attachment link;
+  {
+    std::lock_guard lock(local_mutex_);
+    auto it = waiting_.find(client_id);
+    if (it == waiting_.end()) return;
+    link = it->second.link;
+    waiting_.erase(it);
+  }
+  broker_.connections().cluster_wait_over(link);
+}
+
+void Cluster::when_routes_known(const std::vector<std::string>& filters, broker::Attachment link) {
+  auto gate = std::make_shared<broker::AckGate>();
+  {
+    std::lock_guard lock(local_mutex_);
+    for (const std::string& filter : filters) {
+      auto it = barriers_.find(filter);
+      if (it == barriers_.end()) continue;
+      gate->expect();
+      it->second->gates.push_back(gate);
+    }
+  }
+  gate->arm(
+      [this, link](bool, const std::string&) { broker_.connections().cluster_wait_over(link); });
 }
 
 void Cluster::session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) {
@@ -389,6 +460,7 @@ void Cluster::send_handover(const std::string& to_node, const std::string& clien
 
 void Cluster::expire_waits() {
   check_barriers();
+  expire_departed();
   std::vector<broker::Attachment> go;
   {
     std::lock_guard lock(local_mutex_);
@@ -541,11 +613,15 @@ void Cluster::on_heartbeat(const std::string& node, std::string_view value) {
   n.routes_read.clear();
   for (const auto& [partition, offset] : hb.routes_read)
     n.routes_read[partition] = offset;
+  n.retained_read.clear();
+  for (const auto& [partition, offset] : hb.retained_read)
+    n.retained_read[partition] = offset;
   lock.unlock();
   check_barriers();
 }
 
-bool Cluster::on_route(std::string_view key, std::string_view value, bool tombstone) {
+bool Cluster::on_route(std::string_view key, std::string_view value, bool tombstone,
+                       int32_t partition, int64_t offset) {
   std::string_view node, filter;
   if (!parse_route_key(key, node, filter)) return false;
   if (node == node_id_) {
@@ -564,12 +640,35 @@ bool Cluster::on_route(std::string_view key, std::string_view value, bool tombst
     spdlog::warn("cluster: unreadable route '{}', skipped", key);
     return false;
   }
-  std::unique_lock lock(state_lock_);
-  const NodeNumber number = number_of(std::string(node));
-  NodeState& n = nodes_[number];
-  routes_.remove(number, filter);
-  if (auto it = n.filters.find(filter); it != n.filters.end()) n.filters.erase(it);
-  if (!tombstone && routes_.add(number, filter, route.members)) n.filters.emplace(filter);
+  {
+    std::unique_lock lock(state_lock_);
+    const NodeNumber number = number_of(std::string(node));
+    NodeState& n = nodes_[number];
+    routes_.remove(number, filter);
+    if (auto it = n.filters.find(filter); it != n.filters.end()) n.filters.erase(it);
+    if (!tombstone && routes_.add(number, filter, route.members)) n.filters.emplace(filter);
+  }
+  if (!tombstone && any_departed_.load(std::memory_order_relaxed)) {
+    // The new node of a session that left here has its route: the ghost route here goes once
+    // every node that is up has read it.
+    std::lock_guard lock(local_mutex_);
+    for (const auto& [client_id, d] : departed_) {
+      if (d.to_node != node ||
+          std::find(d.ghosts.begin(), d.ghosts.end(), filter) == d.ghosts.end()) {
+        continue;
+      }
+      auto barrier = std::make_shared<RouteBarrier>();
+      barrier->partition = partition;
+      barrier->offset = offset;
+      barrier->deadline_ms = steady_ms() + settings_.node_timeout_ms;
+      auto gate = std::make_shared<broker::AckGate>();
+      gate->expect();
+      barrier->gates.push_back(gate);
+      gate->arm([this, client_id = client_id, filter = std::string(filter)](
+                    bool, const std::string&) { end_ghost(client_id, filter); });
+      log_barriers_.push_back(std::move(barrier));
+    }
+  }
   return true;
 }
 
@@ -580,6 +679,7 @@ void Cluster::on_claim(const std::string& client_id, std::string_view value, boo
     return;
   }
   Owner previous;
+  std::string moved_from;  // our own claim: the node the client's session comes from
   {
     std::lock_guard lock(local_mutex_);
     Owner& owner = owners_[client_id];
@@ -589,8 +689,42 @@ void Cluster::on_claim(const std::string& client_id, std::string_view value, boo
     if (claim.node == node_id_) {
       if (pending != pending_claims_.end() && --pending->second == 0)
         pending_claims_.erase(pending);
+      auto w = waiting_.find(client_id);
+      if (w == waiting_.end() || w->second.claim_read || claim.epoch != epoch_) return;
+      // Every earlier claim of the client has been read: previous says who held it.
+      w->second.claim_read = true;
+      if (!w->second.clean_start && previous.persistent && !previous.node.empty() &&
+          previous.node != node_id_) {
+        moved_from = previous.node;
+        w->second.deadline_ms = steady_ms() + settings_.node_timeout_ms;
+      }
+    }
+  }
+  if (claim.node == node_id_) {
+    if (moved_from.empty()) {
+      release_wait(client_id);
       return;
     }
+    // The session comes in the old owner's handover record (on_handover), unless that node is
+    // down (the client starts afresh here; the session's messages follow when that node is
+    // back, merged into the session here) or the session is here already.
+    bool owner_up = false;
+    {
+      std::shared_lock lock(state_lock_);
+      auto n = numbers_.find(moved_from);
+      owner_up = n != numbers_.end() && up_locked(nodes_[n->second]);
+    }
+    if (!owner_up || broker_.has_session(client_id)) {
+      release_wait(client_id);
+    } else {
+      spdlog::debug("cluster: client '{}' waits for its session from node '{}'", client_id,
+                    moved_from);
+    }
+    return;
+  }
+  {
+    std::lock_guard lock(local_mutex_);
+    auto pending = pending_claims_.find(client_id);
     // A claim of ours comes later in the log: the client is here now.
     if (pending != pending_claims_.end()) return;
   }
@@ -607,13 +741,50 @@ void Cluster::on_claim(const std::string& client_id, std::string_view value, boo
   store::Store* store = broker_.store();
   std::optional<broker::PublishBatch> durable;
   if (store) durable.emplace(store);
+  // The session leaves: from the moment it is out of the tree (under the tree's lock, in
+  // subscription_removed), what comes here for it is passed on (relay()), and its routes here
+  // stay until the other nodes know the new node's (ghosts).
+  std::vector<std::string> replaced;
+  {
+    std::lock_guard lock(local_mutex_);
+    Departed& slot = departed_[client_id];
+    replaced = std::move(slot.ghosts);
+    slot =
+        Departed{claim.node, {}, {}, steady_ms() + kRelayWindowFactor * settings_.node_timeout_ms};
+    any_departed_ = true;
+  }
+  for (const std::string& filter : replaced)
+    subscription_removed(filter);
+  t_departing = &client_id;
   broker::Broker::Departure departure =
       broker_.hand_over_session(client_id, now, durable ? &durable->batch() : nullptr);
+  t_departing = nullptr;
   if (departure.found && departure.expiry == 0) {
     // It ended with its connection: a session without expiry does not outlive it.
     departure = broker::Broker::Departure{};
   }
+  if (!departure.found) {
+    std::vector<std::string> ghosts;
+    {
+      std::lock_guard lock(local_mutex_);
+      if (auto it = departed_.find(client_id); it != departed_.end()) {
+        ghosts = std::move(it->second.ghosts);
+        departed_.erase(it);
+      }
+    }
+    for (const std::string& filter : ghosts)
+      subscription_removed(filter);
+  }
   send_handover(claim.node, client_id, std::move(departure), durable ? &*durable : nullptr);
+  std::vector<Departed::Held> held;
+  {
+    std::lock_guard lock(local_mutex_);
+    if (auto it = departed_.find(client_id); it != departed_.end()) {
+      it->second.handed = true;
+      held = std::move(it->second.held);
+    }
+  }
+  send_relayed(held, durable ? &*durable : nullptr);
   if (durable) durable->commit();
 }
 
@@ -623,6 +794,7 @@ void Cluster::on_handover(std::string_view value, store::Batch* store_batch) {
     spdlog::error("cluster: unreadable session handover in the inbox, skipped");
     return;
   }
+  std::vector<std::string> filters;
   if (r.found) {
     std::vector<std::pair<std::string, broker::SubscriptionOptions>> subscriptions;
     for (const auto& [filter, bytes] : r.subscriptions) {
@@ -631,6 +803,7 @@ void Cluster::on_handover(std::string_view value, store::Batch* store_batch) {
       subscriptions.emplace_back(
           filter, broker::SubscriptionOptions{o.qos, o.no_local, o.retain_as_published,
                                               o.retain_handling, o.subscription_id});
+      filters.push_back(filter);
     }
     broker::Session::Exported state;
     for (const std::string& bytes : r.messages) {
@@ -640,6 +813,17 @@ void Cluster::on_handover(std::string_view value, store::Batch* store_batch) {
     state.inbound_qos2 = std::move(r.inbound_qos2);
     broker_.adopt_session(r.client_id, r.expiry_s, std::move(subscriptions), std::move(state),
                           broker::Clock::now(), store_batch);
+    // Back here after it left: nothing to pass on any more.
+    std::vector<std::string> ghosts;
+    {
+      std::lock_guard lock(local_mutex_);
+      if (auto it = departed_.find(r.client_id); it != departed_.end()) {
+        ghosts = std::move(it->second.ghosts);
+        departed_.erase(it);
+      }
+    }
+    for (const std::string& filter : ghosts)
+      subscription_removed(filter);
     spdlog::info("cluster: session '{}' arrived from node '{}'", r.client_id, r.from_node);
   }
   broker::Attachment link;
@@ -650,15 +834,18 @@ void Cluster::on_handover(std::string_view value, store::Batch* store_batch) {
     link = it->second.link;
     waiting_.erase(it);
   }
-  broker_.connections().cluster_wait_over(link);
+  // The CONNACK waits until every node that is up knows the session's routes here: a publish
+  // elsewhere right after it reaches the client.
+  when_routes_known(filters, link);
 }
 
-void Cluster::on_retained(std::string_view topic, std::string_view value) {
+bool Cluster::on_retained(std::string_view topic, std::string_view value) {
   MessageRecord record;
   if (!decode(value, record) || record.topic != topic) {
     spdlog::warn("cluster: unreadable retained message of '{}', skipped", topic);
-    return;
+    return false;
   }
+  const bool foreign = record.origin_node != node_id_;
   const std::string retained_topic = record.topic;
   broker::MessagePtr msg = to_message(std::move(record), broker::Clock::now());
   if (!msg) {
@@ -669,6 +856,87 @@ void Cluster::on_retained(std::string_view topic, std::string_view value) {
     msg = std::move(cleared);
   }
   broker_.apply_retained(msg, broker::Clock::now());
+  return foreign;
+}
+
+void Cluster::relay(const MessageRecord& record, broker::PublishBatch* durable) {
+  if (!any_departed_.load(std::memory_order_relaxed) || !record.plain) return;
+  std::vector<Departed::Held> now_out;
+  {
+    std::lock_guard lock(local_mutex_);
+    const int64_t now = steady_ms();
+    for (auto it = departed_.begin(); it != departed_.end(); ++it) {
+      Departed& d = it->second;
+      if (d.until_ms <= now) continue;  // expire_departed() ends it
+      // Not when the sender forwarded it to the session's new node too (that node routes it).
+      const bool for_it = record.client.empty() || record.client == it->first;
+      const bool sent_there =
+          std::find(record.also.begin(), record.also.end(), d.to_node) != record.also.end();
+      if (!for_it || sent_there ||
+          std::none_of(d.filters.begin(), d.filters.end(), [&record](const std::string& f) {
+            return mqtt::topic_matches(f, record.topic);
+          })) {
+        continue;
+      }
+      MessageRecord copy = record;
+      copy.also.clear();
+      copy.client = it->first;
+      Departed::Held out{
+          d.to_node, it->first, encode(copy),
+          record.qos == 0 ? kafka::Producer::Delivery::Volatile : kafka::Producer::Delivery::Kept};
+      // Published here while the handover is being made: it goes right after the handover.
+      if (d.handed) {
+        now_out.push_back(std::move(out));
+      } else {
+        d.held.push_back(std::move(out));
+      }
+    }
+  }
+  send_relayed(now_out, durable);
+}
+
+void Cluster::send_relayed(std::vector<Departed::Held>& records, broker::PublishBatch* durable) {
+  for (Departed::Held& r : records) {
+    // Keyed by the client, like its handover: it arrives after the session.
+    broker::PublishOutcome unused;
+    producer_->enqueue({topics_.inbox(r.node), r.client, std::move(r.value), false}, r.delivery, {},
+                       durable, unused);
+    spdlog::debug("cluster: a message passed on to client '{}' on node '{}'", r.client, r.node);
+  }
+}
+
+void Cluster::end_ghost(const std::string& client_id, const std::string& filter) {
+  {
+    std::lock_guard lock(local_mutex_);
+    auto it = departed_.find(client_id);
+    if (it == departed_.end()) return;
+    auto& ghosts = it->second.ghosts;
+    auto g = std::find(ghosts.begin(), ghosts.end(), filter);
+    if (g == ghosts.end()) return;
+    ghosts.erase(g);
+  }
+  subscription_removed(filter);
+}
+
+void Cluster::expire_departed() {
+  if (!any_departed_.load(std::memory_order_relaxed)) return;
+  std::vector<std::string> ghosts;
+  {
+    std::lock_guard lock(local_mutex_);
+    const int64_t now = steady_ms();
+    for (auto it = departed_.begin(); it != departed_.end();) {
+      if (it->second.until_ms > now) {
+        ++it;
+        continue;
+      }
+      for (std::string& filter : it->second.ghosts)
+        ghosts.push_back(std::move(filter));
+      it = departed_.erase(it);
+    }
+    if (departed_.empty()) any_departed_ = false;
+  }
+  for (const std::string& filter : ghosts)
+    subscription_removed(filter);
 }
 
 void Cluster::on_caught_up() {

@@ -27,6 +27,7 @@
 #include "broker/broker.h"
 #include "broker/cluster_link.h"
 #include "cluster/route_table.h"
+#include "cluster/wire/records.h"
 #include "config/config.h"
 #include "core/reader_lock.h"
 #include "kafka/producer.h"
@@ -77,7 +78,9 @@ class Cluster final : public broker::ClusterLink {
   // --- What the log reader found (its thread) ------------------------------------------
   void on_heartbeat(const std::string& node, std::string_view value);
   // Returns true for a route of another node (the reader then says how far it has read).
-  bool on_route(std::string_view key, std::string_view value, bool tombstone);
+  // partition, offset: where the record is in the routes log.
+  bool on_route(std::string_view key, std::string_view value, bool tombstone, int32_t partition,
+                int64_t offset);
   // live: read as it happened (not while catching up with the log at start).
   void on_claim(const std::string& client_id, std::string_view value, bool live);
   // A session (or word that there is none) from the node that held it: adopted, and a
@@ -88,7 +91,13 @@ class Cluster final : public broker::ClusterLink {
   void expire_waits();
   // SUBACKs whose routes every node that is up has read go out.
   void check_barriers();
-  void on_retained(std::string_view topic, std::string_view value);
+  // Returns true for a record of another node (the reader then says how far it has read).
+  bool on_retained(std::string_view topic, std::string_view value);
+  // A forward read from the inbox (before it is routed here) or a message published here: a
+  // session that moved away from this node a moment ago gets it passed on to its new node when
+  // it matches the session's subscriptions and that node does not get it anyway (record.also).
+  // durable: the batch of the inbox or of the publish.
+  void relay(const MessageRecord& record, broker::PublishBatch* durable);
   // The shared state has been read to the end once: stale routes of an earlier run go.
   void on_caught_up();
 
@@ -110,6 +119,7 @@ class Cluster final : public broker::ClusterLink {
     int64_t last_seen_ms = -1;                   // steady clock ms of its last heartbeat read
     std::set<std::string, std::less<>> filters;  // its routes, for the HTTP view
     std::map<int32_t, int64_t> routes_read;      // how far it has read the routes log
+    std::map<int32_t, int64_t> retained_read;    // and the retained log
     std::atomic<uint64_t> forwards{0};
   };
   // A number for a node id (state_lock_ held for writing).
@@ -126,6 +136,8 @@ class Cluster final : public broker::ClusterLink {
   // Sends a session (or that there is none) to the node that claimed its client id.
   void send_handover(const std::string& to_node, const std::string& client_id,
                      broker::Broker::Departure&& departure, broker::PublishBatch* durable);
+  // Is another node up by its heartbeats?
+  bool others_up() const;
   // Is the node up by its heartbeats (state_lock_ held)?
   bool up_locked(const NodeState& n) const;
 
@@ -155,22 +167,59 @@ class Cluster final : public broker::ClusterLink {
     bool persistent = false;
   };
   std::unordered_map<std::string, Owner> owners_;
-  // CONNECTs waiting for their session from another node.
+  // CONNECTs waiting until their claim is read back from the log (every earlier claim of the
+  // client id has been read then), and then for their session from the node that held it.
   struct Waiting {
     broker::Attachment link;
     int64_t deadline_ms = 0;  // steady clock
+    bool clean_start = false;
+    bool claim_read = false;  // now waiting for the session
   };
   std::unordered_map<std::string, Waiting> waiting_;
   // Client ids claimed by await_session, whose session_opened writes no second claim.
   std::unordered_set<std::string> claimed_;
-  // New routes not yet known to every node that is up, by filter, with the SUBACKs that wait.
+  // New routes not yet known to every node that is up, by filter, with the SUBACKs that wait;
+  // and retained records not yet read by every node that is up, with the acknowledgements of
+  // their publishes.
   struct RouteBarrier {
+    bool retained = false;   // a record of the retained log (not the routes log)
     int32_t partition = -1;  // where the route record landed (-1: not acknowledged yet)
     int64_t offset = -1;
     int64_t deadline_ms = 0;  // steady clock: released then whatever the nodes said
     std::vector<std::shared_ptr<broker::AckGate>> gates;
   };
   std::unordered_map<std::string, std::shared_ptr<RouteBarrier>> barriers_;
+  // Barriers on records of other nodes' logs: retained records, and the new node's routes of
+  // a departed session (its ghost routes here go when every node knows them).
+  std::vector<std::shared_ptr<RouteBarrier>> log_barriers_;
+  // Sessions that moved from here to another node lately: messages still on their way here
+  // that match their subscriptions are passed on (relay()).
+  // Its routes here stay (ghosts) until every node that is up knows the new node's route for
+  // the filter, so that no publish in between finds no route at all.
+  struct Departed {
+    std::string to_node;
+    std::vector<std::string> filters;  // plain (not shared) ones
+    std::vector<std::string> ghosts;   // of those, the ones whose route here is kept
+    int64_t until_ms = 0;              // steady clock
+    // A message passed on: what goes to the new node's inbox.
+    struct Held {
+      std::string node, client, value;
+      kafka::Producer::Delivery delivery;
+    };
+    bool handed = false;     // the handover is in the outbox: messages passed on go at once
+    std::vector<Held> held;  // until then, passed on after it
+  };
+  std::unordered_map<std::string, Departed> departed_;  // by local_mutex_
+  std::atomic<bool> any_departed_{false};
+  void send_relayed(std::vector<Departed::Held>& records, broker::PublishBatch* durable);
+  // The route of filter kept for the client's departed session goes (if still kept).
+  void end_ghost(const std::string& client_id, const std::string& filter);
+  // Departed sessions past their window: forgotten, their ghost routes gone.
+  void expire_departed();
+  // A CONNECT whose session arrived waits (link) until the other nodes know its routes.
+  void when_routes_known(const std::vector<std::string>& filters, broker::Attachment link);
+  // The CONNECT waiting for client_id goes on (if it still waits with link).
+  void release_wait(const std::string& client_id);
   // Routes of this node found in the log at start; those no longer true are removed.
   std::vector<std::string> logged_own_routes_;
   bool routes_written_ = false;  // by local_mutex_: start() wrote the routes

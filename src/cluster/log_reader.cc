@@ -250,7 +250,7 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
   broker::Ingress::Batch durable(broker.ingress());
   const auto settings = broker.settings();
   std::map<int32_t, int64_t> inbox_next;
-  bool foreign_routes = false;
+  bool foreign_state = false;  // routes or retained messages of another node
   const auto now = broker::Clock::now();
   for (ssize_t i = 0; i < count; ++i) {
     rd_kafka_message_t* m = messages[i];
@@ -279,6 +279,7 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
       } else {
         metrics::observe(metrics::Histogram::ClusterForward,
                          std::chrono::microseconds(age_us(record)));
+        cluster_.relay(record, store ? durable.publish_batch() : nullptr);
         const std::string origin = std::move(record.origin_client_id);
         broker::Publication pub;
         if (to_publication(std::move(record), pub)) {
@@ -299,7 +300,7 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
       if (topic == t.nodes) {
         if (!tombstone) cluster_.on_heartbeat(key, value);
       } else if (topic == t.routes) {
-        foreign_routes |= cluster_.on_route(key, value, tombstone);
+        foreign_state |= cluster_.on_route(key, value, tombstone, m->partition, m->offset);
       } else if (topic == t.sessions) {
         if (tombstone) {
           early_claims_.erase(key);
@@ -309,19 +310,23 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
           cluster_.on_claim(key, value, true);
         }
       } else if (topic == t.retained) {
-        if (!tombstone) cluster_.on_retained(key, value);
+        if (!tombstone) foreign_state |= cluster_.on_retained(key, value);
       }
     }
     rd_kafka_message_destroy(m);
   }
   {
-    std::lock_guard lock(routes_read_mutex_);
+    std::lock_guard lock(positions_mutex_);
     routes_read_.clear();
-    for (const auto& [where, next] : state_next_)
+    retained_read_.clear();
+    for (const auto& [where, next] : state_next_) {
       if (where.first == t.routes) routes_read_.emplace_back(where.second, next);
+      if (where.first == t.retained) retained_read_.emplace_back(where.second, next);
+    }
   }
-  // Nodes whose SUBACKs wait for this node to know their routes hear it at once.
-  if (foreign_routes && caught_up_) cluster_.heartbeat();
+  // Nodes whose SUBACKs (or retained publishes) wait for this node to have read their records
+  // hear it at once.
+  if (foreign_state && caught_up_) cluster_.heartbeat();
   if (inbox_next.empty()) return;
   if (store) {
     // The offsets go with what they routed, in one store write.
@@ -337,9 +342,10 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
   rd_kafka_offsets_store(rk_.get(), offsets.get());
 }
 
-std::vector<std::pair<int32_t, int64_t>> LogReader::routes_read() const {
-  std::lock_guard lock(routes_read_mutex_);
-  return routes_read_;
+void LogReader::positions(Positions& routes, Positions& retained) const {
+  std::lock_guard lock(positions_mutex_);
+  routes = routes_read_;
+  retained = retained_read_;
 }
 
 void LogReader::update_lag() {

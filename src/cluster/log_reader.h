@@ -44,8 +44,10 @@ class LogReader {
   void stop();
 
   int64_t inbox_lag() const { return inbox_lag_.load(std::memory_order_relaxed); }
-  // How far the routes log has been read: partition -> next offset (any thread).
-  std::vector<std::pair<int32_t, int64_t>> routes_read() const;
+  // How far the routes and the retained logs have been read: partition -> next offset (any
+  // thread).
+  using Positions = std::vector<std::pair<int32_t, int64_t>>;
+  void positions(Positions& routes, Positions& retained) const;
 
  private:
   void run();
@@ -70,8 +72,9 @@ class LogReader {
   // Claims read before catching up: only the last one per client counts.
   std::unordered_map<std::string, std::string> early_claims_;
   std::atomic<int64_t> inbox_lag_{-1};
-  mutable std::mutex routes_read_mutex_;
-  std::vector<std::pair<int32_t, int64_t>> routes_read_;  // by routes_read_mutex_
+  mutable std::mutex positions_mutex_;
+  Positions routes_read_;    // by positions_mutex_
+  Positions retained_read_;  // by positions_mutex_
 };
 
 }  // namespace starling::cluster

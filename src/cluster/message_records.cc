@@ -93,6 +93,7 @@ bool to_publication(MessageRecord&& record, broker::Publication& out) {
   scope->plain = record.plain;
   scope->groups = std::move(record.groups);
   scope->origin_node = std::move(record.origin_node);
+  scope->client = std::move(record.client);
   out.cluster_scope = std::move(scope);
   return true;
 }

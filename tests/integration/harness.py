@@ -136,8 +136,21 @@ def against_mosquitto():
     return os.environ.get("STARLING_TEST_BROKER") == "mosquitto"
 
 
+def against_cluster():
+    """STARLING_TEST_BROKER=cluster: every Broker() is a three-node Starling cluster behind
+    HAProxy (cluster_harness.BalancedCluster), so a suite checks that a cluster is one broker
+    to its clients."""
+    return os.environ.get("STARLING_TEST_BROKER") == "cluster"
+
+
 class Broker:
     """One broker process. Use as a context manager or call start()/stop()."""
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Broker and against_cluster():
+            from cluster_harness import BalancedCluster
+            return BalancedCluster(*args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, config_text=None, extra_args=None, threads=2, data_dir=None,
                  mosquitto_config="", http=False, env=None, listener_ports=()):
@@ -234,6 +247,10 @@ class Broker:
 
     def kill9(self):
         return self.stop(sig=signal.SIGKILL)
+
+    def settle(self, timeout=30.0):
+        """Waits until what the broker acknowledged has reached every receiver's session: at
+        once for one broker (a cluster forwards after acknowledging: BalancedCluster.settle)."""
 
     def restart(self):
         self.stop()

@@ -31,19 +31,34 @@ TEST(ClusterRecords, MessageRoundTrip) {
   ASSERT_TRUE(decode(encode(r), back));
   EXPECT_EQ(back, r);
   EXPECT_EQ(inbox_kind(encode(r)), InboxKind::Message);
+  // The destinations and a single client (a message passed on after its session moved).
+  r.also = {"n2", "n3"};
+  r.client = "moved";
+  ASSERT_TRUE(decode(encode(r), back));
+  EXPECT_EQ(back, r);
+  r.also.clear();
+  ASSERT_TRUE(decode(encode(r), back));
+  EXPECT_EQ(back, r);
 }
 
 TEST(ClusterRecords, OtherRecordsRoundTrip) {
-  HeartbeatRecord hb{42, 43, 1000, "127.0.0.1:8080", true, {{0, 17}, {3, -1}}};
+  HeartbeatRecord hb{42, 43, 1000, "127.0.0.1:8080", true, {{0, 17}, {3, -1}}, {{1, 5}}};
   HeartbeatRecord hb2;
   ASSERT_TRUE(decode(encode(hb), hb2));
   EXPECT_EQ(hb2, hb);
   // A heartbeat of the build before the route barrier (no positions) still decodes.
-  std::string old = encode(HeartbeatRecord{42, 43, 1000, "h", false, {}});
-  old.resize(old.size() - 4);
+  std::string old = encode(HeartbeatRecord{42, 43, 1000, "h", false, {}, {}});
+  old.resize(old.size() - 8);
   HeartbeatRecord hb3;
   ASSERT_TRUE(decode(old, hb3));
   EXPECT_TRUE(hb3.routes_read.empty());
+  // One of the build before the retained barrier (route positions only) too.
+  std::string older = encode(HeartbeatRecord{42, 43, 1000, "h", false, {{0, 17}}, {}});
+  older.resize(older.size() - 4);
+  HeartbeatRecord hb4;
+  ASSERT_TRUE(decode(older, hb4));
+  EXPECT_EQ(hb4.routes_read.size(), 1u);
+  EXPECT_TRUE(hb4.retained_read.empty());
   RouteRecord route{7, 3};
   RouteRecord route2;
   ASSERT_TRUE(decode(encode(route), route2));

@@ -24,6 +24,7 @@ enum MessageBits : uint8_t {
   kResponseTopic = 16,
   kCorrelation = 32,
   kPlain = 64,
+  kTargets = 128,  // the destinations of the publish and a single receiving client follow
 };
 
 class Writer {
@@ -110,6 +111,8 @@ std::string encode(const MessageRecord& r) {
   if (r.response_topic) bits |= kResponseTopic;
   if (r.correlation_data) bits |= kCorrelation;
   if (r.plain) bits |= kPlain;
+  const bool targets = !r.also.empty() || !r.client.empty();
+  if (targets) bits |= kTargets;
   w.u8(bits);
   w.u8(r.qos);
   w.str(r.topic);
@@ -131,6 +134,12 @@ std::string encode(const MessageRecord& r) {
   w.u32(static_cast<uint32_t>(r.groups.size()));
   for (const std::string& g : r.groups)
     w.str(g);
+  if (targets) {
+    w.u32(static_cast<uint32_t>(r.also.size()));
+    for (const std::string& node : r.also)
+      w.str(node);
+    w.str(r.client);
+  }
   return w.take();
 }
 
@@ -161,7 +170,13 @@ bool decode(std::string_view bytes, MessageRecord& out) {
   const uint32_t groups = in.count(4);
   for (uint32_t i = 0; i < groups && in.ok(); ++i)
     r.groups.push_back(in.str());
-  if (!in.at_end() || r.qos > 2 || (bits & 0x80)) return false;
+  if (bits & kTargets) {
+    const uint32_t also = in.count(4);
+    for (uint32_t i = 0; i < also && in.ok(); ++i)
+      r.also.push_back(in.str());
+    r.client = in.str();
+  }
+  if (!in.at_end() || r.qos > 2) return false;
   out = std::move(r);
   return true;
 }
@@ -238,6 +253,11 @@ std::string encode(const HeartbeatRecord& r) {
     w.u32(static_cast<uint32_t>(partition));
     w.u64(static_cast<uint64_t>(offset));
   }
+  w.u32(static_cast<uint32_t>(r.retained_read.size()));
+  for (const auto& [partition, offset] : r.retained_read) {
+    w.u32(static_cast<uint32_t>(partition));
+    w.u64(static_cast<uint64_t>(offset));
+  }
   return w.take();
 }
 
@@ -255,6 +275,13 @@ bool decode(std::string_view bytes, HeartbeatRecord& out) {
     const auto partition = static_cast<int32_t>(in.u32());
     const auto offset = static_cast<int64_t>(in.u64());
     r.routes_read.emplace_back(partition, offset);
+  }
+  // Nodes of the build before the retained barrier end here.
+  const uint32_t retained = in.at_end() ? 0 : in.count(12);
+  for (uint32_t i = 0; i < retained && in.ok(); ++i) {
+    const auto partition = static_cast<int32_t>(in.u32());
+    const auto offset = static_cast<int64_t>(in.u64());
+    r.retained_read.emplace_back(partition, offset);
   }
   if (!in.at_end() || leaving > 1) return false;
   r.leaving = leaving == 1;

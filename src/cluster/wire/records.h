@@ -34,6 +34,13 @@ struct MessageRecord {
   // groups ("$share/g/filter") the sender picked this node for.
   bool plain = true;
   std::vector<std::string> groups;
+  // Every node the publish was forwarded to, when more than one: the node a session moved
+  // away from passes a late message on to the session's new node only when that node did not
+  // get it too (Cluster::relay).
+  std::vector<std::string> also;
+  // Not empty: for this client's subscriptions alone (a message passed on after its session
+  // moved).
+  std::string client;
   bool operator==(const MessageRecord&) const = default;
 };
 
@@ -47,6 +54,9 @@ struct HeartbeatRecord {
   // How far the node has read the routes log: partition -> next offset. A SUBACK waits until
   // every node that is up has read the new route (the route barrier).
   std::vector<std::pair<int32_t, int64_t>> routes_read;
+  // The same for the retained log: a QoS 1/2 retained publish is acknowledged once every node
+  // that is up has read it (the retained barrier).
+  std::vector<std::pair<int32_t, int64_t>> retained_read;
   bool operator==(const HeartbeatRecord&) const = default;
 };
 
