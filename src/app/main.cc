@@ -179,8 +179,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<starling::kafka::Bridge> bridge;
   if (config.kafka.enabled() || config.kafka.mock || cluster) {
     try {
-      bridge =
-          std::make_unique<starling::kafka::Bridge>(config.kafka, broker, config.cluster.node_id);
+      bridge = std::make_unique<starling::kafka::Bridge>(
+          cluster ? starling::cluster::kafka_settings_for_cluster(config) : config.kafka, broker,
+          config.cluster.node_id);
       broker.set_bridge(bridge.get());
       bridge->start();
     } catch (const std::exception& e) {

@@ -114,7 +114,7 @@ Broker::OpenResult Broker::open_session(const std::string& client_id, bool clean
     if (!batch.empty()) store_->write_background(std::move(batch));
   }
   cancel_will(client_id);
-  if (cluster_) cluster_->session_opened(client_id, clean_start, expiry);
+  if (cluster_) cluster_->session_opened(client_id, clean_start, expiry, link);
   if (discarded) {
     // Stop deliveries to it before anything else: detach whatever connection it had.
     auto previous = discarded->attach(Attachment{}, ClientCapabilities{}, DeliveryLimits{});

@@ -71,8 +71,10 @@ class ClusterLink {
   // that held it (or will not).
   virtual bool await_session(const std::string& client_id, bool clean_start, uint32_t expiry,
                              Attachment link) = 0;
-  // A client connected here: its client id is claimed cluster-wide.
-  virtual void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) = 0;
+  // A client connected here (link: its connection): its client id is claimed cluster-wide,
+  // unless await_session claimed it for this connection already.
+  virtual void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry,
+                              Attachment link) = 0;
   virtual ClusterView view() const = 0;
   virtual RoutePage routes(const std::string& node_id, size_t offset, size_t limit) const = 0;
   // Ready once the shared state (nodes, routes, claims, retained) is read to its end.

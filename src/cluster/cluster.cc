@@ -37,6 +37,24 @@ thread_local const std::string* t_departing = nullptr;
 
 }  // namespace
 
+uint64_t cluster_record_limit(const config::Config& config) {
+  // A forward carries the packet's topic, payload and properties plus a few ids.
+  return std::max<uint64_t>(1000000, uint64_t{config.mqtt.max_packet_size} + 64 * 1024);
+}
+
+config::KafkaSettings kafka_settings_for_cluster(const config::Config& config) {
+  config::KafkaSettings kafka = config.kafka;
+  auto named = [](const config::PropertyList& list) {
+    return std::any_of(list.begin(), list.end(),
+                       [](const auto& p) { return p.first == "message.max.bytes"; });
+  };
+  if (!named(kafka.properties) && !named(kafka.producer_properties)) {
+    kafka.producer_properties.emplace_back("message.max.bytes",
+                                           std::to_string(cluster_record_limit(config)));
+  }
+  return kafka;
+}
+
 Topics::Topics(const std::string& cluster_name)
     : nodes("starling." + cluster_name + ".nodes"),
       routes("starling." + cluster_name + ".routes"),
@@ -72,6 +90,8 @@ NodeNumber Cluster::number_of(const std::string& id) {
 
 void Cluster::start(kafka::Producer& producer, const std::string& bootstrap) {
   producer_ = &producer;
+  // Room for the record's own fields under the record limit.
+  handover_budget_ = cluster_record_limit(*broker_.settings()) - 32 * 1024;
   reader_ = std::make_unique<LogReader>(*this, broker_.settings()->kafka, bootstrap,
                                         settings_.inbox_partitions);
   reader_->create_topics();
@@ -382,7 +402,7 @@ bool Cluster::await_session(const std::string& client_id, bool clean_start, uint
   broker::Attachment earlier;
   {
     std::lock_guard lock(local_mutex_);
-    claimed_.insert(client_id);
+    claimed_[client_id] = link;
     Waiting& w = waiting_[client_id];
     earlier = w.link;  // a CONNECT of the same client id here a moment ago goes on (and is
                        // taken over by this one)
@@ -423,11 +443,17 @@ void Cluster::when_routes_known(const std::vector<std::string>& filters, broker:
       [this, link](bool, const std::string&) { broker_.connections().cluster_wait_over(link); });
 }
 
-void Cluster::session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) {
+void Cluster::session_opened(const std::string& client_id, bool clean_start, uint32_t expiry,
+                             broker::Attachment link) {
   if (producer_ == nullptr) return;
   {
     std::lock_guard lock(local_mutex_);
-    if (claimed_.erase(client_id) > 0) return;  // claimed before the session opened
+    auto it = claimed_.find(client_id);
+    if (it != claimed_.end()) {
+      const bool by_this_connection = it->second == link;
+      claimed_.erase(it);
+      if (by_this_connection) return;  // claimed before the session opened
+    }
   }
   write_claim(client_id, clean_start, expiry, nullptr);
 }
@@ -439,22 +465,42 @@ void Cluster::send_handover(const std::string& to_node, const std::string& clien
   r.from_node = node_id_;
   r.found = d.found;
   r.expiry_s = d.expiry;
+  size_t bytes = 0;
   for (const auto& [filter, o] : d.subscriptions) {
     r.subscriptions.emplace_back(
         filter, store::encode(store::SubscriptionRecord{o.qos, o.no_local, o.retain_as_published,
                                                         o.retain_handling, o.subscription_id}));
+    bytes += filter.size() + r.subscriptions.back().second.size() + 8;
   }
-  for (const store::QueuedRecord& m : d.state.messages)
-    r.messages.push_back(store::encode(m));
   r.inbound_qos2 = std::move(d.state.inbound_qos2);
-  broker::PublishOutcome unused;
-  producer_->enqueue({topics_.inbox(to_node), client_id, encode(r), false},
-                     kafka::Producer::Delivery::Kept, {}, durable, unused);
+  bytes += r.inbound_qos2.size() * 4;
+  // One Kafka record as long as it fits, then more: the subscriptions and the inbound ids in
+  // the first, the messages in order (in flight first) across them.
+  size_t records = 0, messages = 0;
+  auto send = [&](bool more) {
+    r.more = more;
+    messages += r.messages.size();
+    ++records;
+    broker::PublishOutcome unused;
+    producer_->enqueue({topics_.inbox(to_node), client_id, encode(r), false},
+                       kafka::Producer::Delivery::Kept, {}, durable, unused);
+    r.subscriptions.clear();
+    r.inbound_qos2.clear();
+    r.messages.clear();
+    bytes = 0;
+  };
+  for (const store::QueuedRecord& m : d.state.messages) {
+    std::string encoded = store::encode(m);
+    if (!r.messages.empty() && bytes + encoded.size() + 8 > handover_budget_) send(true);
+    bytes += encoded.size() + 8;
+    r.messages.push_back(std::move(encoded));
+  }
+  send(false);
   if (r.found) {
     spdlog::info(
-        "cluster: session '{}' handed over to node '{}' ({} message(s), {} "
-        "subscription(s))",
-        client_id, to_node, r.messages.size(), r.subscriptions.size());
+        "cluster: session '{}' handed over to node '{}' ({} message(s), {} subscription(s), "
+        "{} record(s))",
+        client_id, to_node, messages, d.subscriptions.size(), records);
   }
 }
 
@@ -794,7 +840,7 @@ void Cluster::on_handover(std::string_view value, store::Batch* store_batch) {
     spdlog::error("cluster: unreadable session handover in the inbox, skipped");
     return;
   }
-  std::vector<std::string> filters;
+  std::vector<std::string>& filters = arriving_filters_[r.client_id];
   if (r.found) {
     std::vector<std::pair<std::string, broker::SubscriptionOptions>> subscriptions;
     for (const auto& [filter, bytes] : r.subscriptions) {
@@ -826,6 +872,9 @@ void Cluster::on_handover(std::string_view value, store::Batch* store_batch) {
       subscription_removed(filter);
     spdlog::info("cluster: session '{}' arrived from node '{}'", r.client_id, r.from_node);
   }
+  if (r.more) return;  // the rest of the session follows in the next records
+  const std::vector<std::string> arrived = std::move(filters);
+  arriving_filters_.erase(r.client_id);
   broker::Attachment link;
   {
     std::lock_guard lock(local_mutex_);
@@ -836,7 +885,7 @@ void Cluster::on_handover(std::string_view value, store::Batch* store_batch) {
   }
   // The CONNACK waits until every node that is up knows the session's routes here: a publish
   // elsewhere right after it reaches the client.
-  when_routes_known(filters, link);
+  when_routes_known(arrived, link);
 }
 
 bool Cluster::on_retained(std::string_view topic, std::string_view value) {

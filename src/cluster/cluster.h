@@ -44,6 +44,13 @@ struct Topics {
   std::string prefix;  // "starling.<name>."
 };
 
+// The Kafka settings of a cluster node's producer: records as large as the largest MQTT packet
+// a client may send (max_packet_size and room for the record's own fields) unless the user set
+// message.max.bytes. librdkafka refuses larger records itself (1,000,000 bytes by default).
+config::KafkaSettings kafka_settings_for_cluster(const config::Config& config);
+// The largest record the cluster writes: the topic limit (max.message.bytes) it asks for.
+uint64_t cluster_record_limit(const config::Config& config);
+
 class Cluster final : public broker::ClusterLink {
  public:
   Cluster(const config::Config& config, broker::Broker& broker);
@@ -69,7 +76,8 @@ class Cluster final : public broker::ClusterLink {
   void subscription_removed(const std::string& filter) override;
   bool await_session(const std::string& client_id, bool clean_start, uint32_t expiry,
                      broker::Attachment link) override;
-  void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry) override;
+  void session_opened(const std::string& client_id, bool clean_start, uint32_t expiry,
+                      broker::Attachment link) override;
   broker::ClusterView view() const override;
   broker::RoutePage routes(const std::string& node_id, size_t offset, size_t limit) const override;
   broker::BridgeStatus status() const override;
@@ -176,8 +184,9 @@ class Cluster final : public broker::ClusterLink {
     bool claim_read = false;  // now waiting for the session
   };
   std::unordered_map<std::string, Waiting> waiting_;
-  // Client ids claimed by await_session, whose session_opened writes no second claim.
-  std::unordered_set<std::string> claimed_;
+  // Client ids claimed by await_session, with the connection that did: its session_opened
+  // writes no second claim (another connection's does, also when this one died waiting).
+  std::unordered_map<std::string, broker::Attachment> claimed_;
   // New routes not yet known to every node that is up, by filter, with the SUBACKs that wait;
   // and retained records not yet read by every node that is up, with the acknowledgements of
   // their publishes.
@@ -220,6 +229,9 @@ class Cluster final : public broker::ClusterLink {
   void when_routes_known(const std::vector<std::string>& filters, broker::Attachment link);
   // The CONNECT waiting for client_id goes on (if it still waits with link).
   void release_wait(const std::string& client_id);
+  // Sessions arriving in several handover records: their filters so far (reader thread only).
+  std::unordered_map<std::string, std::vector<std::string>> arriving_filters_;
+  size_t handover_budget_ = 0;  // bytes of messages per handover record
   // Routes of this node found in the log at start; those no longer true are removed.
   std::vector<std::string> logged_own_routes_;
   bool routes_written_ = false;  // by local_mutex_: start() wrote the routes

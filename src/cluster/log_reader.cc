@@ -32,6 +32,8 @@ void LogReader::create_topics() {
   const Topics& topics = cluster_.topics();
   const std::string& inbox = inbox_;
   const uint32_t inbox_partitions = inbox_partitions_;
+  const std::string record_limit =
+      std::to_string(cluster_record_limit(*cluster_.broker().settings()));
   struct Wanted {
     const std::string* name;
     int partitions;
@@ -49,6 +51,8 @@ void LogReader::create_topics() {
         rd_kafka_NewTopic_new(w.name->c_str(), w.partitions, -1, error, sizeof error);
     if (t == nullptr) continue;
     if (w.compact) rd_kafka_NewTopic_set_config(t, "cleanup.policy", "compact");
+    // Forwards and retained messages as large as the largest packet a client may send.
+    rd_kafka_NewTopic_set_config(t, "max.message.bytes", record_limit.c_str());
     requests.push_back(t);
   }
   rd_kafka_queue_t* results = rd_kafka_queue_new(rk);

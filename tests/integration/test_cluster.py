@@ -266,6 +266,38 @@ class ClusterTest(unittest.TestCase):
                 self.assertEqual((m.topic, m.retain), (topic, True), f"node {node}")
                 c.close()
 
+    def test_message_of_the_largest_packet_crosses_nodes(self):
+        """A message as large as max_packet_size allows (1 MiB by default) goes across nodes:
+        the cluster's Kafka records are made as large (librdkafka's own limit is 1,000,000
+        bytes)."""
+        topic = unique("big") + "/t"
+        sub = self.subscribed(2, topic, 1)
+        payload = os.urandom(1024 * 1024 - 1024)
+        self.client(1).publish(topic, payload, qos=1, timeout=20)
+        m = sub.get(timeout=20)
+        self.assertEqual((m.topic, len(m.payload), m.payload == payload),
+                         (topic, len(payload), True))
+
+    def test_session_larger_than_a_kafka_record_moves_in_several(self):
+        """A persistent session with 3 MB queued (twelve 250 kB messages) moves from node 1 to
+        node 2 in several handover records: all twelve arrive, in order."""
+        topic, cid = unique("heavy") + "/t", unique("heavy")
+        sub = self.client(1, client_id=cid, clean=False, session_expiry=600)
+        sub.subscribe(topic, 1)
+        self.wait_route_everywhere(1, topic)
+        sub.disconnect()
+        pub = self.client(3)
+        payloads = [bytes([i]) * 250_000 for i in range(12)]
+        for p in payloads:
+            pub.publish(topic, p, qos=1, timeout=20)
+        wait_until(lambda: self.queued_on(1, cid) >= 12, 20, "the queued messages on node 1")
+        back = MqttClient(self.cluster.node(2).port, client_id=cid, clean=False,
+                          session_expiry=600)
+        self.addCleanup(back.close)
+        self.assertEqual(back.connect(timeout=20), 1)
+        got = back.collect(12, timeout=30)
+        self.assertEqual([m.payload for m in got], payloads)
+
     def queued_on(self, node, cid):
         status, body = http_get(self.cluster.node(node).http_port, f"/api/v1/clients/{cid}")
         return json.loads(body)["queued"] if status == 200 else 0

@@ -79,6 +79,9 @@ TEST(ClusterRecords, OtherRecordsRoundTrip) {
   ASSERT_TRUE(decode(encode(h), h2));
   EXPECT_EQ(h2, h);
   EXPECT_EQ(inbox_kind(encode(h)), InboxKind::Handover);
+  h.more = true;  // one record of several
+  ASSERT_TRUE(decode(encode(h), h2));
+  EXPECT_EQ(h2, h);
 }
 
 TEST(ClusterRecords, RefusesWhatIsNotARecord) {

@@ -210,6 +210,7 @@ std::string encode(const HandoverRecord& r) {
   w.u32(static_cast<uint32_t>(r.inbound_qos2.size()));
   for (uint16_t id : r.inbound_qos2)
     w.u32(id);
+  if (r.more) w.u8(1);  // absent: the last (or only) record, as before chunking
   return w.take();
 }
 
@@ -235,7 +236,9 @@ bool decode(std::string_view bytes, HandoverRecord& out) {
     if (id == 0 || id > 0xFFFF) return false;
     r.inbound_qos2.push_back(static_cast<uint16_t>(id));
   }
-  if (!in.at_end() || found > 1 || r.client_id.empty()) return false;
+  const uint8_t more = in.at_end() ? 0 : in.u8();
+  if (!in.at_end() || found > 1 || more > 1 || r.client_id.empty()) return false;
+  r.more = more == 1;
   r.found = found == 1;
   out = std::move(r);
   return true;

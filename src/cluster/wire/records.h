@@ -92,6 +92,9 @@ struct HandoverRecord {
   std::vector<std::pair<std::string, std::string>> subscriptions;
   std::vector<std::string> messages;
   std::vector<uint16_t> inbound_qos2;
+  // More records of this handover follow (a session larger than one Kafka record goes in
+  // several, the subscriptions and inbound ids in the first).
+  bool more = false;
   bool operator==(const HandoverRecord&) const = default;
 };
 
