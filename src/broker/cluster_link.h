@@ -38,6 +38,12 @@ struct RoutePage {
   std::vector<std::string> filters;
 };
 
+// What retiring a node did (DELETE /api/v1/cluster/nodes/<id>).
+struct RetireOutcome {
+  enum class Result { Retired, Unknown, Up, Self } result = Result::Unknown;
+  size_t routes = 0;  // of its routes, tombstoned
+};
+
 struct ClusterView {
   std::string name;
   std::string node_id;
@@ -77,6 +83,10 @@ class ClusterLink {
                               Attachment link) = 0;
   virtual ClusterView view() const = 0;
   virtual RoutePage routes(const std::string& node_id, size_t offset, size_t limit) const = 0;
+  // An operator retires a node that is gone for good: its routes and its heartbeat are
+  // removed from the cluster's logs (tombstones), so that no node forwards to it any more and
+  // it leaves every node's view. Refused for a node that is up and for this node.
+  virtual RetireOutcome retire(const std::string& node_id) = 0;
   // Ready once the shared state (nodes, routes, claims, retained) is read to its end.
   virtual BridgeStatus status() const = 0;
   virtual void render_metrics(std::string& out) const = 0;

@@ -545,6 +545,7 @@ broker::ClusterView Cluster::view() const {
   std::shared_lock lock(state_lock_);
   for (size_t i = 0; i < nodes_.size(); ++i) {
     const NodeState& n = nodes_[i];
+    if (n.retired) continue;
     broker::ClusterNodeView nv;
     nv.id = n.id;
     nv.self = i == self_;
@@ -593,8 +594,52 @@ broker::RoutePage Cluster::routes(const std::string& node_id, size_t offset, siz
   }
   std::shared_lock lock(state_lock_);
   auto it = numbers_.find(node_id);
-  if (it != numbers_.end()) take(nodes_[it->second].filters);
+  if (it != numbers_.end() && !nodes_[it->second].retired) take(nodes_[it->second].filters);
   return page;
+}
+
+broker::RetireOutcome Cluster::retire(const std::string& node_id) {
+  using Result = broker::RetireOutcome::Result;
+  broker::RetireOutcome out;
+  if (node_id == node_id_) {
+    out.result = Result::Self;
+    return out;
+  }
+  std::vector<std::string> filters;
+  {
+    std::shared_lock lock(state_lock_);
+    auto it = numbers_.find(node_id);
+    if (it == numbers_.end() || nodes_[it->second].retired) return out;  // Unknown
+    const NodeState& n = nodes_[it->second];
+    if (up_locked(n)) {
+      out.result = Result::Up;
+      return out;
+    }
+    filters.assign(n.filters.begin(), n.filters.end());
+  }
+  // Every node (this one too) applies the tombstones as it reads them.
+  broker::PublishOutcome unused;
+  for (const std::string& filter : filters) {
+    producer_->enqueue({topics_.routes, route_key(node_id, filter), {}, true},
+                       kafka::Producer::Delivery::Unstored, {}, nullptr, unused);
+  }
+  producer_->enqueue({topics_.nodes, node_id, {}, true}, kafka::Producer::Delivery::Unstored, {},
+                     nullptr, unused);
+  {
+    // Here at once: nothing is forwarded to it from the moment the answer says it is retired.
+    std::unique_lock lock(state_lock_);
+    const NodeNumber number = numbers_.at(node_id);
+    NodeState& n = nodes_[number];
+    for (const std::string& filter : filters)
+      routes_.remove(number, filter);
+    n.filters.clear();
+    n.retired = true;
+  }
+  spdlog::warn("cluster: node '{}' retired by an operator ({} route(s) removed)", node_id,
+               filters.size());
+  out.result = Result::Retired;
+  out.routes = filters.size();
+  return out;
 }
 
 broker::BridgeStatus Cluster::status() const {
@@ -629,6 +674,19 @@ void Cluster::render_metrics(std::string& out) const {
 
 // --- What the log reader found ---------------------------------------------------------------
 
+void Cluster::on_heartbeat_removed(const std::string& node) {
+  if (node == node_id_) return;
+  std::unique_lock lock(state_lock_);
+  auto it = numbers_.find(node);
+  if (it == numbers_.end()) return;
+  NodeState& n = nodes_[it->second];
+  n.retired = true;
+  n.last_seen_ms = -1;
+  n.routes_read.clear();
+  n.retained_read.clear();
+  spdlog::info("cluster: node '{}' was retired", node);
+}
+
 void Cluster::on_heartbeat(const std::string& node, std::string_view value) {
   HeartbeatRecord hb;
   if (!decode(value, hb)) {
@@ -655,6 +713,7 @@ void Cluster::on_heartbeat(const std::string& node, std::string_view value) {
   n.epoch = hb.epoch;
   n.http = hb.http;
   n.leaving = hb.leaving;
+  n.retired = false;  // back after it was retired
   n.last_seen_ms = steady_ms();
   n.routes_read.clear();
   for (const auto& [partition, offset] : hb.routes_read)

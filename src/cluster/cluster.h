@@ -80,11 +80,14 @@ class Cluster final : public broker::ClusterLink {
                       broker::Attachment link) override;
   broker::ClusterView view() const override;
   broker::RoutePage routes(const std::string& node_id, size_t offset, size_t limit) const override;
+  broker::RetireOutcome retire(const std::string& node_id) override;
   broker::BridgeStatus status() const override;
   void render_metrics(std::string& out) const override;
 
   // --- What the log reader found (its thread) ------------------------------------------
   void on_heartbeat(const std::string& node, std::string_view value);
+  // A node's heartbeat was removed (it was retired): it leaves the view.
+  void on_heartbeat_removed(const std::string& node);
   // Returns true for a route of another node (the reader then says how far it has read).
   // partition, offset: where the record is in the routes log.
   bool on_route(std::string_view key, std::string_view value, bool tombstone, int32_t partition,
@@ -124,7 +127,8 @@ class Cluster final : public broker::ClusterLink {
     uint64_t epoch = 0;
     std::string http;
     bool leaving = false;
-    int64_t last_seen_ms = -1;                   // steady clock ms of its last heartbeat read
+    bool retired = false;       // its heartbeat was removed: not shown (until it comes back)
+    int64_t last_seen_ms = -1;  // steady clock ms of its last heartbeat read
     std::set<std::string, std::less<>> filters;  // its routes, for the HTTP view
     std::map<int32_t, int64_t> routes_read;      // how far it has read the routes log
     std::map<int32_t, int64_t> retained_read;    // and the retained log

@@ -302,7 +302,11 @@ void LogReader::read_batch(rd_kafka_message_t** messages, ssize_t count) {
       auto it = state_next_.find({topic, m->partition});
       if (it != state_next_.end()) it->second = std::max(it->second, m->offset + 1);
       if (topic == t.nodes) {
-        if (!tombstone) cluster_.on_heartbeat(key, value);
+        if (tombstone) {
+          cluster_.on_heartbeat_removed(key);
+        } else {
+          cluster_.on_heartbeat(key, value);
+        }
       } else if (topic == t.routes) {
         foreign_state |= cluster_.on_route(key, value, tombstone, m->partition, m->offset);
       } else if (topic == t.sessions) {

@@ -123,6 +123,11 @@ std::optional<Response> Api::handle(const Request& request, const RequestContext
     if (auto denied = guard(Scope::Read)) return denied;
     return list_routes(server_.broker(), *query);
   }
+  if (what == "cluster" && s.size() == 5 && s[3] == "nodes") {
+    if (method != "DELETE") return method_not_allowed("DELETE");
+    if (auto denied = guard(Scope::Admin)) return denied;
+    return retire_node(server_.broker(), s[4]);
+  }
   if (what == "cluster" && s.size() == 3) {
     if (!get) return method_not_allowed("GET, HEAD");
     if (auto denied = guard(Scope::Read)) return denied;

@@ -268,6 +268,26 @@ Response show_cluster(broker::Broker& broker) {
   return json_response(200, body.dump());
 }
 
+Response retire_node(broker::Broker& broker, const std::string& node_id) {
+  broker::ClusterLink* cluster = broker.cluster();
+  if (cluster == nullptr) return json_error(404, "not_found", "this broker is not in a cluster");
+  using Result = broker::RetireOutcome::Result;
+  const broker::RetireOutcome out = cluster->retire(node_id);
+  switch (out.result) {
+    case Result::Unknown:
+      return json_error(404, "not_found", "no node with this id");
+    case Result::Self:
+      return json_error(409, "conflict",
+                        "a node cannot retire itself: stop it, then retire it "
+                        "from another node");
+    case Result::Up:
+      return json_error(409, "conflict", "the node is up: stop it first");
+    case Result::Retired:
+      break;
+  }
+  return ok({{"node", node_id}, {"retired", true}, {"routes_removed", out.routes}});
+}
+
 Response list_routes(broker::Broker& broker, const QueryParams& query) {
   const broker::ClusterLink* cluster = broker.cluster();
   if (cluster == nullptr) return json_error(404, "not_found", "this broker is not in a cluster");

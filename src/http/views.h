@@ -19,6 +19,8 @@ Response list_retained(broker::Broker& broker, const QueryParams& query);
 Response stats(broker::Broker& broker, size_t http_connections);
 // GET /api/v1/cluster: the nodes as this one sees them (404 without [cluster]).
 Response show_cluster(broker::Broker& broker);
+// DELETE /api/v1/cluster/nodes/<id>: retires a node that is gone for good.
+Response retire_node(broker::Broker& broker, const std::string& node_id);
 // GET /api/v1/cluster/routes?node=ID: the filters a node has subscribers on, paged.
 Response list_routes(broker::Broker& broker, const QueryParams& query);
 

@@ -1,14 +1,18 @@
 """A Starling cluster on Kafka under faults: kill -9 and a power cut of the subscribers' node, a
 power cut of the publisher's node with forwards still in its outbox, and a Kafka outage under
-load. Nothing acknowledged is lost (cluster_harness.StarlingCluster, two nodes each)."""
+load. Nothing acknowledged is lost (cluster_harness.StarlingCluster, two nodes each). And a node
+that is gone for good, retired by an operator."""
 
+import http.client
+import json
 import os
 import threading
 import time
 import unittest
 
 from cluster_harness import StarlingCluster
-from harness import MqttClient, unique, wait_until
+from harness import HOST, MqttClient, unique, wait_until
+from mqtt_raw import PUBACK, RawClient
 
 
 class ClusterFaultTest(unittest.TestCase):
@@ -43,6 +47,47 @@ class ClusterFaultTest(unittest.TestCase):
         t = threading.Thread(target=run, daemon=True)
         t.start()
         return t, errors
+
+    def delete(self, node, path):
+        conn = http.client.HTTPConnection(HOST, self.cluster.node(node).http_port, timeout=10)
+        try:
+            conn.request("DELETE", path)
+            r = conn.getresponse()
+            return r.status, json.loads(r.read() or b"{}")
+        finally:
+            conn.close()
+
+    def test_a_node_gone_for_good_is_retired(self):
+        """DELETE /api/v1/cluster/nodes/<id>: refused for a node that is up (409), for the node
+        itself (409) and an unknown one (404); a node that is down leaves every node's view, and
+        its routes go, so nothing is forwarded to it any more."""
+        topic = unique("gone") + "/t"
+        c = self.client(2, client_id=unique("stays"), clean=False, session_expiry=600)
+        c.subscribe(topic, 1)
+        self.cluster.wait_route(on=1, of=2, filter=topic)
+        c.close()
+        self.assertEqual(self.delete(1, "/api/v1/cluster/nodes/n2")[0], 409)  # up
+        self.assertEqual(self.delete(1, "/api/v1/cluster/nodes/n1")[0], 409)  # itself
+        self.assertEqual(self.delete(1, "/api/v1/cluster/nodes/n9")[0], 404)
+        self.cluster.node(2).kill9()
+        wait_until(lambda: [n["state"] for n in self.cluster.view(1)["nodes"]
+                            if n["id"] == "n2"] == ["down"], 20, "node 2 down")
+        status, body = self.delete(1, "/api/v1/cluster/nodes/n2")
+        self.assertEqual((status, body.get("routes_removed")), (200, 1), body)
+        wait_until(lambda: [n["id"] for n in self.cluster.view(1)["nodes"]] == ["n1"], 20,
+                   "node 2 gone from the view")
+        self.assertEqual(self.cluster.route_filters(on=1, of=2), [])
+        # Nothing matches any more: PUBACK 0x10 (No matching subscribers), nothing forwarded.
+        raw = RawClient(self.cluster.node(1).port)
+        self.addCleanup(raw.close)
+        raw.connect(unique("after"))
+        raw.publish(topic, b"nobody", qos=1, packet_id=1)
+        self.assertEqual(raw.expect(PUBACK).reason_code, 0x10)
+        # A node started afterwards does not see it either.
+        self.cluster.add_node()
+        wait_until(lambda: sorted(n["id"] for n in self.cluster.view(3)["nodes"]) ==
+                   ["n1", "n3"], 20, "a node started later without node 2")
+        self.assertEqual(self.cluster.route_filters(on=3, of=2), [])
 
     def test_kill9_of_the_subscribers_node_loses_nothing(self):
         self.crash_subscribers_node(lambda node: node.kill9())
