@@ -16,8 +16,8 @@ import signal
 import subprocess
 import tempfile
 
-from harness import (HOST, Broker, free_port, http_get, scrape_metrics, unique, wait_for_port,
-                     wait_until)
+from harness import (HOST, Broker, Lifecycle, free_port, http_get, scrape_metrics, unique,
+                     wait_for_port, wait_until)
 from kafka_harness import MockKafka
 
 # Quick reconnects after a Kafka outage; heartbeats often enough for node states to show.
@@ -151,7 +151,7 @@ def haproxy_binary():
     return found
 
 
-class BalancedCluster:
+class BalancedCluster(Lifecycle):
     """What a user runs: three nodes behind HAProxy, round robin, PROXY protocol v2 on.
 
     harness.Broker(...) returns one of these in place of a single broker when
@@ -249,15 +249,3 @@ class BalancedCluster:
     def log(self):
         nodes = self.cluster.nodes if self.cluster else []
         return "".join(f"--- node {b.node_id} ---\n{b.log()}" for b in nodes)
-
-    def cleanup(self):
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()

@@ -143,7 +143,23 @@ def against_cluster():
     return os.environ.get("STARLING_TEST_BROKER") == "cluster"
 
 
-class Broker:
+class Lifecycle:
+    """start()/stop() as a context manager; cleanup() also removes self.tmp."""
+
+    def cleanup(self):
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+class Broker(Lifecycle):
     """One broker process. Use as a context manager or call start()/stop()."""
 
     def __new__(cls, *args, **kwargs):
@@ -262,18 +278,6 @@ class Broker:
                 return f.read().decode(errors="replace")
         except OSError:
             return ""
-
-    def cleanup(self):
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
 
 # ---------------------------------------------------------------------------------------------
