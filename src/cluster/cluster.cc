@@ -849,17 +849,13 @@ void Cluster::on_claim(const std::string& client_id, std::string_view value, boo
   // The session leaves: from the moment it is out of the tree (under the tree's lock, in
   // subscription_removed), what comes here for it is passed on (relay()), and its routes here
   // stay until the other nodes know the new node's (ghosts).
-  std::vector<std::string> replaced;
+  forget_departed(client_id);  // an earlier departure of it (it came back meanwhile)
   {
     std::lock_guard lock(local_mutex_);
-    Departed& slot = departed_[client_id];
-    replaced = std::move(slot.ghosts);
-    slot =
+    departed_[client_id] =
         Departed{claim.node, {}, {}, steady_ms() + kRelayWindowFactor * settings_.node_timeout_ms};
     any_departed_ = true;
   }
-  for (const std::string& filter : replaced)
-    subscription_removed(filter);
   t_departing = &client_id;
   broker::Broker::Departure departure =
       broker_.hand_over_session(client_id, now, durable ? &durable->batch() : nullptr);
@@ -868,18 +864,7 @@ void Cluster::on_claim(const std::string& client_id, std::string_view value, boo
     // It ended with its connection: a session without expiry does not outlive it.
     departure = broker::Broker::Departure{};
   }
-  if (!departure.found) {
-    std::vector<std::string> ghosts;
-    {
-      std::lock_guard lock(local_mutex_);
-      if (auto it = departed_.find(client_id); it != departed_.end()) {
-        ghosts = std::move(it->second.ghosts);
-        departed_.erase(it);
-      }
-    }
-    for (const std::string& filter : ghosts)
-      subscription_removed(filter);
-  }
+  if (!departure.found) forget_departed(client_id);
   send_handover(claim.node, client_id, std::move(departure), durable ? &*durable : nullptr);
   std::vector<Departed::Held> held;
   {
@@ -918,17 +903,7 @@ void Cluster::on_handover(std::string_view value, store::Batch* store_batch) {
     state.inbound_qos2 = std::move(r.inbound_qos2);
     broker_.adopt_session(r.client_id, r.expiry_s, std::move(subscriptions), std::move(state),
                           broker::Clock::now(), store_batch);
-    // Back here after it left: nothing to pass on any more.
-    std::vector<std::string> ghosts;
-    {
-      std::lock_guard lock(local_mutex_);
-      if (auto it = departed_.find(r.client_id); it != departed_.end()) {
-        ghosts = std::move(it->second.ghosts);
-        departed_.erase(it);
-      }
-    }
-    for (const std::string& filter : ghosts)
-      subscription_removed(filter);
+    forget_departed(r.client_id);  // back here after it left: nothing to pass on any more
     spdlog::info("cluster: session '{}' arrived from node '{}'", r.client_id, r.from_node);
   }
   if (r.more) return;  // the rest of the session follows in the next records
@@ -1011,6 +986,19 @@ void Cluster::send_relayed(std::vector<Departed::Held>& records, broker::Publish
                        durable, unused);
     spdlog::debug("cluster: a message passed on to client '{}' on node '{}'", r.client, r.node);
   }
+}
+
+void Cluster::forget_departed(const std::string& client_id) {
+  std::vector<std::string> ghosts;
+  {
+    std::lock_guard lock(local_mutex_);
+    auto it = departed_.find(client_id);
+    if (it == departed_.end()) return;
+    ghosts = std::move(it->second.ghosts);
+    departed_.erase(it);
+  }
+  for (const std::string& filter : ghosts)
+    subscription_removed(filter);
 }
 
 void Cluster::end_ghost(const std::string& client_id, const std::string& filter) {

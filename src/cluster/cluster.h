@@ -225,6 +225,8 @@ class Cluster final : public broker::ClusterLink {
   std::unordered_map<std::string, Departed> departed_;  // by local_mutex_
   std::atomic<bool> any_departed_{false};
   void send_relayed(std::vector<Departed::Held>& records, broker::PublishBatch* durable);
+  // The client's departed session is forgotten: nothing more is passed on, its ghost routes go.
+  void forget_departed(const std::string& client_id);
   // The route of filter kept for the client's departed session goes (if still kept).
   void end_ghost(const std::string& client_id, const std::string& filter);
   // Departed sessions past their window: forgotten, their ghost routes gone.
