@@ -653,6 +653,27 @@ def metric(http_port, name, **labels):
     return samples[key]
 
 
+def dashboard_queries():
+    """The PromQL expressions of the panels of docs/grafana-dashboard.json."""
+    import json
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                        "grafana-dashboard.json")
+    with open(path) as f:
+        dashboard = json.load(f)
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def series_in(queries, prefix="starling_"):
+    """The metric names starting with prefix that the queries use."""
+    return {m for q in queries for m in re.findall(re.escape(prefix) + r"[a-z0-9_]+", q)}
+
+
+def exported_series(metrics_text):
+    """Every sample name of a /metrics text, read with prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+    return {s.name for f in text_string_to_metric_families(metrics_text) for s in f.samples}
+
+
 def rss_mb(pid):
     """The resident set size of a process (VmRSS), in MiB."""
     with open(f"/proc/{pid}/status") as f:

@@ -13,7 +13,8 @@ import unittest
 
 from cluster_harness import StarlingCluster
 from kafka_harness import kcat_produce
-from harness import MqttClient, http_get, metric, unique, wait_until
+from harness import (MqttClient, dashboard_queries, exported_series, http_get, metric, series_in,
+                     unique, wait_until)
 from mqtt_raw import PUBLISH, PUBREL, RawClient
 
 
@@ -379,20 +380,11 @@ class ClusterTest(unittest.TestCase):
     def test_grafana_dashboard_cluster_metrics_are_exported(self):
         """Every starling_cluster_* series the dashboard's cluster row queries exists on a node
         (parsed with prometheus_client's parser)."""
-        import re
-        from prometheus_client.parser import text_string_to_metric_families
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
-                            "grafana-dashboard.json")
-        with open(path) as f:
-            dashboard = json.load(f)
-        exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-        used = {m for e in exprs for m in re.findall(r"starling_cluster_[a-z0-9_]+", e)}
+        used = series_in(dashboard_queries(), "starling_cluster_")
         self.assertGreater(len(used), 5)
         status, body = http_get(self.cluster.node(1).http_port, "/metrics")
         self.assertEqual(status, 200)
-        exported = {s.name for f in text_string_to_metric_families(body.decode())
-                    for s in f.samples}
-        self.assertEqual(used - exported, set())
+        self.assertEqual(used - exported_series(body.decode()), set())
 
 
 class ClusterKafkaRulesTest(unittest.TestCase):

@@ -89,6 +89,18 @@ class ClusterFaultTest(unittest.TestCase):
                    ["n1", "n3"], 20, "a node started later without node 2")
         self.assertEqual(self.cluster.route_filters(on=3, of=2), [])
 
+    def cluster_with_node_on_power_cut_disk(self, node):
+        """A cluster of its own (in place of setUp's) with node's store on a disk that loses
+        power; returns the disk (power_cut.PowerCutDisk)."""
+        from power_cut import PowerCutDisk
+        disk = PowerCutDisk()
+        self.addCleanup(disk.close)
+        self.cluster.stop()
+        self.cluster = StarlingCluster(nodes=2,
+                                       data_dirs={node: os.path.join(disk.path, "data")}).start()
+        self.addCleanup(self.cluster.stop)
+        return disk
+
     def test_kill9_of_the_subscribers_node_loses_nothing(self):
         self.crash_subscribers_node(lambda node: node.kill9())
 
@@ -96,14 +108,7 @@ class ClusterFaultTest(unittest.TestCase):
         """The subscribers' node loses power: only what its store synced is left. Its inbox
         offsets were stored with what they routed, so it reads again what it had not made
         durable."""
-        from power_cut import PowerCutDisk
-        disk = PowerCutDisk()
-        self.addCleanup(disk.close)
-        # A cluster of its own with node 2's store on the disk that loses power.
-        self.cluster.stop()
-        self.cluster = StarlingCluster(nodes=2,
-                                       data_dirs={2: os.path.join(disk.path, "data")}).start()
-        self.addCleanup(self.cluster.stop)
+        disk = self.cluster_with_node_on_power_cut_disk(2)
 
         def cut(node):
             node.kill9()
@@ -115,13 +120,7 @@ class ClusterFaultTest(unittest.TestCase):
         """A QoS 1 publish is acknowledged once its forward is in the durable outbox: after a
         power cut of the publisher's node and its restart, every acknowledged message reaches
         the subscriber on the other node."""
-        from power_cut import PowerCutDisk
-        disk = PowerCutDisk()
-        self.addCleanup(disk.close)
-        self.cluster.stop()
-        self.cluster = StarlingCluster(nodes=2,
-                                       data_dirs={1: os.path.join(disk.path, "data")}).start()
-        self.addCleanup(self.cluster.stop)
+        disk = self.cluster_with_node_on_power_cut_disk(1)
         topic = unique("pc") + "/t"
         sub = self.client(2)
         sub.subscribe(topic, 1)

@@ -14,7 +14,8 @@ import unittest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import HOST, BrokerTestCase, against_mosquitto, unique
+from harness import (HOST, BrokerTestCase, against_mosquitto, dashboard_queries, exported_series,
+                     series_in, unique)
 from mqtt_raw import DISCONNECT, PUBLISH
 
 RC_NO_MATCHING_SUBSCRIBERS = 16
@@ -576,17 +577,10 @@ class HttpApiTest(BrokerTestCase):
                                       "starling_clients_connected"), 1)
 
     def test_grafana_dashboard_uses_exported_metrics(self):
-        import os
-        import re
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
-                            "grafana-dashboard.json")
-        with open(path) as f:
-            dashboard = json.load(f)
-        exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+        exprs = dashboard_queries()
         self.assertGreater(len(exprs), 10)
-        used = {m for e in exprs for m in re.findall(r"starling_[a-z0-9_]+", e)}
-        scraped = self.call("GET", "/metrics").body.decode()
-        exported = {s.name for f in text_string_to_metric_families(scraped) for s in f.samples}
+        used = series_in(exprs)
+        exported = exported_series(self.call("GET", "/metrics").body.decode())
         # The Kafka bridge's gauges exist only while it runs: test_kafka_produce checks them.
         bridge_gauges = {"starling_kafka_reachable", "starling_kafka_buffer_messages",
                          "starling_kafka_buffer_bytes", "starling_kafka_sync_waiting",

@@ -9,9 +9,9 @@ import os
 import unittest
 import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
 
-from harness import HOST, BrokerTestCase, MqttClient, unique
+from harness import (HOST, BrokerTestCase, MqttClient, dashboard_queries, exported_series,
+                     series_in, unique)
 from kafka_harness import (API_PRODUCE, ERR_NOT_LEADER_FOR_PARTITION, ERR_REQUEST_TIMED_OUT,
                            KafkaTestCase, broker_metrics, kcat_consume, wait_metric)
 from mqtt_raw import PUBACK, RawClient
@@ -276,21 +276,14 @@ class KafkaMetricsTest(BrokerTestCase):
     def test_grafana_dashboard_kafka_metrics_are_exported(self):
         """Every starling_kafka_* series the dashboard queries exists on a broker running the
         bridge in both directions (parsed with prometheus_client's parser)."""
-        import re
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
-                            "grafana-dashboard.json")
-        with open(path) as f:
-            dashboard = json.load(f)
-        exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-        used = {m for e in exprs for m in re.findall(r"starling_kafka_[a-z0-9_]+", e)}
+        used = series_in(dashboard_queries(), "starling_kafka_")
         self.assertGreater(len(used), 5)
         b = self.new_broker(config_text='[kafka]\nmock = true\n[[kafka.produce]]\n'
                             'filter = "m/#"\ntopic = "m"\n[[kafka.consume]]\ntopics = ["c"]\n',
                             http=True)
         with urllib.request.urlopen(f"http://{HOST}:{b.http_port}/metrics", timeout=5) as r:
             text = r.read().decode()
-        exported = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
-        self.assertEqual(used - exported, set())
+        self.assertEqual(used - exported_series(text), set())
 
 
 class KafkaMockModeTest(BrokerTestCase):
