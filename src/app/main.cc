@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "app/passwd_command.h"
+#include "bridge/bridges.h"
 #include "broker/broker.h"
 #include "cluster/cluster.h"
 #include "config/config.h"
@@ -118,6 +119,7 @@ int main(int argc, char** argv) {
   try {
     access_check.load(config.auth);
     starling::net::Server::check_tls(config);
+    starling::bridge::Bridges::check(config);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "starling: config error: %s\n", e.what());
     return 2;
@@ -214,6 +216,10 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // The bridges once the workers run: their connections live on the workers' loops.
+  starling::bridge::Bridges bridges(broker, server);
+  bridges.start(config.bridges);
+
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
@@ -234,10 +240,12 @@ int main(int argc, char** argv) {
         Config fresh = load(config_path, overrides);
         // The password and ACL files first: if one is bad, nothing changes.
         broker.access().load(fresh.auth);
+        starling::bridge::Bridges::check(fresh);
         auto needs_restart = starling::config::reload_into(config, fresh);
         set_log_level(config.log_level);
         broker.reload(config);
         server.reload_certificates();
+        bridges.reload(config.bridges);
         spdlog::info("SIGHUP: reloaded {} (and the password, ACL and certificate files)",
                      config_path);
         for (const auto& name : needs_restart) {
@@ -254,6 +262,8 @@ int main(int argc, char** argv) {
   // Kafka consumers first: nothing new is routed, and what was routed is committed.
   if (bridge) bridge->stop_consumers();
   if (cluster) cluster->stop_reading();
+  // The remotes get DISCONNECT; what waits for them stays in the bridges' sessions.
+  bridges.stop();
   // Wills of the clients closed here are still forwarded to the other nodes.
   server.stop();
   if (cluster) cluster->leave();

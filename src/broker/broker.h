@@ -21,6 +21,7 @@
 #include "broker/external_bridge.h"
 #include "broker/ingress.h"
 #include "broker/message.h"
+#include "broker/mqtt_bridges.h"
 #include "broker/retained_store.h"
 #include "broker/session.h"
 #include "broker/subscription_tree.h"
@@ -85,6 +86,9 @@ class Broker {
   // subscriptions become routes) and taken back (null) before the cluster goes.
   void set_cluster(ClusterLink* cluster) { cluster_ = cluster; }
   ClusterLink* cluster() const { return cluster_; }
+  // The bridges to other MQTT brokers ([[bridges]]), for the HTTP API; null without any.
+  void set_mqtt_bridges(MqttBridges* bridges) { mqtt_bridges_.store(bridges); }
+  MqttBridges* mqtt_bridges() const { return mqtt_bridges_.load(); }
   // The net layer's control over connections (kick, resume reading), handed over once the
   // server exists and taken back (null) before it goes.
   void set_connection_control(ConnectionControl* control) { connections_.attach(control); }
@@ -214,6 +218,7 @@ class Broker {
   store::Store* const store_;
   ExternalBridge* bridge_ = nullptr;
   ClusterLink* cluster_ = nullptr;
+  std::atomic<MqttBridges*> mqtt_bridges_{nullptr};
   ConnectionControlRelay connections_;
   Ingress ingress_{*this};
   AccessControl access_;

@@ -233,6 +233,13 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
     return false;
   }
 
+  if (c.client_id.starts_with(config::kBridgeClientIdPrefix) && !transport_.is_bridge()) {
+    refuse_connect(rc::ClientIdentifierNotValid, "client identifiers starting with $bridge/ are "
+                                                 "the bridges' own");
+    return false;
+  }
+  bridge_peer_ = c.bridge;
+
   // Will.
   if (c.will) {
     if (!mqtt::valid_topic_name(c.will->topic)) {
@@ -811,8 +818,10 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
     }
     SubscriptionOptions options;
     options.qos = std::min(req.qos, mqtt_cfg.max_qos);
-    options.no_local = req.no_local;
-    options.retain_as_published = req.retain_as_published;
+    // A 3.1.1 bridge (Mosquitto's bridge flag) gets what 5.0 bridges ask for: not its own
+    // messages back, retained flags as published.
+    options.no_local = req.no_local || (bridge_peer_ && !shared);
+    options.retain_as_published = req.retain_as_published || bridge_peer_;
     options.retain_handling = req.retain_handling;
     options.subscription_id = sub_id;
     bool existed = broker_.subscribe(session_, req.filter, options, ticket, &route_wait);

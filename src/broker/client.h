@@ -35,6 +35,8 @@ class Transport {
   virtual const std::string& listener_name() const = 0;
   // The verified client certificate's CN, on a listener with username_from_cert.
   virtual std::optional<std::string> certificate_username() const = 0;
+  // A bridge of this broker to another one (src/bridge): may use the "$bridge/" client ids.
+  virtual bool is_bridge() const { return false; }
 };
 
 class Client {
@@ -190,6 +192,7 @@ class Client {
   uint16_t receive_maximum_;
   uint16_t topic_alias_maximum_;
   bool request_problem_information_ = true;
+  bool bridge_peer_ = false;  // the client is another broker's bridge (3.1.1 bridge flag)
   uint32_t client_maximum_packet_size_ = 0;  // from its CONNECT (5.0); 0: no limit
   bool session_expiry_was_zero_ = true;
   std::vector<std::string> inbound_aliases_;  // index = alias - 1

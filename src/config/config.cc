@@ -31,6 +31,7 @@ const std::vector<Field<Config>>& top_fields() {
       auth_section(),
       kafka_section(),
       cluster_section(),
+      bridges_section(),
       mqtt_section(),
       limits_section(),
   };
@@ -197,6 +198,7 @@ std::vector<std::string> reload_into(Config& live, const Config& fresh) {
   live.mqtt = fresh.mqtt;
   live.limits = fresh.limits;
   live.auth = fresh.auth;  // password and ACL files are read again by the caller
+  live.bridges = fresh.bridges;  // a changed bridge reconnects with its new settings
   // Certificates are read again for new connections; the listener's shape needs a restart.
   if (shape(live.listeners) == shape(fresh.listeners)) live.listeners = fresh.listeners;
   // HTTP limits and tokens apply to new requests; the address and the switch need a restart.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/auth_settings.h"
+#include "config/bridge_settings.h"
 #include "config/cluster_settings.h"
 #include "config/endpoint.h"
 #include "config/error.h"
@@ -35,6 +36,7 @@ struct Config {
   AuthSettings auth;
   KafkaSettings kafka;
   ClusterSettings cluster;
+  std::vector<BridgeSettings> bridges;  // [[bridges]]
   // Whether a listener lets clients in without a user name or certificate identity.
   bool allows_anonymous(const Listener& l) const {
     return l.allow_anonymous.value_or(auth.password_file.empty());

@@ -133,6 +133,11 @@ std::optional<Response> Api::handle(const Request& request, const RequestContext
     if (auto denied = guard(Scope::Read)) return denied;
     return show_cluster(server_.broker());
   }
+  if (what == "bridges" && (s.size() == 3 || s.size() == 4)) {
+    if (!get) return method_not_allowed("GET, HEAD");
+    if (auto denied = guard(Scope::Read)) return denied;
+    return show_bridges(server_.broker(), s.size() == 4 ? s[3] : std::string());
+  }
   if (what == "stats" && s.size() == 3) {
     if (!get) return method_not_allowed("GET, HEAD");
     if (auto denied = guard(Scope::Read)) return denied;
@@ -168,6 +173,11 @@ Response Api::readyz() {
     cluster_ok = st.ready;
     checks["cluster"] = st.detail;
   }
+  // Bridges are reported, not waited for: a remote that is away does not make this broker
+  // less able to serve its own clients (what goes out waits in the bridge's session).
+  if (const broker::MqttBridges* bridges = b.mqtt_bridges()) {
+    checks["bridges"] = bridges->status().detail;
+  }
   const bool ready = listeners && store_ok && kafka_ok && cluster_ok;
   nlohmann::ordered_json body = {{"status", ready ? "ready" : "not ready"}, {"checks", checks}};
   return json_response(ready ? 200 : 503, body.dump());
@@ -196,6 +206,7 @@ Response Api::metrics() {
   r.body = metrics::render_prometheus(g, STARLING_VERSION);
   if (const broker::ExternalBridge* bridge = b.bridge()) bridge->render_metrics(r.body);
   if (const broker::ClusterLink* cluster = b.cluster()) cluster->render_metrics(r.body);
+  if (const broker::MqttBridges* bridges = b.mqtt_bridges()) bridges->render_metrics(r.body);
   return r;
 }
 

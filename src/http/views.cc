@@ -248,6 +248,36 @@ Response stats(broker::Broker& broker, size_t http_connections) {
   return ok(body);
 }
 
+Response show_bridges(broker::Broker& broker, const std::string& name) {
+  json bridges = json::array();
+  const broker::MqttBridges* all = broker.mqtt_bridges();
+  for (const broker::MqttBridgeInfo& b : all ? all->list() : std::vector<broker::MqttBridgeInfo>{}) {
+    if (!name.empty() && b.name != name) continue;
+    json failures = json::object();
+    for (const auto& [reason, count] : b.failures_by_reason)
+      failures[reason] = count;
+    json one = {{"name", b.name},
+                {"state", b.state},
+                {"remote", b.remote},
+                {"protocol", b.protocol},
+                {"tls", b.tls},
+                {"connected_since_ms", b.connected_since_ms},
+                {"queued", b.queued},
+                {"inflight", b.inflight},
+                {"sent", b.sent},
+                {"received", b.received},
+                {"connects", b.connects},
+                {"connect_failures", b.connect_failures},
+                {"failures_by_reason", failures},
+                {"unmatched", b.unmatched},
+                {"last_error", b.last_error}};
+    if (!name.empty()) return json_response(200, one.dump());
+    bridges.push_back(std::move(one));
+  }
+  if (!name.empty()) return json_error(404, "not_found", "no bridge with this name");
+  return json_response(200, json{{"bridges", bridges}}.dump());
+}
+
 Response show_cluster(broker::Broker& broker) {
   const broker::ClusterLink* cluster = broker.cluster();
   if (cluster == nullptr) return json_error(404, "not_found", "this broker is not in a cluster");

@@ -17,6 +17,8 @@ Response kick_client(broker::Broker& broker, const std::string& client_id);
 Response list_subscriptions(broker::Broker& broker, const QueryParams& query);
 Response list_retained(broker::Broker& broker, const QueryParams& query);
 Response stats(broker::Broker& broker, size_t http_connections);
+// GET /api/v1/bridges[/<name>]: the bridges to other MQTT brokers (404 for an unknown name).
+Response show_bridges(broker::Broker& broker, const std::string& name);
 // GET /api/v1/cluster: the nodes as this one sees them (404 without [cluster]).
 Response show_cluster(broker::Broker& broker);
 // DELETE /api/v1/cluster/nodes/<id>: retires a node that is gone for good.

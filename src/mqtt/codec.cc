@@ -117,6 +117,10 @@ Status decode_connect(uint8_t flags, std::string_view body, Connect& out) {
   std::string_view name;
   uint8_t level = 0;
   if (!r.string(name) || !r.u8(level)) return malformed("truncated protocol name or level");
+  // Mosquitto's bridge flag on 3.1 and 3.1.1 (its try_private): the client is a bridge, which
+  // does not want its own messages back and wants retained flags as published.
+  out.bridge = (level & 0x80) != 0 && (level & 0x7F) != 5;
+  if (out.bridge) level &= 0x7F;
   if (name == "MQTT" && level == 5) {
     out.version = Version::V5;
   } else if (name == "MQTT" && level == 4) {
@@ -464,7 +468,8 @@ void encode_connect(const Connect& p, std::string& out) {
   const bool v5 = p.version == Version::V5;
   emit(out, first_byte(PacketType::Connect), [&](auto& s) {
     s.string(p.version == Version::V31 ? "MQIsdp" : "MQTT");
-    s.u8(static_cast<uint8_t>(p.version));
+    s.u8(static_cast<uint8_t>(static_cast<uint8_t>(p.version) |
+                              (p.bridge && p.version != Version::V5 ? 0x80 : 0)));
     uint8_t flags = 0;
     if (p.clean_start) flags |= 0x02;
     if (p.will) {

@@ -136,6 +136,8 @@ struct Connect {
   std::optional<std::string> username;
   std::optional<std::string> password;  // binary
   Properties properties;
+  // 3.1/3.1.1 only: protocol level with 0x80, Mosquitto's bridge flag (try_private).
+  bool bridge = false;
   bool operator==(const Connect&) const = default;
 };
 

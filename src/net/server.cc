@@ -192,6 +192,8 @@ void Server::kick(broker::Attachment connection, uint8_t reason_code) {
       const char* why = reason_code == mqtt::reason::AdministrativeAction ? "administrative action"
                                                                           : "session taken over";
       c->client().disconnect(reason_code, why);
+    } else if (LoopEndpoint* e = w.find_endpoint(token); e && e->client()) {
+      e->client()->disconnect(reason_code, "session taken over");
     }
   });
 }
@@ -199,14 +201,22 @@ void Server::kick(broker::Attachment connection, uint8_t reason_code) {
 void Server::resume_reading(broker::Attachment connection) {
   Worker& w = worker_of(connection);
   w.loop().post([&w, token = connection.token] {
-    if (Connection* c = w.find(token)) c->pause_reading(false);
+    if (Connection* c = w.find(token)) {
+      c->pause_reading(false);
+    } else if (LoopEndpoint* e = w.find_endpoint(token)) {
+      e->pause_reading(false);
+    }
   });
 }
 
 void Server::cluster_wait_over(broker::Attachment connection) {
   Worker& w = worker_of(connection);
   w.loop().post([&w, token = connection.token] {
-    if (Connection* c = w.find(token)) c->client().cluster_wait_over();
+    if (Connection* c = w.find(token)) {
+      c->client().cluster_wait_over();
+    } else if (LoopEndpoint* e = w.find_endpoint(token); e && e->client()) {
+      e->client()->cluster_wait_over();
+    }
   });
 }
 

@@ -50,6 +50,9 @@ class Server final : public broker::ConnectionControl {
   // listener whose files fail keeps its current ones (logged).
   void reload_certificates();
   size_t worker_count() const { return workers_.size(); }
+  Worker& worker(size_t index) { return *workers_[index]; }
+  // A token for something new on a loop (connections and bridges share the numbering).
+  uint64_t new_token() { return next_token_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   Worker& worker_of(const broker::Attachment& a) { return *workers_[a.loop->index()]; }

@@ -13,7 +13,11 @@ namespace starling::net {
 Worker::Worker(unsigned index, broker::Broker& broker, Admission& admission)
     : broker_(broker), admission_(admission), loop_(index) {
   loop_.set_wake_handler([this](uint64_t token) {
-    if (Connection* c = find(token)) c->flush();
+    if (Connection* c = find(token)) {
+      c->flush();
+    } else if (LoopEndpoint* e = find_endpoint(token)) {
+      e->flush();
+    }
   });
   loop_.every(std::chrono::milliseconds(500), [this] { tick(); });
 }
@@ -46,6 +50,11 @@ void Worker::adopt(int fd, uint64_t token, std::string peer,
 Connection* Worker::find(uint64_t token) {
   auto it = connections_.find(token);
   return it == connections_.end() ? nullptr : it->second.get();
+}
+
+LoopEndpoint* Worker::find_endpoint(uint64_t token) {
+  auto it = endpoints_.find(token);
+  return it == endpoints_.end() ? nullptr : it->second;
 }
 
 void Worker::remove(uint64_t token) {

@@ -79,10 +79,39 @@ struct BioDeleter {
   void operator()(BIO* bio) const { BIO_free(bio); }
 };
 
+// Loads a certificate chain and its private key into ctx (a server's, or a client's for
+// mutual TLS). Throws naming the file at fault.
+void use_certificate_and_key(SSL_CTX* ctx, const std::string& cert_file,
+                             const std::string& key_file) {
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+    throw std::runtime_error("TLS certificate file " + cert_file + ": " +
+                             take_openssl_error());
+  }
+  // The key is read here rather than by SSL_CTX_use_PrivateKey_file to tell a file that is
+  // not a key from a key of another certificate.
+  std::unique_ptr<BIO, BioDeleter> key_bio(BIO_new_file(key_file.c_str(), "r"));
+  std::unique_ptr<EVP_PKEY, KeyDeleter> key(
+      key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_password, nullptr) : nullptr);
+  if (!key) {
+    throw std::runtime_error("TLS key file " + key_file +
+                             ": not an unencrypted PEM private key (" + take_openssl_error() + ")");
+  }
+  X509* cert = SSL_CTX_get0_certificate(ctx);
+  if (!cert || X509_check_private_key(cert, key.get()) != 1) {
+    ERR_clear_error();
+    throw std::runtime_error("TLS key file " + key_file +
+                             " does not match the certificate in " + cert_file);
+  }
+  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    throw std::runtime_error("TLS key file " + key_file + ": " + take_openssl_error());
+  }
+}
+
 }  // namespace
 
-TlsContext::TlsContext(SSL_CTX* ctx, TlsSettings settings)
-    : ctx_(ctx), settings_(std::move(settings)) {}
+TlsContext::TlsContext(SSL_CTX* ctx, TlsSettings settings, bool client)
+    : ctx_(ctx), settings_(std::move(settings)), client_(client) {}
 
 TlsContext::~TlsContext() {
   SSL_CTX_free(ctx_);
@@ -131,29 +160,7 @@ std::shared_ptr<TlsContext> TlsContext::create(const TlsSettings& settings) {
                              "\": " + take_openssl_error());
   }
 
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), settings.cert_file.c_str()) != 1) {
-    throw std::runtime_error("TLS certificate file " + settings.cert_file + ": " +
-                             take_openssl_error());
-  }
-  // The key is read here rather than by SSL_CTX_use_PrivateKey_file to tell a file that is
-  // not a key from a key of another certificate.
-  std::unique_ptr<BIO, BioDeleter> key_bio(BIO_new_file(settings.key_file.c_str(), "r"));
-  std::unique_ptr<EVP_PKEY, KeyDeleter> key(
-      key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_password, nullptr) : nullptr);
-  if (!key) {
-    throw std::runtime_error("TLS key file " + settings.key_file +
-                             ": not an unencrypted PEM private key (" + take_openssl_error() + ")");
-  }
-  X509* cert = SSL_CTX_get0_certificate(ctx.get());
-  if (!cert || X509_check_private_key(cert, key.get()) != 1) {
-    ERR_clear_error();
-    throw std::runtime_error("TLS key file " + settings.key_file +
-                             " does not match the certificate in " + settings.cert_file);
-  }
-  if (SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 ||
-      SSL_CTX_check_private_key(ctx.get()) != 1) {
-    throw std::runtime_error("TLS key file " + settings.key_file + ": " + take_openssl_error());
-  }
+  use_certificate_and_key(ctx.get(), settings.cert_file, settings.key_file);
 
   if (!settings.ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(ctx.get(), settings.ca_file.c_str(), nullptr) != 1) {
@@ -176,7 +183,41 @@ std::shared_ptr<TlsContext> TlsContext::create(const TlsSettings& settings) {
   return std::shared_ptr<TlsContext>(new TlsContext(ctx.release(), settings));
 }
 
-TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context) : context_(std::move(context)) {
+std::shared_ptr<TlsContext> TlsContext::create_client(const TlsClientSettings& settings) {
+  if (!settings.cert_file.empty()) {
+    check_readable("certificate", settings.cert_file);
+    check_readable("key", settings.key_file);
+  }
+  if (!settings.ca_file.empty()) check_readable("CA", settings.ca_file);
+  ERR_clear_error();
+  std::unique_ptr<SSL_CTX, CtxDeleter> ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) throw std::runtime_error("TLS context: " + take_openssl_error());
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_default_passwd_cb(ctx.get(), no_password);
+  if (!settings.cert_file.empty()) {
+    use_certificate_and_key(ctx.get(), settings.cert_file, settings.key_file);
+  }
+  if (!settings.ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx.get(), settings.ca_file.c_str(), nullptr) != 1) {
+      throw std::runtime_error("TLS CA file " + settings.ca_file + ": " + take_openssl_error());
+    }
+  } else if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
+    throw std::runtime_error("TLS: the system's CA certificates: " + take_openssl_error());
+  }
+  SSL_CTX_set_verify(ctx.get(), settings.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  static constexpr unsigned char kAlpn[] = {4, 'm', 'q', 't', 't'};
+  SSL_CTX_set_alpn_protos(ctx.get(), kAlpn, sizeof kAlpn);
+  ERR_clear_error();
+  TlsSettings kept;
+  kept.ca_file = settings.ca_file;
+  kept.cert_file = settings.cert_file;
+  kept.key_file = settings.key_file;
+  return std::shared_ptr<TlsContext>(new TlsContext(ctx.release(), std::move(kept), true));
+}
+
+TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, const std::string& server_name)
+    : context_(std::move(context)) {
   ssl_ = SSL_new(context_->native());
   in_ = BIO_new(BIO_s_mem());
   out_ = BIO_new(BIO_s_mem());
@@ -191,7 +232,17 @@ TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context) : context_(std::move(con
   BIO_set_mem_eof_return(in_, -1);
   BIO_set_mem_eof_return(out_, -1);
   SSL_set_bio(ssl_, in_, out_);
-  SSL_set_accept_state(ssl_);
+  if (!context_->client()) {
+    SSL_set_accept_state(ssl_);
+    return;
+  }
+  // A bridge to another broker: SNI, and the certificate must name the host we asked for.
+  SSL_set_connect_state(ssl_);
+  if (!server_name.empty()) {
+    SSL_set_tlsext_host_name(ssl_, server_name.c_str());
+    SSL_set1_host(ssl_, server_name.c_str());
+  }
+  ERR_clear_error();
 }
 
 TlsLayer::~TlsLayer() {

@@ -31,22 +31,33 @@ struct TlsSettings {
   std::string username_from_cert;
 };
 
+// The client side, for bridges to other brokers.
+struct TlsClientSettings {
+  std::string ca_file;    // PEM CA certificates to verify the server with; "": the system's
+  std::string cert_file;  // a client certificate (PEM) and its key, for mutual TLS; "": none
+  std::string key_file;
+  bool verify = true;  // false: no certificate check at all (testing only)
+};
+
 class TlsContext {
  public:
   // Throws std::runtime_error naming the file or setting at fault.
   static std::shared_ptr<TlsContext> create(const TlsSettings& settings);
+  static std::shared_ptr<TlsContext> create_client(const TlsClientSettings& settings);
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
   ssl_ctx_st* native() const { return ctx_; }
   const TlsSettings& settings() const { return settings_; }
+  bool client() const { return client_; }
 
  private:
-  TlsContext(ssl_ctx_st* ctx, TlsSettings settings);
+  TlsContext(ssl_ctx_st* ctx, TlsSettings settings, bool client = false);
 
   ssl_ctx_st* ctx_;
   TlsSettings settings_;
+  bool client_;
 };
 
 // The listener's current context: a reload (SIGHUP) swaps in a new one for new connections
@@ -66,7 +77,9 @@ class TlsContextHolder {
 
 class TlsLayer final : public StreamLayer {
  public:
-  explicit TlsLayer(std::shared_ptr<TlsContext> context);
+  // server_name: for a client context, the SNI name and the name the server's certificate
+  // must carry (when the context verifies).
+  explicit TlsLayer(std::shared_ptr<TlsContext> context, const std::string& server_name = {});
   ~TlsLayer() override;
   TlsLayer(const TlsLayer&) = delete;
   TlsLayer& operator=(const TlsLayer&) = delete;
