@@ -281,14 +281,15 @@ void BridgeLink::send_connect() {
   c.version = remote_version_;
   c.clean_start = settings_.clean_start;
   c.keep_alive = settings_.keep_alive;
-  c.client_id = settings_.client_id.empty() ? default_client_id(settings_.name)
-                                            : settings_.client_id;
+  c.client_id =
+      settings_.client_id.empty() ? default_client_id(settings_.name) : settings_.client_id;
   if (!settings_.username.empty()) c.username = settings_.username;
   if (!settings_.password.empty()) c.password = settings_.password;
   c.bridge = remote_version_ != Version::V5 && use_bridge_flag_;
   if (remote_version_ == Version::V5) {
     const auto settings = broker_.settings();
-    if (settings_.session_expiry > 0) c.properties.session_expiry_interval = settings_.session_expiry;
+    if (settings_.session_expiry > 0)
+      c.properties.session_expiry_interval = settings_.session_expiry;
     c.properties.receive_maximum = settings->mqtt.receive_maximum;
     if (settings->mqtt.max_packet_size > 0) {
       c.properties.maximum_packet_size = settings->mqtt.max_packet_size;
@@ -404,8 +405,8 @@ bool BridgeLink::on_remote_packet(const mqtt::FrameHeader& header, std::string_v
       const auto& subs = map_.remote_subscriptions();
       for (size_t i = 0; i < ack.reason_codes.size() && i < subs.size(); ++i) {
         if (ack.reason_codes[i] < 0x80) continue;
-        const std::string why = "the remote refused the subscription to " + subs[i].filter +
-                                " (" + reason_text(ack.reason_codes[i]) + ")";
+        const std::string why = "the remote refused the subscription to " + subs[i].filter + " (" +
+                                reason_text(ack.reason_codes[i]) + ")";
         spdlog::warn("bridge {}: {}", settings_.name, why);
         std::lock_guard lock(mutex_);
         last_error_ = why;
@@ -653,8 +654,7 @@ void BridgeLink::tick() {
     case State::AwaitConnack:
     case State::Subscribing:
       if (now >= deadline_) {
-        fail("no answer within " + std::to_string(settings_.connect_timeout_ms) + " ms",
-             "timeout");
+        fail("no answer within " + std::to_string(settings_.connect_timeout_ms) + " ms", "timeout");
       }
       return;
     case State::Up:
@@ -797,8 +797,8 @@ void BridgeLink::local_packet(const mqtt::FrameHeader& header, std::string_view 
       mqtt::Connack ack;
       mqtt::decode_connack(header.flags(), body, Version::V5, ack);
       if (rc::is_failure(ack.reason_code)) {
-        const std::string why = "this broker refused the bridge's session: " +
-                                reason_text(ack.reason_code);
+        const std::string why =
+            "this broker refused the bridge's session: " + reason_text(ack.reason_code);
         spdlog::error("bridge {}: {}", settings_.name, why);
         std::lock_guard lock(mutex_);
         last_error_ = why;
@@ -811,8 +811,8 @@ void BridgeLink::local_packet(const mqtt::FrameHeader& header, std::string_view 
       const auto& subs = map_.local_subscriptions();
       for (size_t i = 0; i < ack.reason_codes.size() && i < subs.size(); ++i) {
         if (ack.reason_codes[i] < 0x80) continue;
-        const std::string why = "this broker refused the subscription to " + subs[i].filter +
-                                " (" + reason_text(ack.reason_codes[i]) + ")";
+        const std::string why = "this broker refused the subscription to " + subs[i].filter + " (" +
+                                reason_text(ack.reason_codes[i]) + ")";
         spdlog::error("bridge {}: {}", settings_.name, why);
         std::lock_guard lock(mutex_);
         last_error_ = why;

@@ -34,7 +34,9 @@
 
 namespace starling::bridge {
 
-class BridgeLink final : public core::IoHandler, public broker::Transport, public net::LoopEndpoint {
+class BridgeLink final : public core::IoHandler,
+                         public broker::Transport,
+                         public net::LoopEndpoint {
  public:
   // Lives on worker's loop; token is its number there (Server::new_token).
   BridgeLink(config::BridgeSettings settings, broker::Broker& broker, net::Worker& worker,
@@ -112,10 +114,10 @@ class BridgeLink final : public core::IoHandler, public broker::Transport, publi
 
   // The remote connection (loop thread).
   int fd_ = -1;
-  size_t address_index_ = 0;   // the address tried now or next
+  size_t address_index_ = 0;  // the address tried now or next
   size_t attempts_in_round_ = 0;
-  unsigned failures_ = 0;      // consecutive rounds without a CONNACK: the backoff doubles
-  bool use_bridge_flag_;       // 3.1.1: try the bridge flag (dropped when refused)
+  unsigned failures_ = 0;         // consecutive rounds without a CONNACK: the backoff doubles
+  bool use_bridge_flag_;          // 3.1.1: try the bridge flag (dropped when refused)
   Clock::time_point deadline_{};  // connect timeout, or the end of the backoff
   Clock::time_point last_sent_{};
   Clock::time_point last_received_{};
@@ -123,8 +125,8 @@ class BridgeLink final : public core::IoHandler, public broker::Transport, publi
   uint16_t next_packet_id_ = 1;
   uint16_t subscribe_id_ = 0;  // the remote SUBSCRIBE waited for
   std::unique_ptr<net::TlsLayer> tls_;
-  std::string rbuf_;           // plaintext from the remote, an incomplete frame
-  std::string wbuf_;           // bytes for the socket (after TLS)
+  std::string rbuf_;  // plaintext from the remote, an incomplete frame
+  std::string wbuf_;  // bytes for the socket (after TLS)
   size_t wpos_ = 0;
   bool want_write_ = false;
   bool reading_paused_ = false;
@@ -133,7 +135,7 @@ class BridgeLink final : public core::IoHandler, public broker::Transport, publi
 
   // The local side.
   std::unique_ptr<broker::Client> local_;
-  std::string local_buf_;  // local bytes not yet cut into packets
+  std::string local_buf_;          // local bytes not yet cut into packets
   uint64_t local_generation_ = 0;  // counts local closes (frames of a closed one are left)
   bool in_from_local_ = false;
 

@@ -98,9 +98,8 @@ void Bridges::reload(const std::vector<config::BridgeSettings>& bridges) {
       }
     }
     for (const config::BridgeSettings& b : bridges) {
-      const bool running = std::any_of(links_.begin(), links_.end(), [&](const auto& l) {
-        return l->settings() == b;
-      });
+      const bool running = std::any_of(links_.begin(), links_.end(),
+                                       [&](const auto& l) { return l->settings() == b; });
       if (!running) coming.push_back(&b);
     }
   }

@@ -234,8 +234,9 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
   }
 
   if (c.client_id.starts_with(config::kBridgeClientIdPrefix) && !transport_.is_bridge()) {
-    refuse_connect(rc::ClientIdentifierNotValid, "client identifiers starting with $bridge/ are "
-                                                 "the bridges' own");
+    refuse_connect(rc::ClientIdentifierNotValid,
+                   "client identifiers starting with $bridge/ are "
+                   "the bridges' own");
     return false;
   }
   bridge_peer_ = c.bridge;

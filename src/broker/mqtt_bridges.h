@@ -15,9 +15,9 @@ namespace starling::broker {
 
 struct MqttBridgeInfo {
   std::string name;
-  std::string state;       // "connecting", "connected", "backoff"
-  std::string remote;      // the address in use or last tried, "host:port"
-  std::string protocol;    // "3.1.1" or "5.0"
+  std::string state;     // "connecting", "connected", "backoff"
+  std::string remote;    // the address in use or last tried, "host:port"
+  std::string protocol;  // "3.1.1" or "5.0"
   bool tls = false;
   int64_t connected_since_ms = 0;  // Unix time; 0 while not connected
   uint64_t queued = 0;             // outgoing messages waiting (in memory and in the store)
@@ -30,7 +30,7 @@ struct MqttBridgeInfo {
   // Messages no rule matched (of a rule removed while the remote or the session still had
   // its subscription): acknowledged and dropped.
   uint64_t unmatched = 0;
-  std::string last_error;          // "" when none since the last connection came up
+  std::string last_error;  // "" when none since the last connection came up
 };
 
 class MqttBridges {

@@ -80,7 +80,8 @@ std::string read_pattern(const Reader& r, const toml::node& n, const std::string
   std::string_view group, rest;
   if (!value.empty() &&
       (!mqtt::valid_topic_filter(value) || mqtt::split_shared_filter(value, group, rest))) {
-    r.fail(n, path + " = " + quoted(value) + " is not an MQTT topic filter (such as \"sensors/#\")");
+    r.fail(n,
+           path + " = " + quoted(value) + " is not an MQTT topic filter (such as \"sensors/#\")");
   }
   return value;
 }
@@ -193,8 +194,8 @@ std::vector<BridgeSettings> read_bridges(const Reader& r, const toml::node& node
     if (b.tls_cert.empty() != b.tls_key.empty()) {
       r.fail(line, bridge_path + ": tls_cert and tls_key go together");
     }
-    const bool tls_keys = !b.tls_ca.empty() || !b.tls_cert.empty() ||
-                          !b.tls_server_name.empty() || !b.tls_verify;
+    const bool tls_keys =
+        !b.tls_ca.empty() || !b.tls_cert.empty() || !b.tls_server_name.empty() || !b.tls_verify;
     if (tls_keys && !b.tls) r.fail(line, bridge_path + ": tls_* keys need tls = true");
     if (b.reconnect_min_ms > b.reconnect_max_ms) {
       r.fail(line, bridge_path + ": reconnect_min_ms is above reconnect_max_ms");

@@ -13,7 +13,7 @@ namespace starling::config {
 
 // [[bridges.topics]]: which messages cross, and how their topics change on the way.
 struct BridgeTopic {
-  std::string pattern = "#";  // a filter; "" with prefixes that are whole topics
+  std::string pattern = "#";      // a filter; "" with prefixes that are whole topics
   std::string direction = "out";  // "out" (to the remote), "in" (from it), "both"
   uint8_t qos = 1;                // the subscriptions' QoS on each side: the most a message keeps
   std::string local_prefix;       // prepended here ...
@@ -40,12 +40,12 @@ struct BridgeSettings {
   std::string client_id;                 // at the remote; "" = "<hostname>.<name>"
   std::string username;                  // at the remote; "" = none
   std::string password;
-  uint16_t keep_alive = 60;            // seconds
-  bool clean_start = false;            // false: the remote keeps our session while we are away
-  uint32_t session_expiry = 86400;     // 5.0: how long the remote keeps it (seconds)
-  bool try_private = true;             // 3.1.1: protocol level | 0x80 (Mosquitto's bridge flag)
-  uint32_t reconnect_min_ms = 1000;    // backoff after a failed attempt, doubling ...
-  uint32_t reconnect_max_ms = 30000;   // ... up to this
+  uint16_t keep_alive = 60;             // seconds
+  bool clean_start = false;             // false: the remote keeps our session while we are away
+  uint32_t session_expiry = 86400;      // 5.0: how long the remote keeps it (seconds)
+  bool try_private = true;              // 3.1.1: protocol level | 0x80 (Mosquitto's bridge flag)
+  uint32_t reconnect_min_ms = 1000;     // backoff after a failed attempt, doubling ...
+  uint32_t reconnect_max_ms = 30000;    // ... up to this
   uint32_t connect_timeout_ms = 10000;  // TCP, TLS and CONNACK
   // The local identity incoming messages are published under ([auth] acl_file rules for this
   // user name and the client id "$bridge/<name>"); "" = anonymous.
@@ -55,8 +55,8 @@ struct BridgeSettings {
   uint64_t max_queued_bytes = 0;
   // TLS to the remote.
   bool tls = false;
-  std::string tls_ca;           // PEM CA file; "" = the system's CAs
-  std::string tls_cert;         // client certificate (PEM), with tls_key
+  std::string tls_ca;    // PEM CA file; "" = the system's CAs
+  std::string tls_cert;  // client certificate (PEM), with tls_key
   std::string tls_key;
   std::string tls_server_name;  // SNI and the name checked in the certificate; "" = the host
   bool tls_verify = true;       // false: no certificate check at all (testing only)

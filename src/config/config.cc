@@ -197,7 +197,7 @@ std::vector<std::string> reload_into(Config& live, const Config& fresh) {
   live.sys = fresh.sys;
   live.mqtt = fresh.mqtt;
   live.limits = fresh.limits;
-  live.auth = fresh.auth;  // password and ACL files are read again by the caller
+  live.auth = fresh.auth;        // password and ACL files are read again by the caller
   live.bridges = fresh.bridges;  // a changed bridge reconnects with its new settings
   // Certificates are read again for new connections; the listener's shape needs a restart.
   if (shape(live.listeners) == shape(fresh.listeners)) live.listeners = fresh.listeners;

@@ -251,7 +251,8 @@ Response stats(broker::Broker& broker, size_t http_connections) {
 Response show_bridges(broker::Broker& broker, const std::string& name) {
   json bridges = json::array();
   const broker::MqttBridges* all = broker.mqtt_bridges();
-  for (const broker::MqttBridgeInfo& b : all ? all->list() : std::vector<broker::MqttBridgeInfo>{}) {
+  for (const broker::MqttBridgeInfo& b :
+       all ? all->list() : std::vector<broker::MqttBridgeInfo>{}) {
     if (!name.empty() && b.name != name) continue;
     json failures = json::object();
     for (const auto& [reason, count] : b.failures_by_reason)

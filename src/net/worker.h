@@ -23,8 +23,8 @@ class Connection;
 class LoopEndpoint {
  public:
   virtual ~LoopEndpoint() = default;
-  virtual void flush() = 0;                // its session has output (a wake-up)
-  virtual broker::Client* client() = 0;    // null while it has no local client
+  virtual void flush() = 0;              // its session has output (a wake-up)
+  virtual broker::Client* client() = 0;  // null while it has no local client
   virtual void pause_reading(bool paused) = 0;
 };
 

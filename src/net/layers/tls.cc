@@ -84,8 +84,7 @@ struct BioDeleter {
 void use_certificate_and_key(SSL_CTX* ctx, const std::string& cert_file,
                              const std::string& key_file) {
   if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
-    throw std::runtime_error("TLS certificate file " + cert_file + ": " +
-                             take_openssl_error());
+    throw std::runtime_error("TLS certificate file " + cert_file + ": " + take_openssl_error());
   }
   // The key is read here rather than by SSL_CTX_use_PrivateKey_file to tell a file that is
   // not a key from a key of another certificate.
@@ -93,17 +92,16 @@ void use_certificate_and_key(SSL_CTX* ctx, const std::string& cert_file,
   std::unique_ptr<EVP_PKEY, KeyDeleter> key(
       key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_password, nullptr) : nullptr);
   if (!key) {
-    throw std::runtime_error("TLS key file " + key_file +
-                             ": not an unencrypted PEM private key (" + take_openssl_error() + ")");
+    throw std::runtime_error("TLS key file " + key_file + ": not an unencrypted PEM private key (" +
+                             take_openssl_error() + ")");
   }
   X509* cert = SSL_CTX_get0_certificate(ctx);
   if (!cert || X509_check_private_key(cert, key.get()) != 1) {
     ERR_clear_error();
-    throw std::runtime_error("TLS key file " + key_file +
-                             " does not match the certificate in " + cert_file);
+    throw std::runtime_error("TLS key file " + key_file + " does not match the certificate in " +
+                             cert_file);
   }
-  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 ||
-      SSL_CTX_check_private_key(ctx) != 1) {
+  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
     throw std::runtime_error("TLS key file " + key_file + ": " + take_openssl_error());
   }
 }
