@@ -11,8 +11,8 @@ import threading
 import time
 import unittest
 
-from harness import (HOST, Broker, MqttClient, check_no_sanitizer_report, free_port, http_get,
-                     scrape_metrics, unique, wait_for_port, wait_until)
+from harness import (HOST, Broker, MqttClient, dashboard_queries, exported_series, free_port,
+                     http_get, scrape_metrics, series_in, unique, wait_for_port, wait_until)
 from tls_certs import make_pki
 
 
@@ -352,6 +352,14 @@ class TestTlsAndRefusals(BridgeTestCase):
                      (("bridge", "wrong"), ("reason", "tls")))], 2)
         self.assertEqual(samples[("starling_bridge_connected", (("bridge", "good"),))], 1)
         self.assertIn("certificate verify failed", local.log())
+        # The dashboard's bridge row queries only series a broker with bridges exports.
+        used = series_in(dashboard_queries(), "starling_bridge_")
+        self.assertGreater(len(used), 4)
+        status, body = http_get(local.http_port, "/metrics")
+        self.assertEqual(used - exported_series(body.decode()), set())
+        status, body = http_get(local.http_port, "/readyz")
+        self.assertEqual(status, 200)
+        self.assertIn("good: connected", json.loads(body)["checks"]["bridges"])
 
     def test_refused_credentials_back_off(self):
         tmp = tempfile.mkdtemp(prefix="starling-bridge-pw-")
