@@ -298,6 +298,85 @@ class TestNothingLost(BridgeTestCase):
         sub.expect_nothing(1.0)
 
 
+    def test_power_cut_with_messages_queued(self):
+        from power_cut import PowerCutDisk
+        remote = self.mosquitto(persistence=True)
+        sub_id = unique("sub")
+        self.persistent_subscriber(remote.port, "site/#", 2, sub_id).close()
+        remote.stop()
+        with PowerCutDisk() as disk:
+            local = Broker(config_text=bridge_config("m", remote.port, [("#", "out", 2, "", "site/")]),
+                           http=True, data_dir=os.path.join(disk.path, "data"))
+            local.start()
+            try:
+                pub = client(local.port)
+                n = 100
+                for i in range(n):  # each acknowledged once it is in the bridge's queue on disk
+                    pub.publish("q/x", str(i).encode(), qos=1 + i % 2)
+                pub.close()
+                local.kill9()
+                disk.cut()  # only what was synced is left
+                local.start()
+                info = bridges(local.http_port)["m"]
+                self.assertEqual(info["queued"] + info["inflight"], n)
+                remote.start()
+                wait_until(lambda: bridges(local.http_port)["m"]["queued"] == 0 and
+                           bridges(local.http_port)["m"]["inflight"] == 0, 60, "queue sent")
+            finally:
+                local.stop()
+        sub = self.keep(MqttClient(remote.port, version=4, client_id=sub_id, clean=False))
+        sub.connect()
+        got = sub.collect(n, timeout=30)
+        self.assertEqual(sorted(int(m.payload) for m in got), list(range(n)))
+
+
+class TestIdentityAndReload(BridgeTestCase):
+    def test_incoming_messages_pass_the_acl_as_the_bridge(self):
+        tmp = tempfile.mkdtemp(prefix="starling-bridge-acl-")
+        acl = os.path.join(tmp, "acl")
+        with open(acl, "w") as f:
+            f.write("topic read fromcloud/#\n\nuser edge-bridge\ntopic write fromcloud/ok/#\n")
+        remote = self.mosquitto()
+        local = self.starling(f'[auth]\nacl_file = "{acl}"\n' + bridge_config(
+            "m", remote.port, [("#", "in", 1, "fromcloud/", "cloud/")],
+            local_username="edge-bridge"))
+        wait_connected(local.http_port, "m")
+        here = self.client(local.port)
+        here.subscribe("fromcloud/#", qos=1)
+        pub = self.client(remote.port)
+        pub.publish("cloud/secret/1", b"no", qos=1)
+        pub.publish("cloud/ok/1", b"yes", qos=1)
+        m = here.get(timeout=20)
+        self.assertEqual((m.topic, m.payload), ("fromcloud/ok/1", b"yes"))
+        here.expect_nothing(1.0)
+        info = bridges(local.http_port)["m"]
+        self.assertEqual((info["state"], info["received"], info["connects"]), ("connected", 2, 1))
+
+    def test_sighup_applies_changed_and_new_bridges(self):
+        remote = self.mosquitto()
+        local = self.starling(bridge_config("a", remote.port, [("#", "out", 1, "", "old/")]))
+        wait_connected(local.http_port, "a")
+        at_remote = self.client(remote.port)
+        at_remote.subscribe([("old/#", 1), ("new/#", 1), ("second/#", 1)])
+        pub = self.client(local.port)
+        pub.publish("t", b"1", qos=1)
+        self.assertEqual(at_remote.get(timeout=20).topic, "old/t")
+        with open(os.path.join(local.tmp, "starling.toml"), "w") as f:
+            f.write(bridge_config("a", remote.port, [("#", "out", 1, "", "new/")]) +
+                    bridge_config("b", remote.port, [("x/#", "out", 1, "", "second/")],
+                                  client_id=unique("second")))
+        local.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "b" in bridges(local.http_port) and
+                   bridges(local.http_port)["b"]["state"] == "connected" and
+                   bridges(local.http_port)["a"]["state"] == "connected", 30, "reloaded")
+        pub.publish("t", b"2", qos=1)
+        pub.publish("x/y", b"3", qos=1)
+        got = sorted((m.topic, m.payload) for m in at_remote.collect(3, timeout=20))
+        # "x/y" matches both bridges' rules: each sends it once.
+        self.assertEqual(got, [("new/t", b"2"), ("new/x/y", b"3"), ("second/x/y", b"3")])
+        at_remote.expect_nothing(1.0)
+
+
 class TestLoops(BridgeTestCase):
     def run_both_ways(self, protocol):
         b = self.starling("")
