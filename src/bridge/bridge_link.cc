@@ -479,8 +479,10 @@ void BridgeLink::subscribe_remote() {
     return;
   }
   mqtt::Subscribe s;
-  // Before any PUBLISH of ours goes out: its id cannot collide with the session's.
-  s.packet_id = subscribe_id_ = next_packet_id_;
+  // Sent before the session's output flows on this connection. (A QoS 2 exchange the remote
+  // still holds from the last connection could use the same id until its PUBREL, which
+  // follows the SUBACK; brokers keep the two apart, but the spec asks for an unused id.)
+  s.packet_id = subscribe_id_ = 1;
   for (const Subscription& sub : subs) {
     mqtt::SubscriptionRequest r;
     r.filter = sub.filter;

@@ -122,7 +122,6 @@ class BridgeLink final : public core::IoHandler,
   Clock::time_point last_sent_{};
   Clock::time_point last_received_{};
   bool ping_outstanding_ = false;
-  uint16_t next_packet_id_ = 1;
   uint16_t subscribe_id_ = 0;  // the remote SUBSCRIBE waited for
   std::unique_ptr<net::TlsLayer> tls_;
   std::string rbuf_;  // plaintext from the remote, an incomplete frame

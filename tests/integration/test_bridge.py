@@ -298,6 +298,25 @@ class TestNothingLost(BridgeTestCase):
         sub.expect_nothing(1.0)
 
 
+    def test_incoming_while_the_bridge_is_down(self):
+        """The bridge's session at the remote keeps what is published there while Starling is
+        stopped: it arrives after the restart, in order."""
+        remote = self.mosquitto()
+        local = self.starling(bridge_config("m", remote.port, [("#", "in", 1, "here/", "there/")]))
+        wait_connected(local.http_port, "m")
+        sub_id = unique("sub")
+        self.persistent_subscriber(local.port, "here/#", 1, sub_id).close()
+        local.stop()
+        pub = self.client(remote.port)
+        n = 50
+        for i in range(n):
+            pub.publish("there/x", str(i).encode(), qos=1)
+        local.start()
+        sub = self.keep(MqttClient(local.port, version=4, client_id=sub_id, clean=False))
+        sub.connect()
+        got = sub.collect(n, timeout=30)
+        self.assertEqual([int(m.payload) for m in got], list(range(n)))
+
     def test_power_cut_with_messages_queued(self):
         from power_cut import PowerCutDisk
         remote = self.mosquitto(persistence=True)
@@ -401,6 +420,27 @@ class TestLoops(BridgeTestCase):
 
     def test_two_starlings_both_ways_mqtt311(self):
         self.run_both_ways("3.1.1")
+
+    def test_mosquitto_bridge_to_starling_both_ways(self):
+        """Starling as the remote of Mosquitto's own bridge (3.1.1 with its bridge flag): what
+        the bridge publishes does not come back to it."""
+        remote = self.starling("")
+        local = self.keep(Mosquitto(extra=f"connection s\naddress {HOST}:{remote.port}\n"
+                                          "topic t/# both 1\nrestart_timeout 1\n").start())
+        sub_remote = self.client(remote.port)
+        sub_remote.subscribe("t/#", qos=1)
+        sub_local = self.client(local.port, version=4)
+        sub_local.subscribe("t/#", qos=1)
+        # Mosquitto's bridge subscribes at Starling once it is connected.
+        wait_until(lambda: any(c["client_id"].endswith(".s") for c in json.loads(
+            http_get(remote.http_port, "/api/v1/clients")[1])["clients"]), 30, "bridge in")
+        time.sleep(0.5)
+        self.client(local.port, version=4).publish("t/1", b"on-mosquitto", qos=1)
+        self.client(remote.port).publish("t/2", b"on-starling", qos=1)
+        for s in (sub_local, sub_remote):
+            got = sorted((m.topic, m.payload) for m in s.collect(2, timeout=20))
+            self.assertEqual(got, [("t/1", b"on-mosquitto"), ("t/2", b"on-starling")])
+            s.expect_nothing(1.5)
 
     def test_bridge_client_ids_are_reserved(self):
         b = self.starling("")

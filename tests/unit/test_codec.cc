@@ -1022,6 +1022,23 @@ TEST(Truncation, EveryPrefixOfEveryPacket) {
 const std::string kConnect5Head = unhex("00 04 4D 51 54 54 05");
 const std::string kConnect311Head = unhex("00 04 4D 51 54 54 04");
 
+// Mosquitto's bridge flag (try_private): protocol level | 0x80 on 3.1 and 3.1.1 marks a bridge.
+TEST(Decode, ConnectBridgeFlag) {
+  Connect out;
+  ASSERT_TRUE(decode_connect(0, unhex("00 04 4D 51 54 54 84 02 00 3C") + str("id"), out).ok());
+  EXPECT_EQ(out.version, Version::V311);
+  EXPECT_TRUE(out.bridge);
+  ASSERT_TRUE(
+      decode_connect(0, unhex("00 06 4D 51 49 73 64 70 83 02 00 3C") + str("id"), out).ok());
+  EXPECT_EQ(out.version, Version::V31);
+  EXPECT_TRUE(out.bridge);
+  ASSERT_TRUE(decode_connect(0, unhex("00 04 4D 51 54 54 04 02 00 3C") + str("id"), out).ok());
+  EXPECT_FALSE(out.bridge);
+  Connect bridge{.version = Version::V311, .protocol_name = "MQTT", .client_id = "b"};
+  bridge.bridge = true;
+  EXPECT_EQ(rt(bridge), bridge);
+}
+
 TEST(Errors, UnsupportedProtocolVersion) {
   struct Case {
     std::string head;
@@ -1032,7 +1049,7 @@ TEST(Errors, UnsupportedProtocolVersion) {
       {unhex("00 04 4D 51 54 54 03"), Version::V311},        // MQTT with 3.1's level
       {unhex("00 06 4D 51 49 73 64 70 04"), Version::V311},  // MQIsdp with 3.1.1's level
       {unhex("00 04 4D 51 54 58 04"), Version::V311},        // "MQTX"
-      {unhex("00 04 4D 51 54 54 84"), Version::V311},        // mosquitto bridge bit
+      {unhex("00 04 4D 51 54 54 85"), Version::V311},        // bridge bit on 5.0
   };
   for (const Case& c : cases) {
     Connect out;
