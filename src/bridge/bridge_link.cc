@@ -668,7 +668,10 @@ void BridgeLink::tick() {
     fail("keep alive: no answer from the remote", "timeout");
     return;
   }
-  if (!ping_outstanding_ && now - last_sent_ >= keep_alive) {
+  // A PINGREQ also when only our side talks (QoS 0 out, nothing back), or the check above
+  // would drop a healthy connection.
+  if (!ping_outstanding_ &&
+      (now - last_sent_ >= keep_alive || now - last_received_ >= keep_alive)) {
     std::string bytes;
     mqtt::encode_pingreq(bytes);
     ping_outstanding_ = true;

@@ -72,7 +72,9 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
       waker.target = link_;
     }
     return DeliverResult::Sent;
-  } else if (queue_.empty() && inflight_.size() < send_quota_locked()) {
+  } else if (queue_.empty() && spilled_ == 0 && inflight_.size() < send_quota_locked()) {
+    // (Not past messages that wait in the store: they go first, and a record sent here would
+    // be read back by refill as one of them: sent twice, and one of them never.)
     uint16_t id = next_packet_id_locked();
     if (!write_publish_locked(d, id, false, now)) return DeliverResult::Sent;  // as above
     if (persistent_locked()) {
@@ -109,17 +111,20 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
   queue_bytes_ += bytes;
   if (persistent_locked()) {
     d.store_seq = next_seq_++;
+    uint64_t ticket = 0;
     if (durable) {
       durable->batch().put(store::queued_key(client_id_, d.store_seq),
                            store::encode(record_locked(d, store::QueueState::Queued, 0, now)));
+      ticket = durable->ticket();
     } else {
-      write_record_locked(d, store::QueueState::Queued, 0, now);
+      ticket = write_record_locked(d, store::QueueState::Queued, 0, now);
     }
     if (spilled_ > 0 || queue_.size() >= limits_.resident_messages) {
       // Beyond the resident limit the message lives in the store only (read back in order
       // by refill), so offline sessions with huge queues do not fill memory.
       if (spilled_ == 0) spill_from_seq_ = d.store_seq;
       ++spilled_;
+      spill_ticket_ = std::max(spill_ticket_, ticket);
       if (link_ && (queue_.size() + spilled_) * 2 >= limits_.max_queued_messages) {
         congested = true;
       }
@@ -340,6 +345,9 @@ void Session::refill(Clock::time_point now) {
     if (want == 0) return;
     refilling_ = true;
   }
+  // What the store has written before the scan starts: spilled records of a later ticket
+  // may not be there yet (their publish's batch is still on its way to the store).
+  const uint64_t visible = store_->durable();
   // Read outside the lock: deliveries go on meanwhile (to the store, behind these).
   std::vector<std::pair<uint64_t, store::QueuedRecord>> page;
   const std::string prefix = store::client_prefix(store::Kind::Queued, client_id_);
@@ -380,7 +388,12 @@ void Session::refill(Clock::time_point now) {
     queue_.push_back(std::move(d));
   }
   spilled_ -= std::min(spilled_, loaded);
-  if (page.empty()) spilled_ = 0;  // nothing left in the store: the count was stale
+  const bool all_written = visible >= spill_ticket_;
+  if (page.empty() && all_written) spilled_ = 0;  // nothing left in the store: a stale count
+  if (spilled_ > 0 && loaded < want && !all_written && link_) {
+    // Spilled records not written yet: read again once they are (a wake-up, then refill).
+    store_->when_durable(spill_ticket_, [link = link_] { link.loop->wake(link.token); });
+  }
   pump_locked(now);
 }
 

@@ -293,6 +293,9 @@ class Session {
   // first of them has record number spill_from_seq_ or more.
   uint64_t spilled_ = 0;
   uint64_t spill_from_seq_ = 0;
+  // The store ticket of the newest spilled record: until the store has written it, a refill
+  // that finds fewer records than spilled_ says must not take the count for stale.
+  uint64_t spill_ticket_ = 0;
   bool refilling_ = false;
   std::string peer_;  // for the HTTP API's views
 };
