@@ -18,6 +18,7 @@ Only processes started here are ended (by pid).
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -30,18 +31,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+# The Kafka bench's process helpers (free ports, CPU seconds), as bench/cluster uses them.
+_spec = importlib.util.spec_from_file_location("kafka_bench",
+                                               os.path.join(ROOT, "bench", "kafka", "run.py"))
+kb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(kb)
+free_port = kb.free_port
+cpu_seconds = kb.cpu_seconds
 
 
 def wait_port(port, proc, timeout=20):

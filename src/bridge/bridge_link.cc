@@ -402,15 +402,7 @@ bool BridgeLink::on_remote_packet(const mqtt::FrameHeader& header, std::string_v
         return false;
       }
       if (ack.packet_id != subscribe_id_ || state_ != State::Subscribing) return true;
-      const auto& subs = map_.remote_subscriptions();
-      for (size_t i = 0; i < ack.reason_codes.size() && i < subs.size(); ++i) {
-        if (ack.reason_codes[i] < 0x80) continue;
-        const std::string why = "the remote refused the subscription to " + subs[i].filter + " (" +
-                                reason_text(ack.reason_codes[i]) + ")";
-        spdlog::warn("bridge {}: {}", settings_.name, why);
-        std::lock_guard lock(mutex_);
-        last_error_ = why;
-      }
+      note_refusals(ack, map_.remote_subscriptions(), "the remote", spdlog::level::warn);
       remote_up();
       return true;
     }
@@ -495,6 +487,18 @@ void BridgeLink::subscribe_remote() {
   std::string bytes;
   mqtt::encode_subscribe(s, remote_version_, bytes);
   write_remote(bytes);
+}
+
+void BridgeLink::note_refusals(const mqtt::Suback& ack, const std::vector<Subscription>& subs,
+                               const char* who, spdlog::level::level_enum level) {
+  for (size_t i = 0; i < ack.reason_codes.size() && i < subs.size(); ++i) {
+    if (ack.reason_codes[i] < 0x80) continue;
+    const std::string why = std::string(who) + " refused the subscription to " + subs[i].filter +
+                            " (" + reason_text(ack.reason_codes[i]) + ")";
+    spdlog::log(level, "bridge {}: {}", settings_.name, why);
+    std::lock_guard lock(mutex_);
+    last_error_ = why;
+  }
 }
 
 void BridgeLink::remote_up() {
@@ -813,15 +817,7 @@ void BridgeLink::local_packet(const mqtt::FrameHeader& header, std::string_view 
     case PacketType::Suback: {
       mqtt::Suback ack;
       mqtt::decode_suback(header.flags(), body, Version::V5, ack);
-      const auto& subs = map_.local_subscriptions();
-      for (size_t i = 0; i < ack.reason_codes.size() && i < subs.size(); ++i) {
-        if (ack.reason_codes[i] < 0x80) continue;
-        const std::string why = "this broker refused the subscription to " + subs[i].filter + " (" +
-                                reason_text(ack.reason_codes[i]) + ")";
-        spdlog::error("bridge {}: {}", settings_.name, why);
-        std::lock_guard lock(mutex_);
-        last_error_ = why;
-      }
+      note_refusals(ack, map_.local_subscriptions(), "this broker", spdlog::level::err);
       return;
     }
     case PacketType::Publish: {

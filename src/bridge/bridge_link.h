@@ -23,6 +23,8 @@
 #include <string_view>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "bridge/topic_map.h"
 #include "broker/client.h"
 #include "broker/mqtt_bridges.h"
@@ -82,6 +84,9 @@ class BridgeLink final : public core::IoHandler,
   bool on_connack(std::string_view body, uint8_t flags);
   void subscribe_remote();
   void remote_up();
+  // A SUBACK's refusals of subs (in request order): logged at level, kept as the last error.
+  void note_refusals(const mqtt::Suback& ack, const std::vector<Subscription>& subs,
+                     const char* who, spdlog::level::level_enum level);
   // A PUBLISH from the remote: renamed and handed to the local Client.
   bool remote_publish(const mqtt::FrameHeader& header, std::string_view body);
   // An ack from the remote: to the local Client in 5.0 form.
