@@ -436,7 +436,7 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   if (opened.taken_over) {
     broker_.connections().kick(opened.taken_over, rc::SessionTakenOver);
   }
-  will_ = std::move(c.will);
+  will_ = c.will ? std::make_unique<mqtt::Will>(std::move(*c.will)) : nullptr;
   connected_ = true;
   broker_.client_connected();
 

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +14,7 @@
 #include "broker/authenticator.h"
 #include "broker/broker.h"
 #include "broker/session.h"
+#include "core/ring_queue.h"
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
 
@@ -144,7 +144,7 @@ class Client {
     uint8_t reason_code;
     uint64_t ticket;
   };
-  std::deque<HeldAck> held_acks_;
+  core::RingQueue<HeldAck> held_acks_;
   bool paused_for_held_acks_ = false;
 
   Broker& broker_;
@@ -186,8 +186,8 @@ class Client {
   void send_suback_and_retained(HeldSuback& held);
   bool session_awaited_ = false;  // asked once: the second finish_connect goes on
   SessionPtr session_;
-  std::optional<mqtt::Will> will_;
-  uint16_t keep_alive_ = 0;  // seconds, as in force (server keep alive applied)
+  std::unique_ptr<mqtt::Will> will_;  // on the heap: most clients have none (560 bytes)
+  uint16_t keep_alive_ = 0;           // seconds, as in force (server keep alive applied)
   uint32_t max_packet_size_;
   uint16_t receive_maximum_;
   uint16_t topic_alias_maximum_;

@@ -168,12 +168,14 @@ bool Session::write_publish_locked(const Delivery& d, uint16_t packet_id, bool d
     if (!d.subscription_ids.empty()) per.subscription_ids = &d.subscription_ids;
     per.expiry_seconds = m.remaining_expiry(now);
     if (v5 && caps_.topic_alias_maximum > 0) {
-      auto it = out_aliases_.find(m.topic);
-      if (it != out_aliases_.end()) {
+      if (!out_aliases_)
+        out_aliases_ = std::make_unique<std::unordered_map<std::string, uint16_t>>();
+      auto it = out_aliases_->find(m.topic);
+      if (it != out_aliases_->end()) {
         per.topic_alias = it->second;
         per.omit_topic = true;
-      } else if (out_aliases_.size() < caps_.topic_alias_maximum) {
-        new_alias = static_cast<uint16_t>(out_aliases_.size() + 1);
+      } else if (out_aliases_->size() < caps_.topic_alias_maximum) {
+        new_alias = static_cast<uint16_t>(out_aliases_->size() + 1);
         per.topic_alias = new_alias;
       }
     }
@@ -186,7 +188,7 @@ bool Session::write_publish_locked(const Delivery& d, uint16_t packet_id, bool d
                "message larger than the client's maximum packet size");
     return false;
   }
-  if (new_alias) out_aliases_.emplace(m.topic, new_alias);
+  if (new_alias) out_aliases_->emplace(m.topic, new_alias);
   mqtt::patch_publish(out_.data() + start, layout, dup, d.qos, d.retain, packet_id);
   metrics::add(metrics::Counter::MessagesSent);
   metrics::count_packet_out(mqtt::PacketType::Publish);
@@ -256,7 +258,7 @@ Attachment Session::attach(Attachment link, const ClientCapabilities& caps,
   version_hint_.store(caps.version, std::memory_order_relaxed);
   limits_ = limits;
   out_.clear();
-  out_aliases_.clear();
+  out_aliases_.reset();
   wake_pending_ = false;
   fence_waiting_for_ = 0;  // a wake registered for the old connection does not reach this one
   return previous;
@@ -285,7 +287,7 @@ bool Session::detach(Attachment link) {
   if (link_ != link) return false;
   link_ = Attachment{};
   out_.clear();
-  out_aliases_.clear();
+  out_aliases_.reset();
   wake_pending_ = false;
   release_waiters_locked();
   return true;
@@ -330,6 +332,11 @@ bool Session::take_output(std::string& out) {
   wake_pending_ = false;
   return spilled_ > 0 && !refilling_ && link_ && queue_.size() * 2 < limits_.resident_messages &&
          inflight_.size() < send_quota_locked();
+}
+
+void Session::release_idle_output() {
+  std::lock_guard lock(mutex_);
+  if (out_.empty()) std::string().swap(out_);
 }
 
 void Session::refill(Clock::time_point now) {
@@ -445,21 +452,31 @@ Session::AckResult Session::on_pubcomp(uint16_t packet_id, Clock::time_point now
 
 bool Session::begin_inbound_qos2(uint16_t packet_id) {
   std::lock_guard lock(mutex_);
-  if (!inbound_qos2_.insert(packet_id).second) return false;
+  if (!insert_inbound_qos2_locked(packet_id)) return false;
   inbound_qos2_size_.store(inbound_qos2_.size(), std::memory_order_relaxed);
   return true;
 }
 
 bool Session::release_inbound_qos2(uint16_t packet_id) {
   std::lock_guard lock(mutex_);
-  if (inbound_qos2_.erase(packet_id) == 0) return false;
+  auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id);
+  if (it == inbound_qos2_.end() || *it != packet_id) return false;
+  inbound_qos2_.erase(it);
+  if (inbound_qos2_.empty()) inbound_qos2_.shrink_to_fit();
   inbound_qos2_size_.store(inbound_qos2_.size(), std::memory_order_relaxed);
   return true;
 }
 
 bool Session::has_inbound_qos2(uint16_t packet_id) {
   std::lock_guard lock(mutex_);
-  return inbound_qos2_.count(packet_id) > 0;
+  return std::binary_search(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id);
+}
+
+bool Session::insert_inbound_qos2_locked(uint16_t packet_id) {
+  auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id);
+  if (it != inbound_qos2_.end() && *it == packet_id) return false;
+  inbound_qos2_.insert(it, packet_id);
+  return true;
 }
 
 size_t Session::inbound_qos2_count() {
@@ -468,18 +485,22 @@ size_t Session::inbound_qos2_count() {
 
 bool Session::remember_subscription(const std::string& filter, const SubscriptionOptions& options) {
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = subscriptions_.insert_or_assign(filter, options);
+  if (!subscriptions_)
+    subscriptions_ = std::make_unique<std::map<std::string, SubscriptionOptions>>();
+  auto [it, inserted] = subscriptions_->insert_or_assign(filter, options);
   return inserted;
 }
 
 bool Session::forget_subscription(const std::string& filter) {
   std::lock_guard lock(mutex_);
-  return subscriptions_.erase(filter) > 0;
+  if (!subscriptions_ || subscriptions_->erase(filter) == 0) return false;
+  if (subscriptions_->empty()) subscriptions_.reset();
+  return true;
 }
 
 std::map<std::string, SubscriptionOptions> Session::subscriptions() {
   std::lock_guard lock(mutex_);
-  return subscriptions_;
+  return subscriptions_ ? *subscriptions_ : std::map<std::string, SubscriptionOptions>{};
 }
 
 namespace {
@@ -524,7 +545,7 @@ Session::Exported Session::export_and_end(Clock::time_point now) {
     queue_.clear();
     queue_bytes_ = 0;
     spilled_ = 0;
-    inbound_qos2_.clear();
+    std::vector<uint16_t>().swap(inbound_qos2_);
     inbound_qos2_size_.store(0, std::memory_order_relaxed);
     ended_ = true;
   }
@@ -586,7 +607,7 @@ size_t Session::adopt(std::vector<store::QueuedRecord>&& messages,
     }
   }
   for (uint16_t id : inbound) {
-    if (inbound_qos2_.insert(id).second && persistent) {
+    if (insert_inbound_qos2_locked(id) && persistent) {
       batch->put(store::inbound_key(client_id_, id), "");
     }
   }
@@ -716,7 +737,7 @@ SessionInfo Session::info() {
   i.connected = static_cast<bool>(link_);
   i.version = caps_.version;
   i.peer = peer_;
-  i.subscriptions = subscriptions_.size();
+  i.subscriptions = subscriptions_ ? subscriptions_->size() : 0;
   i.queued = queue_.size() + spilled_;
   i.inflight = inflight_.size();
   i.expiry_interval = expiry_interval_;

@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,7 +14,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "auth/acl.h"
@@ -23,6 +21,7 @@
 #include "broker/connection_control.h"
 #include "broker/message.h"
 #include "broker/subscription_tree.h"
+#include "core/ring_queue.h"
 #include "mqtt/packet.h"
 #include "store/records.h"
 #include "store/store.h"
@@ -150,6 +149,8 @@ class Session {
   // Takes nothing while the bytes wait for a store write (the store wakes the owner after).
   // Returns true when queued messages wait in the store to be read back (call refill()).
   bool take_output(std::string& out);
+  // Gives back the capacity of the output buffer while nothing waits in it (idle connections).
+  void release_idle_output();
   // Reads the next page of queued messages that live only in the store (owner thread; the
   // read happens outside the session lock).
   void refill(Clock::time_point now);
@@ -255,6 +256,8 @@ class Session {
   uint64_t write_record_locked(const Delivery& d, store::QueueState state, uint16_t packet_id,
                                Clock::time_point now);
   void erase_record_locked(const Delivery& d);
+  // Adds a received QoS 2 packet id; false if it was there.
+  bool insert_inbound_qos2_locked(uint16_t packet_id);
   size_t send_quota_locked() const;
 
   struct Inflight {
@@ -271,15 +274,17 @@ class Session {
   std::string out_;
   ClientCapabilities caps_;
   DeliveryLimits limits_;
-  std::deque<Inflight> inflight_;
-  std::deque<Delivery> queue_;
+  core::RingQueue<Inflight> inflight_;  // core::RingQueue: nothing allocated while empty
+  core::RingQueue<Delivery> queue_;
   uint64_t queue_bytes_ = 0;
   uint16_t last_packet_id_ = 0;
-  std::unordered_set<uint16_t> inbound_qos2_;
+  std::vector<uint16_t> inbound_qos2_;  // sorted; a set would cost 56 bytes in every session
   // Its size, readable without the lock: the Receive Maximum check on every QoS 1 PUBLISH.
   std::atomic<size_t> inbound_qos2_size_{0};
-  std::map<std::string, SubscriptionOptions> subscriptions_;
-  std::unordered_map<std::string, uint16_t> out_aliases_;  // topic -> alias, per connection
+  // Made at the first subscription: a session without any (most devices) pays 8 bytes.
+  std::unique_ptr<std::map<std::string, SubscriptionOptions>> subscriptions_;
+  // topic -> alias, per connection; made at the first alias (most clients use none).
+  std::unique_ptr<std::unordered_map<std::string, uint16_t>> out_aliases_;
   std::vector<Attachment> waiters_;
   uint32_t expiry_interval_ = 0;
   bool ever_persistent_ = false;  // records may exist even after expiry went to 0

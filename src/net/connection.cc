@@ -49,26 +49,30 @@ Connection::~Connection() {
 
 void Connection::start(std::vector<std::unique_ptr<StreamLayer>> pre_layers, std::string greeting) {
   if (!pre_layers.empty()) {
-    layers_ = std::move(pre_layers);
-    websocket_ = dynamic_cast<WebSocketLayer*>(layers_.back().get());
+    layered_ = std::make_unique<Layered>();
+    layered_->layers = std::move(pre_layers);
+    layered_->websocket = dynamic_cast<WebSocketLayer*>(layered_->layers.back().get());
   } else {
     LayerStack stack = make_layers(*listener_, client_.max_packet_size());
-    layers_ = std::move(stack.layers);
-    proxy_ = stack.proxy;
-    tls_ = stack.tls;
-    websocket_ = stack.websocket;
+    if (!stack.layers.empty()) {
+      layered_ = std::make_unique<Layered>();
+      layered_->layers = std::move(stack.layers);
+      layered_->proxy = stack.proxy;
+      layered_->tls = stack.tls;
+      layered_->websocket = stack.websocket;
+    }
   }
   worker_.loop().add(fd_, EPOLLIN | EPOLLRDHUP, this);
-  if (!proxy_ && !admit_address()) return;
-  if (!greeting.empty()) {
-    lower_buf_ = std::move(greeting);
+  if (!proxy() && !admit_address()) return;
+  if (!greeting.empty() && layered_) {
+    layered_->lower_buf = std::move(greeting);
     write_some();
   }
 }
 
 std::optional<std::string> Connection::certificate_username() const {
-  if (tls_ == nullptr || !listener_->config.username_from_cert) return std::nullopt;
-  return tls_->peer_username();
+  if (tls() == nullptr || !listener_->config.username_from_cert) return std::nullopt;
+  return tls()->peer_username();
 }
 
 bool Connection::admit_address() {
@@ -146,7 +150,7 @@ void Connection::read_some() {
   }
   metrics::add(metrics::Counter::BytesReceived, static_cast<uint64_t>(n));
   const size_t got = static_cast<size_t>(n);
-  if (!layers_.empty()) {
+  if (layered_) {
     on_socket_bytes(std::string_view(scratch.data(), got));
     return;
   }
@@ -166,22 +170,23 @@ void Connection::on_socket_bytes(std::string_view bytes) {
   // A layer that fails may still have decoded bytes (data frames before a close frame): they
   // go up and are handled before the connection closes.
   std::optional<size_t> failed;
-  for (size_t i = 0; i < layers_.size() && !data.empty(); ++i) {
+  auto& layers = layered_->layers;
+  for (size_t i = 0; i < layers.size() && !data.empty(); ++i) {
     up.clear();
     std::string down;
-    bool ok = layers_[i]->on_input(data, up, down);
+    bool ok = layers[i]->on_input(data, up, down);
     if (!down.empty()) send_below(i, down);
     data.swap(up);
     if (!ok) {
       failed = i;
       break;
     }
-    if (i == 0 && proxy_ && !address_checked_ && proxy_->established()) {
-      if (proxy_->source()) peer_ = *proxy_->source();
+    if (i == 0 && proxy() && !address_checked_ && proxy()->established()) {
+      if (proxy()->source()) peer_ = *proxy()->source();
       if (!admit_address()) return;
     }
   }
-  if (!data.empty() && (!failed || *failed + 1 == layers_.size())) {
+  if (!data.empty() && (!failed || *failed + 1 == layers.size())) {
     rbuf_.append(data);
     process_input();
   }
@@ -199,40 +204,43 @@ void Connection::send_below(size_t layer, std::string_view bytes) {
   std::string encoded(bytes);
   for (size_t i = layer; i-- > 0;) {
     std::string next;
-    if (!layers_[i]->on_output(encoded, next)) return;  // that layer fails on its own input
+    if (!layered_->layers[i]->on_output(encoded, next)) return;  // it fails on its own input
     encoded.swap(next);
   }
-  if (lower_pos_ > 0 && lower_pos_ == lower_buf_.size()) {
-    lower_buf_.clear();
-    lower_pos_ = 0;
+  std::string& lower = layered_->lower_buf;
+  if (layered_->lower_pos > 0 && layered_->lower_pos == lower.size()) {
+    lower.clear();
+    layered_->lower_pos = 0;
   }
-  lower_buf_ += encoded;
+  lower += encoded;
 }
 
 void Connection::encode_output() {
   if (wpos_ >= wbuf_.size()) return;
-  send_below(layers_.size(), std::string_view(wbuf_).substr(wpos_));
+  send_below(layered_->layers.size(), std::string_view(wbuf_).substr(wpos_));
   wbuf_.clear();
   wpos_ = 0;
 }
 
 void Connection::say_goodbye() {
   // A WebSocket close frame, then TLS close_notify: the peer sees a clean end of each layer.
-  goodbye_sent_ = true;
-  for (size_t i = layers_.size(); i-- > 0;) {
+  layered_->goodbye_sent = true;
+  for (size_t i = layered_->layers.size(); i-- > 0;) {
     std::string down;
-    if (layers_[i].get() == websocket_) websocket_->close(down);
-    if (layers_[i].get() == tls_) tls_->close(down);
+    StreamLayer* layer = layered_->layers[i].get();
+    if (layer == websocket()) websocket()->close(down);
+    if (layer == tls()) tls()->close(down);
     if (!down.empty()) send_below(i, down);
   }
 }
 
 void Connection::layer_failed(size_t layer) {
-  const std::string& why = layers_[layer]->error();
-  const bool established = layers_[layer]->established();
-  if (layers_[layer].get() == proxy_) {
+  const StreamLayer* failed = layered_->layers[layer].get();
+  const std::string& why = failed->error();
+  const bool established = failed->established();
+  if (failed == proxy()) {
     metrics::add(metrics::Counter::ProxyHeaderFailures);
-  } else if (layers_[layer].get() == tls_) {
+  } else if (failed == tls()) {
     if (!established) metrics::add(metrics::Counter::TlsHandshakeFailures);
   } else if (!established) {
     metrics::add(metrics::Counter::WebSocketHandshakeFailures);
@@ -240,7 +248,7 @@ void Connection::layer_failed(size_t layer) {
   spdlog::debug("connection from {} on {}: {}", peer_, listener_->config.name, why);
   // What the layer answered (an alert, an HTTP error, a close frame) goes out before closing.
   closing_ = true;
-  closing_since_ = core::EventLoop::now();
+  state_since_ = core::EventLoop::now();
   client_.on_closed();
   update_interest();
   write_some();
@@ -326,11 +334,11 @@ void Connection::flush() {
 void Connection::write_some() {
   std::string* buf = &wbuf_;
   size_t* pos = &wpos_;
-  if (!layers_.empty()) {
+  if (layered_) {
     encode_output();
-    if (closing_ && !goodbye_sent_) say_goodbye();
-    buf = &lower_buf_;
-    pos = &lower_pos_;
+    if (closing_ && !layered_->goodbye_sent) say_goodbye();
+    buf = &layered_->lower_buf;
+    pos = &layered_->lower_pos;
   }
   const size_t before = *pos;
   const core::SendResult result = core::send_pending(fd_, *buf, *pos);
@@ -376,7 +384,7 @@ void Connection::linger() {
   // CONNACK with its reason code. So: half-close (our FIN follows the last bytes), then read
   // and drop until the peer closes, for kLingerTime and kLingerMaxBytes at most.
   lingering_ = true;
-  lingering_since_ = core::EventLoop::now();
+  state_since_ = core::EventLoop::now();
   client_.on_closed();
   rbuf_.clear();
   std::string().swap(rbuf_);
@@ -393,7 +401,7 @@ void Connection::drop_input() {
   for (;;) {
     ssize_t n = ::recv(fd_, scratch.data(), kReadChunk, 0);
     if (n > 0) {
-      lingered_bytes_ += static_cast<size_t>(n);
+      lingered_bytes_ += static_cast<uint32_t>(n);
       if (lingered_bytes_ <= kLingerMaxBytes) continue;
     } else if (n < 0 && errno == EINTR) {
       continue;
@@ -412,7 +420,7 @@ bool Connection::output_backlogged() const {
 void Connection::close() {
   if (closing_ || destroyed_) return;
   closing_ = true;
-  closing_since_ = broker::Clock::now();
+  state_since_ = broker::Clock::now();
   update_interest();
   // Flushed and destroyed at the end of this loop iteration, outside the caller's frame.
   worker_.loop().defer([&worker = worker_, token = token_] {
@@ -433,10 +441,10 @@ void Connection::pause_reading(bool paused) {
 void Connection::tick(broker::Clock::time_point now) {
   if (destroyed_) return;
   if (lingering_) {
-    if (now - lingering_since_ > kLingerTime) destroy();
+    if (now - state_since_ > kLingerTime) destroy();
     return;
   }
-  if (closing_ && now - closing_since_ > kCloseGrace) {
+  if (closing_ && now - state_since_ > kCloseGrace) {
     destroy();  // a peer that does not read its last bytes
     return;
   }
@@ -457,7 +465,21 @@ void Connection::tick(broker::Clock::time_point now) {
     process_input();
     if (destroyed_) return;
   }
+  release_idle_buffers();
   client_.on_tick(now);
+}
+
+void Connection::release_idle_buffers() {
+  // Once a second: buffers with nothing in them give their memory back, so a connection that
+  // went quiet after a burst (or after its CONNACK) holds none. A busy one pays one allocation
+  // a second for it.
+  auto release = [](std::string& buf) {
+    if (buf.empty() && buf.capacity() > std::string().capacity()) std::string().swap(buf);
+  };
+  if (wpos_ == 0) release(wbuf_);
+  release(rbuf_);
+  if (layered_ && layered_->lower_pos == 0) release(layered_->lower_buf);
+  if (client_.session() && client_.connected()) client_.session()->release_idle_output();
 }
 
 void Connection::destroy() {

@@ -77,10 +77,16 @@ class Connection final : public core::IoHandler, public broker::Transport {
   // Closing: the layers' own goodbyes (WebSocket close frame, TLS close_notify).
   void say_goodbye();
   bool publish_allowed(broker::Clock::time_point now);
+  void release_idle_buffers();
   // Unwritten bytes past the point where the client's input waits for its output.
   bool output_backlogged() const;
   // Bytes taken for the socket and not written yet (before and after the layers).
-  size_t unwritten() const { return wbuf_.size() - wpos_ + lower_buf_.size() - lower_pos_; }
+  size_t unwritten() const {
+    return wbuf_.size() - wpos_ + (layered_ ? layered_->lower_buf.size() - layered_->lower_pos : 0);
+  }
+  ProxyLayer* proxy() const { return layered_ ? layered_->proxy : nullptr; }
+  TlsLayer* tls() const { return layered_ ? layered_->tls : nullptr; }
+  WebSocketLayer* websocket() const { return layered_ ? layered_->websocket : nullptr; }
 
   Worker& worker_;
   int fd_;
@@ -88,30 +94,34 @@ class Connection final : public core::IoHandler, public broker::Transport {
   std::string peer_;  // the socket's peer, or the PROXY header's source
   std::shared_ptr<ListenerContext> listener_;
   std::string address_;  // admitted by Admission::admit_address; empty: not (yet) counted
-  std::vector<std::unique_ptr<StreamLayer>> layers_;  // socket side first
-  ProxyLayer* proxy_ = nullptr;
-  TlsLayer* tls_ = nullptr;
-  WebSocketLayer* websocket_ = nullptr;
-  bool address_checked_ = false;
-  bool goodbye_sent_ = false;
-  std::string lower_buf_;  // encoded bytes for the socket (with layers only)
-  size_t lower_pos_ = 0;
+  // The stream layers and their output, on listeners that have any (plain TCP has none, and
+  // an idle plain connection should cost as little as possible).
+  struct Layered {
+    std::vector<std::unique_ptr<StreamLayer>> layers;  // socket side first
+    ProxyLayer* proxy = nullptr;
+    TlsLayer* tls = nullptr;
+    WebSocketLayer* websocket = nullptr;
+    std::string lower_buf;  // encoded bytes for the socket
+    size_t lower_pos = 0;
+    bool goodbye_sent = false;
+  };
+  std::unique_ptr<Layered> layered_;
   broker::Clock::time_point last_write_progress_{};
-  core::TokenBucket publishes_;  // [limits] max_publish_rate
-  bool backlog_paused_ = false;  // output_backlogged(): resumed when the output is written
-  bool rate_paused_ = false;     // over [limits] max_publish_rate: resumed by tick
-  std::string rbuf_;
-  size_t rpos_ = 0;
+  broker::Clock::time_point state_since_{};  // when closing_, then lingering_, began
+  core::TokenBucket publishes_;              // [limits] max_publish_rate
+  // Both buffers are given back when the connection is idle (see tick).
+  std::string rbuf_;  // the start of a frame not complete yet
   std::string wbuf_;
   size_t wpos_ = 0;
+  uint32_t lingered_bytes_ = 0;
+  bool address_checked_ = false;
+  bool backlog_paused_ = false;  // output_backlogged(): resumed when the output is written
+  bool rate_paused_ = false;     // over [limits] max_publish_rate: resumed by tick
   bool want_write_ = false;
   bool reading_paused_ = false;
   bool closing_ = false;
   bool destroyed_ = false;
   bool lingering_ = false;
-  size_t lingered_bytes_ = 0;
-  broker::Clock::time_point closing_since_{};
-  broker::Clock::time_point lingering_since_{};
   broker::Client client_;
 };
 

@@ -1,15 +1,20 @@
 // core: the reader lock keeps writers exclusive, the event loop runs posted tasks and
-// coalesces wake tokens.
+// coalesces wake tokens, the ring queue behaves as std::deque and holds no memory while empty.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <deque>
+#include <memory>
 #include <mutex>
+#include <random>
 #include <shared_mutex>
 #include <thread>
 #include <vector>
 
 #include "core/event_loop.h"
 #include "core/reader_lock.h"
+#include "core/ring_queue.h"
 
 namespace starling::core {
 namespace {
@@ -95,6 +100,80 @@ TEST(EventLoop, NowIsTheIterationTimeOnTheLoopThread) {
   runner.join();
   EXPECT_EQ(seen_a, seen_b);  // cached per iteration: no clock read per call
   EXPECT_NE(seen_a, std::chrono::steady_clock::time_point{});
+}
+
+TEST(RingQueue, HoldsNothingWhileEmptyAndGivesBackABurst) {
+  RingQueue<int> q;
+  EXPECT_EQ(q.capacity(), 0u);
+  EXPECT_EQ(sizeof(q), 24u);
+  q.push_back(1);
+  q.pop_front();
+  EXPECT_LE(q.capacity(), RingQueue<int>::kKeptCapacity);  // a trickle keeps a small buffer
+  for (int i = 0; i < 1000; ++i)
+    q.push_back(i);
+  EXPECT_GE(q.capacity(), 1000u);
+  while (!q.empty())
+    q.pop_front();
+  EXPECT_EQ(q.capacity(), 0u);  // the burst's buffer is given back
+  q.push_back(7);
+  q.clear();
+  EXPECT_EQ(q.capacity(), 0u);
+}
+
+// Random pushes, pops and erasures (front, back, middle, ranges, remove_if) against std::deque,
+// with move-only elements so every element's life is tracked (ASan sees leaks and double frees).
+TEST(RingQueue, BehavesAsStdDeque) {
+  std::mt19937 rng(17);
+  RingQueue<std::unique_ptr<int>> q;
+  std::deque<int> ref;
+  auto same = [&] {
+    ASSERT_EQ(q.size(), ref.size());
+    for (size_t i = 0; i < ref.size(); ++i)
+      ASSERT_EQ(*q[i], ref[i]) << i;
+    size_t i = 0;
+    for (const auto& p : q)
+      ASSERT_EQ(*p, ref[i++]);
+  };
+  auto at = [](auto& c, size_t i) { return c.begin() + static_cast<std::ptrdiff_t>(i); };
+  int next = 0;
+  for (int step = 0; step < 20000; ++step) {
+    const int op = static_cast<int>(rng() % 10);
+    if (op < 5 || ref.empty()) {
+      q.push_back(std::make_unique<int>(next));
+      ref.push_back(next++);
+    } else if (op == 5) {
+      q.pop_front();
+      ref.pop_front();
+    } else if (op == 6) {
+      q.pop_back();
+      ref.pop_back();
+    } else if (op == 7) {
+      const size_t i = rng() % ref.size();
+      auto it = q.erase(at(q, i));
+      ref.erase(at(ref, i));
+      ASSERT_EQ(it - q.begin(), static_cast<std::ptrdiff_t>(i));
+    } else if (op == 8) {
+      const size_t a = rng() % ref.size(), b = a + rng() % (ref.size() - a + 1);
+      q.erase(at(q, a), at(q, b));
+      ref.erase(at(ref, a), at(ref, b));
+    } else {
+      const int mod = 2 + static_cast<int>(rng() % 5);
+      q.erase(std::remove_if(q.begin(), q.end(), [&](const auto& p) { return *p % mod == 0; }),
+              q.end());
+      ref.erase(std::remove_if(ref.begin(), ref.end(), [&](int v) { return v % mod == 0; }),
+                ref.end());
+    }
+    same();
+    if (HasFatalFailure()) return;
+  }
+  // Erasing while walking, as the session does with acknowledged messages.
+  for (auto it = q.begin(); it != q.end();)
+    it = **it % 3 == 0 ? q.erase(it) : it + 1;
+  ref.erase(std::remove_if(ref.begin(), ref.end(), [](int v) { return v % 3 == 0; }), ref.end());
+  same();
+  RingQueue<std::unique_ptr<int>> moved(std::move(q));
+  EXPECT_TRUE(q.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty by contract
+  EXPECT_EQ(moved.size(), ref.size());
 }
 
 }  // namespace

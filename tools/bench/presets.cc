@@ -37,6 +37,11 @@ const std::vector<Preset>& presets() {
        "flight): connect rate, CONNACK latency and broker memory per connection",
        "connections --connections 10000 --max-connecting 256 --warmup 0 --duration 10 "
        "--drain 10 --connect-timeout 120"},
+      {"memory",
+       "18000 idle connections opened at 3000 a second (this machine's fd limit is 20,000): "
+       "broker RSS before connecting, holding them, and per connection (--tls: over TLS)",
+       "connections --connections 18000 --connect-rate 3000 --max-connecting 256 --warmup 0 "
+       "--duration 5 --drain 10 --connect-timeout 120"},
       {"retained-storm",
        "10000 retained messages; 20 subscribers each subscribe to all of them with a wildcard, "
        "receive them, unsubscribe, and again, QoS 0",
