@@ -45,7 +45,7 @@ Client::~Client() = default;
 
 bool Client::fail(uint8_t reason_code, const char* why) {
   if (closing_) return false;
-  spdlog::debug("client '{}' ({}): closing: {} (0x{:02x})", client_id_, transport_.peer(), why,
+  spdlog::debug("client '{}' ({}): closing: {} (0x{:02x})", client_id(), transport_.peer(), why,
                 reason_code);
   metrics::add(metrics::Counter::ProtocolErrors);
   if (connected_ && version_ == Version::V5) {
@@ -264,7 +264,7 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
     }
   }
 
-  client_id_ = c.client_id;
+  client_id_ = c.client_id;  // until the session has it
   Authenticator::Verdict verdict =
       auth_.connect(c, ClientOrigin{transport_.listener_name(), transport_.certificate_username(),
                                     transport_.peer()});
@@ -286,7 +286,7 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
 }
 
 void Client::compile_acl() {
-  acl_ = auth_.compile_acl(client_id_);
+  acl_ = auth_.compile_acl(client_id());
 }
 
 bool Client::authorize(const mqtt::Connect& c) {
@@ -377,7 +377,7 @@ bool Client::handle_reauth(uint8_t flags, std::string_view body) {
 }
 
 bool Client::reauth_failed(const std::string& why) {
-  spdlog::info("client '{}' ({}): re-authentication failed: {}", client_id_, transport_.peer(),
+  spdlog::info("client '{}' ({}): re-authentication failed: {}", client_id(), transport_.peer(),
                why);
   disconnect(rc::NotAuthorized, "re-authentication failed");
   return false;
@@ -420,7 +420,7 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   // wait for the claim (and the session) before answering.
   if (!session_awaited_ && broker_.cluster()) {
     session_awaited_ = true;
-    if (broker_.cluster()->await_session(client_id_, c.clean_start, expiry,
+    if (broker_.cluster()->await_session(client_id(), c.clean_start, expiry,
                                          transport_.attachment())) {
       awaited_ = std::make_unique<AwaitedSession>(
           AwaitedSession{std::move(c), assigned, std::move(props)});
@@ -429,9 +429,10 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
     }
   }
 
-  auto opened = broker_.open_session(client_id_, c.clean_start, expiry, transport_.attachment(),
+  auto opened = broker_.open_session(client_id(), c.clean_start, expiry, transport_.attachment(),
                                      caps, limits);
   session_ = opened.session;
+  std::string().swap(client_id_);         // the session has it: one copy per client is enough
   session_->set_peer(transport_.peer());  // shown by the HTTP API
   if (opened.taken_over) {
     broker_.connections().kick(opened.taken_over, rc::SessionTakenOver);
@@ -441,7 +442,7 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   broker_.client_connected();
 
   if (version_ == Version::V5) {
-    if (assigned) props.assigned_client_identifier = client_id_;
+    if (assigned) props.assigned_client_identifier = client_id();
     props.receive_maximum = receive_maximum_;
     props.maximum_packet_size = max_packet_size_;
     props.topic_alias_maximum = topic_alias_maximum_;
@@ -457,7 +458,7 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
     }
   }
   send_connack(opened.present, rc::Success, std::move(props));
-  spdlog::debug("client '{}' connected from {} (v{}, clean {}, keepalive {})", client_id_,
+  spdlog::debug("client '{}' connected from {} (v{}, clean {}, keepalive {})", client_id(),
                 transport_.peer(), static_cast<int>(version_), c.clean_start, keep_alive_);
   session_->resume_delivery(core::EventLoop::now());
   return true;
@@ -652,7 +653,7 @@ bool Client::inbound_window_full() {
 void Client::forget_inbound_qos2(uint16_t packet_id) {
   if (!session_->release_inbound_qos2(packet_id) || !session_->persistent()) return;
   store::Batch batch;
-  batch.del(store::inbound_key(client_id_, packet_id));
+  batch.del(store::inbound_key(client_id(), packet_id));
   broker_.store()->write_background(std::move(batch));
 }
 
@@ -671,7 +672,7 @@ void Client::release_held_acks() {
         spdlog::warn(
             "client '{}': Kafka did not take message {}: {}; disconnecting (3.1.1 has "
             "no negative acknowledgement)",
-            client_id_, held.packet_id, held.gate->error());
+            client_id(), held.packet_id, held.gate->error());
         if (held.qos == 2) forget_inbound_qos2(held.packet_id);
         held_acks_.clear();
         closing_ = true;
@@ -736,7 +737,7 @@ bool Client::handle_ack(PacketType type, uint8_t flags, std::string_view body) {
         // The id is free again only once that is durable: a new PUBLISH reusing it after a
         // crash must not be taken for a duplicate.
         store::Batch batch;
-        batch.del(store::inbound_key(client_id_, ack.packet_id));
+        batch.del(store::inbound_key(client_id(), ack.packet_id));
         ticket = broker_.store()->write(std::move(batch));
       }
       std::string bytes;
@@ -941,10 +942,10 @@ void Client::on_closed() {
     uint32_t delay = will_->properties.will_delay_interval.value_or(0);
     uint32_t expiry = session_->expiry_interval();
     if (delay == 0 || expiry == 0) {
-      broker_.publish_will(*will_, client_id_, now);
+      broker_.publish_will(*will_, client_id(), now);
     } else if (!taken_over) {
       // Sent when the delay or the session ends, whichever is first; a reconnect cancels it.
-      broker_.schedule_will(*will_, client_id_,
+      broker_.schedule_will(*will_, client_id(),
                             now + std::chrono::seconds(std::min(delay, expiry)));
     }
     will_.reset();

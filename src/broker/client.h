@@ -73,7 +73,7 @@ class Client {
   // node (or will not), or every node knows the routes of a SUBSCRIBE. The connection goes on
   // (ConnectionControl::cluster_wait_over).
   void cluster_wait_over();
-  const std::string& client_id() const { return client_id_; }
+  const std::string& client_id() const { return session_ ? session_->client_id() : client_id_; }
   // The settings in force when the connection started.
   const config::Config& settings() const { return *settings_; }
 
@@ -101,7 +101,7 @@ class Client {
   // This client as the front door sees it.
   Publisher publisher() const {
     return Publisher{.settings = settings_.get(),
-                     .client_id = client_id_,
+                     .client_id = client_id(),
                      .username = auth_.username(),
                      .session = session_.get(),
                      .link = transport_.attachment(),
@@ -145,22 +145,17 @@ class Client {
     uint64_t ticket;
   };
   core::RingQueue<HeldAck> held_acks_;
-  bool paused_for_held_acks_ = false;
 
   Broker& broker_;
   Transport& transport_;
   std::shared_ptr<const config::Config> settings_;  // in force when the connection started
-  mqtt::Version version_ = mqtt::Version::V311;
-  bool connected_ = false;
-  bool closing_ = false;
-  std::string client_id_;
+  std::string client_id_;                           // until the session is open; then the session's
   // What the client may publish and subscribe to ([auth] acl_file); null: anything.
   std::shared_ptr<const auth::ClientAcl> acl_;
   // Who the client is (password, certificate, anonymous, SCRAM and re-authentication).
   Authenticator auth_;
   // A CONNECT waiting for the end of its SCRAM exchange (the client's AUTH).
   std::unique_ptr<mqtt::Connect> pending_connect_;
-  bool pending_assigned_id_ = false;
   // A CONNECT waiting for its session to come from another node of the cluster; reading is
   // paused meanwhile.
   struct AwaitedSession {
@@ -184,17 +179,23 @@ class Client {
   // the retained messages that follow it.
   std::unique_ptr<HeldSuback> held_suback_;
   void send_suback_and_retained(HeldSuback& held);
-  bool session_awaited_ = false;  // asked once: the second finish_connect goes on
   SessionPtr session_;
   std::unique_ptr<mqtt::Will> will_;  // on the heap: most clients have none (560 bytes)
-  uint16_t keep_alive_ = 0;           // seconds, as in force (server keep alive applied)
+  // The small fields together (no padding between them: every connection has a Client).
   uint32_t max_packet_size_;
+  uint32_t client_maximum_packet_size_ = 0;  // from its CONNECT (5.0); 0: no limit
+  uint16_t keep_alive_ = 0;                  // seconds, as in force (server keep alive applied)
   uint16_t receive_maximum_;
   uint16_t topic_alias_maximum_;
+  mqtt::Version version_ = mqtt::Version::V311;
+  bool connected_ = false;
+  bool closing_ = false;
   bool request_problem_information_ = true;
   bool bridge_peer_ = false;  // the client is another broker's bridge (3.1.1 bridge flag)
-  uint32_t client_maximum_packet_size_ = 0;  // from its CONNECT (5.0); 0: no limit
   bool session_expiry_was_zero_ = true;
+  bool pending_assigned_id_ = false;
+  bool session_awaited_ = false;  // asked once: the second finish_connect goes on
+  bool paused_for_held_acks_ = false;
   std::vector<std::string> inbound_aliases_;  // index = alias - 1
   Clock::time_point created_at_;
   Clock::time_point last_packet_at_;

@@ -267,17 +267,14 @@ class Session {
   };
 
   const std::string client_id_;
-  std::atomic<mqtt::Version> version_hint_{mqtt::Version::V311};
   mutable std::mutex mutex_;
   Attachment link_;
-  bool wake_pending_ = false;
   std::string out_;
   ClientCapabilities caps_;
   DeliveryLimits limits_;
   core::RingQueue<Inflight> inflight_;  // core::RingQueue: nothing allocated while empty
   core::RingQueue<Delivery> queue_;
   uint64_t queue_bytes_ = 0;
-  uint16_t last_packet_id_ = 0;
   std::vector<uint16_t> inbound_qos2_;  // sorted; a set would cost 56 bytes in every session
   // Its size, readable without the lock: the Receive Maximum check on every QoS 1 PUBLISH.
   std::atomic<size_t> inbound_qos2_size_{0};
@@ -286,9 +283,14 @@ class Session {
   // topic -> alias, per connection; made at the first alias (most clients use none).
   std::unique_ptr<std::unordered_map<std::string, uint16_t>> out_aliases_;
   std::vector<Attachment> waiters_;
+  // The small fields together (no padding between them: every client has a session).
   uint32_t expiry_interval_ = 0;
+  uint16_t last_packet_id_ = 0;
+  std::atomic<mqtt::Version> version_hint_{mqtt::Version::V311};
+  bool wake_pending_ = false;
   bool ever_persistent_ = false;  // records may exist even after expiry went to 0
   bool ended_ = false;            // end_and_count_undelivered ran
+  bool refilling_ = false;
   Clock::time_point disconnected_at_{};
   store::Store* store_ = nullptr;
   uint64_t fence_ = 0;              // out_ waits until this store ticket is durable
@@ -301,7 +303,6 @@ class Session {
   // The store ticket of the newest spilled record: until the store has written it, a refill
   // that finds fewer records than spilled_ says must not take the count for stale.
   uint64_t spill_ticket_ = 0;
-  bool refilling_ = false;
   std::string peer_;  // for the HTTP API's views
 };
 

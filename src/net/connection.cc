@@ -478,7 +478,11 @@ void Connection::release_idle_buffers() {
   };
   if (wpos_ == 0) release(wbuf_);
   release(rbuf_);
-  if (layered_ && layered_->lower_pos == 0) release(layered_->lower_buf);
+  if (layered_) {
+    if (layered_->lower_pos == 0) release(layered_->lower_buf);
+    for (auto& layer : layered_->layers)
+      layer->release_idle_memory();
+  }
   if (client_.session() && client_.connected()) client_.session()->release_idle_output();
 }
 

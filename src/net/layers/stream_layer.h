@@ -28,6 +28,10 @@ class StreamLayer {
 
   // Why on_input/on_output returned false; empty otherwise.
   virtual const std::string& error() const = 0;
+
+  // The connection is quiet (called about once a second): give back buffer memory that holds
+  // nothing now.
+  virtual void release_idle_memory() {}
 };
 
 }  // namespace starling::net

@@ -1,6 +1,7 @@
 #include "net/layers/tls.h"
 
 #include <openssl/bio.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -214,11 +215,29 @@ std::shared_ptr<TlsContext> TlsContext::create_client(const TlsClientSettings& s
   return std::shared_ptr<TlsContext>(new TlsContext(ctx.release(), std::move(kept), true));
 }
 
+namespace {
+
+// A memory BIO that answers "wait for more" when empty instead of end of stream.
+BIO* new_memory_bio() {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (bio) BIO_set_mem_eof_return(bio, -1);
+  return bio;
+}
+
+// Empty, and holding a buffer: worth a fresh BIO (on an idle connection; a busy one pays an
+// allocation a second for it).
+bool holds_idle_memory(BIO* bio) {
+  BUF_MEM* mem = nullptr;
+  return BIO_ctrl_pending(bio) == 0 && BIO_get_mem_ptr(bio, &mem) == 1 && mem && mem->max > 0;
+}
+
+}  // namespace
+
 TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, const std::string& server_name)
     : context_(std::move(context)) {
   ssl_ = SSL_new(context_->native());
-  in_ = BIO_new(BIO_s_mem());
-  out_ = BIO_new(BIO_s_mem());
+  in_ = new_memory_bio();
+  out_ = new_memory_bio();
   if (!ssl_ || !in_ || !out_) {
     SSL_free(ssl_);
     BIO_free(in_);
@@ -226,9 +245,6 @@ TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, const std::string& serve
     ERR_clear_error();
     throw std::bad_alloc();
   }
-  // An empty memory BIO means "wait for more", not end of stream.
-  BIO_set_mem_eof_return(in_, -1);
-  BIO_set_mem_eof_return(out_, -1);
   SSL_set_bio(ssl_, in_, out_);
   if (!context_->client()) {
     SSL_set_accept_state(ssl_);
@@ -241,6 +257,25 @@ TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, const std::string& serve
     SSL_set1_host(ssl_, server_name.c_str());
   }
   ERR_clear_error();
+}
+
+void TlsLayer::release_idle_memory() {
+  if (failed_) return;
+  // OpenSSL's record buffers: SSL_MODE_RELEASE_BUFFERS misses some (a read buffer set up for a
+  // record that was not there yet stays); this frees them unless they hold data.
+  if (established_) SSL_free_buffers(ssl_);
+  if (holds_idle_memory(in_)) {
+    if (BIO* fresh = new_memory_bio()) {
+      SSL_set0_rbio(ssl_, fresh);  // frees the old one
+      in_ = fresh;
+    }
+  }
+  if (holds_idle_memory(out_)) {
+    if (BIO* fresh = new_memory_bio()) {
+      SSL_set0_wbio(ssl_, fresh);
+      out_ = fresh;
+    }
+  }
 }
 
 TlsLayer::~TlsLayer() {

@@ -88,6 +88,9 @@ class TlsLayer final : public StreamLayer {
   bool on_output(std::string_view out, std::string& down) override;
   bool established() const override { return established_; }
   const std::string& error() const override { return error_; }
+  // Memory BIOs keep the capacity of the largest flight they carried (the handshake's): empty
+  // ones are replaced by fresh ones; OpenSSL's record buffers are freed.
+  void release_idle_memory() override;
 
   // The broker ends the connection: appends a close_notify alert for the peer.
   void close(std::string& down);
