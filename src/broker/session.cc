@@ -462,7 +462,10 @@ bool Session::release_inbound_qos2(uint16_t packet_id) {
   auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id);
   if (it == inbound_qos2_.end() || *it != packet_id) return false;
   inbound_qos2_.erase(it);
-  if (inbound_qos2_.empty()) inbound_qos2_.shrink_to_fit();
+  // A burst's capacity is given back; a few ids' worth stays, so a publisher with one QoS 2
+  // message at a time does not allocate per message.
+  constexpr size_t kKeptIds = 16;
+  if (inbound_qos2_.empty() && inbound_qos2_.capacity() > kKeptIds) inbound_qos2_.shrink_to_fit();
   inbound_qos2_size_.store(inbound_qos2_.size(), std::memory_order_relaxed);
   return true;
 }

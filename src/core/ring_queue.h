@@ -174,12 +174,7 @@ class RingQueue {
   }
   iterator erase(const_iterator pos) { return erase(pos, pos + 1); }
 
-  void clear() {
-    for (size_t i = 0; i < size_; ++i)
-      std::destroy_at(&(*this)[i]);
-    size_ = 0;
-    release();
-  }
+  void clear() { release(); }
 
  private:
   void grow() {
@@ -199,7 +194,7 @@ class RingQueue {
     head_ = 0;
     if (cap_ > kKeptCapacity) release();
   }
-  // Frees the buffer; the queue must be empty (every element destroyed).
+  // Destroys every element and frees the buffer.
   void release() {
     for (size_t i = 0; i < size_; ++i)
       std::destroy_at(&(*this)[i]);
