@@ -1,11 +1,11 @@
 #include "kafka/schema_registry.h"
 
-#include <curl/curl.h>
-
 #include <nlohmann/json.hpp>
 
 #include <exception>
 #include <utility>
+
+#include "http/client/curl_library.h"
 
 namespace starling::kafka {
 
@@ -33,12 +33,16 @@ size_t on_data(char* data, size_t size, size_t count, void* user) {
   return len;
 }
 
+using http_client::CurlLibrary;
+
 struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+  const CurlLibrary* curl;
+  void operator()(CURL* c) const { curl->easy_cleanup(c); }
 };
 
 struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+  const CurlLibrary* curl;
+  void operator()(curl_slist* l) const { curl->slist_free_all(l); }
 };
 
 // The registry's error answers are {"error_code": 40403, "message": "Schema 7 not found"}.
@@ -53,11 +57,6 @@ std::string error_message(const std::string& body) {
 
 }  // namespace
 
-void init_http_client() {
-  static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-  (void)rc;  // on failure every request fails and says why
-}
-
 SchemaRegistry::SchemaRegistry(std::string url, std::chrono::milliseconds timeout,
                                std::chrono::milliseconds retry_backoff)
     : url_([&] {
@@ -67,7 +66,9 @@ SchemaRegistry::SchemaRegistry(std::string url, std::chrono::milliseconds timeou
       }()),
       timeout_(timeout),
       retry_backoff_(retry_backoff) {
-  init_http_client();
+  // Loaded here, before the consumer threads ask; a failure is reported by every fetch.
+  std::string ignored;
+  CurlLibrary::get(ignored);
 }
 
 SchemaRegistry::~SchemaRegistry() = default;
@@ -128,45 +129,53 @@ std::shared_ptr<const AvroSchema> SchemaRegistry::fetch(int32_t id, std::string&
   const std::string what = "schema registry GET " + path + ": ";
   fetches_.fetch_add(1, std::memory_order_relaxed);
 
+  std::string load_error;
+  const CurlLibrary* api = CurlLibrary::get(load_error);
+  if (api == nullptr) {
+    error = what + load_error;
+    return nullptr;
+  }
   // A fresh handle per fetch: fetches are rare (once per schema id) and nothing is shared.
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  std::unique_ptr<CURL, CurlDeleter> curl(api->easy_init(), CurlDeleter{api});
   if (!curl) {
     error = what + "cannot create a curl handle";
     return nullptr;
   }
-  std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(
-      nullptr, "Accept: application/vnd.schemaregistry.v1+json, application/json"));
+  std::unique_ptr<curl_slist, SlistDeleter> headers(
+      api->slist_append(nullptr,
+                        "Accept: application/vnd.schemaregistry.v1+json, application/json"),
+      SlistDeleter{api});
   const std::string url = url_ + path;
   Response response;
   char curl_error[CURL_ERROR_SIZE] = {};
   CURL* c = curl.get();
   const long timeout_ms = static_cast<long>(timeout_.count());
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "starling");
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  api->easy_setopt(c, CURLOPT_URL, url.c_str());
+  api->easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  api->easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+  api->easy_setopt(c, CURLOPT_USERAGENT, "starling");
+  api->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  api->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
   // No SIGALRM for timeouts: the process has other threads (curl resolves names on its own).
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxResponse));
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_error);
+  api->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  api->easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  api->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  api->easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxResponse));
+  api->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  api->easy_setopt(c, CURLOPT_WRITEDATA, &response);
+  api->easy_setopt(c, CURLOPT_ERRORBUFFER, curl_error);
 
-  const CURLcode rc = curl_easy_perform(c);
+  const CURLcode rc = api->easy_perform(c);
   if (response.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
     error = what + "answer larger than " + std::to_string(kMaxResponse) + " bytes";
     return nullptr;
   }
   if (rc != CURLE_OK) {
-    error = what + (curl_error[0] != '\0' ? curl_error : curl_easy_strerror(rc));
+    error = what + (curl_error[0] != '\0' ? curl_error : api->easy_strerror(rc));
     return nullptr;
   }
   long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  api->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   if (status != 200) {
     error = what + "HTTP " + std::to_string(status) + ": " + error_message(response.body);
     return nullptr;

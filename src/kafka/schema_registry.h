@@ -16,11 +16,6 @@
 
 namespace starling::kafka {
 
-// curl_global_init, once. libcurl 7.84+ built thread-safe (Debian 12's 7.88 is: it reports
-// CURL_VERSION_THREADSAFE) may have it called from any thread; the SchemaRegistry constructor
-// calls this, and main may call it earlier to have it done before the workers start.
-void init_http_client();
-
 class SchemaRegistry {
  public:
   // url like "http://127.0.0.1:8081" (a trailing slash is dropped); timeout per HTTP request.

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <curl/curl.h>
+
+#include <string>
+
+namespace starling::http_client {
+
+// libcurl's entry points, resolved from libcurl.so.4 the first time a feature needs HTTP (the
+// schema registry today). Linked directly, libcurl pulls in about twenty libraries (GnuTLS,
+// Kerberos, LDAP, libssh2, ...) whose constructors run at start and keep ~3 MiB resident in
+// every broker, used or not; loaded on demand, only a broker that needs it pays for it.
+struct CurlLibrary {
+  decltype(&curl_global_init) global_init;
+  decltype(&curl_easy_init) easy_init;
+  decltype(&curl_easy_cleanup) easy_cleanup;
+  decltype(&curl_easy_setopt) easy_setopt;
+  decltype(&curl_easy_perform) easy_perform;
+  decltype(&curl_easy_getinfo) easy_getinfo;
+  decltype(&curl_easy_strerror) easy_strerror;
+  decltype(&curl_slist_append) slist_append;
+  decltype(&curl_slist_free_all) slist_free_all;
+
+  // The library, loaded and globally initialised once per process (thread-safe); null with
+  // `error` set when it cannot be loaded. The package depends on libcurl4, so null means a
+  // broken install, and the feature that asked reports it.
+  static const CurlLibrary* get(std::string& error);
+};
+
+}  // namespace starling::http_client
