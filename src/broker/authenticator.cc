@@ -21,15 +21,19 @@ Authenticator::Verdict Authenticator::refuse(uint8_t reason_code, std::string re
 
 Authenticator::Verdict Authenticator::connect(const mqtt::Connect& c, const ClientOrigin& origin) {
   auto passwords = access_.passwords();
-  method_ = c.properties.authentication_method.value_or("");
-  if (!method_.empty()) {
+  const std::string_view method = c.properties.authentication_method
+                                      ? std::string_view(*c.properties.authentication_method)
+                                      : std::string_view();
+  scram_method_ = false;
+  if (!method.empty()) {
     // MQTT 5 enhanced authentication: SCRAM-SHA-256 against the password file's SCRAM entries.
-    if (method_ != kScramMethod || !passwords) {
+    if (method != kScramMethod || !passwords) {
       metrics::add(Counter::AuthMethodRefused);
       return refuse(rc::BadAuthenticationMethod,
                     passwords ? "authentication method not supported (SCRAM-SHA-256 is)"
                               : "enhanced authentication needs [auth] password_file");
     }
+    scram_method_ = true;
     Verdict v;
     if (!start_scram(std::move(passwords), c.properties.authentication_data.value_or(""), v)) {
       spdlog::info("connect from {} refused: SCRAM: {}", origin.peer, v.reason);

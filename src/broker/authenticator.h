@@ -63,8 +63,9 @@ class Authenticator {
   bool exchanging() const { return scram_ != nullptr; }
   // The authenticated user name; empty for anonymous clients.
   const std::string& username() const { return username_; }
-  // The CONNECT's Authentication Method; empty when none (no re-authentication then).
-  const std::string& method() const { return method_; }
+  // The CONNECT's Authentication Method; empty when none (no re-authentication then). Only
+  // SCRAM-SHA-256 is accepted, so a flag says it (no string in every client).
+  std::string_view method() const { return scram_method_ ? kScramMethod : std::string_view(); }
 
   // The ACL of this user and client id from the ACL file in force now; null when there is no
   // ACL file (anything goes).
@@ -79,8 +80,8 @@ class Authenticator {
   AccessControl& access_;
   const config::Config& settings_;
   std::string username_;
-  std::string method_;
   std::unique_ptr<auth::ScramServer> scram_;
+  bool scram_method_ = false;  // the CONNECT named SCRAM-SHA-256
 };
 
 }  // namespace starling::broker

@@ -85,13 +85,12 @@ Broker::OpenResult Broker::open_session(const std::string& client_id, bool clean
   SessionPtr discarded;
   {
     std::lock_guard lock(sessions_mutex_);
-    SessionPtr& slot = sessions_[client_id];
+    SessionPtr slot = sessions_.find(client_id);
     // A session without expiry (3.1.1 clean session, 5.0 expiry 0) ends with its connection,
     // which this one takes over: nothing of it to resume ([MQTT-3.1.2-6]).
     if (slot && (clean_start || slot->expiry_interval() == 0)) {
       // The old session ends here; its connection (if any) is kicked.
-      discarded = slot;
-      slot.reset();
+      discarded = std::move(slot);
     }
     if (slot) {
       result.taken_over = slot->attach(link, caps, limits);
@@ -99,6 +98,7 @@ Broker::OpenResult Broker::open_session(const std::string& client_id, bool clean
     } else {
       slot = make_session(client_id);
       slot->attach(link, caps, limits);
+      sessions_.put(slot);  // in place of the discarded one
     }
     slot->set_expiry_interval(expiry);
     result.session = slot;
@@ -145,9 +145,7 @@ void Broker::end_session(const SessionPtr& session, Clock::time_point now) {
     std::lock_guard lock(sessions_mutex_);
     // Only while it still owns the client id: a newer session of the client owns the
     // records otherwise.
-    auto it = sessions_.find(session->client_id());
-    if (it != sessions_.end() && it->second == session) {
-      sessions_.erase(it);
+    if (sessions_.erase(session)) {
       if (store_ && session->has_records()) {
         store::Batch batch;
         erase_client_records(batch, session->client_id());
@@ -385,9 +383,8 @@ void Broker::client_taken_elsewhere(const std::string& client_id, bool ends,
   SessionPtr session;
   {
     std::lock_guard lock(sessions_mutex_);
-    auto it = sessions_.find(client_id);
-    if (it == sessions_.end()) return;
-    session = it->second;
+    session = sessions_.find(client_id);
+    if (!session) return;
   }
   const Attachment previous = session->attach(Attachment{}, ClientCapabilities{}, DeliveryLimits{});
   if (previous) connections_.kick(previous, mqtt::reason::SessionTakenOver);
@@ -409,10 +406,8 @@ Broker::Departure Broker::hand_over_session(const std::string& client_id, Clock:
   SessionPtr session;
   {
     std::lock_guard lock(sessions_mutex_);
-    auto it = sessions_.find(client_id);
-    if (it == sessions_.end()) return out;
-    session = it->second;
-    sessions_.erase(it);
+    session = sessions_.take(client_id);
+    if (!session) return out;
     if (erase && session->has_records()) erase_client_records(*erase, client_id);
   }
   cancel_will(client_id);
@@ -441,9 +436,10 @@ void Broker::adopt_session(const std::string& client_id, uint32_t expiry,
   bool fresh = false;
   {
     std::lock_guard lock(sessions_mutex_);
-    SessionPtr& slot = sessions_[client_id];
+    SessionPtr slot = sessions_.find(client_id);
     if (!slot) {
       slot = make_session(client_id);
+      sessions_.put(slot);
       slot->set_expiry_interval(expiry);
       slot->mark_disconnected(now);
       fresh = true;
@@ -642,15 +638,12 @@ void Broker::restore(Clock::time_point now) {
     if (r.expiry_interval != 0xFFFFFFFF) {
       expiry_queue_.emplace(disconnected_at + std::chrono::seconds(r.expiry_interval), session);
     }
-    sessions_[client] = std::move(session);
+    sessions_.put(std::move(session));
     ++sessions;
     return true;
   });
 
-  auto find = [&](const std::string& client) -> SessionPtr {
-    auto it = sessions_.find(client);
-    return it == sessions_.end() ? nullptr : it->second;
-  };
+  auto find = [&](const std::string& client) -> SessionPtr { return sessions_.find(client); };
 
   store_->scan("B", [&](std::string_view key, std::string_view value) {
     std::string client, filter;

@@ -24,6 +24,7 @@
 #include "broker/mqtt_bridges.h"
 #include "broker/retained_store.h"
 #include "broker/session.h"
+#include "broker/session_registry.h"
 #include "broker/subscription_tree.h"
 #include "config/config.h"
 #include "core/reader_lock.h"
@@ -226,7 +227,7 @@ class Broker {
   std::shared_ptr<const config::Config> settings_;
 
   mutable std::mutex sessions_mutex_;
-  std::unordered_map<std::string, SessionPtr> sessions_;
+  SessionRegistry sessions_;
   std::multimap<Clock::time_point, std::weak_ptr<Session>> expiry_queue_;  // by sessions_mutex_
 
   mutable core::ReaderLock tree_mutex_;

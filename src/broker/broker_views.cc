@@ -25,10 +25,7 @@ std::vector<T> page(std::vector<T>&& all, size_t offset, size_t limit) {
 std::vector<SessionPtr> Broker::all_sessions() const {
   std::vector<SessionPtr> out;
   std::lock_guard lock(sessions_mutex_);
-  out.reserve(sessions_.size());
-  for (const auto& [id, session] : sessions_) {
-    if (session) out.push_back(session);
-  }
+  out.assign(sessions_.begin(), sessions_.end());
   return out;
 }
 
@@ -36,8 +33,10 @@ ClientPage Broker::clients(std::string_view id_prefix, size_t offset, size_t lim
   std::vector<SessionPtr> matching;
   {
     std::lock_guard lock(sessions_mutex_);
-    for (const auto& [id, session] : sessions_) {
-      if (session && std::string_view(id).starts_with(id_prefix)) matching.push_back(session);
+    for (const SessionPtr& session : sessions_) {
+      if (std::string_view(session->client_id()).starts_with(id_prefix)) {
+        matching.push_back(session);
+      }
     }
   }
   std::sort(matching.begin(), matching.end(), [](const SessionPtr& a, const SessionPtr& b) {
@@ -55,9 +54,8 @@ std::optional<SessionInfo> Broker::client(const std::string& client_id) const {
   SessionPtr session;
   {
     std::lock_guard lock(sessions_mutex_);
-    auto it = sessions_.find(client_id);
-    if (it == sessions_.end() || !it->second) return std::nullopt;
-    session = it->second;
+    session = sessions_.find(client_id);
+    if (!session) return std::nullopt;
   }
   return session->info();
 }
@@ -69,8 +67,7 @@ SubscriptionPage Broker::subscriptions(const std::string& client_id, size_t offs
     sessions = all_sessions();
   } else {
     std::lock_guard lock(sessions_mutex_);
-    auto it = sessions_.find(client_id);
-    if (it != sessions_.end() && it->second) sessions.push_back(it->second);
+    if (SessionPtr session = sessions_.find(client_id)) sessions.push_back(std::move(session));
   }
   std::vector<SubscriptionInfo> all;
   for (const SessionPtr& s : sessions) {
@@ -123,10 +120,9 @@ Attachment Broker::connection_of(const std::string& client_id, bool& found) cons
   SessionPtr session;
   {
     std::lock_guard lock(sessions_mutex_);
-    auto it = sessions_.find(client_id);
-    found = it != sessions_.end() && it->second;
+    session = sessions_.find(client_id);
+    found = session != nullptr;
     if (!found) return Attachment{};
-    session = it->second;
   }
   return session->link();
 }

@@ -264,7 +264,7 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
     }
   }
 
-  client_id_ = c.client_id;  // until the session has it
+  pending_client_id_ = std::make_unique<std::string>(c.client_id);  // until the session has it
   Authenticator::Verdict verdict =
       auth_.connect(c, ClientOrigin{transport_.listener_name(), transport_.certificate_username(),
                                     transport_.peer()});
@@ -325,10 +325,10 @@ bool Client::handle_connect_auth(uint8_t flags, std::string_view body) {
   return finish_connect(*c, pending_assigned_id_, std::move(auth_props));
 }
 
-void Client::send_auth(uint8_t reason_code, const std::string& method, std::string data) {
+void Client::send_auth(uint8_t reason_code, std::string_view method, std::string data) {
   mqtt::Auth a;
   a.reason_code = reason_code;
-  a.properties.authentication_method = method;
+  a.properties.authentication_method = std::string(method);
   a.properties.authentication_data = std::move(data);
   std::string bytes;
   mqtt::encode_auth(a, bytes);
@@ -432,7 +432,7 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   auto opened = broker_.open_session(client_id(), c.clean_start, expiry, transport_.attachment(),
                                      caps, limits);
   session_ = opened.session;
-  std::string().swap(client_id_);         // the session has it: one copy per client is enough
+  pending_client_id_.reset();             // the session has it: one copy per client is enough
   session_->set_peer(transport_.peer());  // shown by the HTTP API
   if (opened.taken_over) {
     broker_.connections().kick(opened.taken_over, rc::SessionTakenOver);
@@ -494,14 +494,16 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
     if (alias == 0 || alias > topic_alias_maximum_) {
       return fail(rc::TopicAliasInvalid, "topic alias out of range");
     }
-    if (inbound_aliases_.size() < alias) inbound_aliases_.resize(topic_alias_maximum_);
+    if (!inbound_aliases_) inbound_aliases_ = std::make_unique<std::vector<std::string>>();
+    std::vector<std::string>& aliases = *inbound_aliases_;
+    if (aliases.size() < alias) aliases.resize(topic_alias_maximum_);
     if (p.topic.empty()) {
-      if (inbound_aliases_[alias - 1].empty()) {
+      if (aliases[alias - 1].empty()) {
         return fail(rc::ProtocolError, "unknown topic alias");
       }
-      p.topic = inbound_aliases_[alias - 1];
+      p.topic = aliases[alias - 1];
     } else {
-      inbound_aliases_[alias - 1] = p.topic;  // checked with the publish: a bad one closes
+      aliases[alias - 1] = p.topic;  // checked with the publish: a bad one closes
     }
     used_alias = true;
   }

@@ -73,7 +73,9 @@ class Client {
   // node (or will not), or every node knows the routes of a SUBSCRIBE. The connection goes on
   // (ConnectionControl::cluster_wait_over).
   void cluster_wait_over();
-  const std::string& client_id() const { return session_ ? session_->client_id() : client_id_; }
+  const std::string& client_id() const {
+    return session_ ? session_->client_id() : pending_client_id_ ? *pending_client_id_ : kNoId;
+  }
   // The settings in force when the connection started.
   const config::Config& settings() const { return *settings_; }
 
@@ -92,7 +94,7 @@ class Client {
   }
   // An AUTH packet during the CONNECT's SCRAM exchange.
   bool handle_connect_auth(uint8_t flags, std::string_view body);
-  void send_auth(uint8_t reason_code, const std::string& method, std::string data);
+  void send_auth(uint8_t reason_code, std::string_view method, std::string data);
   // An AUTH packet once connected: re-authentication (section 4.12.1).
   bool handle_reauth(uint8_t flags, std::string_view body);
   bool reauth_failed(const std::string& why);
@@ -149,7 +151,9 @@ class Client {
   Broker& broker_;
   Transport& transport_;
   std::shared_ptr<const config::Config> settings_;  // in force when the connection started
-  std::string client_id_;                           // until the session is open; then the session's
+  // The CONNECT's client id until the session is open; then the session's (one copy per client).
+  std::unique_ptr<std::string> pending_client_id_;
+  static inline const std::string kNoId;
   // What the client may publish and subscribe to ([auth] acl_file); null: anything.
   std::shared_ptr<const auth::ClientAcl> acl_;
   // Who the client is (password, certificate, anonymous, SCRAM and re-authentication).
@@ -196,7 +200,8 @@ class Client {
   bool pending_assigned_id_ = false;
   bool session_awaited_ = false;  // asked once: the second finish_connect goes on
   bool paused_for_held_acks_ = false;
-  std::vector<std::string> inbound_aliases_;  // index = alias - 1
+  // Topic aliases from the client (index = alias - 1), made at its first alias.
+  std::unique_ptr<std::vector<std::string>> inbound_aliases_;
   Clock::time_point created_at_;
   Clock::time_point last_packet_at_;
 };

@@ -453,7 +453,7 @@ Session::AckResult Session::on_pubcomp(uint16_t packet_id, Clock::time_point now
 bool Session::begin_inbound_qos2(uint16_t packet_id) {
   std::lock_guard lock(mutex_);
   if (!insert_inbound_qos2_locked(packet_id)) return false;
-  inbound_qos2_size_.store(inbound_qos2_.size(), std::memory_order_relaxed);
+  inbound_qos2_size_.store(static_cast<uint32_t>(inbound_qos2_.size()), std::memory_order_relaxed);
   return true;
 }
 
@@ -466,7 +466,7 @@ bool Session::release_inbound_qos2(uint16_t packet_id) {
   // message at a time does not allocate per message.
   constexpr size_t kKeptIds = 16;
   if (inbound_qos2_.empty() && inbound_qos2_.capacity() > kKeptIds) inbound_qos2_.shrink_to_fit();
-  inbound_qos2_size_.store(inbound_qos2_.size(), std::memory_order_relaxed);
+  inbound_qos2_size_.store(static_cast<uint32_t>(inbound_qos2_.size()), std::memory_order_relaxed);
   return true;
 }
 
@@ -614,7 +614,7 @@ size_t Session::adopt(std::vector<store::QueuedRecord>&& messages,
       batch->put(store::inbound_key(client_id_, id), "");
     }
   }
-  inbound_qos2_size_.store(inbound_qos2_.size(), std::memory_order_relaxed);
+  inbound_qos2_size_.store(static_cast<uint32_t>(inbound_qos2_.size()), std::memory_order_relaxed);
   if (persistent) ever_persistent_ = true;
   return expired;
 }

@@ -154,11 +154,11 @@ void Connection::read_some() {
     on_socket_bytes(std::string_view(scratch.data(), got));
     return;
   }
-  if (rbuf_.empty()) {
+  if (!has_read_input()) {
     size_t used = consume_frames(std::string_view(scratch.data(), got));
-    if (used < got) rbuf_.assign(scratch.data() + used, got - used);
+    if (used < got && !destroyed_) buffers().read.assign(scratch.data() + used, got - used);
   } else {
-    rbuf_.append(scratch.data(), got);
+    buffers_->read.append(scratch.data(), got);
     process_input();
   }
 }
@@ -187,7 +187,7 @@ void Connection::on_socket_bytes(std::string_view bytes) {
     }
   }
   if (!data.empty() && (!failed || *failed + 1 == layers.size())) {
-    rbuf_.append(data);
+    buffers().read.append(data);
     process_input();
   }
   if (data.capacity() > kKeepCapacity) std::string().swap(data);
@@ -216,10 +216,11 @@ void Connection::send_below(size_t layer, std::string_view bytes) {
 }
 
 void Connection::encode_output() {
-  if (wpos_ >= wbuf_.size()) return;
-  send_below(layered_->layers.size(), std::string_view(wbuf_).substr(wpos_));
-  wbuf_.clear();
-  wpos_ = 0;
+  if (!buffers_ || buffers_->write_pos >= buffers_->write.size()) return;
+  send_below(layered_->layers.size(),
+             std::string_view(buffers_->write).substr(buffers_->write_pos));
+  buffers_->write.clear();
+  buffers_->write_pos = 0;
 }
 
 void Connection::say_goodbye() {
@@ -255,9 +256,11 @@ void Connection::layer_failed(size_t layer) {
 }
 
 void Connection::process_input() {
-  size_t used = consume_frames(rbuf_);
-  rbuf_.erase(0, used);
-  if (rbuf_.empty() && rbuf_.capacity() > kKeepCapacity) std::string().swap(rbuf_);
+  if (!buffers_) return;
+  std::string& input = buffers_->read;
+  size_t used = consume_frames(input);
+  input.erase(0, used);
+  if (input.empty() && input.capacity() > kKeepCapacity) std::string().swap(input);
 }
 
 size_t Connection::consume_frames(std::string_view data) {
@@ -307,7 +310,7 @@ bool Connection::publish_allowed(broker::Clock::time_point now) {
 }
 
 void Connection::send(std::string_view bytes) {
-  wbuf_.append(bytes);
+  buffers().write.append(bytes);
 }
 
 void Connection::flush() {
@@ -317,28 +320,32 @@ void Connection::flush() {
   // Once closing, nothing follows our DISCONNECT or CONNACK ([MQTT-3.14.4-1]): what the session
   // has queued stays there (a persistent one sends it on the next connection).
   if (!closing_ && client_.session() && client_.connected() && unwritten() < kMaxUnwritten) {
-    if (wpos_ > 0) {
-      wbuf_.erase(0, wpos_);
-      wpos_ = 0;
+    Buffers& b = buffers();
+    if (b.write_pos > 0) {
+      b.write.erase(0, b.write_pos);
+      b.write_pos = 0;
     }
     auto& session = client_.session();
-    if (session->take_output(wbuf_)) {
+    if (session->take_output(b.write)) {
       // Queued messages wait in the store: read the next page, then take what it released.
       session->refill(core::EventLoop::now());
-      session->take_output(wbuf_);
+      session->take_output(b.write);
     }
   }
   write_some();
 }
 
 void Connection::write_some() {
-  std::string* buf = &wbuf_;
-  size_t* pos = &wpos_;
+  std::string* buf = nullptr;
+  size_t* pos = nullptr;
   if (layered_) {
     encode_output();
     if (closing_ && !layered_->goodbye_sent) say_goodbye();
     buf = &layered_->lower_buf;
     pos = &layered_->lower_pos;
+  } else {
+    buf = &buffers().write;
+    pos = &buffers_->write_pos;
   }
   const size_t before = *pos;
   const core::SendResult result = core::send_pending(fd_, *buf, *pos);
@@ -386,8 +393,7 @@ void Connection::linger() {
   lingering_ = true;
   state_since_ = core::EventLoop::now();
   client_.on_closed();
-  rbuf_.clear();
-  std::string().swap(rbuf_);
+  if (buffers_) std::string().swap(buffers_->read);
   if (::shutdown(fd_, SHUT_WR) != 0) {
     destroy();
     return;
@@ -476,8 +482,7 @@ void Connection::release_idle_buffers() {
   auto release = [](std::string& buf) {
     if (buf.empty() && buf.capacity() > std::string().capacity()) std::string().swap(buf);
   };
-  if (wpos_ == 0) release(wbuf_);
-  release(rbuf_);
+  if (buffers_ && buffers_->write.empty() && buffers_->read.empty()) buffers_.reset();
   if (layered_) {
     if (layered_->lower_pos == 0) release(layered_->lower_buf);
     for (auto& layer : layered_->layers)

@@ -68,7 +68,7 @@ class Connection final : public core::IoHandler, public broker::Transport {
   void on_socket_bytes(std::string_view bytes);
   // Encodes bytes a layer produced for the peer through the layers below it.
   void send_below(size_t layer, std::string_view bytes);
-  // Moves wbuf_ down through every layer into lower_buf_.
+  // Moves the write buffer down through every layer into lower_buf_.
   void encode_output();
   // Once the PROXY header is in (or at once without one): the per-address limits.
   bool admit_address();
@@ -82,7 +82,8 @@ class Connection final : public core::IoHandler, public broker::Transport {
   bool output_backlogged() const;
   // Bytes taken for the socket and not written yet (before and after the layers).
   size_t unwritten() const {
-    return wbuf_.size() - wpos_ + (layered_ ? layered_->lower_buf.size() - layered_->lower_pos : 0);
+    return (buffers_ ? buffers_->write.size() - buffers_->write_pos : 0) +
+           (layered_ ? layered_->lower_buf.size() - layered_->lower_pos : 0);
   }
   ProxyLayer* proxy() const { return layered_ ? layered_->proxy : nullptr; }
   TlsLayer* tls() const { return layered_ ? layered_->tls : nullptr; }
@@ -110,9 +111,19 @@ class Connection final : public core::IoHandler, public broker::Transport {
   broker::Clock::time_point state_since_{};  // when closing_, then lingering_, began
   core::TokenBucket publishes_;              // [limits] max_publish_rate
   // Both buffers are given back when the connection is idle (see tick).
-  std::string rbuf_;  // the start of a frame not complete yet
-  std::string wbuf_;
-  size_t wpos_ = 0;
+  // Read and write buffers, made when first needed and given back when both are empty (an
+  // idle connection holds none: 64 bytes less in each).
+  struct Buffers {
+    std::string read;  // the start of a frame not complete yet
+    std::string write;
+    size_t write_pos = 0;
+  };
+  std::unique_ptr<Buffers> buffers_;
+  Buffers& buffers() {
+    if (!buffers_) buffers_ = std::make_unique<Buffers>();
+    return *buffers_;
+  }
+  bool has_read_input() const { return buffers_ && !buffers_->read.empty(); }
   uint32_t lingered_bytes_ = 0;
   bool address_checked_ = false;
   bool backlog_paused_ = false;  // output_backlogged(): resumed when the output is written
