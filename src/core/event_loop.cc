@@ -113,11 +113,22 @@ void EventLoop::drain_inbox() {
   for (auto& task : tasks)
     task();
   tasks.clear();
-  if (wake_handler_) {
-    for (uint64_t token : wakes)
-      wake_handler_(token);
-  }
+  // Handled with the loop's own wakes after every ready event: a connection that also read
+  // this iteration (and answered, say, PUBRECs with PUBRELs) writes it all in one send.
+  local_wakes_.insert(local_wakes_.end(), wakes.begin(), wakes.end());
   wakes.clear();
+}
+
+void EventLoop::run_wakes() {
+  static thread_local std::vector<uint64_t> wakes;
+  while (!local_wakes_.empty()) {
+    wakes.swap(local_wakes_);
+    if (wake_handler_) {
+      for (uint64_t token : wakes)
+        wake_handler_(token);
+    }
+    wakes.clear();
+  }
 }
 
 int EventLoop::next_timeout_ms() const {
@@ -154,7 +165,6 @@ void EventLoop::run() {
   t_current_loop = this;
   t_loop_now = std::chrono::steady_clock::now();
   epoll_event events[kMaxEvents];
-  std::vector<uint64_t> wakes;
   std::vector<Task> deferred;
   while (!stopping_.load(std::memory_order_acquire)) {
     int n = epoll_wait(epoll_fd_, events, kMaxEvents, next_timeout_ms());
@@ -168,16 +178,9 @@ void EventLoop::run() {
         handler->on_io(events[i].events);
       }
     }
-    // Wakes raised by this thread while handling events (publisher and subscriber on the same
-    // worker): flushed once per iteration, after all reads, so one writev carries the batch.
-    while (!local_wakes_.empty()) {
-      wakes.swap(local_wakes_);
-      if (wake_handler_) {
-        for (uint64_t token : wakes)
-          wake_handler_(token);
-      }
-      wakes.clear();
-    }
+    // Wakes raised while handling events (by this thread, or by others through the inbox):
+    // handled once per iteration, after all reads, so one send carries each connection's batch.
+    run_wakes();
     run_timers();
     while (!deferred_.empty()) {
       deferred.swap(deferred_);
@@ -188,6 +191,7 @@ void EventLoop::run() {
   }
   // Last tasks posted before stop (shutdown steps) still run.
   drain_inbox();
+  run_wakes();
   while (!deferred_.empty()) {
     deferred.swap(deferred_);
     for (auto& task : deferred)

@@ -4,7 +4,9 @@
 //  - post(task): a closure run on the loop thread (rare events: new connection, takeover, kick).
 //  - wake(token): the hot path of cross-thread delivery. Tokens are coalesced in a vector under a
 //    short lock and the loop's eventfd is written only on the empty to non-empty transition, so
-//    a burst of messages for many connections costs one wake-up and no allocation.
+//    a burst of messages for many connections costs one wake-up and no allocation. Woken tokens
+//    are handled after all ready events of an iteration, so a connection that was both read and
+//    woken is written once.
 #pragma once
 
 #include <atomic>
@@ -67,6 +69,7 @@ class EventLoop {
   };
 
   void drain_inbox();
+  void run_wakes();  // the wake handler for every token woken so far, once per iteration
   int next_timeout_ms() const;
   void run_timers();
 

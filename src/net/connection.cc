@@ -135,7 +135,9 @@ void Connection::on_io(uint32_t events) {
     destroy();
     return;
   }
-  flush();
+  // Written after every ready event of this iteration, with whatever other connections and
+  // threads add for it meanwhile: one send instead of one per cause.
+  worker_.loop().wake(token_);
 }
 
 void Connection::read_some() {
