@@ -177,12 +177,9 @@ TEST(RingQueue, BehavesAsStdDeque) {
   EXPECT_EQ(moved.size(), ref.size());
 }
 
-}  // namespace
-}  // namespace starling::core
-
 TEST(CompactMutex, ExcludesAcrossThreadsUnderContention) {
   // Increments of a plain counter from four threads: any overlap loses some.
-  core::CompactMutex mutex;
+  CompactMutex mutex;
   uint64_t counter = 0;
   constexpr int kThreads = 4;
   constexpr int kEach = 200000;
@@ -201,7 +198,7 @@ TEST(CompactMutex, ExcludesAcrossThreadsUnderContention) {
 }
 
 TEST(CompactMutex, WaiterSleepsUntilTheHolderUnlocks) {
-  core::CompactMutex mutex;
+  CompactMutex mutex;
   std::atomic<bool> entered{false};
   std::unique_lock held(mutex);
   EXPECT_FALSE(mutex.try_lock());
@@ -219,3 +216,6 @@ TEST(CompactMutex, WaiterSleepsUntilTheHolderUnlocks) {
   EXPECT_TRUE(mutex.try_lock());
   mutex.unlock();
 }
+
+}  // namespace
+}  // namespace starling::core

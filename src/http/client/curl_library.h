@@ -22,8 +22,8 @@ struct CurlLibrary {
   decltype(&curl_slist_free_all) slist_free_all;
 
   // The library, loaded and globally initialised once per process (thread-safe); null with
-  // `error` set when it cannot be loaded. The package depends on libcurl4, so null means a
-  // broken install, and the feature that asked reports it.
+  // `error` set when it cannot be loaded, which the feature that asked reports. A package must
+  // declare libcurl4 itself: dpkg-shlibdeps cannot see a dlopen.
   static const CurlLibrary* get(std::string& error);
 };
 
