@@ -66,7 +66,7 @@ class BridgeLink final : public core::IoHandler,
   void send(std::string_view bytes) override;
   void close() override;
   broker::Attachment attachment() const override;
-  const std::string& peer() const override { return remote_name_; }
+  std::string peer() const override { return remote_name_; }
   const std::string& listener_name() const override { return listener_name_; }
   std::optional<std::string> certificate_username() const override;
   bool is_bridge() const override { return true; }

@@ -44,7 +44,7 @@ Authenticator::Verdict Authenticator::connect(const mqtt::Connect& c, const Clie
 
   if (origin.certificate_username) {
     // A certificate verified against the listener's CA is the proof; a password is not asked.
-    username_ = *origin.certificate_username;
+    username_ = core::InlineString(*origin.certificate_username);
     metrics::add(Counter::AuthSucceeded);
   } else if (c.username && passwords) {
     if (!c.password || !passwords->check(*c.username, *c.password)) {
@@ -54,7 +54,7 @@ Authenticator::Verdict Authenticator::connect(const mqtt::Connect& c, const Clie
       return refuse(rc::BadUserNameOrPassword, "bad user name or password");
     }
     metrics::add(Counter::AuthSucceeded);
-    username_ = *c.username;
+    username_ = core::InlineString(*c.username);
   } else {
     // No proven identity: no user name, or one that nothing can check (no password file).
     // Where anonymous clients are refused, so is such a name: taking it would let a client
@@ -72,7 +72,7 @@ Authenticator::Verdict Authenticator::connect(const mqtt::Connect& c, const Clie
       spdlog::info("connect from {} refused on {}: {}", origin.peer, origin.listener, why);
       return refuse(rc::NotAuthorized, why);
     }
-    if (c.username) username_ = *c.username;
+    if (c.username) username_ = core::InlineString(*c.username);
   }
   return Verdict{Outcome::Accepted, rc::Success, {}, {}};
 }
@@ -89,7 +89,7 @@ Authenticator::Verdict Authenticator::continue_connect(std::string_view data,
                   "SCRAM-SHA-256 authentication failed");
   }
   metrics::add(Counter::AuthSucceeded);
-  username_ = std::move(step.username);
+  username_ = core::InlineString(step.username);
   return Verdict{Outcome::Accepted, rc::Success, {}, std::move(step.message)};
 }
 
@@ -112,7 +112,7 @@ Authenticator::Verdict Authenticator::continue_reauthentication(std::string_view
     return refuse(rc::NotAuthorized, step.error);
   }
   // The session, its subscriptions and its ACL belong to the user who connected.
-  if (step.username != username_) {
+  if (step.username != username_.view()) {
     metrics::add(Counter::AuthBadCredentials);
     return refuse(rc::NotAuthorized, "a different user name");
   }
@@ -143,7 +143,7 @@ std::shared_ptr<const auth::ClientAcl> Authenticator::compile_acl(
   auto acl_file = access_.acl();
   if (!acl_file) return nullptr;
   std::optional<std::string_view> user;
-  if (!username_.empty()) user = username_;
+  if (!username_.empty()) user = username_.view();
   return std::make_shared<const auth::ClientAcl>(acl_file->compile_for(user, client_id));
 }
 

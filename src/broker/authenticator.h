@@ -15,6 +15,7 @@
 #include "auth/scram.h"
 #include "broker/access_control.h"
 #include "config/config.h"
+#include "core/inline_string.h"
 #include "mqtt/packet.h"
 
 namespace starling::broker {
@@ -62,7 +63,7 @@ class Authenticator {
   // A SCRAM exchange is under way (CONNECT or re-authentication).
   bool exchanging() const { return scram_ != nullptr; }
   // The authenticated user name; empty for anonymous clients.
-  const std::string& username() const { return username_; }
+  std::string_view username() const { return username_.view(); }
   // The CONNECT's Authentication Method; empty when none (no re-authentication then). Only
   // SCRAM-SHA-256 is accepted, so a flag says it (no string in every client).
   std::string_view method() const { return scram_method_ ? kScramMethod : std::string_view(); }
@@ -79,7 +80,7 @@ class Authenticator {
 
   AccessControl& access_;
   const config::Config& settings_;
-  std::string username_;
+  core::InlineString username_;  // most user names fit in it: no allocation
   std::unique_ptr<auth::ScramServer> scram_;
   bool scram_method_ = false;  // the CONNECT named SCRAM-SHA-256
 };

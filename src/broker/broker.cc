@@ -47,7 +47,7 @@ DeliveryLimits Broker::delivery_limits() const {
   return limits;
 }
 
-void Broker::erase_client_records(store::Batch& batch, const std::string& client_id) {
+void Broker::erase_client_records(store::Batch& batch, std::string_view client_id) {
   batch.del(store::session_key(client_id));
   batch.del(store::will_key(client_id));
   batch.del_prefix(store::client_prefix(store::Kind::Subscription, client_id));

@@ -212,7 +212,7 @@ class Broker {
   Session* pick_shared_member(SharedGroup& group, const Session* exclude);
   SessionPtr make_session(const std::string& client_id);
   // Adds deleting every record of a client to batch.
-  static void erase_client_records(store::Batch& batch, const std::string& client_id);
+  static void erase_client_records(store::Batch& batch, std::string_view client_id);
   void write_session_record(const Session& session, uint32_t expiry, uint64_t disconnected_ms);
   std::vector<SessionPtr> all_sessions() const;  // a copy of the registry's pointers
 

@@ -72,7 +72,7 @@ SubscriptionPage Broker::subscriptions(const std::string& client_id, size_t offs
   std::vector<SubscriptionInfo> all;
   for (const SessionPtr& s : sessions) {
     for (auto& [filter, options] : s->subscriptions()) {
-      all.push_back(SubscriptionInfo{s->client_id(), filter, options});
+      all.push_back(SubscriptionInfo{std::string(s->client_id()), filter, options});
     }
   }
   std::sort(all.begin(), all.end(), [](const SubscriptionInfo& a, const SubscriptionInfo& b) {

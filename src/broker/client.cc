@@ -32,8 +32,7 @@ Client::Client(Broker& broker, Transport& transport)
       transport_(transport),
       settings_(broker.settings()),
       auth_(broker.access(), *settings_),
-      created_at_(core::EventLoop::now()),
-      last_packet_at_(created_at_) {
+      last_packet_at_(core::EventLoop::now()) {
   max_packet_size_ = settings_->mqtt.max_packet_size;
   receive_maximum_ = settings_->mqtt.receive_maximum;
   topic_alias_maximum_ = settings_->mqtt.topic_alias_maximum;
@@ -140,11 +139,13 @@ void Client::disconnect(uint8_t reason_code, const char* reason_string) {
 
 bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet) {
   if (closing_) return false;
-  last_packet_at_ = core::EventLoop::now();
+  // Before the CONNACK the time stays when the connection began (the connect timeout runs from
+  // it); the CONNACK sets it (keep-alive).
+  if (connected_) last_packet_at_ = core::EventLoop::now();
   metrics::count_packet_in(header.type(), packet.size());
   std::string_view body = packet.substr(header.header_size);
   const PacketType type = header.type();
-  if (pending_connect_) {
+  if (waiting_connect_ && waiting_connect_->scram) {
     // Between CONNECT and CONNACK only the SCRAM exchange's AUTH may come.
     if (type == PacketType::Auth) return handle_connect_auth(header.flags(), body);
     refuse_connect(rc::ProtocolError,
@@ -275,8 +276,8 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
     case Authenticator::Outcome::Continue:
       // SCRAM: the CONNECT waits for the client's AUTH.
       send_auth(rc::ContinueAuthentication, auth_.method(), std::move(verdict.data));
-      pending_assigned_id_ = assigned;
-      pending_connect_ = std::make_unique<mqtt::Connect>(std::move(c));
+      waiting_connect_ = std::make_unique<WaitingConnect>(
+          WaitingConnect{std::move(c), assigned, mqtt::Properties{}, true});
       return true;
     case Authenticator::Outcome::Accepted:
       break;
@@ -307,7 +308,8 @@ bool Client::handle_connect_auth(uint8_t flags, std::string_view body) {
     return false;
   }
   if (a.reason_code != rc::ContinueAuthentication ||
-      a.properties.authentication_method != pending_connect_->properties.authentication_method) {
+      a.properties.authentication_method !=
+          waiting_connect_->connect.properties.authentication_method) {
     refuse_connect(rc::ProtocolError, "AUTH must continue the CONNECT's authentication method");
     return false;
   }
@@ -317,12 +319,13 @@ bool Client::handle_connect_auth(uint8_t flags, std::string_view body) {
     refuse_connect(verdict.reason_code, verdict.reason.c_str());
     return false;
   }
-  std::unique_ptr<mqtt::Connect> c = std::move(pending_connect_);
-  if (!authorize(*c)) return false;
+  const std::unique_ptr<WaitingConnect> waited = std::move(waiting_connect_);
+  mqtt::Connect& c = waited->connect;
+  if (!authorize(c)) return false;
   mqtt::Properties auth_props;
-  auth_props.authentication_method = c->properties.authentication_method;
+  auth_props.authentication_method = c.properties.authentication_method;
   auth_props.authentication_data = std::move(verdict.data);  // server-final: proves us to it
-  return finish_connect(*c, pending_assigned_id_, std::move(auth_props));
+  return finish_connect(c, waited->assigned, std::move(auth_props));
 }
 
 void Client::send_auth(uint8_t reason_code, std::string_view method, std::string data) {
@@ -420,17 +423,17 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   // wait for the claim (and the session) before answering.
   if (!session_awaited_ && broker_.cluster()) {
     session_awaited_ = true;
-    if (broker_.cluster()->await_session(client_id(), c.clean_start, expiry,
+    if (broker_.cluster()->await_session(*pending_client_id_, c.clean_start, expiry,
                                          transport_.attachment())) {
-      awaited_ = std::make_unique<AwaitedSession>(
-          AwaitedSession{std::move(c), assigned, std::move(props)});
+      waiting_connect_ = std::make_unique<WaitingConnect>(
+          WaitingConnect{std::move(c), assigned, std::move(props), false});
       transport_.pause_reading(true);
       return true;
     }
   }
 
-  auto opened = broker_.open_session(client_id(), c.clean_start, expiry, transport_.attachment(),
-                                     caps, limits);
+  auto opened = broker_.open_session(*pending_client_id_, c.clean_start, expiry,
+                                     transport_.attachment(), caps, limits);
   session_ = opened.session;
   pending_client_id_.reset();             // the session has it: one copy per client is enough
   session_->set_peer(transport_.peer());  // shown by the HTTP API
@@ -439,6 +442,7 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   }
   will_ = c.will ? std::make_unique<mqtt::Will>(std::move(*c.will)) : nullptr;
   connected_ = true;
+  last_packet_at_ = core::EventLoop::now();
   broker_.client_connected();
 
   if (version_ == Version::V5) {
@@ -472,8 +476,8 @@ void Client::cluster_wait_over() {
     transport_.pause_reading(false);
     return;
   }
-  if (!awaited_) return;
-  std::unique_ptr<AwaitedSession> a = std::move(awaited_);
+  if (!waiting_connect_ || waiting_connect_->scram) return;
+  const std::unique_ptr<WaitingConnect> a = std::move(waiting_connect_);
   finish_connect(a->connect, a->assigned, std::move(a->properties));
   transport_.pause_reading(false);  // packets sent behind the CONNECT
 }
@@ -916,7 +920,7 @@ bool Client::handle_disconnect(uint8_t flags, std::string_view body) {
 void Client::on_tick(Clock::time_point now) {
   if (closing_) return;
   if (!connected_) {
-    if (now - created_at_ >= std::chrono::milliseconds(settings_->limits.connect_timeout_ms)) {
+    if (now - last_packet_at_ >= std::chrono::milliseconds(settings_->limits.connect_timeout_ms)) {
       spdlog::debug("connection from {}: no CONNECT in time", transport_.peer());
       metrics::add(metrics::Counter::LimitConnectTimeout);
       closing_ = true;
@@ -944,10 +948,10 @@ void Client::on_closed() {
     uint32_t delay = will_->properties.will_delay_interval.value_or(0);
     uint32_t expiry = session_->expiry_interval();
     if (delay == 0 || expiry == 0) {
-      broker_.publish_will(*will_, client_id(), now);
+      broker_.publish_will(*will_, std::string(client_id()), now);
     } else if (!taken_over) {
       // Sent when the delay or the session ends, whichever is first; a reconnect cancels it.
-      broker_.schedule_will(*will_, client_id(),
+      broker_.schedule_will(*will_, std::string(client_id()),
                             now + std::chrono::seconds(std::min(delay, expiry)));
     }
     will_.reset();

@@ -30,7 +30,7 @@ class Transport {
   virtual void close() = 0;
   virtual void pause_reading(bool paused) = 0;
   virtual Attachment attachment() const = 0;
-  virtual const std::string& peer() const = 0;
+  virtual std::string peer() const = 0;  // "address:port", for logs and views
   // The [listeners.NAME] the client came in on ("http" for WebSocket on the HTTP port).
   virtual const std::string& listener_name() const = 0;
   // The verified client certificate's CN, on a listener with username_from_cert.
@@ -68,13 +68,15 @@ class Client {
   const SessionPtr& session() const { return session_; }
   bool connected() const { return connected_; }
   // No CONNECT yet: the next bytes must be one (not during a SCRAM exchange).
-  bool expecting_connect() const { return !connected_ && !pending_connect_ && !awaited_; }
+  bool expecting_connect() const { return !connected_ && !waiting_connect_; }
   // What waited for the cluster is done: the session this CONNECT waited for came from another
   // node (or will not), or every node knows the routes of a SUBSCRIBE. The connection goes on
   // (ConnectionControl::cluster_wait_over).
   void cluster_wait_over();
-  const std::string& client_id() const {
-    return session_ ? session_->client_id() : pending_client_id_ ? *pending_client_id_ : kNoId;
+  std::string_view client_id() const {
+    return session_             ? session_->client_id()
+           : pending_client_id_ ? std::string_view(*pending_client_id_)
+                                : std::string_view();
   }
   // The settings in force when the connection started.
   const config::Config& settings() const { return *settings_; }
@@ -153,21 +155,19 @@ class Client {
   std::shared_ptr<const config::Config> settings_;  // in force when the connection started
   // The CONNECT's client id until the session is open; then the session's (one copy per client).
   std::unique_ptr<std::string> pending_client_id_;
-  static inline const std::string kNoId;
   // What the client may publish and subscribe to ([auth] acl_file); null: anything.
   std::shared_ptr<const auth::ClientAcl> acl_;
   // Who the client is (password, certificate, anonymous, SCRAM and re-authentication).
   Authenticator auth_;
-  // A CONNECT waiting for the end of its SCRAM exchange (the client's AUTH).
-  std::unique_ptr<mqtt::Connect> pending_connect_;
-  // A CONNECT waiting for its session to come from another node of the cluster; reading is
-  // paused meanwhile.
-  struct AwaitedSession {
+  // A CONNECT waiting for the end of its SCRAM exchange (the client's AUTH), or for its session
+  // to come from another node of the cluster (reading is paused meanwhile).
+  struct WaitingConnect {
     mqtt::Connect connect;
-    bool assigned = false;
-    mqtt::Properties properties;
+    bool assigned = false;        // the client id was assigned by us
+    mqtt::Properties properties;  // for the CONNACK (a finished SCRAM exchange's)
+    bool scram = false;           // waits for AUTH; otherwise for the session
   };
-  std::unique_ptr<AwaitedSession> awaited_;
+  std::unique_ptr<WaitingConnect> waiting_connect_;
   struct HeldSuback {
     struct Accepted {
       std::string filter;
@@ -197,12 +197,11 @@ class Client {
   bool request_problem_information_ = true;
   bool bridge_peer_ = false;  // the client is another broker's bridge (3.1.1 bridge flag)
   bool session_expiry_was_zero_ = true;
-  bool pending_assigned_id_ = false;
   bool session_awaited_ = false;  // asked once: the second finish_connect goes on
   bool paused_for_held_acks_ = false;
   // Topic aliases from the client (index = alias - 1), made at its first alias.
   std::unique_ptr<std::vector<std::string>> inbound_aliases_;
-  Clock::time_point created_at_;
+  // The last packet from the client once connected; before, when the connection began.
   Clock::time_point last_packet_at_;
 };
 

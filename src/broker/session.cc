@@ -12,10 +12,19 @@
 
 namespace starling::broker {
 
+const DeliveryLimits* DeliveryLimits::shared(const DeliveryLimits& limits) {
+  static std::mutex mutex;
+  static std::vector<std::unique_ptr<const DeliveryLimits>> all;
+  std::lock_guard lock(mutex);
+  for (const auto& l : all)
+    if (*l == limits) return l.get();
+  return all.emplace_back(std::make_unique<const DeliveryLimits>(limits)).get();
+}
+
 namespace {
 core::RateLimit g_drop_log{std::chrono::seconds(10)};
 
-void count_drop(metrics::Counter why, const std::string& client_id, const char* what) {
+void count_drop(metrics::Counter why, std::string_view client_id, const char* what) {
   metrics::add(why);
   if (g_drop_log.allow()) {
     spdlog::warn(
@@ -39,17 +48,19 @@ struct WakeAfterUnlock {
 }  // namespace
 
 Session::Session(std::string client_id, ConnectionControl& connections)
-    : connections_(connections), client_id_(std::move(client_id)) {}
+    : connections_(connections),
+      client_id_(std::move(client_id)),
+      limits_(DeliveryLimits::shared(DeliveryLimits{})) {}
 
 size_t Session::send_quota_locked() const {
-  return std::min<size_t>(caps_.receive_maximum, limits_.max_inflight);
+  return std::min<size_t>(receive_maximum_, limits_->max_inflight);
 }
 
 DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& congested,
                                PublishBatch* durable) {
   WakeAfterUnlock waker;
   std::lock_guard lock(mutex_);
-  if (!caps_.may_read(d.message->topic)) {
+  if (!may_read_locked(d.message->topic)) {
     metrics::add(metrics::Counter::AclDeniedRead);
     return DeliverResult::Denied;
   }
@@ -59,7 +70,7 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
       return DeliverResult::Dropped;
     }
   } else if (d.qos == 0) {
-    if (out_.size() >= limits_.max_out_buffer_bytes) {
+    if (out_ && out_->size() >= limits_->max_out_buffer_bytes) {
       count_drop(metrics::Counter::DroppedQueueFull, client_id_,
                  "QoS 0 output buffer full (slow reader)");
       return DeliverResult::Dropped;
@@ -103,8 +114,8 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
   }
   // Queue: offline persistent session, or the client's receive window is full.
   size_t bytes = delivery_bytes(d);
-  if (queue_.size() + spilled_ >= limits_.max_queued_messages ||
-      queue_bytes_ + bytes > limits_.max_queued_bytes) {
+  if (queue_.size() + spilled_ >= limits_->max_queued_messages ||
+      queue_bytes_ + bytes > limits_->max_queued_bytes) {
     count_drop(metrics::Counter::DroppedQueueFull, client_id_, "session queue full");
     return DeliverResult::Dropped;
   }
@@ -119,20 +130,20 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
     } else {
       ticket = write_record_locked(d, store::QueueState::Queued, 0, now);
     }
-    if (spilled_ > 0 || queue_.size() >= limits_.resident_messages) {
+    if (spilled_ > 0 || queue_.size() >= limits_->resident_messages) {
       // Beyond the resident limit the message lives in the store only (read back in order
       // by refill), so offline sessions with huge queues do not fill memory.
       if (spilled_ == 0) spill_from_seq_ = d.store_seq;
       ++spilled_;
       spill_ticket_ = std::max(spill_ticket_, ticket);
-      if (link_ && (queue_.size() + spilled_) * 2 >= limits_.max_queued_messages) {
+      if (link_ && (queue_.size() + spilled_) * 2 >= limits_->max_queued_messages) {
         congested = true;
       }
       return DeliverResult::Queued;
     }
   }
   queue_.push_back(std::move(d));
-  if (link_ && queue_.size() * 2 >= limits_.max_queued_messages) congested = true;
+  if (link_ && queue_.size() * 2 >= limits_->max_queued_messages) congested = true;
   return DeliverResult::Queued;
 }
 
@@ -149,47 +160,48 @@ uint16_t Session::next_packet_id_locked() {
 bool Session::write_publish_locked(const Delivery& d, uint16_t packet_id, bool dup,
                                    Clock::time_point now) {
   const Message& m = *d.message;
-  const bool v5 = caps_.version == mqtt::Version::V5;
+  const bool v5 = version_locked() == mqtt::Version::V5;
   const bool with_id = d.qos > 0;
-  const size_t start = out_.size();
+  std::string& out = output_locked();
+  const size_t start = out.size();
   // The message expiry sent is what is left of it; it only differs from the encoded one once
   // the message waited a second or more.
   const bool restamp = m.has_expiry && now - m.received_at >= std::chrono::seconds(1);
   const bool per_receiver =
-      v5 && (!d.subscription_ids.empty() || restamp || caps_.topic_alias_maximum > 0);
+      v5 && (!d.subscription_ids.empty() || restamp || topic_alias_maximum_ > 0);
   const EncodedPublish& cached = m.encoded[v5][with_id];
   mqtt::PublishLayout layout;
   uint16_t new_alias = 0;
   if (!per_receiver && cached.ready) {
-    out_.append(cached.bytes);
+    out.append(cached.bytes);
     layout = cached.layout;
   } else {
     PerDelivery per;
     if (!d.subscription_ids.empty()) per.subscription_ids = &d.subscription_ids;
     per.expiry_seconds = m.remaining_expiry(now);
-    if (v5 && caps_.topic_alias_maximum > 0) {
+    if (v5 && topic_alias_maximum_ > 0) {
       if (!out_aliases_)
         out_aliases_ = std::make_unique<std::unordered_map<std::string, uint16_t>>();
       auto it = out_aliases_->find(m.topic);
       if (it != out_aliases_->end()) {
         per.topic_alias = it->second;
         per.omit_topic = true;
-      } else if (out_aliases_->size() < caps_.topic_alias_maximum) {
+      } else if (out_aliases_->size() < topic_alias_maximum_) {
         new_alias = static_cast<uint16_t>(out_aliases_->size() + 1);
         per.topic_alias = new_alias;
       }
     }
-    layout = encode_message(m, caps_.version, d.qos, per, out_);
+    layout = encode_message(m, version_locked(), d.qos, per, out);
   }
-  if (caps_.maximum_packet_size != 0 && layout.size > caps_.maximum_packet_size) {
+  if (maximum_packet_size_ != 0 && layout.size > maximum_packet_size_) {
     // The client cannot take it: discard as if delivered (spec 3.1.2.11.4).
-    out_.resize(start);
+    out.resize(start);
     count_drop(metrics::Counter::DroppedTooLarge, client_id_,
                "message larger than the client's maximum packet size");
     return false;
   }
   if (new_alias) out_aliases_->emplace(m.topic, new_alias);
-  mqtt::patch_publish(out_.data() + start, layout, dup, d.qos, d.retain, packet_id);
+  mqtt::patch_publish(out.data() + start, layout, dup, d.qos, d.retain, packet_id);
   metrics::add(metrics::Counter::MessagesSent);
   metrics::count_packet_out(mqtt::PacketType::Publish);
   // Live deliveries only: a resend (DUP) or a retained copy sent on SUBSCRIBE would measure
@@ -206,7 +218,7 @@ void Session::write_pubrel_locked(uint16_t packet_id) {
   mqtt::Ack rel;
   rel.type = mqtt::PacketType::Pubrel;
   rel.packet_id = packet_id;
-  mqtt::encode_ack(rel, caps_.version, out_);
+  mqtt::encode_ack(rel, version_locked(), output_locked());
   metrics::count_packet_out(mqtt::PacketType::Pubrel);
 }
 
@@ -237,7 +249,7 @@ void Session::pump_locked(Clock::time_point now) {
     }
     inflight_.push_back(Inflight{std::move(d), id, false});
   }
-  if (!waiters_.empty() && queue_.size() * 4 <= limits_.max_queued_messages) {
+  if (!waiters_.empty() && queue_.size() * 4 <= limits_->max_queued_messages) {
     release_waiters_locked();
   }
 }
@@ -253,11 +265,14 @@ Attachment Session::attach(Attachment link, const ClientCapabilities& caps,
   std::lock_guard lock(mutex_);
   Attachment previous = link_;
   link_ = link;
-  caps_ = caps;
-  drop_unreadable_locked();
+  read_acl_ = caps.read_acl;
+  receive_maximum_ = caps.receive_maximum;
+  maximum_packet_size_ = caps.maximum_packet_size;
+  topic_alias_maximum_ = caps.topic_alias_maximum;
   version_hint_.store(caps.version, std::memory_order_relaxed);
-  limits_ = limits;
-  out_.clear();
+  drop_unreadable_locked();
+  limits_ = DeliveryLimits::shared(limits);
+  if (out_) out_->clear();
   out_aliases_.reset();
   wake_pending_ = false;
   fence_waiting_for_ = 0;  // a wake registered for the old connection does not reach this one
@@ -286,7 +301,7 @@ bool Session::detach(Attachment link) {
   std::lock_guard lock(mutex_);
   if (link_ != link) return false;
   link_ = Attachment{};
-  out_.clear();
+  if (out_) out_->clear();
   out_aliases_.reset();
   wake_pending_ = false;
   release_waiters_locked();
@@ -306,7 +321,7 @@ bool Session::attached_to(Attachment link) const {
 void Session::append_output(std::string_view bytes, Attachment link, uint64_t ticket) {
   std::lock_guard lock(mutex_);
   if (link_ != link) return;  // taken over: this connection is being closed
-  out_.append(bytes);
+  output_locked().append(bytes);
   fence_ = std::max(fence_, ticket);
 }
 
@@ -323,20 +338,22 @@ bool Session::take_output(std::string& out) {
     }
     return false;
   }
-  if (out.empty()) {
-    out.swap(out_);
-  } else {
-    out.append(out_);
+  if (out_) {
+    if (out.empty()) {
+      out.swap(*out_);
+    } else {
+      out.append(*out_);
+    }
+    out_->clear();
   }
-  out_.clear();
   wake_pending_ = false;
-  return spilled_ > 0 && !refilling_ && link_ && queue_.size() * 2 < limits_.resident_messages &&
+  return spilled_ > 0 && !refilling_ && link_ && queue_.size() * 2 < limits_->resident_messages &&
          inflight_.size() < send_quota_locked();
 }
 
 void Session::release_idle_output() {
   std::lock_guard lock(mutex_);
-  if (out_.empty()) std::string().swap(out_);
+  if (out_ && out_->empty()) out_.reset();
 }
 
 void Session::refill(Clock::time_point now) {
@@ -348,7 +365,7 @@ void Session::refill(Clock::time_point now) {
     from = spill_from_seq_;
     want = std::min<uint64_t>(
         spilled_,
-        limits_.resident_messages - std::min<size_t>(queue_.size(), limits_.resident_messages));
+        limits_->resident_messages - std::min<size_t>(queue_.size(), limits_->resident_messages));
     if (want == 0) return;
     refilling_ = true;
   }
@@ -394,7 +411,7 @@ void Session::refill(Clock::time_point now) {
     if (drop_if_unreadable_locked(d)) continue;  // queued under other rules
     queue_.push_back(std::move(d));
   }
-  spilled_ -= std::min(spilled_, loaded);
+  spilled_ -= static_cast<uint32_t>(std::min<size_t>(spilled_, loaded));
   const bool all_written = visible >= spill_ticket_;
   if (page.empty() && all_written) spilled_ = 0;  // nothing left in the store: a stale count
   if (spilled_ > 0 && loaded < want && !all_written && link_) {
@@ -461,11 +478,7 @@ bool Session::release_inbound_qos2(uint16_t packet_id) {
   std::lock_guard lock(mutex_);
   auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id);
   if (it == inbound_qos2_.end() || *it != packet_id) return false;
-  inbound_qos2_.erase(it);
-  // A burst's capacity is given back; a few ids' worth stays, so a publisher with one QoS 2
-  // message at a time does not allocate per message.
-  constexpr size_t kKeptIds = 16;
-  if (inbound_qos2_.empty() && inbound_qos2_.capacity() > kKeptIds) inbound_qos2_.shrink_to_fit();
+  inbound_qos2_.erase(it);  // an emptied ring gives a burst's capacity back
   inbound_qos2_size_.store(static_cast<uint32_t>(inbound_qos2_.size()), std::memory_order_relaxed);
   return true;
 }
@@ -478,7 +491,11 @@ bool Session::has_inbound_qos2(uint16_t packet_id) {
 bool Session::insert_inbound_qos2_locked(uint16_t packet_id) {
   auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id);
   if (it != inbound_qos2_.end() && *it == packet_id) return false;
-  inbound_qos2_.insert(it, packet_id);
+  // Ids mostly come in order: appended, then rotated into place when not.
+  const size_t at = static_cast<size_t>(it - inbound_qos2_.begin());
+  inbound_qos2_.push_back(packet_id);
+  std::rotate(inbound_qos2_.begin() + static_cast<std::ptrdiff_t>(at), inbound_qos2_.end() - 1,
+              inbound_qos2_.end());
   return true;
 }
 
@@ -548,7 +565,7 @@ Session::Exported Session::export_and_end(Clock::time_point now) {
     queue_.clear();
     queue_bytes_ = 0;
     spilled_ = 0;
-    std::vector<uint16_t>().swap(inbound_qos2_);
+    inbound_qos2_.clear();
     inbound_qos2_size_.store(0, std::memory_order_relaxed);
     ended_ = true;
   }
@@ -682,7 +699,7 @@ bool Session::expired(Clock::time_point now) {
 
 void Session::add_waiter(Attachment publisher) {
   std::lock_guard lock(mutex_);
-  if (!link_ || queue_.size() * 4 <= limits_.max_queued_messages) {
+  if (!link_ || queue_.size() * 4 <= limits_->max_queued_messages) {
     // Drained meanwhile: resume at once.
     connections_.resume_reading(publisher);
     return;
@@ -706,12 +723,12 @@ size_t Session::inflight_count() {
 
 void Session::set_read_acl(std::shared_ptr<const auth::ClientAcl> acl) {
   std::lock_guard lock(mutex_);
-  caps_.read_acl = std::move(acl);
+  read_acl_ = std::move(acl);
   drop_unreadable_locked();
 }
 
 void Session::drop_unreadable_locked() {
-  if (!caps_.read_acl) return;
+  if (!read_acl_) return;
   // Messages queued while no rules or other rules were in force (an offline session restored
   // after a restart, or before a re-authentication) leave the queue if the client may not
   // read them; spilled ones are checked as they are read back (refill).
@@ -721,16 +738,17 @@ void Session::drop_unreadable_locked() {
 }
 
 bool Session::drop_if_unreadable_locked(const Delivery& d) {
-  if (caps_.may_read(d.message->topic)) return false;
+  if (may_read_locked(d.message->topic)) return false;
   metrics::add(metrics::Counter::AclDeniedRead);
   queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(d));
   erase_record_locked(d);
   return true;
 }
 
-void Session::set_peer(std::string peer) {
+void Session::set_peer(std::string_view peer) {
+  const core::PeerAddress address(peer);
   std::lock_guard lock(mutex_);
-  peer_ = std::move(peer);
+  peer_ = address;
 }
 
 SessionInfo Session::info() {
@@ -738,8 +756,8 @@ SessionInfo Session::info() {
   SessionInfo i;
   i.client_id = client_id_;
   i.connected = static_cast<bool>(link_);
-  i.version = caps_.version;
-  i.peer = peer_;
+  i.version = version_locked();
+  i.peer = peer_.to_string();
   i.subscriptions = subscriptions_ ? subscriptions_->size() : 0;
   i.queued = queue_.size() + spilled_;
   i.inflight = inflight_.size();
@@ -810,7 +828,7 @@ size_t Session::resident_queued() {
 
 void Session::set_limits(const DeliveryLimits& limits) {
   std::lock_guard lock(mutex_);
-  limits_ = limits;
+  limits_ = DeliveryLimits::shared(limits);
 }
 
 void Session::restore_queued(uint64_t seq, Delivery&& d, store::QueueState state,

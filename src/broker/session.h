@@ -22,6 +22,8 @@
 #include "broker/message.h"
 #include "broker/subscription_tree.h"
 #include "core/compact_mutex.h"
+#include "core/inline_string.h"
+#include "core/peer_address.h"
 #include "core/ring_queue.h"
 #include "mqtt/packet.h"
 #include "store/records.h"
@@ -36,6 +38,12 @@ struct DeliveryLimits {
   uint64_t max_out_buffer_bytes = 8ull << 20;
   uint16_t max_inflight = 256;
   uint32_t resident_messages = 1000;  // queued in memory; the rest wait in the store
+
+  bool operator==(const DeliveryLimits&) const = default;
+  // One shared copy of these values, kept for the life of the process: sessions point at it
+  // instead of holding 32 bytes each (a process sees a handful of distinct limits, one per
+  // configuration it loaded).
+  static const DeliveryLimits* shared(const DeliveryLimits& limits);
 };
 
 // What the attached client told us in CONNECT about what it can take.
@@ -123,7 +131,7 @@ class Session {
   // connections: how to resume a publisher that waited for this session's queue.
   Session(std::string client_id, ConnectionControl& connections);
 
-  const std::string& client_id() const { return client_id_; }
+  std::string_view client_id() const { return client_id_.view(); }
 
   // --- Fan-out (any thread) -------------------------------------------------------------
   // congested is set when the session's queue is filling and the publisher should slow down.
@@ -233,7 +241,7 @@ class Session {
   size_t inflight_count();
 
   // --- Views (HTTP API) -------------------------------------------------------------------
-  void set_peer(std::string peer);
+  void set_peer(std::string_view peer);
   // New read rules for the attached client (re-authentication); null: everything. Queued
   // messages it may no longer read are dropped.
   void set_read_acl(std::shared_ptr<const auth::ClientAcl> acl);
@@ -251,6 +259,17 @@ class Session {
   // A queued message the client may not read: counted, its record erased; true if dropped.
   bool drop_if_unreadable_locked(const Delivery& d);
   bool persistent_locked() const { return store_ && expiry_interval_ > 0; }
+  bool may_read_locked(std::string_view topic) const {
+    return !read_acl_ || read_acl_->can_read(topic);
+  }
+  // The attached client's version (set with the connection, under the lock).
+  mqtt::Version version_locked() const { return version_hint_.load(std::memory_order_relaxed); }
+  // The bytes waiting for the connection, made when there are any (release_idle_output gives
+  // them back).
+  std::string& output_locked() {
+    if (!out_) out_ = std::make_unique<std::string>();
+    return *out_;
+  }
   store::QueuedRecord record_locked(const Delivery& d, store::QueueState state, uint16_t packet_id,
                                     Clock::time_point now) const;
   // Writes the record of d now (outside a publish batch); returns the ticket.
@@ -267,26 +286,35 @@ class Session {
     bool released = false;  // QoS 2: PUBREC received, PUBREL sent
   };
 
-  const std::string client_id_;
+  const core::InlineString client_id_;
   Attachment link_;
-  std::string out_;
-  ClientCapabilities caps_;
-  DeliveryLimits limits_;
-  core::RingQueue<Inflight> inflight_;  // core::RingQueue: nothing allocated while empty
+  std::unique_ptr<std::string> out_;  // output_locked()
+  // What the attached client may read (ClientCapabilities::read_acl); null: everything.
+  std::shared_ptr<const auth::ClientAcl> read_acl_;
+  const DeliveryLimits* limits_;  // DeliveryLimits::shared
+  // core::RingQueue: 8 bytes and nothing allocated while empty (most sessions, most of the time).
+  core::RingQueue<Inflight> inflight_;
   core::RingQueue<Delivery> queue_;
   uint64_t queue_bytes_ = 0;
-  std::vector<uint16_t> inbound_qos2_;  // sorted; a set would cost 56 bytes in every session
+  core::RingQueue<uint16_t> inbound_qos2_;  // sorted; a std::set would cost 48 bytes more
   // Made at the first subscription: a session without any (most devices) pays 8 bytes.
   std::unique_ptr<std::map<std::string, SubscriptionOptions>> subscriptions_;
   // topic -> alias, per connection; made at the first alias (most clients use none).
   std::unique_ptr<std::unordered_map<std::string, uint16_t>> out_aliases_;
-  std::vector<Attachment> waiters_;
+  core::RingQueue<Attachment> waiters_;
   // The small fields together (no padding between them: every client has a session).
   mutable core::CompactMutex mutex_;  // 4 bytes where std::mutex takes 40
   // inbound_qos2_'s size, readable without the lock: the Receive Maximum check on every QoS 1
   // PUBLISH (at most 65535 ids).
   std::atomic<uint32_t> inbound_qos2_size_{0};
   uint32_t expiry_interval_ = 0;
+  // Queued messages that live only in the store, newer than everything in queue_: the
+  // first of them has record number spill_from_seq_ or more.
+  uint32_t spilled_ = 0;
+  // The attached client's limits from its CONNECT (ClientCapabilities).
+  uint32_t maximum_packet_size_ = 0;  // 0: no limit
+  uint16_t receive_maximum_ = 65535;
+  uint16_t topic_alias_maximum_ = 0;
   uint16_t last_packet_id_ = 0;
   std::atomic<mqtt::Version> version_hint_{mqtt::Version::V311};
   bool wake_pending_ = false;
@@ -298,14 +326,11 @@ class Session {
   uint64_t fence_ = 0;              // out_ waits until this store ticket is durable
   uint64_t fence_waiting_for_ = 0;  // the ticket a store wake-up is registered for
   uint64_t next_seq_ = 1;           // queue record numbers
-  // Queued messages that live only in the store, newer than everything in queue_: the
-  // first of them has record number spill_from_seq_ or more.
-  uint64_t spilled_ = 0;
-  uint64_t spill_from_seq_ = 0;
+  uint64_t spill_from_seq_ = 0;     // see spilled_
   // The store ticket of the newest spilled record: until the store has written it, a refill
   // that finds fewer records than spilled_ says must not take the count for stale.
   uint64_t spill_ticket_ = 0;
-  std::string peer_;  // for the HTTP API's views
+  core::PeerAddress peer_;  // for the HTTP API's views
 };
 
 using SessionPtr = std::shared_ptr<Session>;

@@ -10,8 +10,8 @@ namespace starling::broker {
 
 // Every session by client id. A set of the sessions themselves, looked up by the id each holds:
 // a map from a copy of the id would cost every connection a 64-byte node and a heap copy of its
-// id (ids longer than 15 bytes), against 32 bytes here. Not thread-safe: the broker holds
-// sessions_mutex_ around every use.
+// id (ids longer than 15 bytes), against 24 bytes here (in a 32-byte allocation). Not thread-safe:
+// the broker holds sessions_mutex_ around every use.
 class SessionRegistry {
  public:
   SessionPtr find(std::string_view client_id) const {
@@ -54,7 +54,9 @@ class SessionRegistry {
     using is_transparent = void;
     static std::string_view id(std::string_view id) { return id; }
     static std::string_view id(const SessionPtr& s) { return s->client_id(); }
-    size_t operator()(const auto& x) const { return std::hash<std::string_view>{}(id(x)); }
+    // noexcept, so the set does not keep each hash in its node (8 bytes per session, and a
+    // 48-byte allocation where 32 do).
+    size_t operator()(const auto& x) const noexcept { return std::hash<std::string_view>{}(id(x)); }
     bool operator()(const auto& a, const auto& b) const { return id(a) == id(b); }
   };
   std::unordered_set<SessionPtr, ById, ById> sessions_;

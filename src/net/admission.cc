@@ -104,13 +104,4 @@ const char* Admission::describe(Verdict verdict) {
   return "admitted";
 }
 
-std::string address_of_peer(const std::string& peer) {
-  if (!peer.empty() && peer.front() == '[') {
-    size_t close = peer.find(']');
-    return close == std::string::npos ? peer : peer.substr(1, close - 1);
-  }
-  size_t colon = peer.rfind(':');
-  return colon == std::string::npos ? peer : peer.substr(0, colon);
-}
-
 }  // namespace starling::net

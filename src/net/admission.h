@@ -66,7 +66,4 @@ class Admission {
   Clock::time_point last_prune_{};
 };
 
-// "10.0.0.1:5555" -> "10.0.0.1", "[::1]:5555" -> "::1".
-std::string address_of_peer(const std::string& peer);
-
 }  // namespace starling::net

@@ -34,16 +34,16 @@ constexpr size_t kLingerMaxBytes = 1024 * 1024;
 Connection::Connection(Worker& worker, int fd, uint64_t token, std::string peer,
                        std::shared_ptr<ListenerContext> listener)
     : worker_(worker),
-      fd_(fd),
       token_(token),
-      peer_(std::move(peer)),
+      peer_(peer),
+      fd_(fd),
       listener_(std::move(listener)),
       last_write_progress_(core::EventLoop::now()),
       client_(worker.broker(), *this) {}
 
 Connection::~Connection() {
   if (fd_ >= 0) ::close(fd_);
-  if (!address_.empty()) worker_.admission().release_address(address_);
+  if (address_counted_) worker_.admission().release_address(peer_.host());
   worker_.admission().release_socket(listener_->count);
 }
 
@@ -78,18 +78,18 @@ std::optional<std::string> Connection::certificate_username() const {
 bool Connection::admit_address() {
   address_checked_ = true;
   auto& settings = *worker_.broker().settings();
-  std::string address = address_of_peer(peer_);
+  const std::string address = peer_.host();
   auto verdict =
       worker_.admission().admit_address(address, settings.limits, core::EventLoop::now());
   if (verdict != Admission::Verdict::Admitted) {
     Admission::count(verdict);
-    spdlog::debug("connection from {} refused: {}", peer_, Admission::describe(verdict));
+    spdlog::debug("connection from {} refused: {}", peer(), Admission::describe(verdict));
     destroy();
     return false;
   }
   if (settings.limits.max_connections_per_address ||
       settings.limits.max_connection_rate_per_address) {
-    address_ = std::move(address);  // counted: released when this connection goes
+    address_counted_ = true;  // released when this connection goes
   }
   return true;
 }
@@ -184,7 +184,7 @@ void Connection::on_socket_bytes(std::string_view bytes) {
       break;
     }
     if (i == 0 && proxy() && !address_checked_ && proxy()->established()) {
-      if (proxy()->source()) peer_ = *proxy()->source();
+      if (proxy()->source()) peer_ = core::PeerAddress(*proxy()->source());
       if (!admit_address()) return;
     }
   }
@@ -248,7 +248,7 @@ void Connection::layer_failed(size_t layer) {
   } else if (!established) {
     metrics::add(metrics::Counter::WebSocketHandshakeFailures);
   }
-  spdlog::debug("connection from {} on {}: {}", peer_, listener_->config.name, why);
+  spdlog::debug("connection from {} on {}: {}", peer(), listener_->config.name, why);
   // What the layer answered (an alert, an HTTP error, a close frame) goes out before closing.
   closing_ = true;
   state_since_ = core::EventLoop::now();
@@ -299,8 +299,9 @@ bool Connection::publish_allowed(broker::Clock::time_point now) {
   if (rate == 0) return true;
   // An empty bucket pauses reading (TCP pushes back on the publisher) until the next tick;
   // nothing is dropped.
-  if (publishes_.available(rate, now)) {
-    publishes_.take();
+  if (!publishes_) publishes_ = std::make_unique<core::TokenBucket>();
+  if (publishes_->available(rate, now)) {
+    publishes_->take();
     return true;
   }
   if (!rate_paused_) {
@@ -322,17 +323,25 @@ void Connection::flush() {
   // Once closing, nothing follows our DISCONNECT or CONNACK ([MQTT-3.14.4-1]): what the session
   // has queued stays there (a persistent one sends it on the next connection).
   if (!closing_ && client_.session() && client_.connected() && unwritten() < kMaxUnwritten) {
-    Buffers& b = buffers();
-    if (b.write_pos > 0) {
-      b.write.erase(0, b.write_pos);
-      b.write_pos = 0;
+    // Without a write buffer (an idle connection woken for a PINGRESP or a message), the
+    // session's bytes are taken into a string of their own, and the buffers are made only if
+    // there are any: most wake-ups of an idle connection find nothing, and make nothing.
+    std::string taken;
+    std::string* out = &taken;
+    if (buffers_) {
+      if (buffers_->write_pos > 0) {
+        buffers_->write.erase(0, buffers_->write_pos);
+        buffers_->write_pos = 0;
+      }
+      out = &buffers_->write;
     }
     auto& session = client_.session();
-    if (session->take_output(b.write)) {
+    if (session->take_output(*out)) {
       // Queued messages wait in the store: read the next page, then take what it released.
       session->refill(core::EventLoop::now());
-      session->take_output(b.write);
+      session->take_output(*out);
     }
+    if (!taken.empty()) buffers().write = std::move(taken);
   }
   write_some();
 }
@@ -345,15 +354,18 @@ void Connection::write_some() {
     if (closing_ && !layered_->goodbye_sent) say_goodbye();
     buf = &layered_->lower_buf;
     pos = &layered_->lower_pos;
-  } else {
-    buf = &buffers().write;
+  } else if (buffers_) {
+    buf = &buffers_->write;
     pos = &buffers_->write_pos;
   }
-  const size_t before = *pos;
-  const core::SendResult result = core::send_pending(fd_, *buf, *pos);
-  if (*pos != before) {
-    metrics::add(metrics::Counter::BytesSent, *pos - before);
-    last_write_progress_ = core::EventLoop::now();
+  core::SendResult result = core::SendResult::Done;  // without buffers, nothing to write
+  if (buf != nullptr) {
+    const size_t before = *pos;
+    result = core::send_pending(fd_, *buf, *pos);
+    if (*pos != before) {
+      metrics::add(metrics::Counter::BytesSent, *pos - before);
+      last_write_progress_ = core::EventLoop::now();
+    }
   }
   if (backlog_paused_ && result != core::SendResult::Failed && unwritten() < kMaxUnwritten / 2) {
     // Half of the backlog went out: read again (a subscriber under a steady stream must
@@ -374,9 +386,18 @@ void Connection::write_some() {
       destroy();
       return;
   }
-  buf->clear();
-  *pos = 0;
-  if (buf->capacity() > kKeepCapacity) std::string().swap(*buf);  // after a burst
+  if (buf != nullptr) {
+    buf->clear();
+    *pos = 0;
+    if (buf->capacity() > kKeepCapacity) std::string().swap(*buf);  // after a burst
+    // A short answer (CONNACK, PINGRESP, an ack) fit in the string itself: nothing in the
+    // buffers is worth keeping, so an idle connection gives them back at once, not at the
+    // next tick (a PINGREQ to every idle client would otherwise make them all at once).
+    // Busy ones keep theirs, with the capacity their bursts grew.
+    if (!layered_ && buffers_->read.empty() && buf->capacity() <= std::string().capacity()) {
+      buffers_.reset();
+    }
+  }
   last_write_progress_ = core::EventLoop::now();
   if (want_write_) {
     want_write_ = false;
@@ -463,7 +484,7 @@ void Connection::tick(broker::Clock::time_point now) {
     // (buffers, a full queue) would otherwise be held for ever.
     metrics::add(metrics::Counter::LimitSlowClient);
     spdlog::info("client {} ({}) evicted: it has not read its output for {} ms",
-                 client_.client_id(), peer_, client_.settings().limits.slow_client_timeout_ms);
+                 client_.client_id(), peer(), client_.settings().limits.slow_client_timeout_ms);
     destroy();
     return;
   }

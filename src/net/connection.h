@@ -12,6 +12,7 @@
 
 #include "broker/client.h"
 #include "core/event_loop.h"
+#include "core/peer_address.h"
 #include "core/token_bucket.h"
 #include "net/layers/stream_layer.h"
 #include "net/listener_context.h"
@@ -48,7 +49,7 @@ class Connection final : public core::IoHandler, public broker::Transport {
   void close() override;
   void pause_reading(bool paused) override;
   broker::Attachment attachment() const override;
-  const std::string& peer() const override { return peer_; }
+  std::string peer() const override { return peer_.to_string(); }
   const std::string& listener_name() const override { return listener_->config.name; }
   std::optional<std::string> certificate_username() const override;
 
@@ -90,11 +91,10 @@ class Connection final : public core::IoHandler, public broker::Transport {
   WebSocketLayer* websocket() const { return layered_ ? layered_->websocket : nullptr; }
 
   Worker& worker_;
-  int fd_;
   const uint64_t token_;
-  std::string peer_;  // the socket's peer, or the PROXY header's source
+  core::PeerAddress peer_;  // the socket's peer, or the PROXY header's source
+  int fd_;                  // next to peer_: no padding
   std::shared_ptr<ListenerContext> listener_;
-  std::string address_;  // admitted by Admission::admit_address; empty: not (yet) counted
   // The stream layers and their output, on listeners that have any (plain TCP has none, and
   // an idle plain connection should cost as little as possible).
   struct Layered {
@@ -109,7 +109,8 @@ class Connection final : public core::IoHandler, public broker::Transport {
   std::unique_ptr<Layered> layered_;
   broker::Clock::time_point last_write_progress_{};
   broker::Clock::time_point state_since_{};  // when closing_, then lingering_, began
-  core::TokenBucket publishes_;              // [limits] max_publish_rate
+  // [limits] max_publish_rate: made at the first PUBLISH when a rate is set.
+  std::unique_ptr<core::TokenBucket> publishes_;
   // Both buffers are given back when the connection is idle (see tick).
   // Read and write buffers, made when first needed and given back when both are empty (an
   // idle connection holds none: 64 bytes less in each).
@@ -126,8 +127,9 @@ class Connection final : public core::IoHandler, public broker::Transport {
   bool has_read_input() const { return buffers_ && !buffers_->read.empty(); }
   uint32_t lingered_bytes_ = 0;
   bool address_checked_ = false;
-  bool backlog_paused_ = false;  // output_backlogged(): resumed when the output is written
-  bool rate_paused_ = false;     // over [limits] max_publish_rate: resumed by tick
+  bool address_counted_ = false;  // by Admission::admit_address: released when this one goes
+  bool backlog_paused_ = false;   // output_backlogged(): resumed when the output is written
+  bool rate_paused_ = false;      // over [limits] max_publish_rate: resumed by tick
   bool want_write_ = false;
   bool reading_paused_ = false;
   bool closing_ = false;

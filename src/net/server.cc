@@ -134,14 +134,13 @@ void Server::dispatch(int fd, std::string peer, const std::shared_ptr<ListenerCo
     ::close(fd);
     return;
   }
-  uint64_t token = next_token_.fetch_add(1, std::memory_order_relaxed);
   Worker& target =
       *workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
   if (target.loop().in_loop_thread()) {
-    target.adopt(fd, token, std::move(peer), listener);
+    target.adopt(fd, std::move(peer), listener);
   } else {
-    target.loop().post([&target, fd, token, peer = std::move(peer), listener]() mutable {
-      target.adopt(fd, token, std::move(peer), std::move(listener));
+    target.loop().post([&target, fd, peer = std::move(peer), listener]() mutable {
+      target.adopt(fd, std::move(peer), std::move(listener));
     });
   }
 }
@@ -167,8 +166,7 @@ http::WebSocketTakeover Server::take_websocket(int fd, const std::string& peer,
   std::vector<std::unique_ptr<StreamLayer>> layers;
   layers.push_back(WebSocketLayer::accepted(ws, upgrade.subprotocol));
   Worker& worker = *workers_[loop_index];
-  uint64_t token = next_token_.fetch_add(1, std::memory_order_relaxed);
-  worker.adopt(fd, token, peer, http_ws_context_, std::move(layers), std::move(upgrade.response));
+  worker.adopt(fd, peer, http_ws_context_, std::move(layers), std::move(upgrade.response));
   return {true, {}};
 }
 

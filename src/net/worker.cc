@@ -37,19 +37,17 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::adopt(int fd, uint64_t token, std::string peer,
-                   std::shared_ptr<ListenerContext> listener,
+void Worker::adopt(int fd, std::string peer, std::shared_ptr<ListenerContext> listener,
                    std::vector<std::unique_ptr<StreamLayer>> pre_layers, std::string greeting) {
-  auto conn = std::make_unique<Connection>(*this, fd, token, std::move(peer), std::move(listener));
-  Connection* raw = conn.get();
-  connections_.emplace(token, std::move(conn));
+  Connection* raw = connections_.add([&](uint64_t token) {
+    return std::make_unique<Connection>(*this, fd, token, std::move(peer), std::move(listener));
+  });
   raw->start(std::move(pre_layers), std::move(greeting));
   metrics::add(metrics::Counter::ConnectionsAccepted);
 }
 
 Connection* Worker::find(uint64_t token) {
-  auto it = connections_.find(token);
-  return it == connections_.end() ? nullptr : it->second.get();
+  return connections_.find(token);
 }
 
 LoopEndpoint* Worker::find_endpoint(uint64_t token) {
@@ -58,26 +56,18 @@ LoopEndpoint* Worker::find_endpoint(uint64_t token) {
 }
 
 void Worker::remove(uint64_t token) {
-  // Not now: the connection may be on the call stack. The map keeps it alive until then.
+  // Not now: the connection may be on the call stack. The table keeps it alive until then.
   loop_.defer([this, token] { connections_.erase(token); });
 }
 
 void Worker::disconnect_all(uint8_t reason_code) {
-  std::vector<Connection*> all;
-  all.reserve(connections_.size());
-  for (auto& [token, conn] : connections_)
-    all.push_back(conn.get());
-  for (Connection* c : all)
+  for (Connection* c : connections_.all())
     c->client().disconnect(reason_code, "server shutting down");
 }
 
 void Worker::tick() {
   auto now = broker::Clock::now();
-  std::vector<Connection*> all;
-  all.reserve(connections_.size());
-  for (auto& [token, conn] : connections_)
-    all.push_back(conn.get());
-  for (Connection* c : all)
+  for (Connection* c : connections_.all())
     c->tick(now);
 }
 

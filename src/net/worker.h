@@ -10,6 +10,7 @@
 #include "broker/client.h"
 #include "core/event_loop.h"
 #include "net/admission.h"
+#include "net/connection_table.h"
 #include "net/layers/stream_layer.h"
 #include "net/listener_context.h"
 
@@ -43,7 +44,7 @@ class Worker {
   // Loop thread only.
   // The socket was admitted (Admission::admit_socket) for listener. pre_layers and greeting:
   // see Connection::start.
-  void adopt(int fd, uint64_t token, std::string peer, std::shared_ptr<ListenerContext> listener,
+  void adopt(int fd, std::string peer, std::shared_ptr<ListenerContext> listener,
              std::vector<std::unique_ptr<StreamLayer>> pre_layers = {}, std::string greeting = {});
   Connection* find(uint64_t token);
   void remove(uint64_t token);  // deferred destruction of a closed connection
@@ -62,7 +63,7 @@ class Worker {
   Admission& admission_;
   core::EventLoop loop_;
   std::thread thread_;
-  std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
+  ConnectionTable connections_;
   std::unordered_map<uint64_t, LoopEndpoint*> endpoints_;
 };
 

@@ -189,9 +189,10 @@ class KafkaProduceTest(KafkaTestCase):
                               'mode = "sync"\n')
         bench = os.path.join(os.path.dirname(os.environ["STARLING_BIN"]), "starling-bench")
         proc = subprocess.run(
+            # The count decides, not the window: --duration only bounds a stuck run.
             [bench, "--port", str(b.port), "--qos", "1", "--count", "20000", "--warmup", "0",
-             "--drain", "60", "--json", "--quiet", "pairs", "--pairs", "10"],
-            capture_output=True, text=True, timeout=240)
+             "--duration", "200", "--drain", "30", "--json", "--quiet", "pairs", "--pairs", "10"],
+            capture_output=True, text=True, timeout=300)
         report = json.loads(proc.stdout)
         self.assertTrue(report["ok"], report.get("error"))
         self.assertEqual(report["received_total"], 200000)

@@ -78,11 +78,5 @@ TEST(Admission, NoLimitsTracksNothing) {
   EXPECT_EQ(admission.tracked_addresses(), 0u);
 }
 
-TEST(Admission, AddressOfPeer) {
-  EXPECT_EQ(address_of_peer("10.0.0.1:5555"), "10.0.0.1");
-  EXPECT_EQ(address_of_peer("[::1]:5555"), "::1");
-  EXPECT_EQ(address_of_peer("[2001:db8::1]:1"), "2001:db8::1");
-}
-
 }  // namespace
 }  // namespace starling::net

@@ -1,5 +1,6 @@
 // core: the reader lock keeps writers exclusive, the event loop runs posted tasks and
-// coalesces wake tokens, the ring queue behaves as std::deque and holds no memory while empty.
+// coalesces wake tokens, the ring queue behaves as std::deque and holds no memory while empty,
+// peer addresses and inline strings keep what they were given.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +15,8 @@
 
 #include "core/compact_mutex.h"
 #include "core/event_loop.h"
+#include "core/inline_string.h"
+#include "core/peer_address.h"
 #include "core/reader_lock.h"
 #include "core/ring_queue.h"
 
@@ -103,10 +106,25 @@ TEST(EventLoop, NowIsTheIterationTimeOnTheLoopThread) {
   EXPECT_NE(seen_a, std::chrono::steady_clock::time_point{});
 }
 
+TEST(RingQueue, IsOnePointer) {
+  static_assert(sizeof(RingQueue<int>) == sizeof(void*));
+  // Elements more aligned than the counts in front of them stay aligned.
+  struct alignas(32) Wide {
+    char c;
+  };
+  RingQueue<Wide> q;
+  for (int i = 0; i < 9; ++i) {
+    q.push_back(Wide{static_cast<char>(i)});
+    for (const Wide& w : q)
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(&w) % 32, 0u);
+  }
+  EXPECT_EQ(q.back().c, 8);
+}
+
 TEST(RingQueue, HoldsNothingWhileEmptyAndGivesBackABurst) {
   RingQueue<int> q;
   EXPECT_EQ(q.capacity(), 0u);
-  EXPECT_EQ(sizeof(q), 24u);
+  EXPECT_EQ(sizeof(q), sizeof(void*));
   q.push_back(1);
   q.pop_front();
   EXPECT_LE(q.capacity(), RingQueue<int>::kKeptCapacity);  // a trickle keeps a small buffer
@@ -215,6 +233,52 @@ TEST(CompactMutex, WaiterSleepsUntilTheHolderUnlocks) {
   EXPECT_TRUE(entered);
   EXPECT_TRUE(mutex.try_lock());
   mutex.unlock();
+}
+
+TEST(PeerAddress, ShowsWhatItWasGivenInTwentyBytes) {
+  static_assert(sizeof(PeerAddress) <= 20);
+  for (const char* text : {"10.0.0.1:5555", "192.168.100.200:65535", "[::1]:1",
+                           "[2001:db8::1]:8883", "[::ffff:10.1.2.3]:80"}) {
+    EXPECT_EQ(PeerAddress(text).to_string(), text);
+  }
+  EXPECT_EQ(PeerAddress("10.0.0.1:5555").host(), "10.0.0.1");
+  EXPECT_EQ(PeerAddress("[2001:db8::1]:1").host(), "2001:db8::1");
+  EXPECT_EQ(PeerAddress("10.0.0.1:5555"), PeerAddress("10.0.0.1:5555"));
+  EXPECT_NE(PeerAddress("10.0.0.1:5555"), PeerAddress("10.0.0.1:5556"));
+  EXPECT_TRUE(PeerAddress().empty());
+  EXPECT_EQ(PeerAddress().to_string(), "");
+  // Not an address (a bridge's remote name, a bad port): kept as a name, the same one once.
+  for (const char* text : {"bridge to broker-a", "10.0.0.1:99999", "[::1]", "1.2.3:4"}) {
+    EXPECT_EQ(PeerAddress(text).to_string(), text);
+    EXPECT_EQ(PeerAddress(text), PeerAddress(text));
+  }
+}
+
+TEST(InlineString, KeepsShortTextInPlaceAndLongTextOnTheHeap) {
+  static_assert(sizeof(InlineString) == 24);
+  const std::string longest_inline(InlineString::kInlineCapacity, 'x');
+  for (const std::string& text : {std::string(), std::string("c1"), longest_inline,
+                                  longest_inline + "y", std::string(300, 'z')}) {
+    InlineString s(text);
+    EXPECT_EQ(s.view(), text);
+    EXPECT_EQ(s.size(), text.size());
+    InlineString copy(s);
+    EXPECT_EQ(copy.view(), text);
+    InlineString moved(std::move(copy));
+    EXPECT_EQ(moved.view(), text);
+    EXPECT_TRUE(copy.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty
+    InlineString assigned("other");
+    assigned = s;
+    EXPECT_EQ(assigned.view(), text);
+    assigned = InlineString(std::string(40, 'q'));
+    EXPECT_EQ(assigned.view(), std::string(40, 'q'));
+    EXPECT_EQ(s, std::string_view(text));
+  }
+  // In place up to the capacity: the characters live inside the object.
+  InlineString in_place(longest_inline);
+  const char* data = in_place.view().data();
+  EXPECT_TRUE(data >= reinterpret_cast<const char*>(&in_place) &&
+              data < reinterpret_cast<const char*>(&in_place) + sizeof in_place);
 }
 
 }  // namespace
