@@ -66,7 +66,7 @@ class BridgeLink final : public core::IoHandler,
   void send(std::string_view bytes) override;
   void close() override;
   broker::Attachment attachment() const override;
-  std::string peer() const override { return remote_name_; }
+  core::PeerAddress peer_address() const override { return core::PeerAddress(remote_name_); }
   const std::string& listener_name() const override { return listener_name_; }
   std::optional<std::string> certificate_username() const override;
   bool is_bridge() const override { return true; }

@@ -435,8 +435,8 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   auto opened = broker_.open_session(*pending_client_id_, c.clean_start, expiry,
                                      transport_.attachment(), caps, limits);
   session_ = opened.session;
-  pending_client_id_.reset();             // the session has it: one copy per client is enough
-  session_->set_peer(transport_.peer());  // shown by the HTTP API
+  pending_client_id_.reset();  // the session has it: one copy per client is enough
+  session_->set_peer(transport_.peer_address());  // shown by the HTTP API
   if (opened.taken_over) {
     broker_.connections().kick(opened.taken_over, rc::SessionTakenOver);
   }

@@ -14,6 +14,7 @@
 #include "broker/authenticator.h"
 #include "broker/broker.h"
 #include "broker/session.h"
+#include "core/peer_address.h"
 #include "core/ring_queue.h"
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
@@ -30,7 +31,8 @@ class Transport {
   virtual void close() = 0;
   virtual void pause_reading(bool paused) = 0;
   virtual Attachment attachment() const = 0;
-  virtual std::string peer() const = 0;  // "address:port", for logs and views
+  virtual core::PeerAddress peer_address() const = 0;
+  std::string peer() const { return peer_address().to_string(); }  // "address:port", for logs
   // The [listeners.NAME] the client came in on ("http" for WebSocket on the HTTP port).
   virtual const std::string& listener_name() const = 0;
   // The verified client certificate's CN, on a listener with username_from_cert.

@@ -745,10 +745,9 @@ bool Session::drop_if_unreadable_locked(const Delivery& d) {
   return true;
 }
 
-void Session::set_peer(std::string_view peer) {
-  const core::PeerAddress address(peer);
+void Session::set_peer(core::PeerAddress peer) {
   std::lock_guard lock(mutex_);
-  peer_ = address;
+  peer_ = peer;
 }
 
 SessionInfo Session::info() {

@@ -241,7 +241,7 @@ class Session {
   size_t inflight_count();
 
   // --- Views (HTTP API) -------------------------------------------------------------------
-  void set_peer(std::string_view peer);
+  void set_peer(core::PeerAddress peer);
   // New read rules for the attached client (re-authentication); null: everything. Queued
   // messages it may no longer read are dropped.
   void set_read_acl(std::shared_ptr<const auth::ClientAcl> acl);

@@ -62,7 +62,6 @@ class InlineString {
     return {bytes_, kInlineCapacity - static_cast<uint8_t>(bytes_[kInlineCapacity])};
   }
   operator std::string_view() const { return view(); }  // NOLINT(google-explicit-constructor)
-  std::string str() const { return std::string(view()); }
   size_t size() const { return view().size(); }
   bool empty() const { return view().empty(); }
 

@@ -183,9 +183,10 @@ class RingQueue {
   static constexpr size_t kAlign = std::max(alignof(T), alignof(Block));
   static constexpr size_t kSlotsOffset = (sizeof(Block) + alignof(T) - 1) / alignof(T) * alignof(T);
 
-  T* slots() const {
-    return std::launder(reinterpret_cast<T*>(reinterpret_cast<std::byte*>(block_) + kSlotsOffset));
+  static T* slots_of(Block* block) {
+    return std::launder(reinterpret_cast<T*>(reinterpret_cast<std::byte*>(block) + kSlotsOffset));
   }
+  T* slots() const { return slots_of(block_); }
   static Block* allocate(uint32_t cap) {
     void* raw = ::operator new (kSlotsOffset + cap * sizeof(T), std::align_val_t{kAlign});
     return ::new (raw) Block{cap, 0, 0};
@@ -193,7 +194,7 @@ class RingQueue {
   void grow() {
     const uint32_t cap = block_ ? block_->cap * 2 : 2;
     Block* block = allocate(cap);
-    T* to = std::launder(reinterpret_cast<T*>(reinterpret_cast<std::byte*>(block) + kSlotsOffset));
+    T* to = slots_of(block);
     const uint32_t size = static_cast<uint32_t>(this->size());
     for (size_t i = 0; i < size; ++i) {
       T& from = (*this)[i];

@@ -49,7 +49,7 @@ class Connection final : public core::IoHandler, public broker::Transport {
   void close() override;
   void pause_reading(bool paused) override;
   broker::Attachment attachment() const override;
-  std::string peer() const override { return peer_.to_string(); }
+  core::PeerAddress peer_address() const override { return peer_; }
   const std::string& listener_name() const override { return listener_->config.name; }
   std::optional<std::string> certificate_username() const override;
 
