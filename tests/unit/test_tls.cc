@@ -15,6 +15,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "net/layers/tls.h"
 
@@ -490,6 +491,100 @@ TEST(Tls, CloseNotify) {
   closing.close(bye);
   other.decrypt(bye);
   EXPECT_TRUE(other.closed());
+}
+
+// The layers on a thread share its BIO: two connections' handshakes and records, interleaved
+// down to single bytes, must not mix.
+TEST(Tls, ConnectionsOnOneThreadDoNotMix) {
+  const Pki& pki = Pki::get();
+  const auto context = TlsContext::create(pki.server());
+  TlsLayer a(context);
+  TlsLayer b(context);
+  Client client_a;
+  Client client_b;
+  std::string up_a;
+  std::string up_b;
+  for (int round = 0; round < 10 && !(client_a.done() && client_b.done()); ++round) {
+    client_a.step();
+    client_b.step();
+    const std::string to_a = client_a.take_output();
+    const std::string to_b = client_b.take_output();
+    std::string down_a;
+    std::string down_b;
+    ASSERT_TRUE(a.on_input(to_a, up_a, down_a)) << a.error();
+    ASSERT_TRUE(b.on_input(to_b, up_b, down_b)) << b.error();
+    client_a.give_input(down_a);
+    client_b.give_input(down_b);
+  }
+  ASSERT_TRUE(client_a.done() && client_b.done());
+  ASSERT_TRUE(a.established() && b.established());
+
+  const std::string record_a = client_a.encrypt("for a");
+  const std::string record_b = client_b.encrypt("for b, a little longer");
+  std::string down;
+  for (size_t i = 0; i < std::max(record_a.size(), record_b.size()); ++i) {
+    if (i < record_a.size()) {
+      ASSERT_TRUE(a.on_input(record_a.substr(i, 1), up_a, down)) << a.error();
+    }
+    if (i < record_b.size()) {
+      ASSERT_TRUE(b.on_input(record_b.substr(i, 1), up_b, down)) << b.error();
+    }
+  }
+  EXPECT_TRUE(down.empty());
+  EXPECT_EQ(up_a, "for a");
+  EXPECT_EQ(up_b, "for b, a little longer");
+
+  std::string out_a;
+  std::string out_b;
+  ASSERT_TRUE(a.on_output("to a", out_a));
+  ASSERT_TRUE(b.on_output("to b", out_b));
+  EXPECT_EQ(client_a.decrypt(out_a), "to a");
+  EXPECT_EQ(client_b.decrypt(out_b), "to b");
+}
+
+// A listener thread makes the layer and a worker runs it; the layer must also go on working
+// on a third thread after the one that ran it has ended (and taken its BIO along).
+TEST(Tls, LayerRunsOnAnotherThread) {
+  const Pki& pki = Pki::get();
+  auto layer = std::make_unique<TlsLayer>(TlsContext::create(pki.server()));
+  Client client;
+  Handshake h;
+  std::thread([&] { h = run(client, *layer); }).join();
+  ASSERT_TRUE(h.layer_ok) << layer->error();
+  ASSERT_TRUE(client.done());
+
+  const std::string record = client.encrypt("moved");
+  std::string up;
+  std::string down;
+  bool ok = false;
+  std::thread([&] { ok = layer->on_input(record, up, down); }).join();
+  ASSERT_TRUE(ok) << layer->error();
+  EXPECT_EQ(up, "moved");
+
+  std::string out;
+  ASSERT_TRUE(layer->on_output("back", out));
+  client.decrypt(down);
+  EXPECT_EQ(client.decrypt(out), "back");
+  layer.reset();  // frees the last reference to the second thread's BIO
+}
+
+// The client's Finished and its first record (CONNECT) often arrive in one read.
+TEST(Tls, HandshakeEndAndDataInOneRead) {
+  const Pki& pki = Pki::get();
+  TlsLayer layer(TlsContext::create(pki.server()));
+  Client client;
+  std::string up;
+  for (int round = 0; round < 10 && !client.done(); ++round) {
+    client.step();
+    std::string to_server = client.take_output();
+    if (client.done()) to_server += client.encrypt("\x10\x02 connect");
+    std::string down;
+    ASSERT_TRUE(layer.on_input(to_server, up, down)) << layer.error();
+    client.give_input(down);
+  }
+  ASSERT_TRUE(client.done());
+  EXPECT_TRUE(layer.established());
+  EXPECT_EQ(up, "\x10\x02 connect");
 }
 
 TEST(Tls, ReloadSwapsForNewLayersOnly) {

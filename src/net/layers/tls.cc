@@ -1,7 +1,6 @@
 #include "net/layers/tls.h"
 
 #include <openssl/bio.h>
-#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -217,36 +216,146 @@ std::shared_ptr<TlsContext> TlsContext::create_client(const TlsClientSettings& s
 
 namespace {
 
-// A memory BIO that answers "wait for more" when empty instead of end of stream.
-BIO* new_memory_bio() {
-  BIO* bio = BIO_new(BIO_s_mem());
-  if (bio) BIO_set_mem_eof_return(bio, -1);
-  return bio;
+// The BIO every TLS connection on a thread reads and writes through. A connection's ciphertext
+// never waits in it: a call hands it the bytes that came from the socket (OpenSSL takes them
+// all into its record buffer before it asks for more) and the string the encrypted output is
+// appended to. Two memory BIOs per connection cost about 0.7 KiB each idle connection; this
+// costs nothing per connection. One per thread, not one per process: OpenSSL keeps a BIO's
+// retry flags in the BIO itself.
+struct BioIo {
+  std::string_view input;         // ciphertext OpenSSL has not read yet
+  std::string* output = nullptr;  // ciphertext for the peer; null outside a layer's call
+};
+
+BioIo& io_of(BIO* bio) {
+  return *static_cast<BioIo*>(BIO_get_data(bio));
 }
 
-// Empty, and holding a buffer: worth a fresh BIO (on an idle connection; a busy one pays an
-// allocation a second for it).
-bool holds_idle_memory(BIO* bio) {
-  BUF_MEM* mem = nullptr;
-  return BIO_ctrl_pending(bio) == 0 && BIO_get_mem_ptr(bio, &mem) == 1 && mem && mem->max > 0;
+int io_write(BIO* bio, const char* data, size_t length, size_t* written) {
+  BIO_clear_retry_flags(bio);
+  BioIo& io = io_of(bio);
+  if (io.output == nullptr) return 0;  // no call is running: nowhere to put it
+  io.output->append(data, length);
+  *written = length;
+  return 1;
+}
+
+int io_read(BIO* bio, char* data, size_t length, size_t* read) {
+  BIO_clear_retry_flags(bio);
+  BioIo& io = io_of(bio);
+  if (io.input.empty()) {
+    BIO_set_retry_read(bio);  // "wait for more", not end of stream
+    return 0;
+  }
+  const size_t n = std::min(length, io.input.size());
+  std::memcpy(data, io.input.data(), n);
+  io.input.remove_prefix(n);
+  *read = n;
+  return 1;
+}
+
+long io_ctrl(BIO* bio, int command, long /*number*/, void* /*pointer*/) {
+  switch (command) {
+    case BIO_CTRL_PENDING:
+      return static_cast<long>(io_of(bio).input.size());
+    case BIO_CTRL_FLUSH:  // output is in the caller's string already
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+int io_create(BIO* bio) {
+  BIO_set_data(bio, new (std::nothrow) BioIo);
+  if (BIO_get_data(bio) == nullptr) return 0;
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
+int io_destroy(BIO* bio) {
+  delete static_cast<BioIo*>(BIO_get_data(bio));
+  BIO_set_data(bio, nullptr);
+  return 1;
+}
+
+BIO_METHOD* make_io_method() {
+  BIO_METHOD* method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "starling-io");
+  if (method == nullptr) throw std::bad_alloc();
+  BIO_meth_set_write_ex(method, io_write);
+  BIO_meth_set_read_ex(method, io_read);
+  BIO_meth_set_ctrl(method, io_ctrl);
+  BIO_meth_set_create(method, io_create);
+  BIO_meth_set_destroy(method, io_destroy);
+  return method;
+}
+
+// The thread's BIO, made at its first TLS call. The SSLs bound to it hold references, so it
+// outlives the thread if they do (another thread binding one of them binds its own BIO first).
+BIO* thread_bio() {
+  static BIO_METHOD* const method = make_io_method();  // lives as long as the process
+  struct Holder {
+    BIO* bio = nullptr;
+    ~Holder() { BIO_free(bio); }
+  };
+  thread_local Holder holder;
+  if (holder.bio == nullptr) {
+    holder.bio = BIO_new(method);
+    if (holder.bio == nullptr) {
+      ERR_clear_error();
+      throw std::bad_alloc();
+    }
+  }
+  return holder.bio;
 }
 
 }  // namespace
 
-TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, const std::string& server_name)
-    : context_(std::move(context)) {
-  ssl_ = SSL_new(context_->native());
-  in_ = new_memory_bio();
-  out_ = new_memory_bio();
-  if (!ssl_ || !in_ || !out_) {
-    SSL_free(ssl_);
-    BIO_free(in_);
-    BIO_free(out_);
+// One call into OpenSSL for a layer: binds the thread's BIO to the layer's SSL, its input and
+// output. Restores what was bound before, so a call made from within another stays correct.
+class TlsLayer::Call {
+ public:
+  Call(TlsLayer& layer, std::string_view input, std::string& output)
+      : layer_(layer), bio_(thread_bio()), io_(io_of(bio_)), saved_(io_) {
+    if (SSL_get_rbio(layer.ssl_) != bio_) {
+      BIO_up_ref(bio_);  // the SSL's reference (one for reading and writing both)
+      SSL_set_bio(layer.ssl_, bio_, bio_);
+    }
+    if (layer.rare_ && !layer.rare_->unread_input.empty()) {
+      layer.rare_->unread_input.append(input);
+      carried_.swap(layer.rare_->unread_input);
+      input = carried_;
+    }
+    io_.input = input;
+    io_.output = &output;
+    ERR_clear_error();  // another connection's errors must not show up as this one's
+  }
+  ~Call() {
+    // OpenSSL reads every byte offered before it waits for more; should it ever stop short,
+    // the rest is kept rather than lost.
+    if (!io_.input.empty() && !layer_.failed_) layer_.rare().unread_input.assign(io_.input);
+    io_ = saved_;
+  }
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  size_t unread() const { return io_.input.size(); }
+
+ private:
+  TlsLayer& layer_;
+  BIO* bio_;
+  BioIo& io_;
+  const BioIo saved_;
+  std::string carried_;
+};
+
+TlsLayer::TlsLayer(const std::shared_ptr<TlsContext>& context, const std::string& server_name)
+    : username_from_cn_(context->settings().username_from_cert == "cn") {
+  ssl_ = SSL_new(context->native());  // holds a reference to the SSL_CTX
+  if (!ssl_) {
     ERR_clear_error();
     throw std::bad_alloc();
   }
-  SSL_set_bio(ssl_, in_, out_);
-  if (!context_->client()) {
+  if (!context->client()) {
     SSL_set_accept_state(ssl_);
     return;
   }
@@ -259,67 +368,54 @@ TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, const std::string& serve
   ERR_clear_error();
 }
 
+TlsLayer::~TlsLayer() {
+  SSL_free(ssl_);  // drops its reference to the thread's BIO
+}
+
+TlsLayer::Rare& TlsLayer::rare() {
+  if (!rare_) rare_ = std::make_unique<Rare>();
+  return *rare_;
+}
+
+const std::string& TlsLayer::error() const {
+  static const std::string kNone;
+  return rare_ ? rare_->error : kNone;
+}
+
+const std::optional<std::string>& TlsLayer::peer_username() const {
+  static const std::optional<std::string> kNone;
+  return rare_ ? rare_->peer_username : kNone;
+}
+
 void TlsLayer::release_idle_memory() {
   if (failed_) return;
   // OpenSSL's record buffers: SSL_MODE_RELEASE_BUFFERS misses some (a read buffer set up for a
   // record that was not there yet stays); this frees them unless they hold data.
   if (established_) SSL_free_buffers(ssl_);
-  if (holds_idle_memory(in_)) {
-    if (BIO* fresh = new_memory_bio()) {
-      SSL_set0_rbio(ssl_, fresh);  // frees the old one
-      in_ = fresh;
-    }
-  }
-  if (holds_idle_memory(out_)) {
-    if (BIO* fresh = new_memory_bio()) {
-      SSL_set0_wbio(ssl_, fresh);
-      out_ = fresh;
-    }
+  if (rare_ && rare_->early_output.empty() && rare_->unread_input.empty() &&
+      !rare_->peer_username && rare_->error.empty()) {
+    rare_.reset();
   }
 }
 
-TlsLayer::~TlsLayer() {
-  SSL_free(ssl_);  // frees the BIOs too
-}
-
-bool TlsLayer::fail(std::string reason, std::string& down) {
-  drain(down);  // the alert telling the peer why, if OpenSSL wrote one
+bool TlsLayer::fail(std::string reason) {
   failed_ = true;
-  error_ = std::move(reason);
+  rare().error = std::move(reason);
   ERR_clear_error();
   return false;
 }
 
-void TlsLayer::drain(std::string& down) {
-  const size_t pending = BIO_ctrl_pending(out_);
-  if (pending == 0) return;
-  const size_t old = down.size();
-  down.resize(old + pending);
-  size_t read = 0;
-  if (BIO_read_ex(out_, down.data() + old, pending, &read) != 1) read = 0;
-  down.resize(old + read);
-}
-
 bool TlsLayer::on_input(std::string_view in, std::string& up, std::string& down) {
   if (failed_) return false;
-  ERR_clear_error();
-  if (!in.empty()) {
-    size_t written = 0;
-    if (BIO_write_ex(in_, in.data(), in.size(), &written) != 1 || written != in.size()) {
-      return fail("TLS: out of memory", down);
-    }
-  }
+  Call call(*this, in, down);  // handshake records and alerts go straight to `down`
   if (!established_) {
-    if (!handshake(down)) return false;
-    if (!established_) {
-      drain(down);
-      return true;
-    }
+    if (!handshake()) return false;
+    if (!established_) return true;
   }
-  return read_records(up, down);
+  return read_records(call, up);
 }
 
-bool TlsLayer::handshake(std::string& down) {
+bool TlsLayer::handshake() {
   const int result = SSL_do_handshake(ssl_);
   if (result != 1) {
     const int error = SSL_get_error(ssl_, result);
@@ -329,10 +425,10 @@ bool TlsLayer::handshake(std::string& down) {
     if (verify != X509_V_OK) {
       reason += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
     }
-    return fail("TLS handshake failed: " + reason, down);
+    return fail("TLS handshake failed: " + reason);
   }
   established_ = true;
-  if (context_->settings().username_from_cert == "cn") {
+  if (username_from_cn_) {
     X509* cert = SSL_get0_peer_certificate(ssl_);
     if (cert && SSL_get_verify_result(ssl_) == X509_V_OK) {
       X509_NAME* subject = X509_get_subject_name(cert);
@@ -344,27 +440,27 @@ bool TlsLayer::handshake(std::string& down) {
         if (length > 0) {
           std::string cn(reinterpret_cast<const char*>(utf8), static_cast<size_t>(length));
           // An embedded NUL would let "admin\0.evil" pass for "admin" somewhere downstream.
-          if (cn.find('\0') == std::string::npos) peer_username_ = std::move(cn);
+          if (cn.find('\0') == std::string::npos) rare().peer_username = std::move(cn);
         }
         OPENSSL_free(utf8);
       }
     }
     ERR_clear_error();
   }
-  if (!early_output_.empty()) {
-    const std::string early = std::move(early_output_);
-    early_output_ = std::string();
-    if (!write_plaintext(early, down)) return false;
+  if (rare_ && !rare_->early_output.empty()) {
+    const std::string early = std::move(rare_->early_output);
+    rare_->early_output = std::string();
+    if (!write_plaintext(early)) return false;
   }
   return true;
 }
 
-bool TlsLayer::read_records(std::string& up, std::string& down) {
+bool TlsLayer::read_records(Call& call, std::string& up) {
   // Plaintext is never longer than the ciphertext it comes from: sizing `up` by what is
   // waiting avoids a fixed 16 KiB resize per read.
   static constexpr size_t kMaxStep = 64 * 1024;
   for (;;) {
-    const size_t waiting = BIO_ctrl_pending(in_) + static_cast<size_t>(SSL_pending(ssl_));
+    const size_t waiting = call.unread() + static_cast<size_t>(SSL_pending(ssl_));
     if (waiting == 0) break;
     const size_t step = std::min(waiting, kMaxStep);
     const size_t old = up.size();
@@ -377,46 +473,42 @@ bool TlsLayer::read_records(std::string& up, std::string& down) {
     if (error == SSL_ERROR_WANT_READ) break;
     if (error == SSL_ERROR_ZERO_RETURN) {
       SSL_shutdown(ssl_);  // our close_notify answers theirs
-      return fail("TLS closed by peer", down);
+      return fail("TLS closed by peer");
     }
-    return fail("TLS error: " + take_openssl_error(), down);
+    return fail("TLS error: " + take_openssl_error());
   }
-  drain(down);  // session tickets, key update answers
-  return true;
+  return true;  // session tickets and key update answers went to `down` as they were written
 }
 
-bool TlsLayer::write_plaintext(std::string_view out, std::string& down) {
+bool TlsLayer::write_plaintext(std::string_view out) {
   while (!out.empty()) {
     size_t written = 0;
     if (SSL_write_ex(ssl_, out.data(), out.size(), &written) != 1) {
-      return fail("TLS error: " + take_openssl_error(), down);
+      return fail("TLS error: " + take_openssl_error());
     }
     out.remove_prefix(written);
   }
-  drain(down);
   return true;
 }
 
 bool TlsLayer::on_output(std::string_view out, std::string& down) {
   if (failed_) return false;
   if (!established_) {
-    if (early_output_.size() + out.size() > kMaxEarlyOutput) {
-      failed_ = true;
-      error_ = "TLS: too much output before the handshake completed";
-      return false;
+    const size_t held = rare_ ? rare_->early_output.size() : 0;
+    if (held + out.size() > kMaxEarlyOutput) {
+      return fail("TLS: too much output before the handshake completed");
     }
-    early_output_.append(out);
+    rare().early_output.append(out);
     return true;
   }
-  ERR_clear_error();
-  return write_plaintext(out, down);
+  Call call(*this, {}, down);
+  return write_plaintext(out);
 }
 
 void TlsLayer::close(std::string& down) {
   if (failed_ || !established_) return;
-  ERR_clear_error();
+  Call call(*this, {}, down);
   SSL_shutdown(ssl_);
-  drain(down);
   ERR_clear_error();
 }
 

@@ -1,6 +1,6 @@
 // TLS for MQTT listeners on OpenSSL 3: a server context built from the listener's settings
 // (reloadable: new connections take the newest context, open ones keep theirs), and a layer
-// that runs one connection's TLS over memory BIOs, so it needs no socket.
+// that runs one connection's TLS over in-memory input and output, so it needs no socket.
 #pragma once
 
 #include <atomic>
@@ -14,7 +14,6 @@
 
 struct ssl_st;  // OpenSSL's SSL, SSL_CTX and BIO, kept out of this header
 struct ssl_ctx_st;
-struct bio_st;
 
 namespace starling::net {
 
@@ -75,11 +74,15 @@ class TlsContextHolder {
   std::atomic<std::shared_ptr<TlsContext>> context_;
 };
 
+// One connection's TLS. Its SSL reads and writes through the BIO of the thread it runs on
+// (one per thread, see tls.cc), bound to this layer's input and output for each call: an idle
+// TLS connection holds its SSL and 32 bytes here, no BIO and no buffers of its own.
 class TlsLayer final : public StreamLayer {
  public:
   // server_name: for a client context, the SNI name and the name the server's certificate
   // must carry (when the context verifies).
-  explicit TlsLayer(std::shared_ptr<TlsContext> context, const std::string& server_name = {});
+  explicit TlsLayer(const std::shared_ptr<TlsContext>& context,
+                    const std::string& server_name = {});
   ~TlsLayer() override;
   TlsLayer(const TlsLayer&) = delete;
   TlsLayer& operator=(const TlsLayer&) = delete;
@@ -87,9 +90,8 @@ class TlsLayer final : public StreamLayer {
   bool on_input(std::string_view in, std::string& up, std::string& down) override;
   bool on_output(std::string_view out, std::string& down) override;
   bool established() const override { return established_; }
-  const std::string& error() const override { return error_; }
-  // Memory BIOs keep the capacity of the largest flight they carried (the handshake's): empty
-  // ones are replaced by fresh ones; OpenSSL's record buffers are freed.
+  const std::string& error() const override;
+  // Frees OpenSSL's record buffers when they hold nothing.
   void release_idle_memory() override;
 
   // The broker ends the connection: appends a close_notify alert for the peer.
@@ -97,7 +99,7 @@ class TlsLayer final : public StreamLayer {
 
   // After the handshake. The username taken from a verified client certificate, when the
   // context's username_from_cert asks for one and the certificate has it.
-  const std::optional<std::string>& peer_username() const { return peer_username_; }
+  const std::optional<std::string>& peer_username() const;
   std::string protocol_version() const;  // "TLSv1.3"
   std::string cipher() const;            // "TLS_AES_256_GCM_SHA384"
 
@@ -105,21 +107,26 @@ class TlsLayer final : public StreamLayer {
   static constexpr size_t kMaxEarlyOutput = 256 * 1024;
 
  private:
-  bool handshake(std::string& down);
-  bool read_records(std::string& up, std::string& down);
-  bool write_plaintext(std::string_view out, std::string& down);
-  void drain(std::string& down);
-  bool fail(std::string reason, std::string& down);
+  class Call;
+  // What most connections never need, made when first used.
+  struct Rare {
+    std::string early_output;  // plaintext written before the handshake completed
+    std::string unread_input;  // ciphertext OpenSSL did not take in a call (kept for the next)
+    std::optional<std::string> peer_username;
+    std::string error;
+  };
+  Rare& rare();
 
-  std::shared_ptr<TlsContext> context_;
+  bool handshake();
+  bool read_records(Call& call, std::string& up);
+  bool write_plaintext(std::string_view out);
+  bool fail(std::string reason);
+
   ssl_st* ssl_ = nullptr;
-  bio_st* in_ = nullptr;   // ciphertext from the peer; owned by ssl_
-  bio_st* out_ = nullptr;  // ciphertext for the peer; owned by ssl_
-  std::string early_output_;
+  std::unique_ptr<Rare> rare_;
   bool established_ = false;
   bool failed_ = false;
-  std::optional<std::string> peer_username_;
-  std::string error_;
+  bool username_from_cn_ = false;
 };
 
 }  // namespace starling::net
