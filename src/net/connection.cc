@@ -47,20 +47,12 @@ Connection::~Connection() {
   worker_.admission().release_socket(listener_->count);
 }
 
-void Connection::start(std::vector<std::unique_ptr<StreamLayer>> pre_layers, std::string greeting) {
-  if (!pre_layers.empty()) {
+void Connection::start(LayerStack pre_layers, std::string greeting) {
+  LayerStack layers = pre_layers.empty() ? make_layers(*listener_, client_.max_packet_size())
+                                         : std::move(pre_layers);
+  if (!layers.empty()) {
     layered_ = std::make_unique<Layered>();
-    layered_->layers = std::move(pre_layers);
-    layered_->websocket = dynamic_cast<WebSocketLayer*>(layered_->layers.back().get());
-  } else {
-    LayerStack stack = make_layers(*listener_, client_.max_packet_size());
-    if (!stack.layers.empty()) {
-      layered_ = std::make_unique<Layered>();
-      layered_->layers = std::move(stack.layers);
-      layered_->proxy = stack.proxy;
-      layered_->tls = stack.tls;
-      layered_->websocket = stack.websocket;
-    }
+    layered_->layers = std::move(layers);
   }
   worker_.loop().add(fd_, EPOLLIN | EPOLLRDHUP, this);
   if (!proxy() && !admit_address()) return;
@@ -176,7 +168,7 @@ void Connection::on_socket_bytes(std::string_view bytes) {
   for (size_t i = 0; i < layers.size() && !data.empty(); ++i) {
     up.clear();
     std::string down;
-    bool ok = layers[i]->on_input(data, up, down);
+    bool ok = layers[i].on_input(data, up, down);
     if (!down.empty()) send_below(i, down);
     data.swap(up);
     if (!ok) {
@@ -206,7 +198,7 @@ void Connection::send_below(size_t layer, std::string_view bytes) {
   std::string encoded(bytes);
   for (size_t i = layer; i-- > 0;) {
     std::string next;
-    if (!layered_->layers[i]->on_output(encoded, next)) return;  // it fails on its own input
+    if (!layered_->layers[i].on_output(encoded, next)) return;  // it fails on its own input
     encoded.swap(next);
   }
   std::string& lower = layered_->lower_buf;
@@ -230,7 +222,7 @@ void Connection::say_goodbye() {
   layered_->goodbye_sent = true;
   for (size_t i = layered_->layers.size(); i-- > 0;) {
     std::string down;
-    StreamLayer* layer = layered_->layers[i].get();
+    StreamLayer* layer = &layered_->layers[i];
     if (layer == websocket()) websocket()->close(down);
     if (layer == tls()) tls()->close(down);
     if (!down.empty()) send_below(i, down);
@@ -238,7 +230,7 @@ void Connection::say_goodbye() {
 }
 
 void Connection::layer_failed(size_t layer) {
-  const StreamLayer* failed = layered_->layers[layer].get();
+  const StreamLayer* failed = &layered_->layers[layer];
   const std::string& why = failed->error();
   const bool established = failed->established();
   if (failed == proxy()) {
@@ -508,8 +500,8 @@ void Connection::release_idle_buffers() {
   if (buffers_ && buffers_->write.empty() && buffers_->read.empty()) buffers_.reset();
   if (layered_) {
     if (layered_->lower_pos == 0) release(layered_->lower_buf);
-    for (auto& layer : layered_->layers)
-      layer->release_idle_memory();
+    for (size_t i = 0; i < layered_->layers.size(); ++i)
+      layered_->layers[i].release_idle_memory();
   }
   if (client_.session() && client_.connected()) client_.session()->release_idle_output();
 }

@@ -8,13 +8,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "broker/client.h"
 #include "core/event_loop.h"
 #include "core/peer_address.h"
 #include "core/token_bucket.h"
-#include "net/layers/stream_layer.h"
+#include "net/layers.h"
 #include "net/listener_context.h"
 
 namespace starling::net {
@@ -36,7 +35,7 @@ class Connection final : public core::IoHandler, public broker::Transport {
   // Builds the listener's layers and starts reading. pre_layers: layers already set up by
   // someone else (a WebSocket upgraded on the HTTP port), replacing the listener's own;
   // greeting: bytes for the socket before anything else (its 101 answer).
-  void start(std::vector<std::unique_ptr<StreamLayer>> pre_layers = {}, std::string greeting = {});
+  void start(LayerStack pre_layers = {}, std::string greeting = {});
   void on_io(uint32_t events) override;
   // Takes the session's waiting output and writes as much as the socket accepts.
   void flush();
@@ -86,9 +85,9 @@ class Connection final : public core::IoHandler, public broker::Transport {
     return (buffers_ ? buffers_->write.size() - buffers_->write_pos : 0) +
            (layered_ ? layered_->lower_buf.size() - layered_->lower_pos : 0);
   }
-  ProxyLayer* proxy() const { return layered_ ? layered_->proxy : nullptr; }
-  TlsLayer* tls() const { return layered_ ? layered_->tls : nullptr; }
-  WebSocketLayer* websocket() const { return layered_ ? layered_->websocket : nullptr; }
+  ProxyLayer* proxy() const { return layered_ ? layered_->layers.proxy() : nullptr; }
+  TlsLayer* tls() const { return layered_ ? layered_->layers.tls() : nullptr; }
+  WebSocketLayer* websocket() const { return layered_ ? layered_->layers.websocket() : nullptr; }
 
   Worker& worker_;
   const uint64_t token_;
@@ -98,10 +97,7 @@ class Connection final : public core::IoHandler, public broker::Transport {
   // The stream layers and their output, on listeners that have any (plain TCP has none, and
   // an idle plain connection should cost as little as possible).
   struct Layered {
-    std::vector<std::unique_ptr<StreamLayer>> layers;  // socket side first
-    ProxyLayer* proxy = nullptr;
-    TlsLayer* tls = nullptr;
-    WebSocketLayer* websocket = nullptr;
+    LayerStack layers;
     std::string lower_buf;  // encoded bytes for the socket
     size_t lower_pos = 0;
     bool goodbye_sent = false;

@@ -1,5 +1,7 @@
 #include "net/layers.h"
 
+#include <stdexcept>
+
 #include "net/layers/proxy_protocol.h"
 #include "net/layers/tls.h"
 #include "net/layers/websocket.h"
@@ -15,23 +17,43 @@ WebSocketSettings websocket_settings(const config::Listener& listener, uint32_t 
   return s;
 }
 
+uint8_t LayerStack::push(std::unique_ptr<StreamLayer> layer) {
+  if (size_ == kMaxLayers) throw std::logic_error("a connection has at most three layers");
+  layers_[size_] = std::move(layer);
+  return size_++;
+}
+
+void LayerStack::add(std::unique_ptr<ProxyLayer> layer) {
+  proxy_ = push(std::move(layer));
+}
+
+void LayerStack::add(std::unique_ptr<TlsLayer> layer) {
+  tls_ = push(std::move(layer));
+}
+
+void LayerStack::add(std::unique_ptr<WebSocketLayer> layer) {
+  websocket_ = push(std::move(layer));
+}
+
+ProxyLayer* LayerStack::proxy() const {
+  return proxy_ == kNone ? nullptr : static_cast<ProxyLayer*>(layers_[proxy_].get());
+}
+
+TlsLayer* LayerStack::tls() const {
+  return tls_ == kNone ? nullptr : static_cast<TlsLayer*>(layers_[tls_].get());
+}
+
+WebSocketLayer* LayerStack::websocket() const {
+  return websocket_ == kNone ? nullptr : static_cast<WebSocketLayer*>(layers_[websocket_].get());
+}
+
 LayerStack make_layers(const ListenerContext& listener, uint32_t max_packet_size) {
   LayerStack stack;
   const config::Listener& config = listener.config;
-  if (config.proxy_protocol) {
-    auto layer = std::make_unique<ProxyLayer>();
-    stack.proxy = layer.get();
-    stack.layers.push_back(std::move(layer));
-  }
-  if (listener.tls) {
-    auto layer = std::make_unique<TlsLayer>(listener.tls->get());
-    stack.tls = layer.get();
-    stack.layers.push_back(std::move(layer));
-  }
+  if (config.proxy_protocol) stack.add(std::make_unique<ProxyLayer>());
+  if (listener.tls) stack.add(std::make_unique<TlsLayer>(listener.tls->get()));
   if (config.protocol == "ws") {
-    auto layer = std::make_unique<WebSocketLayer>(websocket_settings(config, max_packet_size));
-    stack.websocket = layer.get();
-    stack.layers.push_back(std::move(layer));
+    stack.add(std::make_unique<WebSocketLayer>(websocket_settings(config, max_packet_size)));
   }
   return stack;
 }

@@ -163,8 +163,8 @@ http::WebSocketTakeover Server::take_websocket(int fd, const std::string& peer,
                     false, 1, refusal);
     return {false, std::move(refusal)};
   }
-  std::vector<std::unique_ptr<StreamLayer>> layers;
-  layers.push_back(WebSocketLayer::accepted(ws, upgrade.subprotocol));
+  LayerStack layers;
+  layers.add(WebSocketLayer::accepted(ws, upgrade.subprotocol));
   Worker& worker = *workers_[loop_index];
   worker.adopt(fd, peer, http_ws_context_, std::move(layers), std::move(upgrade.response));
   return {true, {}};

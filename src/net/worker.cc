@@ -3,8 +3,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <vector>
-
 #include "metrics/counters.h"
 #include "net/connection.h"
 
@@ -38,7 +36,7 @@ void Worker::join() {
 }
 
 void Worker::adopt(int fd, std::string peer, std::shared_ptr<ListenerContext> listener,
-                   std::vector<std::unique_ptr<StreamLayer>> pre_layers, std::string greeting) {
+                   LayerStack pre_layers, std::string greeting) {
   Connection* raw = connections_.add([&](uint64_t token) {
     return std::make_unique<Connection>(*this, fd, token, std::move(peer), std::move(listener));
   });

@@ -11,7 +11,7 @@
 #include "core/event_loop.h"
 #include "net/admission.h"
 #include "net/connection_table.h"
-#include "net/layers/stream_layer.h"
+#include "net/layers.h"
 #include "net/listener_context.h"
 
 namespace starling::net {
@@ -45,7 +45,7 @@ class Worker {
   // The socket was admitted (Admission::admit_socket) for listener. pre_layers and greeting:
   // see Connection::start.
   void adopt(int fd, std::string peer, std::shared_ptr<ListenerContext> listener,
-             std::vector<std::unique_ptr<StreamLayer>> pre_layers = {}, std::string greeting = {});
+             LayerStack pre_layers = {}, std::string greeting = {});
   Connection* find(uint64_t token);
   void remove(uint64_t token);  // deferred destruction of a closed connection
   // Endpoints are owned elsewhere and removed before they go.
