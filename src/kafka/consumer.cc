@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <stdexcept>
 #include <utility>
@@ -29,6 +30,8 @@ Consumer::Consumer(size_t index, const config::KafkaConsumeRule& rule,
       decoder_(decoder),
       topic_template_(Template::parse(rule.mqtt_topic, Template::Direction::ToMqtt)) {
   ConfPtr conf = consumer_conf(settings, bootstrap, rule);
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &Consumer::on_rebalance);
   if (!instance.empty() && !user_sets_consumer_property(settings, "group.instance.id")) {
     set(conf.get(), "group.instance.id", instance + "-" + std::to_string(index));
   }
@@ -191,6 +194,48 @@ void Consumer::route_batch(rd_kafka_message_t** messages, ssize_t count) {
   }
   // Subscribers' queues are filling: give them time rather than drop.
   if (congested) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+void Consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  auto* self = static_cast<Consumer*>(opaque);
+  spdlog::info("kafka consume[{}]: {} {} partition(s)", self->index_,
+               err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "giving up",
+               partitions ? partitions->cnt : 0);
+  const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  rd_kafka_error_t* error = nullptr;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    if (cooperative) {
+      error = rd_kafka_incremental_assign(rk, partitions);
+    } else {
+      rd_kafka_assign(rk, partitions);
+    }
+  } else {
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) self->hand_over(rk);
+    if (cooperative) {
+      error = rd_kafka_incremental_unassign(rk, partitions);
+    } else {
+      rd_kafka_assign(rk, nullptr);
+    }
+  }
+  if (error != nullptr) {
+    spdlog::warn("kafka consume[{}]: rebalance: {}", self->index_, rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+  }
+}
+
+void Consumer::hand_over(rd_kafka_t* rk) {
+  // The offsets of routed batches are stored when the store has them on disk: wait for that,
+  // so the next owner starts right after the last record routed here, not at the last
+  // periodic commit (which would deliver the records in between twice).
+  if (store::Store* store = broker_.store()) store->flush();
+  // Synchronously, the stored offsets of the whole assignment (the revoked partitions are
+  // still in it).
+  const rd_kafka_resp_err_t err = rd_kafka_commit(rk, nullptr, 0);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    spdlog::warn("kafka consume[{}]: committing before a rebalance: {}", index_,
+                 rd_kafka_err2str(err));
+  }
 }
 
 void Consumer::update_lag() {

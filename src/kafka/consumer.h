@@ -2,8 +2,10 @@
 //
 // Records are read in batches, each batch routed through the broker as one publish batch;
 // their offsets are stored for the periodic commit only once that batch is durable (queued
-// records of persistent sessions included). After a crash or restart, the records past the
-// last commit are read again: at least once, duplicates bounded by the commit interval.
+// records of persistent sessions included). After a crash, the records past the last commit
+// are read again: at least once, duplicates bounded by the commit interval. When the group
+// rebalances (a node joins or leaves), the partitions taken away are handed over exactly:
+// what was routed is made durable and its offsets committed before they go.
 #pragma once
 
 #include <atomic>
@@ -51,6 +53,11 @@ class Consumer {
   void run();
   void route_batch(rd_kafka_message_t** messages, ssize_t count);
   void update_lag();
+  // librdkafka's rebalance callback (on this consumer's thread, inside consume).
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* partitions, void* opaque);
+  // Partitions are being taken away: every routed batch durable, its offsets committed.
+  void hand_over(rd_kafka_t* rk);
 
   const size_t index_;
   const config::KafkaConsumeRule rule_;
