@@ -2,7 +2,8 @@
 # Installs what is missing, then:
 #  1. builds the Release configuration run.sh builds (same directory, type and flags; every
 #     target) and smoke-runs that broker with its built-in defaults (scripts/smoke.sh);
-#  2. builds with ASan+UBSan and runs every test (unit, integration, bounded fuzz runs, format).
+#  2. builds the Debian package (scripts/package.sh), which test_package.py installs;
+#  3. builds with ASan+UBSan and runs every test (unit, integration, bounded fuzz runs, format).
 # Extra arguments go to ctest, e.g. -R integration. Skipped tests are counted at the end; with
 # CI set (as in CI, and .ci/run) a skip is a failure, since deps.sh installed every tool.
 set -euo pipefail
@@ -24,6 +25,11 @@ jobs=$(nproc)
 # What users run: a Release-only compile error or crash fails here.
 ./scripts/build-release.sh
 ./scripts/smoke.sh build/release/starling
+
+# The package operators install (Debian's flags, in build/package).
+./scripts/package.sh
+version=$(sed -n 's/^project(starling VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+export STARLING_DEB=$PWD/dist/starling_${version}_$(dpkg-architecture -qDEB_HOST_ARCH).deb
 
 # The fuzzers need clang's libFuzzer; they build only the self-contained parsing libraries.
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \

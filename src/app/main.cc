@@ -1,5 +1,7 @@
 // starling: the MQTT broker. Parses flags, loads the config, starts the workers and waits for
-// signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads what can be reloaded.
+// signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads what can be reloaded. Under systemd
+// (Type=notify) it reports readiness, reloads and stop, and pings the watchdog while its loops
+// answer.
 #include <signal.h>
 
 #include <spdlog/spdlog.h>
@@ -13,7 +15,10 @@
 #include <string>
 #include <string_view>
 
+#include "app/logging.h"
 #include "app/passwd_command.h"
+#include "app/service_manager.h"
+#include "app/watchdog.h"
 #include "bridge/bridges.h"
 #include "broker/broker.h"
 #include "cluster/cluster.h"
@@ -129,7 +134,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  starling::app::configure_logging();
   set_log_level(config.log_level);
 
   // Signals go to this thread only (sigwait below); workers inherit the blocked mask.
@@ -220,9 +225,12 @@ int main(int argc, char** argv) {
   starling::bridge::Bridges bridges(broker, server);
   bridges.start(config.bridges);
 
+  starling::app::ServiceManager service;
+  service.ready("serving");
+  starling::app::Watchdog watchdog(service, [&server] { return server.loops_responsive(); });
   for (;;) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
+    const int sig = watchdog.wait_signal(signals);
+    if (sig <= 0) continue;
     if (sig == SIGUSR1) {
       if (store) {
         backup(*store, config);
@@ -236,6 +244,7 @@ int main(int argc, char** argv) {
         spdlog::info("SIGHUP: no config file to reload");
         continue;
       }
+      service.reloading();
       try {
         Config fresh = load(config_path, overrides);
         // The password and ACL files first: if one is bad, nothing changes.
@@ -251,14 +260,17 @@ int main(int argc, char** argv) {
         for (const auto& name : needs_restart) {
           spdlog::warn("SIGHUP: '{}' changed but takes effect only after a restart", name);
         }
+        service.ready("serving; configuration reloaded");
       } catch (const std::exception& e) {
         spdlog::error("SIGHUP: config not reloaded: {}", e.what());
+        service.ready(std::string("serving; configuration not reloaded: ") + e.what());
       }
       continue;
     }
     spdlog::info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     break;
   }
+  service.stopping();
   // Kafka consumers first: nothing new is routed, and what was routed is committed.
   if (bridge) bridge->stop_consumers();
   if (cluster) cluster->stop_reading();

@@ -170,6 +170,24 @@ http::WebSocketTakeover Server::take_websocket(int fd, const std::string& peer,
   return {true, {}};
 }
 
+bool Server::loops_responsive() {
+  if (!started_ || stopped_) return true;  // no loops to be stuck
+  if (probes_answered_.size() != workers_.size()) {
+    probes_answered_ = std::vector<std::atomic<uint64_t>>(workers_.size());
+  }
+  bool all_answered = true;
+  for (const auto& answered : probes_answered_) {
+    if (answered.load(std::memory_order_acquire) != probes_posted_) all_answered = false;
+  }
+  if (!all_answered) return false;  // the probe stays posted: a loop that recovers answers it
+  const uint64_t probe = ++probes_posted_;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->loop().post(
+        [this, i, probe] { probes_answered_[i].store(probe, std::memory_order_release); });
+  }
+  return true;
+}
+
 void Server::reload_certificates() {
   for (auto& context : contexts_) {
     if (!context->tls) continue;

@@ -49,6 +49,10 @@ class Server final : public broker::ConnectionControl {
   // SIGHUP: reads the TLS listeners' certificates and keys again, for new connections. A
   // listener whose files fail keeps its current ones (logged).
   void reload_certificates();
+  // For the service manager's watchdog (main thread only): true when every worker loop ran the
+  // probe the previous call posted to it, that is, no loop is stuck; then posts the next
+  // probe. The first call is true.
+  bool loops_responsive();
   size_t worker_count() const { return workers_.size(); }
   Worker& worker(size_t index) { return *workers_[index]; }
   // A token for something new on a loop (connections and bridges share the numbering).
@@ -72,6 +76,9 @@ class Server final : public broker::ConnectionControl {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unique_ptr<http::Server> http_;  // the HTTP API on the same workers; null when off
   std::atomic<uint64_t> next_token_{1};
+  // The watchdog probe each worker loop last ran, and the last one posted.
+  std::vector<std::atomic<uint64_t>> probes_answered_;
+  uint64_t probes_posted_ = 0;
   std::atomic<uint32_t> next_worker_{0};
   bool started_ = false;
   bool stopped_ = false;
