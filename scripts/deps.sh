@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_packages=(cmake g++ make pkg-config libspdlog-dev libfmt-dev libtomlplusplus-dev
   libcli11-dev librocksdb-dev libhttp-parser-dev nlohmann-json3-dev librdkafka-dev libavro-dev
-  libcurl4-openssl-dev libssl-dev libwslay-dev libsystemd-dev)
+  libcurl4-openssl-dev libssl-dev libwslay-dev libsystemd-dev python3)
 # scripts/package.sh: Debian's package tools.
 package_packages=(dpkg-dev debhelper fakeroot)
 test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev clang-format

@@ -15,6 +15,9 @@ if [[ $version != "$changelog" ]]; then
   exit 1
 fi
 
+# debhelper's stamp would skip the build on a second run (and package stale binaries): it
+# goes, with the previous staging tree; build/package stays, so make rebuilds only what changed.
+rm -rf debian/debhelper-build-stamp debian/starling debian/.debhelper
 # -b: binary only (the source is this tree); -nc: no clean first, build/package is reused.
 DEB_BUILD_OPTIONS="noddebs parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
   dpkg-buildpackage -b -nc -us -uc

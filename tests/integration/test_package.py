@@ -130,7 +130,8 @@ class DebianPackageTest(unittest.TestCase):
             self.assertTrue(os.access(path, os.X_OK), path)
         for path in (CONFIG, UNIT, "/usr/share/doc/starling/README.md",
                      "/usr/share/doc/starling/configuration.md",
-                     "/usr/share/doc/starling/examples/starling.example.toml"):
+                     "/usr/share/doc/starling/examples/starling.example.toml",
+                     "/usr/share/man/man1/starling.1.gz", "/usr/share/man/man5/starling.toml.5.gz"):
             self.assertTrue(os.path.isfile(path), path)
         files = [p for p in sh("dpkg", "-L", "starling").stdout.splitlines() if os.path.isfile(p)]
         self.assertIn("/usr/bin/starling", files)
