@@ -2,8 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "http/auth.h"
 #include "http/connection.h"
+#include "http/dashboard.h"
 #include "http/publish.h"
 #include "http/server.h"
 #include "http/views.h"
@@ -83,6 +86,10 @@ std::optional<Response> Api::handle(const Request& request, const RequestContext
     if (auto denied = guard(Scope::Read)) return denied;
     return metrics();
   }
+  // The dashboard's files need no token: they hold no data, and the page asks for one.
+  if (get) {
+    if (auto file = dashboard_file(target->path)) return file;
+  }
   if (s.size() < 3 || s[0] != "api" || s[1] != "v1") return not_found();
 
   const std::string& what = s[2];
@@ -138,12 +145,31 @@ std::optional<Response> Api::handle(const Request& request, const RequestContext
     if (auto denied = guard(Scope::Read)) return denied;
     return show_bridges(server_.broker(), s.size() == 4 ? s[3] : std::string());
   }
+  if (what == "whoami" && s.size() == 3) {
+    // Answers without a token too (scopes []): the dashboard asks before it shows anything.
+    if (!get) return method_not_allowed("GET, HEAD");
+    return whoami(granted_scopes(request, loopback, http));
+  }
   if (what == "stats" && s.size() == 3) {
     if (!get) return method_not_allowed("GET, HEAD");
     if (auto denied = guard(Scope::Read)) return denied;
     return stats(server_.broker(), server_.connection_count());
   }
   return not_found();
+}
+
+Response Api::whoami(const std::vector<std::string>& scopes) {
+  // What the dashboard shows and allows: the caller's scopes and the parts this broker runs.
+  broker::Broker& b = server_.broker();
+  nlohmann::ordered_json body = {{"scopes", scopes}};
+  const bool may_read = std::find(scopes.begin(), scopes.end(), "read") != scopes.end() ||
+                        std::find(scopes.begin(), scopes.end(), "admin") != scopes.end();
+  if (!may_read) return json_response(200, body.dump());  // what runs here is not shown
+  body["features"] = {{"version", STARLING_VERSION},
+                      {"kafka", b.bridge() != nullptr},
+                      {"cluster", b.cluster() != nullptr},
+                      {"bridges", b.mqtt_bridges() != nullptr && !b.settings()->bridges.empty()}};
+  return json_response(200, body.dump());
 }
 
 Response Api::readyz() {

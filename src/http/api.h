@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "http/parser/request_parser.h"
@@ -44,6 +46,7 @@ class Api {
 
  private:
   Response readyz();
+  Response whoami(const std::vector<std::string>& scopes);
   Response metrics();
 
   Server& server_;

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "http/parser/request_parser.h"
@@ -16,5 +18,10 @@ enum class Scope { Read, Publish, Admin };
 // Null when the request may go on; otherwise the 401 or 403 to answer.
 std::optional<Response> authorize(const Request& request, bool loopback,
                                   const config::HttpSettings& settings, Scope needed);
+
+// The scopes a request has: its token's; all of them on loopback when no tokens are
+// configured; none without a known token.
+std::vector<std::string> granted_scopes(const Request& request, bool loopback,
+                                        const config::HttpSettings& settings);
 
 }  // namespace starling::http
