@@ -15,6 +15,7 @@ import unittest
 import urllib.request
 
 from harness import Broker, MqttClient, against_mosquitto, unique
+from test_bridge import Mosquitto, bridge_config
 from ws_clients import _run_node_script
 
 TOKENS = """
@@ -114,6 +115,20 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(result["access"], "read-only")
         self.assertEqual(result["kickButtons"], 0)
         self.assertFalse(target.disconnected.is_set())
+
+    def test_kafka_and_bridge_sections_show_when_configured(self):
+        remote = Mosquitto().start()
+        self.addCleanup(remote.stop)
+        config = ("[kafka]\nmock = true\n\n" +
+                  bridge_config("peer", remote.port, [("dash/#", "out", 1, "", "")]))
+        broker = self.start(config)
+        result = _run_node_script("dashboard_check.mjs", [
+            f"http://127.0.0.1:{broker.http_port}/", "--sections", "kafka,bridges"], 60)
+        self.assertTrue(result.get("ok"), result)
+        self.assertEqual(result["errors"], [])
+        self.assertIsNone(result["sections"]["cluster"])  # not in a cluster: not shown
+        self.assertTrue(any(row.startswith("peer") for row in result["sections"]["bridges"]),
+                        result["sections"])
 
 
 if __name__ == "__main__":

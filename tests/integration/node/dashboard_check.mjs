@@ -4,7 +4,8 @@
 //
 //   node dashboard_check.mjs <http://127.0.0.1:PORT/> [--token T] [--kick CLIENT_ID]
 //        [--expect-read-only CLIENT_ID] [--screenshot PATH [--settle seconds]]
-//        [--timeout seconds]
+//        [--sections kafka,bridges,cluster] [--timeout seconds]
+// --sections: those sections must show, each with at least one row.
 //
 // Prints one JSON line: {"ok":true,"messagesIn":[first,later],"rateIn":"...","kicked":...,
 // "access":"admin|read-only","errors":[...]} with exit 0, or {"ok":false,"error":...} with
@@ -17,7 +18,7 @@ function parseArgs(argv) {
   const opts = { timeout: 30, chromium: process.env.CHROMIUM || '/usr/bin/chromium' };
   const valued = { '--token': 'token', '--kick': 'kick', '--expect-read-only': 'readOnly',
                    '--screenshot': 'screenshot', '--timeout': 'timeout', '--chromium': 'chromium',
-                   '--settle': 'settle' };
+                   '--settle': 'settle', '--sections': 'sections' };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] in valued && i + 1 < argv.length) opts[valued[argv[i]]] = argv[++i];
@@ -57,6 +58,17 @@ async function check(browser, opts) {
     access: await page.textContent('#access'),
     latencyRows: await page.$$eval('#latency tbody tr', (rows) => rows.length),
   };
+  if (opts.sections) {
+    for (const name of opts.sections.split(',')) {
+      await page.waitForFunction((n) => {
+        const section = document.getElementById(n + '-section');
+        return section && !section.hidden && section.querySelectorAll('tbody tr').length > 0;
+      }, name, wait);
+    }
+    result.sections = await page.$$eval('section[id$="-section"]', (all) =>
+      Object.fromEntries(all.map((s) => [s.id.replace('-section', ''),
+        s.hidden ? null : Array.from(s.querySelectorAll('tbody tr')).map((r) => r.textContent)])));
+  }
   const target = opts.kick || opts.readOnly;
   if (target) {
     await page.fill('#client-prefix', target);
