@@ -130,6 +130,21 @@ class DashboardTest(unittest.TestCase):
         self.assertTrue(any(row.startswith("peer") for row in result["sections"]["bridges"]),
                         result["sections"])
 
+    def test_cluster_section_lists_the_nodes(self):
+        from cluster_harness import StarlingCluster
+        cluster = StarlingCluster(nodes=2, kafka_brokers=1)
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        load = Load(cluster.node(1).port)
+        self.addCleanup(load.stop)
+        result = _run_node_script("dashboard_check.mjs", [
+            f"http://127.0.0.1:{cluster.node(1).http_port}/", "--sections", "kafka,cluster"], 60)
+        self.assertTrue(result.get("ok"), result)
+        self.assertEqual(result["errors"], [])
+        rows = result["sections"]["cluster"]
+        self.assertEqual(len(rows), 2, rows)
+        self.assertTrue(any("(this node)" in row for row in rows), rows)
+
 
 if __name__ == "__main__":
     unittest.main()
