@@ -56,6 +56,7 @@ Server::Server(const config::Config& config, broker::Broker& broker)
   for (unsigned i = 0; i < threads; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, broker, admission_));
   }
+  probes_answered_ = std::vector<std::atomic<uint64_t>>(workers_.size());
   // Housekeeping (wills, session expiry, $SYS) runs on the first worker.
   workers_[0]->loop().every(std::chrono::milliseconds(1000),
                             [&broker] { broker.tick(broker::Clock::now()); });
@@ -172,9 +173,6 @@ http::WebSocketTakeover Server::take_websocket(int fd, const std::string& peer,
 
 bool Server::loops_responsive() {
   if (!started_ || stopped_) return true;  // no loops to be stuck
-  if (probes_answered_.size() != workers_.size()) {
-    probes_answered_ = std::vector<std::atomic<uint64_t>>(workers_.size());
-  }
   bool all_answered = true;
   for (const auto& answered : probes_answered_) {
     if (answered.load(std::memory_order_acquire) != probes_posted_) all_answered = false;
