@@ -2,12 +2,19 @@
 # Builds the Debian package (debian/, Debian's own dpkg-buildpackage and debhelper) into
 # dist/: dist/starling_<version>_<arch>.deb. Installs the build dependencies that are missing.
 # The build directory (build/package) is kept, so an unchanged tree repackages in seconds.
+# package.sh --path: prints where the package goes (dist/...deb) and builds nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+version=$(sed -n 's/^project(starling VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+deb_path() { echo "dist/starling_${version}_$(dpkg-architecture -qDEB_HOST_ARCH).deb"; }
+if [[ ${1:-} == --path ]]; then
+  deb_path
+  exit 0
+fi
+
 ./scripts/deps.sh package
 
-version=$(sed -n 's/^project(starling VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
 changelog=$(dpkg-parsechangelog -S Version)
 if [[ $version != "$changelog" ]]; then
   echo "package.sh: debian/changelog is at $changelog but CMakeLists.txt at $version:" \
@@ -28,4 +35,4 @@ for f in "starling_${version}_${arch}.deb" "starling_${version}_${arch}.buildinf
   "starling_${version}_${arch}.changes"; do
   mv -f "../$f" dist/
 done
-echo "package.sh: dist/starling_${version}_${arch}.deb"
+echo "package.sh: $(deb_path)"

@@ -28,8 +28,8 @@ jobs=$(nproc)
 
 # The package operators install (Debian's flags, in build/package).
 ./scripts/package.sh
-version=$(sed -n 's/^project(starling VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
-export STARLING_DEB=$PWD/dist/starling_${version}_$(dpkg-architecture -qDEB_HOST_ARCH).deb
+STARLING_DEB=$PWD/$(./scripts/package.sh --path)
+export STARLING_DEB
 
 # The fuzzers need clang's libFuzzer; they build only the self-contained parsing libraries.
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
