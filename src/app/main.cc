@@ -3,6 +3,7 @@
 // (Type=notify) it reports readiness, reloads and stop, and pings the watchdog while its loops
 // answer.
 #include <signal.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -23,6 +24,9 @@
 #include "broker/broker.h"
 #include "cluster/cluster.h"
 #include "config/config.h"
+#include "hooks/http_auth.h"
+#include "hooks/jwks.h"
+#include "hooks/webhooks.h"
 #include "kafka/bridge.h"
 #include "net/server.h"
 #include "starling/version.h"
@@ -67,6 +71,14 @@ void backup(starling::store::Store& store, const Config& config) {
 }
 
 }  // namespace
+
+// The node's name in webhook events: the cluster's node id, or the host name.
+std::string node_name(const Config& config) {
+  if (!config.cluster.node_id.empty()) return config.cluster.node_id;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) return "starling";
+  return host;
+}
 
 int main(int argc, char** argv) {
   // `starling passwd ...` manages a password file like mosquitto_passwd; its own argument
@@ -177,6 +189,34 @@ int main(int argc, char** argv) {
   try {
     broker.access().load(config.auth);
     broker.restore(starling::broker::Clock::now());
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+  // The systems users already run (src/hooks), before the listeners: the HTTP auth service,
+  // the JWKS (its first fetch waited for), the webhooks.
+  std::unique_ptr<starling::hooks::HttpAuth> http_auth;
+  std::unique_ptr<starling::hooks::JwksRefresher> jwks;
+  std::unique_ptr<starling::hooks::Webhooks> webhooks;
+  struct Unhook {
+    starling::broker::Broker& broker;
+    ~Unhook() {
+      starling::broker::Events::install(nullptr, 0);
+      broker.access().set_external(nullptr);
+    }
+  } unhook{broker};
+  try {
+    if (config.auth.http.enabled()) {
+      http_auth = std::make_unique<starling::hooks::HttpAuth>(config.auth.http);
+      broker.access().set_external(http_auth.get());
+    }
+    if (!config.auth.jwt.jwks_url.empty()) {
+      jwks = std::make_unique<starling::hooks::JwksRefresher>(config.auth.jwt, broker.access());
+    }
+    if (!config.webhooks.empty()) {
+      webhooks = std::make_unique<starling::hooks::Webhooks>(config.webhooks, node_name(config));
+      starling::broker::Events::install(webhooks.get(), webhooks->kinds());
+    }
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;

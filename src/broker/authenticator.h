@@ -1,11 +1,21 @@
 // Who a client is. Authentication is its own object, held by the Client and usable without a
-// connection: it takes what the client offers (user name and password checked against the
-// password file, a verified certificate's user name, nothing where anonymous clients are
-// allowed, or a SCRAM-SHA-256 exchange carried in AUTH packets, also for re-authentication) and
-// answers with a verdict; the Client turns verdicts into CONNACK, AUTH and DISCONNECT packets.
+// connection: it takes what the client offers and answers with a verdict; the Client turns
+// verdicts into CONNACK, AUTH and DISCONNECT packets. The chain, in order (docs/configuration.md,
+// "The authentication chain"):
+//   1. a CONNECT with an Authentication Method: SCRAM-SHA-256 in AUTH packets (also for
+//      re-authentication), against the password file;
+//   2. a verified client certificate's user name (listeners with username_from_cert);
+//   3. [auth.jwt]: a password (or user name) that is a JWT is verified, and decides; anything
+//      else goes on;
+//   4. [auth.http] connect_url: allow or deny decides; ignore (and a failure with on_error =
+//      "ignore") goes on. The answer may take time: the verdict is Pending, and the Client
+//      calls resume_connect with it;
+//   5. the password file, for a CONNECT with a user name;
+//   6. anonymous, where the listener allows it.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +24,7 @@
 #include "auth/acl.h"
 #include "auth/scram.h"
 #include "broker/access_control.h"
+#include "broker/external_auth.h"
 #include "config/config.h"
 #include "core/inline_string.h"
 #include "mqtt/packet.h"
@@ -24,7 +35,16 @@ namespace starling::broker {
 struct ClientOrigin {
   std::string_view listener;                        // [listeners.NAME] it connected to
   std::optional<std::string> certificate_username;  // verified client certificate's CN
-  std::string_view peer;                            // address, for logs
+  std::string peer;                                 // address:port, for logs
+  std::string peerhost;                             // address alone, for the HTTP service
+};
+
+// What a token or the HTTP service granted beyond the files: superuser, its own rules, and for
+// a token, when the authorization ends.
+struct Grant {
+  bool superuser = false;
+  std::shared_ptr<const auth::ClientRules> rules;
+  std::optional<int64_t> expires_at;  // seconds since the epoch (JWT exp)
 };
 
 class Authenticator {
@@ -36,6 +56,7 @@ class Authenticator {
     Accepted,  // the client is who it says (username() is set)
     Refused,   // reason_code and reason say why
     Continue,  // a SCRAM exchange goes on: send data in an AUTH 0x18
+    Pending,   // the HTTP service was asked: resume_connect goes on with its answer
   };
   struct Verdict {
     Outcome outcome = Outcome::Refused;
@@ -52,7 +73,12 @@ class Authenticator {
   ~Authenticator();
 
   // At CONNECT: the user name and password, or the Authentication Method and Data (5.0).
-  Verdict connect(const mqtt::Connect& c, const ClientOrigin& origin);
+  // on_answer: where the HTTP service's answer goes when it is not cached (any thread).
+  Verdict connect(const mqtt::Connect& c, const ClientOrigin& origin,
+                  std::function<void(ConnectAnswer)> on_answer = nullptr);
+  // The HTTP service answered a Pending CONNECT.
+  Verdict resume_connect(const mqtt::Connect& c, const ClientOrigin& origin,
+                         const ConnectAnswer& answer);
   // An AUTH 0x18 during the CONNECT's SCRAM exchange, with its Authentication Data.
   Verdict continue_connect(std::string_view data, std::string_view peer);
   // Re-authentication (section 4.12.1): AUTH 0x19 starts it, AUTH 0x18 continues it. Must be
@@ -68,12 +94,19 @@ class Authenticator {
   // SCRAM-SHA-256 is accepted, so a flag says it (no string in every client).
   std::string_view method() const { return scram_method_ ? kScramMethod : std::string_view(); }
 
+  // What a token or the HTTP service granted; null when the client has nothing from them.
+  const Grant* grant() const { return grant_.get(); }
+
   // The ACL of this user and client id from the ACL file in force now; null when there is no
   // ACL file (anything goes).
   std::shared_ptr<const auth::ClientAcl> compile_acl(std::string_view client_id) const;
 
  private:
   Verdict refuse(uint8_t reason_code, std::string reason);
+  // Steps 3 (JWT) and 5, 6 of the chain.
+  std::optional<Verdict> check_jwt(const mqtt::Connect& c, const ClientOrigin& origin);
+  Verdict check_files(const mqtt::Connect& c, const ClientOrigin& origin);
+  Verdict accept(std::string_view username);
   // Starts SCRAM from the client-first message; Continue with the server-first, or Refused.
   bool start_scram(std::shared_ptr<const auth::PasswordFile> passwords,
                    std::string_view client_first, Verdict& verdict);
@@ -82,6 +115,7 @@ class Authenticator {
   const config::Config& settings_;
   core::InlineString username_;  // most user names fit in it: no allocation
   std::unique_ptr<auth::ScramServer> scram_;
+  std::unique_ptr<Grant> grant_;  // on the heap: most clients have none
   bool scram_method_ = false;  // the CONNECT named SCRAM-SHA-256
 };
 

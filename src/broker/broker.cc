@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "broker/events.h"
 #include "metrics/counters.h"
 #include "mqtt/topic.h"
 #include "starling/version.h"
@@ -83,6 +84,7 @@ Broker::OpenResult Broker::open_session(const std::string& client_id, bool clean
                                         const DeliveryLimits& limits) {
   OpenResult result;
   SessionPtr discarded;
+  bool created = false;
   {
     std::lock_guard lock(sessions_mutex_);
     SessionPtr slot = sessions_.find(client_id);
@@ -99,6 +101,7 @@ Broker::OpenResult Broker::open_session(const std::string& client_id, bool clean
       slot = make_session(client_id);
       slot->attach(link, caps, limits);
       sessions_.put(slot);  // in place of the discarded one
+      created = true;
     }
     slot->set_expiry_interval(expiry);
     result.session = slot;
@@ -119,7 +122,13 @@ Broker::OpenResult Broker::open_session(const std::string& client_id, bool clean
     // Stop deliveries to it before anything else: detach whatever connection it had.
     auto previous = discarded->attach(Attachment{}, ClientCapabilities{}, DeliveryLimits{});
     result.taken_over = previous;
-    end_session(discarded, Clock::now());
+    end_session(discarded, Clock::now(), "discarded");
+  }
+  if (created && Events::wanted(EventKind::SessionCreated)) {
+    Event e;
+    e.kind = EventKind::SessionCreated;
+    e.client_id = client_id;
+    Events::emit(std::move(e));
   }
   return result;
 }
@@ -128,7 +137,7 @@ void Broker::close_session(const SessionPtr& session, Attachment link, Clock::ti
   if (!session->detach(link)) return;  // taken over: the session lives on elsewhere
   uint32_t expiry = session->expiry_interval();
   if (expiry == 0) {
-    end_session(session, now);
+    end_session(session, now, "closed");
     return;
   }
   session->mark_disconnected(now);
@@ -140,7 +149,7 @@ void Broker::close_session(const SessionPtr& session, Attachment link, Clock::ti
   }
 }
 
-void Broker::end_session(const SessionPtr& session, Clock::time_point now) {
+void Broker::end_session(const SessionPtr& session, Clock::time_point now, const char* why) {
   {
     std::lock_guard lock(sessions_mutex_);
     // Only while it still owns the client id: a newer session of the client owns the
@@ -168,6 +177,13 @@ void Broker::end_session(const SessionPtr& session, Clock::time_point now) {
                   lost);
   }
   redeliver_shared(std::move(shared), session.get(), now);
+  if (Events::wanted(EventKind::SessionTerminated)) {
+    Event e;
+    e.kind = EventKind::SessionTerminated;
+    e.client_id = session->client_id();
+    e.reason = why;
+    Events::emit(std::move(e));
+  }
 }
 
 // --- Publish --------------------------------------------------------------------------------
@@ -389,7 +405,7 @@ void Broker::client_taken_elsewhere(const std::string& client_id, bool ends,
   const Attachment previous = session->attach(Attachment{}, ClientCapabilities{}, DeliveryLimits{});
   if (previous) connections_.kick(previous, mqtt::reason::SessionTakenOver);
   if (ends || session->expiry_interval() == 0) {
-    end_session(session, now);
+    end_session(session, now, "moved");
     return;
   }
   session->mark_disconnected(now);
@@ -792,7 +808,7 @@ void Broker::tick(Clock::time_point now) {
   }
   for (const auto& s : expired) {
     spdlog::debug("session {} expired", s->client_id());
-    end_session(s, now);
+    end_session(s, now, "expired");
   }
 
   {

@@ -116,7 +116,8 @@ class Broker {
   void close_session(const SessionPtr& session, Attachment link, Clock::time_point now);
   // Removes the session, its subscriptions, and hands shared-subscription messages it had not
   // completed to other members of their groups.
-  void end_session(const SessionPtr& session, Clock::time_point now);
+  // why: for the session.terminated event ("closed", "expired", "discarded", "moved").
+  void end_session(const SessionPtr& session, Clock::time_point now, const char* why);
 
   // --- Publish ----------------------------------------------------------------------------
   // Routes msg to every matching subscription (and stores it when retained): the router behind

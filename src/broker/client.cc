@@ -6,6 +6,7 @@
 #include <atomic>
 #include <random>
 
+#include "broker/events.h"
 #include "core/event_loop.h"
 #include "metrics/counters.h"
 #include "mqtt/topic.h"
@@ -44,6 +45,7 @@ Client::~Client() = default;
 
 bool Client::fail(uint8_t reason_code, const char* why) {
   if (closing_) return false;
+  disconnect_reason_ = reason_code;
   spdlog::debug("client '{}' ({}): closing: {} (0x{:02x})", client_id(), transport_.peer(), why,
                 reason_code);
   metrics::add(metrics::Counter::ProtocolErrors);
@@ -122,6 +124,7 @@ void Client::on_malformed_frame() {
 
 void Client::disconnect(uint8_t reason_code, const char* reason_string) {
   if (closing_) return;
+  disconnect_reason_ = reason_code;
   if (connected_ && version_ == Version::V5) {
     mqtt::Disconnect d;
     d.reason_code = reason_code;
@@ -145,7 +148,7 @@ bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet)
   metrics::count_packet_in(header.type(), packet.size());
   std::string_view body = packet.substr(header.header_size);
   const PacketType type = header.type();
-  if (waiting_connect_ && waiting_connect_->scram) {
+  if (waiting_connect_ && waiting_connect_->kind == WaitKind::Scram) {
     // Between CONNECT and CONNACK only the SCRAM exchange's AUTH may come.
     if (type == PacketType::Auth) return handle_connect_auth(header.flags(), body);
     refuse_connect(rc::ProtocolError,
@@ -169,7 +172,7 @@ bool Client::on_packet(const mqtt::FrameHeader& header, std::string_view packet)
     case PacketType::Pubcomp:
       return handle_ack(type, header.flags(), body);
     case PacketType::Subscribe:
-      return handle_subscribe(header.flags(), body);
+      return handle_subscribe(header.flags(), body, packet);
     case PacketType::Unsubscribe:
       return handle_unsubscribe(header.flags(), body);
     case PacketType::Pingreq: {
@@ -266,9 +269,31 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
   }
 
   pending_client_id_ = std::make_unique<std::string>(c.client_id);  // until the session has it
-  Authenticator::Verdict verdict =
-      auth_.connect(c, ClientOrigin{transport_.listener_name(), transport_.certificate_username(),
-                                    transport_.peer()});
+  const uint32_t seq = ++question_seq_;
+  Authenticator::Verdict verdict = auth_.connect(
+      c, origin(),
+      [control = &broker_.connections(), link = transport_.attachment(), seq](ConnectAnswer a) {
+        control->post_to_client(link, [seq, a = std::move(a)](Client& client) {
+          client.on_connect_answer(seq, a);
+        });
+      });
+  if (verdict.outcome == Authenticator::Outcome::Pending) {
+    // The HTTP service decides: the CONNECT waits, reading nothing meanwhile.
+    waiting_connect_ = std::make_unique<WaitingConnect>(
+        WaitingConnect{std::move(c), assigned, mqtt::Properties{}, WaitKind::Service, seq});
+    transport_.pause_reading(true);
+    return true;
+  }
+  return on_connect_verdict(verdict, c, assigned);
+}
+
+ClientOrigin Client::origin() const {
+  return ClientOrigin{transport_.listener_name(), transport_.certificate_username(),
+                      transport_.peer(), transport_.peer_address().host()};
+}
+
+bool Client::on_connect_verdict(Authenticator::Verdict& verdict, mqtt::Connect& c,
+                                bool assigned) {
   switch (verdict.outcome) {
     case Authenticator::Outcome::Refused:
       refuse_connect(verdict.reason_code, verdict.reason.c_str());
@@ -277,13 +302,140 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
       // SCRAM: the CONNECT waits for the client's AUTH.
       send_auth(rc::ContinueAuthentication, auth_.method(), std::move(verdict.data));
       waiting_connect_ = std::make_unique<WaitingConnect>(
-          WaitingConnect{std::move(c), assigned, mqtt::Properties{}, true});
+          WaitingConnect{std::move(c), assigned, mqtt::Properties{}, WaitKind::Scram});
       return true;
+    case Authenticator::Outcome::Pending:  // only from connect(), handled there
     case Authenticator::Outcome::Accepted:
       break;
   }
-  if (!authorize(c)) return false;
+  ExternalAuth* external = broker_.access().external();
+  acl_url_ = external != nullptr && external->checks_acl() &&
+             !(auth_.grant() != nullptr && auth_.grant()->superuser);
+  if (const Grant* g = auth_.grant(); g && g->expires_at && settings_->auth.jwt.disconnect_on_expiry) {
+    token_expires_at_ = *g->expires_at;
+  }
+  if (!authorize(c)) {
+    if (pending_acl_) {
+      // The will's topic waits for the HTTP service: so does the CONNECT.
+      pending_acl_->waiting = 1;
+      waiting_connect_ = std::make_unique<WaitingConnect>(WaitingConnect{
+          std::move(c), assigned, mqtt::Properties{}, WaitKind::Service, pending_acl_->seq});
+      transport_.pause_reading(true);
+      return true;
+    }
+    return false;
+  }
   return finish_connect(c, assigned, {});
+}
+
+void Client::on_connect_answer(uint32_t seq, const ConnectAnswer& answer) {
+  if (closing_ || !waiting_connect_ || waiting_connect_->kind != WaitKind::Service ||
+      waiting_connect_->seq != seq || pending_acl_) {
+    return;  // a connection that is gone or has moved on
+  }
+  const std::unique_ptr<WaitingConnect> waited = std::move(waiting_connect_);
+  Authenticator::Verdict verdict = auth_.resume_connect(waited->connect, origin(), answer);
+  if (on_connect_verdict(verdict, waited->connect, waited->assigned) && !waiting()) {
+    transport_.resume_input();  // packets sent behind the CONNECT
+  }
+}
+
+void Client::on_acl_answer(uint32_t seq, const std::string& topic, Decision decision) {
+  if (closing_ || !pending_acl_ || pending_acl_->seq != seq) return;
+  PendingAcl& p = *pending_acl_;
+  p.answers.emplace_back(topic, decision);
+  if (--p.waiting > 0) return;
+  if (p.packet.empty()) {
+    // The CONNECT's will: authorize again with the answer, then the CONNECT goes on.
+    if (!waiting_connect_) return;
+    const std::unique_ptr<WaitingConnect> waited = std::move(waiting_connect_);
+    const bool ok = authorize(waited->connect);
+    pending_acl_.reset();
+    if (ok && finish_connect(waited->connect, waited->assigned, {}) && !waiting()) {
+      transport_.resume_input();
+    }
+    return;
+  }
+  // The held packet runs again, finding its answers in pending_acl_ this time.
+  const std::string packet = std::move(p.packet);
+  mqtt::FrameHeader header;
+  mqtt::read_frame_header(packet, 0xFFFFFFFF, header);
+  const std::string_view body = std::string_view(packet).substr(header.header_size);
+  rerun_ = true;
+  bool open = true;
+  if (header.type() == PacketType::Publish) {
+    open = handle_publish(header, packet, body);
+  } else {
+    open = handle_subscribe(header.flags(), body, packet);
+  }
+  rerun_ = false;
+  pending_acl_.reset();
+  if (open && !closing_ && !waiting()) transport_.resume_input();
+}
+
+bool Client::hold_for_acl(std::string_view packet, uint32_t asks) {
+  pending_acl_->packet.assign(packet);
+  pending_acl_->waiting = asks;
+  transport_.pause_reading(true);
+  return true;
+}
+
+Client::Access Client::access(AclAction action, std::string_view topic, uint8_t qos, bool retain) {
+  const Grant* grant = auth_.grant();
+  if (grant && grant->superuser) return Access::Allow;
+  if (grant && grant->rules) {
+    const std::optional<bool> r = action == AclAction::Publish
+                                      ? grant->rules->check_publish(topic, qos, retain)
+                                      : grant->rules->check_subscribe(topic);
+    if (r) return *r ? Access::Allow : Access::Deny;
+  }
+  if (acl_url_) {
+    std::optional<Decision> decision;
+    if (pending_acl_) {
+      for (const auto& [t, d] : pending_acl_->answers) {
+        if (t == topic) decision = d;
+      }
+    }
+    if (!decision) {
+      const bool created = !pending_acl_;
+      if (created) pending_acl_ = std::make_unique<PendingAcl>();
+      if (pending_acl_->seq == 0) pending_acl_->seq = ++question_seq_;
+      AclQuery q;
+      q.client_id = std::string(client_id());
+      if (!auth_.username().empty()) q.username = std::string(auth_.username());
+      q.peerhost = transport_.peer_address().host();
+      q.action = action;
+      q.topic = std::string(topic);
+      q.qos = qos;
+      q.retain = retain;
+      decision = broker_.access().external()->acl(
+          q, [control = &broker_.connections(), link = transport_.attachment(),
+              seq = pending_acl_->seq, topic = std::string(topic)](Decision d) {
+            control->post_to_client(link, [seq, topic, d](Client& client) {
+              client.on_acl_answer(seq, topic, d);
+            });
+          });
+      if (!decision) return Access::Ask;
+      if (created) pending_acl_.reset();  // answered from the cache: nothing waits
+    }
+    if (*decision == Decision::Failed) {
+      decision = settings_->auth.http.on_error == "ignore" ? Decision::Ignore : Decision::Deny;
+    }
+    if (*decision == Decision::Allow) return Access::Allow;
+    if (*decision == Decision::Deny) return Access::Deny;
+  }
+  // The ACL file has the last word. Without one, a client that has rules of its own or is
+  // subject to acl_url gets only what they allowed (as with an ACL file: no match is deny).
+  if (!acl_) return (grant && grant->rules) || acl_url_ ? Access::Deny : Access::Allow;
+  const bool ok = action == AclAction::Publish ? acl_->can_publish(topic)
+                                               : acl_->can_subscribe(topic);
+  return ok ? Access::Allow : Access::Deny;
+}
+
+const auth::ClientAcl* Client::decided_acl(bool allowed) const {
+  static const auth::ClientAcl everything = auth::ClientAcl::allow_all();
+  static const auth::ClientAcl nothing;
+  return allowed ? &everything : &nothing;
 }
 
 void Client::compile_acl() {
@@ -292,6 +444,18 @@ void Client::compile_acl() {
 
 bool Client::authorize(const mqtt::Connect& c) {
   compile_acl();
+  if (c.will && external_acl()) {
+    switch (access(AclAction::Publish, c.will->topic, c.will->qos, c.will->retain)) {
+      case Access::Allow:
+        return true;
+      case Access::Ask:
+        return false;  // pending_acl_ says the CONNECT waits
+      case Access::Deny:
+        metrics::add(metrics::Counter::AclDeniedPublish);
+        refuse_connect(rc::NotAuthorized, "the will topic is not allowed");
+        return false;
+    }
+  }
   if (c.will && acl_ && !acl_->can_publish(c.will->topic)) {
     metrics::add(metrics::Counter::AclDeniedPublish);
     refuse_connect(rc::NotAuthorized, "the ACL does not allow the will topic");
@@ -369,6 +533,7 @@ bool Client::handle_reauth(uint8_t flags, std::string_view body) {
     case Authenticator::Outcome::Continue:
       send_auth(rc::ContinueAuthentication, auth_.method(), std::move(verdict.data));
       return true;
+    case Authenticator::Outcome::Pending:  // SCRAM only: never
     case Authenticator::Outcome::Accepted:
       break;
   }
@@ -426,7 +591,7 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
     if (broker_.cluster()->await_session(*pending_client_id_, c.clean_start, expiry,
                                          transport_.attachment())) {
       waiting_connect_ = std::make_unique<WaitingConnect>(
-          WaitingConnect{std::move(c), assigned, std::move(props), false});
+          WaitingConnect{std::move(c), assigned, std::move(props), WaitKind::Cluster});
       transport_.pause_reading(true);
       return true;
     }
@@ -444,6 +609,7 @@ bool Client::finish_connect(mqtt::Connect& c, bool assigned, mqtt::Properties pr
   connected_ = true;
   last_packet_at_ = core::EventLoop::now();
   broker_.client_connected();
+  if (Events::wanted(EventKind::ClientConnected)) emit_connected();
 
   if (version_ == Version::V5) {
     if (assigned) props.assigned_client_identifier = client_id();
@@ -476,7 +642,7 @@ void Client::cluster_wait_over() {
     transport_.pause_reading(false);
     return;
   }
-  if (!waiting_connect_ || waiting_connect_->scram) return;
+  if (!waiting_connect_ || waiting_connect_->kind != WaitKind::Cluster) return;
   const std::unique_ptr<WaitingConnect> a = std::move(waiting_connect_);
   finish_connect(a->connect, a->assigned, std::move(a->properties));
   transport_.pause_reading(false);  // packets sent behind the CONNECT
@@ -489,7 +655,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   thread_local mqtt::Publish p;  // reused: the decoder clears it and keeps its capacity
   mqtt::Status st = mqtt::decode_publish(header.flags(), body, version_, p);
   if (!st.ok()) return fail(st.code, st.message);
-  metrics::add(metrics::Counter::MessagesReceived);
+  if (!rerun_) metrics::add(metrics::Counter::MessagesReceived);
 
   // Topic aliases (5.0): an alias with a topic sets it, an alias alone uses it.
   bool used_alias = false;
@@ -510,6 +676,24 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
       aliases[alias - 1] = p.topic;  // checked with the publish: a bad one closes
     }
     used_alias = true;
+  }
+
+  // Authorization beyond the ACL file decides here, before anything of the packet is applied:
+  // a packet that waits for the HTTP service runs again from the start with its answer.
+  const auth::ClientAcl* acl = acl_.get();
+  if (external_acl()) {
+    switch (access(AclAction::Publish, p.topic, p.qos, p.retain)) {
+      case Access::Ask:
+        if (!rerun_) return hold_for_acl(packet, 1);
+        acl = decided_acl(false);  // answered once already: cannot be
+        break;
+      case Access::Allow:
+        acl = decided_acl(true);
+        break;
+      case Access::Deny:
+        acl = decided_acl(false);
+        break;
+    }
   }
 
   // Receive Maximum ([MQTT-3.3.4-9]): a QoS 1 or 2 PUBLISH beyond the QoS 1 and 2 messages we
@@ -559,8 +743,9 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   const uint8_t qos = p.qos;
   const uint16_t packet_id = p.packet_id;
 
-  PublishResult result =
-      broker_.ingress().publish(std::move(pub), publisher(), core::EventLoop::now());
+  Publisher from = publisher();
+  from.acl = acl;
+  PublishResult result = broker_.ingress().publish(std::move(pub), from, core::EventLoop::now());
   return answer_publish(qos, packet_id, result);
 }
 
@@ -765,7 +950,7 @@ bool Client::handle_ack(PacketType type, uint8_t flags, std::string_view body) {
 
 // --- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------------------
 
-bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
+bool Client::handle_subscribe(uint8_t flags, std::string_view body, std::string_view packet) {
   const auto& mqtt_cfg = settings_->mqtt;
   mqtt::Subscribe sub;
   mqtt::Status st = mqtt::decode_subscribe(flags, body, version_, sub);
@@ -791,7 +976,25 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
   for (const auto& req : sub.subscriptions) {
     if (!mqtt::valid_topic_filter(req.filter)) return malformed_filter();
   }
-  for (const auto& req : sub.subscriptions) {
+  // Authorization beyond the ACL file, for every filter before anything is applied. The filters
+  // the HTTP service must answer for are asked at once; the SUBSCRIBE runs again when all
+  // answers are in (then found in pending_acl_).
+  std::vector<Access> decided;
+  if (external_acl()) {
+    uint32_t asks = 0;
+    for (const auto& req : sub.subscriptions) {
+      std::string_view group, rest;
+      const bool shared = mqtt::split_shared_filter(req.filter, group, rest);
+      Access a = access(AclAction::Subscribe, shared ? rest : std::string_view(req.filter),
+                        req.qos, false);
+      if (a == Access::Ask && rerun_) a = Access::Deny;  // answered once already: cannot be
+      if (a == Access::Ask) ++asks;
+      decided.push_back(a);
+    }
+    if (asks > 0) return hold_for_acl(packet, asks);
+  }
+  for (size_t i = 0; i < sub.subscriptions.size(); ++i) {
+    const auto& req = sub.subscriptions[i];
     std::string_view group, rest;
     const bool shared = mqtt::split_shared_filter(req.filter, group, rest);
     const std::string_view plain = shared ? rest : std::string_view(req.filter);
@@ -813,7 +1016,9 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
       ack.reason_codes.push_back(invalid_filter);
       continue;
     }
-    if (acl_ && !acl_->can_subscribe(plain)) {
+    const bool allowed =
+        decided.empty() ? !acl_ || acl_->can_subscribe(plain) : decided[i] == Access::Allow;
+    if (!allowed) {
       metrics::add(metrics::Counter::AclDeniedSubscribe);
       ack.reason_codes.push_back(mqtt::suback_failure(version_, rc::NotAuthorized));
       continue;
@@ -833,6 +1038,16 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body) {
     options.retain_handling = req.retain_handling;
     options.subscription_id = sub_id;
     bool existed = broker_.subscribe(session_, req.filter, options, ticket, &route_wait);
+    if (Events::wanted(EventKind::SessionSubscribed) &&
+        Events::wants_topic(EventKind::SessionSubscribed, req.filter)) {
+      Event e;
+      e.kind = EventKind::SessionSubscribed;
+      e.client_id = client_id();
+      e.username = auth_.username();
+      e.topic = req.filter;
+      e.qos = options.qos;
+      Events::emit(std::move(e));
+    }
     accepted.push_back(HeldSuback::Accepted{req.filter, options, existed, shared});
     ack.reason_codes.push_back(options.qos);
   }
@@ -886,6 +1101,15 @@ bool Client::handle_unsubscribe(uint8_t flags, std::string_view body) {
   }
   for (const auto& filter : unsub.filters) {
     bool removed = broker_.unsubscribe(session_, filter, ticket);
+    if (removed && Events::wanted(EventKind::SessionUnsubscribed) &&
+        Events::wants_topic(EventKind::SessionUnsubscribed, filter)) {
+      Event e;
+      e.kind = EventKind::SessionUnsubscribed;
+      e.client_id = client_id();
+      e.username = auth_.username();
+      e.topic = filter;
+      Events::emit(std::move(e));
+    }
     ack.reason_codes.push_back(removed ? rc::Success : rc::NoSubscriptionExisted);
   }
   std::string bytes;
@@ -910,6 +1134,7 @@ bool Client::handle_disconnect(uint8_t flags, std::string_view body) {
   }
   // 0x04 keeps the will; every other normal DISCONNECT discards it.
   if (d.reason_code != rc::DisconnectWithWill) will_.reset();
+  disconnect_reason_ = d.reason_code;
   closing_ = true;
   transport_.close();
   return false;
@@ -928,6 +1153,16 @@ void Client::on_tick(Clock::time_point now) {
     }
     return;
   }
+  if (token_expires_at_ != 0 &&
+      std::chrono::system_clock::now() >=
+          std::chrono::system_clock::time_point(std::chrono::seconds(token_expires_at_))) {
+    // The token's authorization ended: 0xA0, "the maximum connection time authorized for this
+    // connection has been exceeded" (docs/configuration.md, [auth.jwt]).
+    metrics::add(metrics::Counter::JwtExpiredDisconnects);
+    spdlog::info("client '{}' ({}): token expired: disconnected", client_id(), transport_.peer());
+    disconnect(rc::MaximumConnectTime, "token expired");
+    return;
+  }
   if (keep_alive_ == 0) return;
   // One and a half times the keep-alive without a packet (section 3.1.2.10).
   if (now - last_packet_at_ >= std::chrono::milliseconds(keep_alive_ * 1500)) {
@@ -936,10 +1171,59 @@ void Client::on_tick(Clock::time_point now) {
   }
 }
 
+void Client::emit_connected() {
+  Event e;
+  e.kind = EventKind::ClientConnected;
+  e.client_id = client_id();
+  e.username = auth_.username();
+  e.peerhost = transport_.peer_address().host();
+  e.proto_ver = version_ == Version::V5 ? 5 : version_ == Version::V31 ? 3 : 4;
+  e.keepalive = keep_alive_;
+  e.clean_start = session_expiry_was_zero_;
+  Events::emit(std::move(e));
+}
+
+void Client::emit_disconnected() {
+  Event e;
+  e.kind = EventKind::ClientDisconnected;
+  e.client_id = client_id();
+  e.username = auth_.username();
+  e.peerhost = transport_.peer_address().host();
+  switch (disconnect_reason_) {
+    case rc::Success:
+    case rc::DisconnectWithWill:
+      e.reason = "normal";
+      break;
+    case rc::SessionTakenOver:
+      e.reason = "takenover";
+      break;
+    case rc::AdministrativeAction:
+      e.reason = "kicked";
+      break;
+    case rc::KeepAliveTimeout:
+      e.reason = "keepalive_timeout";
+      break;
+    case rc::MaximumConnectTime:
+      e.reason = "token_expired";
+      break;
+    case rc::ServerShuttingDown:
+      e.reason = "server_shutdown";
+      break;
+    case 0xFF:
+      e.reason = "closed";  // the connection ended without a DISCONNECT
+      break;
+    default:
+      e.reason = "error";
+  }
+  if (disconnect_reason_ != 0xFF) e.reason_code = disconnect_reason_;
+  Events::emit(std::move(e));
+}
+
 void Client::on_closed() {
   if (!connected_) return;
   connected_ = false;
   broker_.client_disconnected();
+  if (Events::wanted(EventKind::ClientDisconnected)) emit_disconnected();
   const Clock::time_point now = core::EventLoop::now();
   const Attachment link = transport_.attachment();
   // Taken over: the session lives on with another connection, which cancels a delayed will.

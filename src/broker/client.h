@@ -13,6 +13,7 @@
 #include "auth/acl.h"
 #include "broker/authenticator.h"
 #include "broker/broker.h"
+#include "broker/external_auth.h"
 #include "broker/session.h"
 #include "core/peer_address.h"
 #include "core/ring_queue.h"
@@ -30,6 +31,8 @@ class Transport {
   // Flushes what is queued, then closes.
   virtual void close() = 0;
   virtual void pause_reading(bool paused) = 0;
+  // Reading goes on, and frames already read are handled now (after a wait that held them).
+  virtual void resume_input() { pause_reading(false); }
   virtual Attachment attachment() const = 0;
   virtual core::PeerAddress peer_address() const = 0;
   std::string peer() const { return peer_address().to_string(); }  // "address:port", for logs
@@ -71,6 +74,14 @@ class Client {
   bool connected() const { return connected_; }
   // No CONNECT yet: the next bytes must be one (not during a SCRAM exchange).
   bool expecting_connect() const { return !connected_ && !waiting_connect_; }
+  // A packet (or the CONNECT) waits for an answer from elsewhere (the cluster, the HTTP auth
+  // service): no further packet may be handled before it, even if reading resumes meanwhile.
+  bool waiting() const {
+    return (waiting_connect_ && waiting_connect_->kind != WaitKind::Scram) || pending_acl_;
+  }
+  // The HTTP auth service answered (posted to this client's loop; seq tells stale answers).
+  void on_connect_answer(uint32_t seq, const ConnectAnswer& answer);
+  void on_acl_answer(uint32_t seq, const std::string& topic, Decision decision);
   // What waited for the cluster is done: the session this CONNECT waited for came from another
   // node (or will not), or every node knows the routes of a SUBSCRIBE. The connection goes on
   // (ConnectionControl::cluster_wait_over).
@@ -88,8 +99,23 @@ class Client {
   // CONNECT after authentication: session, CONNACK. auth_props: Authentication Method/Data
   // for the CONNACK of an enhanced authentication.
   bool finish_connect(mqtt::Connect& c, bool assigned_id, mqtt::Properties auth_props);
-  // The ACL for the authenticated client; refuses (0x87) a will it may not publish.
+  // The ACL for the authenticated client; refuses (0x87) a will it may not publish. False also
+  // when the will waits for the HTTP service (pending_acl_).
   bool authorize(const mqtt::Connect& c);
+  // A CONNECT's verdict from the Authenticator, in place or after the HTTP service answered.
+  bool on_connect_verdict(Authenticator::Verdict& verdict, mqtt::Connect& c, bool assigned);
+  ClientOrigin origin() const;
+  // Authorization beyond the ACL file: superuser, the token's or HTTP answer's rules, the HTTP
+  // service's acl_url (docs/configuration.md, "The authorization chain"). Ask: the service was
+  // asked; the packet waits for its answer (hold_for_acl).
+  enum class Access : uint8_t { Allow, Deny, Ask };
+  bool external_acl() const { return auth_.grant() != nullptr || acl_url_; }
+  Access access(AclAction action, std::string_view topic, uint8_t qos, bool retain);
+  bool hold_for_acl(std::string_view packet, uint32_t asks);
+  // The ACL to hand the front door for a publish the chain decided.
+  const auth::ClientAcl* decided_acl(bool allowed) const;
+  void emit_connected();
+  void emit_disconnected();
   // Compiles the ACL ([auth] acl_file as loaded now) for the authenticated client.
   void compile_acl();
   // The ACL for per-message read checks: null when it reads everything (no check needed).
@@ -116,7 +142,7 @@ class Client {
   // The MQTT answer to a publish the front door took or refused.
   bool answer_publish(uint8_t qos, uint16_t packet_id, PublishResult& result);
   bool handle_ack(mqtt::PacketType type, uint8_t flags, std::string_view body);
-  bool handle_subscribe(uint8_t flags, std::string_view body);
+  bool handle_subscribe(uint8_t flags, std::string_view body, std::string_view packet);
   bool handle_unsubscribe(uint8_t flags, std::string_view body);
   bool handle_disconnect(uint8_t flags, std::string_view body);
 
@@ -163,13 +189,32 @@ class Client {
   Authenticator auth_;
   // A CONNECT waiting for the end of its SCRAM exchange (the client's AUTH), or for its session
   // to come from another node of the cluster (reading is paused meanwhile).
+  enum class WaitKind : uint8_t {
+    Scram,    // the client's AUTH
+    Cluster,  // the session from another node
+    Service,  // the HTTP auth service's answer (the CONNECT, or its will's ACL)
+  };
   struct WaitingConnect {
     mqtt::Connect connect;
     bool assigned = false;        // the client id was assigned by us
     mqtt::Properties properties;  // for the CONNACK (a finished SCRAM exchange's)
-    bool scram = false;           // waits for AUTH; otherwise for the session
+    WaitKind kind = WaitKind::Scram;
+    uint32_t seq = 0;  // Service: the question's number
   };
   std::unique_ptr<WaitingConnect> waiting_connect_;
+  // A PUBLISH or SUBSCRIBE (or the CONNECT's will, packet empty) waiting for the HTTP service's
+  // ACL answers; run again with them once all came (reading paused meanwhile).
+  struct PendingAcl {
+    uint32_t seq = 0;
+    std::string packet;
+    uint32_t waiting = 0;
+    std::vector<std::pair<std::string, Decision>> answers;
+  };
+  std::unique_ptr<PendingAcl> pending_acl_;
+  uint32_t question_seq_ = 0;  // numbers the questions to the HTTP service
+  // Seconds since the epoch when this client's token expires; 0: no token deadline.
+  int64_t token_expires_at_ = 0;
+  uint8_t disconnect_reason_ = 0xFF;  // the reason code of the end, for client.disconnected
   struct HeldSuback {
     struct Accepted {
       std::string filter;
@@ -201,6 +246,8 @@ class Client {
   bool session_expiry_was_zero_ = true;
   bool session_awaited_ = false;  // asked once: the second finish_connect goes on
   bool paused_for_held_acks_ = false;
+  bool acl_url_ = false;  // [auth.http] acl_url is asked for this client
+  bool rerun_ = false;    // a held packet runs again: not counted again
   // Topic aliases from the client (index = alias - 1), made at its first alias.
   std::unique_ptr<std::vector<std::string>> inbound_aliases_;
   // The last packet from the client once connected; before, when the connection began.

@@ -4,10 +4,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 
 #include "broker/attachment.h"
 
 namespace starling::broker {
+
+class Client;
 
 class ConnectionControl {
  public:
@@ -18,6 +21,9 @@ class ConnectionControl {
   virtual void resume_reading(Attachment connection) = 0;
   // A CONNECT that waited for its session from another node of the cluster goes on.
   virtual void cluster_wait_over(Attachment connection) = 0;
+  // Runs task with the connection's Client on its loop; nothing when the connection is gone
+  // (answers from the HTTP auth service).
+  virtual void post_to_client(Attachment connection, std::function<void(Client&)> task) = 0;
 };
 
 // The broker's handle on the net layer's ConnectionControl, handed over once the server exists
@@ -38,6 +44,11 @@ class ConnectionControlRelay final : public ConnectionControl {
   void cluster_wait_over(Attachment connection) override {
     if (auto* target = target_.load(std::memory_order_acquire)) {
       target->cluster_wait_over(connection);
+    }
+  }
+  void post_to_client(Attachment connection, std::function<void(Client&)> task) override {
+    if (auto* target = target_.load(std::memory_order_acquire)) {
+      target->post_to_client(connection, std::move(task));
     }
   }
 

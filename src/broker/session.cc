@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "broker/events.h"
 #include "core/event_loop.h"
 #include "core/rate_limit.h"
 #include "metrics/counters.h"
@@ -32,6 +33,25 @@ void count_drop(metrics::Counter why, std::string_view client_id, const char* wh
         " logged at most every 10 s)",
         client_id, what);
   }
+}
+
+// message.delivered and message.dropped for the webhooks; one load when none wants them.
+void message_event(EventKind kind, const Delivery& d, std::string_view receiver,
+                   const char* reason) {
+  if (!Events::wanted(kind)) return;
+  const Message& m = *d.message;
+  if (!Events::wants_topic(kind, m.topic)) return;
+  Event e;
+  e.kind = kind;
+  e.client_id = receiver;
+  e.topic = m.topic;
+  e.payload = m.payload;
+  e.qos = d.qos;
+  e.retain = d.retain;
+  e.from_client_id = m.origin_client_id;
+  e.from_username = m.origin_username;
+  if (reason != nullptr) e.reason = reason;
+  Events::emit(std::move(e));
 }
 
 size_t delivery_bytes(const Delivery& d) {
@@ -67,12 +87,14 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
   if (!link_) {
     if (d.qos == 0) {
       metrics::add(metrics::Counter::DroppedOfflineQos0);  // by design, not worth a log line
+      message_event(EventKind::MessageDropped, d, client_id_, "offline_qos0");
       return DeliverResult::Dropped;
     }
   } else if (d.qos == 0) {
     if (out_ && out_->size() >= limits_->max_out_buffer_bytes) {
       count_drop(metrics::Counter::DroppedQueueFull, client_id_,
                  "QoS 0 output buffer full (slow reader)");
+      message_event(EventKind::MessageDropped, d, client_id_, "queue_full");
       return DeliverResult::Dropped;
     }
     // Too large for the client: discarded as if it had been sent ([MQTT-3.1.2-25]), counted
@@ -117,6 +139,7 @@ DeliverResult Session::deliver(Delivery&& d, Clock::time_point now, bool& conges
   if (queue_.size() + spilled_ >= limits_->max_queued_messages ||
       queue_bytes_ + bytes > limits_->max_queued_bytes) {
     count_drop(metrics::Counter::DroppedQueueFull, client_id_, "session queue full");
+    message_event(EventKind::MessageDropped, d, client_id_, "queue_full");
     return DeliverResult::Dropped;
   }
   queue_bytes_ += bytes;
@@ -198,12 +221,14 @@ bool Session::write_publish_locked(const Delivery& d, uint16_t packet_id, bool d
     out.resize(start);
     count_drop(metrics::Counter::DroppedTooLarge, client_id_,
                "message larger than the client's maximum packet size");
+    message_event(EventKind::MessageDropped, d, client_id_, "too_large");
     return false;
   }
   if (new_alias) out_aliases_->emplace(m.topic, new_alias);
   mqtt::patch_publish(out.data() + start, layout, dup, d.qos, d.retain, packet_id);
   metrics::add(metrics::Counter::MessagesSent);
   metrics::count_packet_out(mqtt::PacketType::Publish);
+  if (!dup) message_event(EventKind::MessageDelivered, d, client_id_, nullptr);
   // Live deliveries only: a resend (DUP) or a retained copy sent on SUBSCRIBE would measure
   // how long the message waited offline, not the broker. The loop's iteration time instead of a
   // clock read per delivery: what it shows is the waiting (receive windows, queues,
@@ -231,6 +256,7 @@ void Session::pump_locked(Clock::time_point now) {
     queue_bytes_ -= std::min<uint64_t>(queue_bytes_, delivery_bytes(d));
     if (d.message->expired(now)) {
       metrics::add(metrics::Counter::DroppedExpired);
+      message_event(EventKind::MessageDropped, d, client_id_, "expired");
       erase_record_locked(d);
       continue;
     }

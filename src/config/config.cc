@@ -32,6 +32,7 @@ const std::vector<Field<Config>>& top_fields() {
       kafka_section(),
       cluster_section(),
       bridges_section(),
+      webhooks_section(),
       mqtt_section(),
       limits_section(),
   };
@@ -192,12 +193,18 @@ std::vector<std::string> reload_into(Config& live, const Config& fresh) {
   // Where rules are written in the file is no change: SourceLine never compares.
   if (live.kafka != fresh.kafka) need_restart.push_back("kafka");
   if (live.cluster != fresh.cluster) need_restart.push_back("cluster");
+  // The HTTP auth service, the JWT keys and the webhooks are set up once, at start.
+  if (live.auth.http != fresh.auth.http) need_restart.push_back("auth.http");
+  if (live.auth.jwt != fresh.auth.jwt) need_restart.push_back("auth.jwt");
+  if (live.webhooks != fresh.webhooks) need_restart.push_back("webhooks");
 
   live.log_level = fresh.log_level;
   live.sys = fresh.sys;
   live.mqtt = fresh.mqtt;
   live.limits = fresh.limits;
-  live.auth = fresh.auth;        // password and ACL files are read again by the caller
+  // Password and ACL files are read again by the caller.
+  live.auth.password_file = fresh.auth.password_file;
+  live.auth.acl_file = fresh.auth.acl_file;
   live.bridges = fresh.bridges;  // a changed bridge reconnects with its new settings
   // Certificates are read again for new connections; the listener's shape needs a restart.
   if (shape(live.listeners) == shape(fresh.listeners)) live.listeners = fresh.listeners;

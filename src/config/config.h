@@ -20,6 +20,7 @@
 #include "config/mqtt_settings.h"
 #include "config/storage_settings.h"
 #include "config/sys_settings.h"
+#include "config/webhook_settings.h"
 
 namespace starling::config {
 
@@ -37,9 +38,10 @@ struct Config {
   KafkaSettings kafka;
   ClusterSettings cluster;
   std::vector<BridgeSettings> bridges;  // [[bridges]]
+  std::vector<WebhookSettings> webhooks;  // [[webhooks]]
   // Whether a listener lets clients in without a user name or certificate identity.
   bool allows_anonymous(const Listener& l) const {
-    return l.allow_anonymous.value_or(auth.password_file.empty());
+    return l.allow_anonymous.value_or(!auth.checks_identity());
   }
 };
 

@@ -214,14 +214,9 @@ PropertyList read_properties(const Reader& r, const toml::node& node, const std:
 
 // Kept without trailing slashes: the client appends its paths.
 std::string read_registry_url(const Reader& r, const toml::node& n, const std::string& path) {
-  const std::string text = r.string(n, path);
-  std::string url = text;
+  std::string url = r.http_url(n, path);
   while (url.ends_with("/"))
     url.pop_back();
-  const size_t scheme = url.starts_with("https://") ? 8 : url.starts_with("http://") ? 7 : 0;
-  if (scheme == 0 || url.size() == scheme) {
-    r.fail(n, path + " = " + quoted(text) + " must be an http:// or https:// URL with a host");
-  }
   return url;
 }
 

@@ -153,6 +153,26 @@ std::string Reader::readable_file(const toml::node& node, const std::string& pat
   return value;
 }
 
+std::vector<std::string> Reader::header_lines(const toml::node& node,
+                                              const std::string& path) const {
+  return string_array(node, path, true, [&](const toml::node& item, const std::string& value) {
+    const size_t colon = value.find(':');
+    if (colon == 0 || colon == std::string::npos ||
+        value.find_first_of("\r\n") != std::string::npos) {
+      fail(item, path + ": " + quoted(value) + " must be \"Name: value\" on one line");
+    }
+  });
+}
+
+std::string Reader::http_url(const toml::node& node, const std::string& path) const {
+  std::string url = string(node, path);
+  const size_t scheme = url.starts_with("https://") ? 8 : url.starts_with("http://") ? 7 : 0;
+  if (scheme == 0 || url.size() == scheme || url[scheme] == '/') {
+    fail(node, path + " = " + quoted(url) + " must be an http:// or https:// URL with a host");
+  }
+  return url;
+}
+
 Endpoint Reader::bind(const toml::node& node, const std::string& path) const {
   std::string text = string(node, path);
   Endpoint endpoint;

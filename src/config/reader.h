@@ -75,6 +75,10 @@ class Reader {
   // A path to a file that exists and can be read now, so a typo fails at load with its line
   // rather than when the file is first used.
   std::string readable_file(const toml::node& node, const std::string& path) const;
+  // "Name: value" lines for outgoing HTTP requests.
+  std::vector<std::string> header_lines(const toml::node& node, const std::string& path) const;
+  // An http:// or https:// URL with a host (trailing slashes kept).
+  std::string http_url(const toml::node& node, const std::string& path) const;
   // A bind address for a listener or the HTTP server: a fixed, non-zero port.
   Endpoint bind(const toml::node& node, const std::string& path) const;
   const toml::table& table(const toml::node& node, const std::string& path) const;
@@ -206,6 +210,11 @@ Field<S> string_field(std::string_view name, std::string S::*member) {
 template <typename S>
 Field<S> file_field(std::string_view name, std::string S::*member) {
   return field(name, member, &Reader::readable_file);
+}
+
+template <typename S>
+Field<S> url_field(std::string_view name, std::string S::*member) {
+  return field(name, member, &Reader::http_url);
 }
 
 template <typename S>

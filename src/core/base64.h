@@ -1,5 +1,6 @@
 // Base64 (RFC 4648, standard alphabet): binary payloads in JSON, SCRAM messages, password
-// hashes, the WebSocket handshake.
+// hashes, the WebSocket handshake. Base64url (RFC 4648 section 5, without padding as JWS and JWK
+// write it, RFC 7515 section 2): JSON Web Tokens and keys.
 #pragma once
 
 #include <optional>
@@ -12,5 +13,10 @@ namespace starling::core {
 // are errors. Null when text is not valid base64.
 std::optional<std::string> base64_decode(std::string_view text);
 std::string base64_encode(std::string_view bytes);
+
+// The URL-safe alphabet ('-' and '_') and no padding: '=', whitespace, the standard alphabet's
+// '+' and '/', or bits after the last character are errors. Null when text is not valid.
+std::optional<std::string> base64url_decode(std::string_view text);
+std::string base64url_encode(std::string_view bytes);
 
 }  // namespace starling::core

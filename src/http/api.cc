@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "broker/events.h"
 #include "http/auth.h"
 #include "http/connection.h"
 #include "http/dashboard.h"
@@ -233,6 +234,7 @@ Response Api::metrics() {
   if (const broker::ExternalBridge* bridge = b.bridge()) bridge->render_metrics(r.body);
   if (const broker::ClusterLink* cluster = b.cluster()) cluster->render_metrics(r.body);
   if (const broker::MqttBridges* bridges = b.mqtt_bridges()) bridges->render_metrics(r.body);
+  if (const broker::EventSink* webhooks = broker::Events::sink()) webhooks->render_metrics(r.body);
   return r;
 }
 

@@ -158,6 +158,46 @@ const char* name(Counter c) {
       return "acl_denied_subscribe";
     case Counter::AclDeniedRead:
       return "acl_denied_read";
+    case Counter::JwtAccepted:
+      return "jwt_accepted";
+    case Counter::JwtExpired:
+      return "jwt_expired";
+    case Counter::JwtNotYetValid:
+      return "jwt_not_yet_valid";
+    case Counter::JwtBadSignature:
+      return "jwt_bad_signature";
+    case Counter::JwtNoKey:
+      return "jwt_no_key";
+    case Counter::JwtMalformed:
+      return "jwt_malformed";
+    case Counter::JwtExpiredDisconnects:
+      return "jwt_expired_disconnects";
+    case Counter::JwksRefreshed:
+      return "jwks_refreshed";
+    case Counter::JwksRefreshFailures:
+      return "jwks_refresh_failures";
+    case Counter::HttpAuthConnectAllow:
+      return "http_auth_connect_allow";
+    case Counter::HttpAuthConnectDeny:
+      return "http_auth_connect_deny";
+    case Counter::HttpAuthConnectIgnore:
+      return "http_auth_connect_ignore";
+    case Counter::HttpAuthConnectFailed:
+      return "http_auth_connect_failed";
+    case Counter::HttpAuthConnectCached:
+      return "http_auth_connect_cached";
+    case Counter::HttpAuthAclAllow:
+      return "http_auth_acl_allow";
+    case Counter::HttpAuthAclDeny:
+      return "http_auth_acl_deny";
+    case Counter::HttpAuthAclIgnore:
+      return "http_auth_acl_ignore";
+    case Counter::HttpAuthAclFailed:
+      return "http_auth_acl_failed";
+    case Counter::HttpAuthAclCached:
+      return "http_auth_acl_cached";
+    case Counter::HttpAuthTimeouts:
+      return "http_auth_timeouts";
     case Counter::TlsHandshakeFailures:
       return "tls_handshake_failures";
     case Counter::WebSocketHandshakeFailures:

@@ -69,6 +69,28 @@ enum class Counter : uint8_t {
   AclDeniedPublish,      // PUBLISH (and wills) to a topic the ACL does not allow
   AclDeniedSubscribe,    // SUBSCRIBE to a filter the ACL does not allow
   AclDeniedRead,         // messages not delivered because the receiver may not read them
+  // JSON Web Tokens ([auth.jwt]) by outcome, and clients disconnected when theirs expired.
+  JwtAccepted,
+  JwtExpired,
+  JwtNotYetValid,
+  JwtBadSignature,
+  JwtNoKey,
+  JwtMalformed,  // not decodable, or an algorithm other than HS256, RS256, ES256
+  JwtExpiredDisconnects,
+  JwksRefreshed,       // JWKS documents fetched and taken
+  JwksRefreshFailures,  // fetches that failed (the keys in hand stay)
+  // The HTTP auth service ([auth.http]) by question and answer.
+  HttpAuthConnectAllow,
+  HttpAuthConnectDeny,
+  HttpAuthConnectIgnore,
+  HttpAuthConnectFailed,  // no usable answer: on_error decided
+  HttpAuthConnectCached,  // answered from the cache, no request
+  HttpAuthAclAllow,
+  HttpAuthAclDeny,
+  HttpAuthAclIgnore,
+  HttpAuthAclFailed,
+  HttpAuthAclCached,
+  HttpAuthTimeouts,  // requests that ran into timeout_ms (also counted as failed)
   TlsHandshakeFailures,
   WebSocketHandshakeFailures,
   ProxyHeaderFailures,  // a PROXY protocol listener got no valid header

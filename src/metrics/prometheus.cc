@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <string_view>
+#include <tuple>
 
 #include "metrics/counters.h"
 #include "metrics/histogram.h"
@@ -211,6 +212,42 @@ std::string render_prometheus(const Gauges& g, const std::string& version) {
   w.sample("acl_denied_total", label("action", "publish"), total(Counter::AclDeniedPublish));
   w.sample("acl_denied_total", label("action", "subscribe"), total(Counter::AclDeniedSubscribe));
   w.sample("acl_denied_total", label("action", "read"), total(Counter::AclDeniedRead));
+  w.family("auth_jwt_total", "counter", "JSON Web Tokens presented at CONNECT, by outcome");
+  const std::pair<const char*, Counter> jwt[] = {
+      {"accepted", Counter::JwtAccepted},         {"expired", Counter::JwtExpired},
+      {"not_yet_valid", Counter::JwtNotYetValid}, {"bad_signature", Counter::JwtBadSignature},
+      {"no_key", Counter::JwtNoKey},              {"malformed", Counter::JwtMalformed},
+  };
+  for (const auto& [result, c] : jwt) {
+    w.sample("auth_jwt_total", label("result", result), total(c));
+  }
+  w.counter("auth_jwt_expired_disconnects",
+            "Connected clients disconnected (0xA0) when their token expired",
+            total(Counter::JwtExpiredDisconnects));
+  w.family("auth_jwks_refresh_total", "counter", "JWKS fetches, by result");
+  w.sample("auth_jwks_refresh_total", label("result", "ok"), total(Counter::JwksRefreshed));
+  w.sample("auth_jwks_refresh_total", label("result", "failed"),
+           total(Counter::JwksRefreshFailures));
+  w.family("auth_http_total", "counter",
+           "Questions to the HTTP auth service, by question and answer (cached: from the cache)");
+  const std::tuple<const char*, const char*, Counter> http_auth[] = {
+      {"connect", "allow", Counter::HttpAuthConnectAllow},
+      {"connect", "deny", Counter::HttpAuthConnectDeny},
+      {"connect", "ignore", Counter::HttpAuthConnectIgnore},
+      {"connect", "failed", Counter::HttpAuthConnectFailed},
+      {"connect", "cached", Counter::HttpAuthConnectCached},
+      {"acl", "allow", Counter::HttpAuthAclAllow},
+      {"acl", "deny", Counter::HttpAuthAclDeny},
+      {"acl", "ignore", Counter::HttpAuthAclIgnore},
+      {"acl", "failed", Counter::HttpAuthAclFailed},
+      {"acl", "cached", Counter::HttpAuthAclCached},
+  };
+  for (const auto& [question, answer, c] : http_auth) {
+    w.sample("auth_http_total", label("question", question) + "," + label("answer", answer),
+             total(c));
+  }
+  w.counter("auth_http_timeouts", "HTTP auth requests that ran into timeout_ms",
+            total(Counter::HttpAuthTimeouts));
   w.family("handshake_failures_total", "counter",
            "Connections closed in a TLS, WebSocket or PROXY protocol handshake");
   w.sample("handshake_failures_total", label("layer", "tls"), total(Counter::TlsHandshakeFailures));

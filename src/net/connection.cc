@@ -260,7 +260,8 @@ void Connection::process_input() {
 size_t Connection::consume_frames(std::string_view data) {
   size_t pos = 0;
   const auto now = core::EventLoop::now();
-  while (!closing_ && !reading_paused_ && !rate_paused_ && !destroyed_ && pos < data.size()) {
+  while (!closing_ && !reading_paused_ && !rate_paused_ && !destroyed_ && pos < data.size() &&
+         !client_.waiting()) {
     std::string_view available = data.substr(pos);
     if (client_.expecting_connect() && !mqtt::is_connect_first_byte(available[0])) {
       // Not MQTT (an HTTP request, a TLS hello, garbage): no need to wait for a whole frame.
@@ -447,6 +448,14 @@ void Connection::close() {
   worker_.loop().defer([&worker = worker_, token = token_] {
     if (Connection* c = worker.find(token)) c->flush();
   });
+}
+
+void Connection::resume_input() {
+  if (destroyed_) return;
+  reading_paused_ = false;
+  update_interest();
+  process_input();
+  flush();
 }
 
 void Connection::pause_reading(bool paused) {

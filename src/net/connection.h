@@ -47,6 +47,7 @@ class Connection final : public core::IoHandler, public broker::Transport {
   void send(std::string_view bytes) override;
   void close() override;
   void pause_reading(bool paused) override;
+  void resume_input() override;
   broker::Attachment attachment() const override;
   core::PeerAddress peer_address() const override { return peer_; }
   const std::string& listener_name() const override { return listener_->config.name; }

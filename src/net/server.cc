@@ -234,6 +234,18 @@ void Server::cluster_wait_over(broker::Attachment connection) {
   });
 }
 
+void Server::post_to_client(broker::Attachment connection,
+                            std::function<void(broker::Client&)> task) {
+  Worker& w = worker_of(connection);
+  w.loop().post([&w, token = connection.token, task = std::move(task)] {
+    if (Connection* c = w.find(token)) {
+      task(c->client());
+    } else if (LoopEndpoint* e = w.find_endpoint(token); e && e->client()) {
+      task(*e->client());
+    }
+  });
+}
+
 void Server::stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;

@@ -42,6 +42,8 @@ class Server final : public broker::ConnectionControl {
   // broker::ConnectionControl
   void kick(broker::Attachment connection, uint8_t reason_code) override;
   void resume_reading(broker::Attachment connection) override;
+  void post_to_client(broker::Attachment connection,
+                      std::function<void(broker::Client&)> task) override;
   void cluster_wait_over(broker::Attachment connection) override;
 
   // Hands an accepted socket to the next worker, round robin, or refuses it over a limit.

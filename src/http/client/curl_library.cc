@@ -44,7 +44,16 @@ Loaded load() {
       !resolve(handle, "curl_easy_getinfo", l.easy_getinfo, e) ||
       !resolve(handle, "curl_easy_strerror", l.easy_strerror, e) ||
       !resolve(handle, "curl_slist_append", l.slist_append, e) ||
-      !resolve(handle, "curl_slist_free_all", l.slist_free_all, e))
+      !resolve(handle, "curl_slist_free_all", l.slist_free_all, e) ||
+      !resolve(handle, "curl_multi_init", l.multi_init, e) ||
+      !resolve(handle, "curl_multi_cleanup", l.multi_cleanup, e) ||
+      !resolve(handle, "curl_multi_setopt", l.multi_setopt, e) ||
+      !resolve(handle, "curl_multi_add_handle", l.multi_add_handle, e) ||
+      !resolve(handle, "curl_multi_remove_handle", l.multi_remove_handle, e) ||
+      !resolve(handle, "curl_multi_perform", l.multi_perform, e) ||
+      !resolve(handle, "curl_multi_poll", l.multi_poll, e) ||
+      !resolve(handle, "curl_multi_wakeup", l.multi_wakeup, e) ||
+      !resolve(handle, "curl_multi_info_read", l.multi_info_read, e))
     return loaded;
   // Not thread-safe in curl, hence here, under the static's one-time initialisation.
   if (const CURLcode rc = l.global_init(CURL_GLOBAL_DEFAULT); rc != CURLE_OK)
