@@ -9,7 +9,8 @@ build_packages=(cmake g++ make pkg-config libspdlog-dev libfmt-dev libtomlpluspl
 # scripts/package.sh: Debian's package tools.
 package_packages=(dpkg-dev debhelper fakeroot)
 test_packages=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev clang-format
-  python3 python3-paho-mqtt mosquitto-clients python3-prometheus-client curl kcat
+  python3 python3-paho-mqtt mosquitto-clients python3-prometheus-client python3-jwt
+  python3-cryptography curl kcat
   python3-avro nodejs chromium mosquitto openssl fuse3 libfuse3-dev haproxy)
 
 wanted=("${build_packages[@]}")

@@ -33,9 +33,7 @@ class AccessControl {
 
   // Called when a token names a key we do not have (a JWKS rotation): the refresher fetches
   // again sooner. Set once at start.
-  void set_unknown_key_handler(std::function<void()> handler) {
-    unknown_key_ = std::move(handler);
-  }
+  void set_unknown_key_handler(std::function<void()> handler) { unknown_key_ = std::move(handler); }
   void unknown_key() const {
     if (unknown_key_) unknown_key_();
   }

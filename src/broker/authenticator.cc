@@ -86,9 +86,7 @@ Authenticator::Verdict Authenticator::connect(const mqtt::Connect& c, const Clie
     q.username = c.username;
     q.password = c.password;
     q.peerhost = origin.peerhost;
-    q.proto_ver = c.version == mqtt::Version::V5    ? 5
-                  : c.version == mqtt::Version::V31 ? 3
-                                                    : 4;
+    q.proto_ver = c.version == mqtt::Version::V5 ? 5 : c.version == mqtt::Version::V31 ? 3 : 4;
     q.cert_common_name = origin.certificate_username;
     q.listener = std::string(origin.listener);
     if (std::optional<ConnectAnswer> cached = external->connect(q, std::move(on_answer))) {
@@ -131,7 +129,7 @@ Authenticator::Verdict Authenticator::resume_connect(const mqtt::Connect& c,
 }
 
 std::optional<Authenticator::Verdict> Authenticator::check_jwt(const mqtt::Connect& c,
-                                                                const ClientOrigin& origin) {
+                                                               const ClientOrigin& origin) {
   const config::JwtSettings& jwt = settings_.auth.jwt;
   if (!jwt.enabled()) return std::nullopt;
   const std::optional<std::string>& carrier = jwt.from == "username" ? c.username : c.password;

@@ -116,7 +116,7 @@ class Authenticator {
   core::InlineString username_;  // most user names fit in it: no allocation
   std::unique_ptr<auth::ScramServer> scram_;
   std::unique_ptr<Grant> grant_;  // on the heap: most clients have none
-  bool scram_method_ = false;  // the CONNECT named SCRAM-SHA-256
+  bool scram_method_ = false;     // the CONNECT named SCRAM-SHA-256
 };
 
 }  // namespace starling::broker

@@ -273,9 +273,8 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
   Authenticator::Verdict verdict = auth_.connect(
       c, origin(),
       [control = &broker_.connections(), link = transport_.attachment(), seq](ConnectAnswer a) {
-        control->post_to_client(link, [seq, a = std::move(a)](Client& client) {
-          client.on_connect_answer(seq, a);
-        });
+        control->post_to_client(
+            link, [seq, a = std::move(a)](Client& client) { client.on_connect_answer(seq, a); });
       });
   if (verdict.outcome == Authenticator::Outcome::Pending) {
     // The HTTP service decides: the CONNECT waits, reading nothing meanwhile.
@@ -292,8 +291,7 @@ ClientOrigin Client::origin() const {
                       transport_.peer(), transport_.peer_address().host()};
 }
 
-bool Client::on_connect_verdict(Authenticator::Verdict& verdict, mqtt::Connect& c,
-                                bool assigned) {
+bool Client::on_connect_verdict(Authenticator::Verdict& verdict, mqtt::Connect& c, bool assigned) {
   switch (verdict.outcome) {
     case Authenticator::Outcome::Refused:
       refuse_connect(verdict.reason_code, verdict.reason.c_str());
@@ -311,7 +309,8 @@ bool Client::on_connect_verdict(Authenticator::Verdict& verdict, mqtt::Connect& 
   ExternalAuth* external = broker_.access().external();
   acl_url_ = external != nullptr && external->checks_acl() &&
              !(auth_.grant() != nullptr && auth_.grant()->superuser);
-  if (const Grant* g = auth_.grant(); g && g->expires_at && settings_->auth.jwt.disconnect_on_expiry) {
+  if (const Grant* g = auth_.grant();
+      g && g->expires_at && settings_->auth.jwt.disconnect_on_expiry) {
     token_expires_at_ = *g->expires_at;
   }
   if (!authorize(c)) {
@@ -411,9 +410,8 @@ Client::Access Client::access(AclAction action, std::string_view topic, uint8_t 
       decision = broker_.access().external()->acl(
           q, [control = &broker_.connections(), link = transport_.attachment(),
               seq = pending_acl_->seq, topic = std::string(topic)](Decision d) {
-            control->post_to_client(link, [seq, topic, d](Client& client) {
-              client.on_acl_answer(seq, topic, d);
-            });
+            control->post_to_client(
+                link, [seq, topic, d](Client& client) { client.on_acl_answer(seq, topic, d); });
           });
       if (!decision) return Access::Ask;
       if (created) pending_acl_.reset();  // answered from the cache: nothing waits
@@ -427,8 +425,8 @@ Client::Access Client::access(AclAction action, std::string_view topic, uint8_t 
   // The ACL file has the last word. Without one, a client that has rules of its own or is
   // subject to acl_url gets only what they allowed (as with an ACL file: no match is deny).
   if (!acl_) return (grant && grant->rules) || acl_url_ ? Access::Deny : Access::Allow;
-  const bool ok = action == AclAction::Publish ? acl_->can_publish(topic)
-                                               : acl_->can_subscribe(topic);
+  const bool ok =
+      action == AclAction::Publish ? acl_->can_publish(topic) : acl_->can_subscribe(topic);
   return ok ? Access::Allow : Access::Deny;
 }
 
@@ -985,8 +983,8 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body, std::string_
     for (const auto& req : sub.subscriptions) {
       std::string_view group, rest;
       const bool shared = mqtt::split_shared_filter(req.filter, group, rest);
-      Access a = access(AclAction::Subscribe, shared ? rest : std::string_view(req.filter),
-                        req.qos, false);
+      Access a = access(AclAction::Subscribe, shared ? rest : std::string_view(req.filter), req.qos,
+                        false);
       if (a == Access::Ask && rerun_) a = Access::Deny;  // answered once already: cannot be
       if (a == Access::Ask) ++asks;
       decided.push_back(a);

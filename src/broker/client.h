@@ -119,8 +119,10 @@ class Client {
   // Compiles the ACL ([auth] acl_file as loaded now) for the authenticated client.
   void compile_acl();
   // The ACL for per-message read checks: null when it reads everything (no check needed).
+  // Clients with rules of their own or under acl_url are checked when they subscribe, not per
+  // message (as EMQX).
   std::shared_ptr<const auth::ClientAcl> readable_acl() const {
-    return acl_ && !acl_->reads_everything() ? acl_ : nullptr;
+    return acl_ && !acl_->reads_everything() && !external_acl() ? acl_ : nullptr;
   }
   // An AUTH packet during the CONNECT's SCRAM exchange.
   bool handle_connect_auth(uint8_t flags, std::string_view body);

@@ -35,15 +35,15 @@ struct Event {
   std::string client_id;     // message.*: the receiver
   std::string username;
   std::string peerhost;
-  std::string reason;       // client.disconnected, message.dropped, session.terminated
-  int reason_code = -1;     // client.disconnected: the MQTT reason code, when there is one
-  uint8_t proto_ver = 0;    // client.connected
-  uint16_t keepalive = 0;   // client.connected
+  std::string reason;        // client.disconnected, message.dropped, session.terminated
+  int reason_code = -1;      // client.disconnected: the MQTT reason code, when there is one
+  uint8_t proto_ver = 0;     // client.connected
+  uint16_t keepalive = 0;    // client.connected
   bool clean_start = false;  // client.connected
-  std::string topic;        // session.(un)subscribed: the filter; message.*: the topic
+  std::string topic;         // session.(un)subscribed: the filter; message.*: the topic
   uint8_t qos = 0;
   bool retain = false;
-  std::string payload;      // message.*
+  std::string payload;         // message.*
   std::string from_client_id;  // message.*: the publisher
   std::string from_username;
 };

@@ -25,7 +25,7 @@ struct ConnectQuery {
   std::string client_id;
   std::optional<std::string> username;
   std::optional<std::string> password;
-  std::string peerhost;  // the client's address, without the port
+  std::string peerhost;   // the client's address, without the port
   uint8_t proto_ver = 4;  // 3 (3.1), 4 (3.1.1), 5
   std::optional<std::string> cert_common_name;
   std::string listener;

@@ -61,9 +61,8 @@ const std::vector<Field<AuthSettings>>& auth_fields() {
       file_field("password_file", &A::password_file),
       file_field("acl_file", &A::acl_file),
       section("http", &A::http, http_fields()),
-      {"jwt", [](const Reader& r, A& a, const toml::node& n, const std::string& path) {
-         read_jwt(r, a.jwt, n, path);
-       }},
+      {"jwt", [](const Reader& r, A& a, const toml::node& n,
+                 const std::string& path) { read_jwt(r, a.jwt, n, path); }},
   };
   return fields;
 }

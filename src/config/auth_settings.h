@@ -14,12 +14,12 @@ struct HttpAuthSettings {
   std::string connect_url;  // POSTed at CONNECT; "" = not asked
   std::string acl_url;      // POSTed for PUBLISH and SUBSCRIBE checks; "" = not asked
   uint32_t timeout_ms = 5000;
-  uint32_t pool_size = 8;  // connections to the service at most (kept alive)
+  uint32_t pool_size = 8;        // connections to the service at most (kept alive)
   uint32_t max_pending = 10000;  // requests queued or in flight; more fail at once
   uint32_t cache_ttl_s = 60;     // answers kept this long; 0 = no cache
   uint32_t cache_max_entries = 100000;
-  std::string on_error = "deny";  // service down, timeout, 5xx, bad answer: "deny" or "ignore"
-  std::string ca_file;            // CA for https URLs; "" = the system's
+  std::string on_error = "deny";     // service down, timeout, 5xx, bad answer: "deny" or "ignore"
+  std::string ca_file;               // CA for https URLs; "" = the system's
   std::vector<std::string> headers;  // "Name: value", sent with every request
   bool enabled() const { return !connect_url.empty() || !acl_url.empty(); }
   bool operator==(const HttpAuthSettings&) const = default;
@@ -32,14 +32,13 @@ struct JwtSettings {
   std::string public_key_file;  // PEM public key or certificate: RS256 (RSA) or ES256 (P-256)
   std::string jwks_url;         // a JWKS document, fetched at start and every jwks_refresh_s
   uint32_t jwks_refresh_s = 300;
-  std::string from = "password";     // "password" or "username": where the token is
+  std::string from = "password";       // "password" or "username": where the token is
   std::string username_claim = "sub";  // the user name the client gets; "" = the CONNECT's
   std::string acl_claim = "acl";       // rules in EMQX's forms; "" = none from the token
   uint32_t leeway_s = 0;               // clock skew allowed on exp and nbf
   bool disconnect_on_expiry = true;    // a connected client whose token expires is disconnected
   bool enabled() const {
-    return !secret.empty() || !secret_file.empty() || !public_key_file.empty() ||
-           !jwks_url.empty();
+    return !secret.empty() || !secret_file.empty() || !public_key_file.empty() || !jwks_url.empty();
   }
   bool operator==(const JwtSettings&) const = default;
 };
@@ -50,7 +49,9 @@ struct AuthSettings {
   HttpAuthSettings http;
   JwtSettings jwt;
   // Something checks who clients are: then anonymous clients are refused unless a listener says.
-  bool checks_identity() const { return !password_file.empty() || !http.connect_url.empty() || jwt.enabled(); }
+  bool checks_identity() const {
+    return !password_file.empty() || !http.connect_url.empty() || jwt.enabled();
+  }
   bool operator==(const AuthSettings&) const = default;
 };
 

@@ -37,7 +37,7 @@ struct Config {
   AuthSettings auth;
   KafkaSettings kafka;
   ClusterSettings cluster;
-  std::vector<BridgeSettings> bridges;  // [[bridges]]
+  std::vector<BridgeSettings> bridges;    // [[bridges]]
   std::vector<WebhookSettings> webhooks;  // [[webhooks]]
   // Whether a listener lets clients in without a user name or certificate identity.
   bool allows_anonymous(const Listener& l) const {

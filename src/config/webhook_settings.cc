@@ -13,8 +13,9 @@ namespace {
 std::string read_name(const Reader& r, const toml::node& n, const std::string& path) {
   std::string name = r.string(n, path);
   const bool ok = !name.empty() && name.size() <= 64 &&
-                  name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                         "0123456789_-") == std::string::npos;
+                  name.find_first_not_of(
+                      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789_-") == std::string::npos;
   if (!ok) r.fail(n, path + " = " + quoted(name) + ": use 1 to 64 letters, digits, '_' or '-'");
   return name;
 }

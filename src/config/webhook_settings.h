@@ -13,18 +13,18 @@ namespace starling::config {
 
 // The events a webhook can ask for, by the names EMQX gives them.
 inline constexpr std::string_view kWebhookEvents[] = {
-    "client.connected",     "client.disconnected",  "session.created",   "session.terminated",
-    "session.subscribed",   "session.unsubscribed", "message.delivered", "message.dropped",
+    "client.connected",   "client.disconnected",  "session.created",   "session.terminated",
+    "session.subscribed", "session.unsubscribed", "message.delivered", "message.dropped",
 };
 
 struct WebhookSettings {
   std::string name;  // letters, digits, '_', '-': in metrics and logs
   std::string url;
-  std::vector<std::string> events;   // from kWebhookEvents
-  std::vector<std::string> topics;   // message.* and session.(un)subscribed: only these filters
-  uint32_t batch_max = 100;          // events in one POST at most
-  uint32_t batch_delay_ms = 100;     // a batch waits this long for more events
-  uint32_t queue_max = 10000;        // events waiting; more are dropped and counted
+  std::vector<std::string> events;  // from kWebhookEvents
+  std::vector<std::string> topics;  // message.* and session.(un)subscribed: only these filters
+  uint32_t batch_max = 100;         // events in one POST at most
+  uint32_t batch_delay_ms = 100;    // a batch waits this long for more events
+  uint32_t queue_max = 10000;       // events waiting; more are dropped and counted
   uint32_t timeout_ms = 5000;
   uint32_t retry_min_ms = 500;       // after a failed POST, doubling ...
   uint32_t retry_max_ms = 30000;     // ... up to this

@@ -189,12 +189,9 @@ std::optional<Decision> HttpAuth::acl(const broker::AclQuery& q,
                                       std::function<void(Decision)> done) {
   const bool publish = q.action == broker::AclAction::Publish;
   const json body = {
-      {"clientid", q.client_id},
-      {"username", optional_text(q.username)},
-      {"peerhost", q.peerhost},
-      {"action", publish ? "publish" : "subscribe"},
-      {"topic", q.topic},
-      {"qos", q.qos},
+      {"clientid", q.client_id}, {"username", optional_text(q.username)},
+      {"peerhost", q.peerhost},  {"action", publish ? "publish" : "subscribe"},
+      {"topic", q.topic},        {"qos", q.qos},
       {"retain", q.retain},
   };
   std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);

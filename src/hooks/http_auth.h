@@ -32,16 +32,14 @@ class HttpAuth final : public broker::ExternalAuth {
   bool checks_connect() const override { return !settings_.connect_url.empty(); }
   bool checks_acl() const override { return !settings_.acl_url.empty(); }
   std::optional<broker::ConnectAnswer> connect(
-      const broker::ConnectQuery& query,
-      std::function<void(broker::ConnectAnswer)> done) override;
+      const broker::ConnectQuery& query, std::function<void(broker::ConnectAnswer)> done) override;
   std::optional<broker::Decision> acl(const broker::AclQuery& query,
                                       std::function<void(broker::Decision)> done) override;
 
   // For tests and the fuzzer: an answer's status and body as the broker takes them.
   static broker::ConnectAnswer parse_connect_answer(long status, const std::string& body,
                                                     const broker::ConnectQuery& query);
-  static broker::Decision parse_acl_answer(long status, const std::string& body,
-                                           std::string& why);
+  static broker::Decision parse_acl_answer(long status, const std::string& body, std::string& why);
 
  private:
   http_client::Request request(const std::string& url, std::string body) const;

@@ -174,7 +174,8 @@ void Webhook::sent(bool ok, const std::string& why) {
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(in_flight_));
       front_seq_ += in_flight_;
       in_flight_ = 0;
-      if (backoff_ms_ != 0) spdlog::info("webhook {}: {} reachable again", settings_.name, settings_.url);
+      if (backoff_ms_ != 0)
+        spdlog::info("webhook {}: {} reachable again", settings_.name, settings_.url);
       backoff_ms_ = 0;
       if (queue_.empty()) return;
       // Whatever came meanwhile goes at once when a batch is full, else after the delay.

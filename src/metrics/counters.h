@@ -77,7 +77,7 @@ enum class Counter : uint8_t {
   JwtNoKey,
   JwtMalformed,  // not decodable, or an algorithm other than HS256, RS256, ES256
   JwtExpiredDisconnects,
-  JwksRefreshed,       // JWKS documents fetched and taken
+  JwksRefreshed,        // JWKS documents fetched and taken
   JwksRefreshFailures,  // fetches that failed (the keys in hand stay)
   // The HTTP auth service ([auth.http]) by question and answer.
   HttpAuthConnectAllow,

@@ -214,9 +214,12 @@ std::string render_prometheus(const Gauges& g, const std::string& version) {
   w.sample("acl_denied_total", label("action", "read"), total(Counter::AclDeniedRead));
   w.family("auth_jwt_total", "counter", "JSON Web Tokens presented at CONNECT, by outcome");
   const std::pair<const char*, Counter> jwt[] = {
-      {"accepted", Counter::JwtAccepted},         {"expired", Counter::JwtExpired},
-      {"not_yet_valid", Counter::JwtNotYetValid}, {"bad_signature", Counter::JwtBadSignature},
-      {"no_key", Counter::JwtNoKey},              {"malformed", Counter::JwtMalformed},
+      {"accepted", Counter::JwtAccepted},
+      {"expired", Counter::JwtExpired},
+      {"not_yet_valid", Counter::JwtNotYetValid},
+      {"bad_signature", Counter::JwtBadSignature},
+      {"no_key", Counter::JwtNoKey},
+      {"malformed", Counter::JwtMalformed},
   };
   for (const auto& [result, c] : jwt) {
     w.sample("auth_jwt_total", label("result", result), total(c));

@@ -1486,5 +1486,60 @@ TEST(ConfigCluster, KeysAndChecks) {
             "t.toml:6: cluster.ack must be one of async, kafka, not \"sometimes\"");
 }
 
+// --- [auth.http], [auth.jwt], [[webhooks]] ------------------------------------------------------
+
+TEST(ConfigHooks, HttpAuthReadAndChecked) {
+  const Config c = load(
+      "[auth.http]\nconnect_url = \"http://127.0.0.1:9000/auth\"\ntimeout_ms = 250\n"
+      "on_error = \"ignore\"\nheaders = [\"Authorization: Bearer x\"]\n");
+  EXPECT_EQ(c.auth.http.connect_url, "http://127.0.0.1:9000/auth");
+  EXPECT_EQ(c.auth.http.timeout_ms, 250u);
+  EXPECT_EQ(c.auth.http.on_error, "ignore");
+  EXPECT_EQ(c.auth.http.headers, std::vector<std::string>{"Authorization: Bearer x"});
+  EXPECT_TRUE(c.auth.checks_identity());
+  EXPECT_FALSE(c.allows_anonymous(c.listeners.front()));
+  EXPECT_EQ(error_of("[auth.http]\nconnect_url = \"ftp://x\"\n"),
+            "t.toml:2: auth.http.connect_url = \"ftp://x\" must be an http:// or https:// URL "
+            "with a host");
+  EXPECT_EQ(error_of("[auth.http]\non_error = \"allow\"\n"),
+            "t.toml:2: auth.http.on_error must be one of deny, ignore, not \"allow\"");
+  EXPECT_EQ(error_of("[auth.http]\nheaders = [\"no colon\"]\n"),
+            "t.toml:2: auth.http.headers: \"no colon\" must be \"Name: value\" on one line");
+}
+
+TEST(ConfigHooks, JwtNeedsOneKey) {
+  const Config c = load("[auth.jwt]\nsecret = \"s\"\nfrom = \"username\"\n");
+  EXPECT_TRUE(c.auth.jwt.enabled());
+  EXPECT_EQ(c.auth.jwt.from, "username");
+  EXPECT_EQ(error_of("[auth.jwt]\nleeway_s = 5\n"),
+            "t.toml:1: auth.jwt needs a key: secret, secret_file, public_key_file or jwks_url");
+}
+
+TEST(ConfigHooks, Webhooks) {
+  const Config c =
+      load("[[webhooks]]\nname = \"a\"\nurl = \"http://h/x\"\nevents = [\"client.connected\"]\n");
+  ASSERT_EQ(c.webhooks.size(), 1u);
+  EXPECT_EQ(c.webhooks[0].topics, std::vector<std::string>{"#"});
+  EXPECT_TRUE(c.webhooks[0].wants("client.connected"));
+  EXPECT_EQ(error_of("[[webhooks]]\nname = \"a\"\nurl = \"http://h/x\"\nevents = [\"x\"]\n"),
+            "t.toml:4: webhooks[0].events: \"x\" is not an event; the events are "
+            "client.connected, client.disconnected, session.created, session.terminated, "
+            "session.subscribed, session.unsubscribed, message.delivered, message.dropped");
+  EXPECT_EQ(error_of("[[webhooks]]\nname = \"a\"\nurl = \"http://h/x\"\n"),
+            "t.toml:1: webhooks[0] needs events, e.g. events = [\"client.connected\"]");
+  EXPECT_EQ(error_of("[[webhooks]]\nname = \"a\"\nurl = \"http://h/x\"\nevents = "
+                     "[\"client.connected\"]\n[[webhooks]]\nname = \"a\"\nurl = \"http://h/y\"\n"
+                     "events = [\"client.connected\"]\n"),
+            "t.toml:5: webhooks[1]: a second webhook named \"a\"");
+}
+
+TEST(ConfigHooks, ChangesNeedARestart) {
+  Config live = load("[auth.http]\nconnect_url = \"http://a/x\"\n");
+  const Config fresh = load("[auth.http]\nconnect_url = \"http://b/x\"\n");
+  const auto restart = reload_into(live, fresh);
+  EXPECT_NE(std::find(restart.begin(), restart.end(), "auth.http"), restart.end());
+  EXPECT_EQ(live.auth.http.connect_url, "http://a/x");
+}
+
 }  // namespace
 }  // namespace starling::config

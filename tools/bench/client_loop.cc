@@ -424,6 +424,8 @@ void ClientLoop::send_connect(Client& c) {
   connect.clean_start = true;
   connect.keep_alive = opts_.keep_alive;
   connect.client_id = c.spec_.client_id;
+  if (!opts_.username.empty()) connect.username = opts_.username;
+  if (!opts_.password.empty()) connect.password = opts_.password;
   if (opts_.session_expiry > 0 && opts_.version == mqtt::Version::V5) {
     connect.properties.session_expiry_interval = opts_.session_expiry;
   }

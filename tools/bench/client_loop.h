@@ -105,6 +105,8 @@ struct LoopOptions {
   // 5.0 Session Expiry Interval sent in CONNECT; above 0 the broker keeps (and, with durable
   // state, stores) the clients' sessions: the cost of persistence is what gets measured.
   uint32_t session_expiry = 0;
+  std::string username;  // CONNECT credentials; empty: none
+  std::string password;
   uint32_t max_inflight = 0;  // outgoing QoS 1/2 cap per client; 0: the broker's limit
   // Connection pacing for this loop: new connects per second (0: no pacing) and at most this
   // many clients between connect() and ready at once, so a storm measures the broker rather

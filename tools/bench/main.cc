@@ -114,6 +114,12 @@ void add_common_options(CLI::App& app, CommonOptions& o, std::string& version, u
       ->capture_default_str();
   app.add_option("--topic-prefix", o.topic_prefix, "First topic level of every bench topic")
       ->capture_default_str();
+  app.add_option("--client-id-prefix", o.client_id_prefix,
+                 "Client ids start with this (default: sbench-<pid>, unique per run; a fixed "
+                 "prefix reconnects the same ids in a second run)");
+  app.add_option("--username", o.username, "User name in every CONNECT");
+  app.add_option("--password", o.password, "Password in every CONNECT (with --username)")
+      ->needs("--username");
   app.add_option("--broker-pid", o.broker_pid,
                  "Sample this process's CPU and RSS every 500 ms during the window");
   app.add_flag("--json", o.json, "Print one JSON object instead of the summary");

@@ -40,8 +40,13 @@ struct CommonOptions {
   std::string tls_min_version = "1.2";
   uint32_t session_expiry = 0;  // 5.0 Session Expiry Interval of every client (persistent)
   std::string topic_prefix = "bench";
-  int broker_pid = 0;  // sample this process's CPU and RSS during the window
-  std::string preset;  // for the report: the preset these options came from
+  // Client ids are "<prefix>-conn-N" and the like; "" = "sbench-<pid>" (unique per run). A
+  // fixed prefix makes a second run reconnect the same ids (an auth cache's hits).
+  std::string client_id_prefix;
+  std::string username;  // in every CONNECT when not empty
+  std::string password;  // the same (needs a username)
+  int broker_pid = 0;    // sample this process's CPU and RSS during the window
+  std::string preset;    // for the report: the preset these options came from
   bool json = false;
   bool quiet = false;
 };

@@ -100,6 +100,8 @@ bool run_scenario(const CommonOptions& opts, Scenario& scenario, Report& report)
   loop_opts.version = opts.version;
   loop_opts.keep_alive = opts.keep_alive;
   loop_opts.session_expiry = opts.session_expiry;
+  loop_opts.username = opts.username;
+  loop_opts.password = opts.password;
   loop_opts.max_inflight = opts.max_inflight;
   if (opts.sub_port != 0) {
     if (!resolve_loopback(opts.host, opts.sub_port, loop_opts, report.error)) return false;

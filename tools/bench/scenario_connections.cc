@@ -55,7 +55,9 @@ ConnectionsScenario::ConnectionsScenario(const CommonOptions& common,
 ConnectionsScenario::~ConnectionsScenario() = default;
 
 void ConnectionsScenario::setup(const std::vector<ClientLoop*>& loops, RunControl&) {
-  const std::string prefix = "sbench-" + std::to_string(::getpid());
+  const std::string prefix = common_.client_id_prefix.empty()
+                                 ? "sbench-" + std::to_string(::getpid())
+                                 : common_.client_id_prefix;
   for (ClientLoop* loop : loops) {
     workers_.push_back(std::make_unique<Worker>(*loop));
     loop->set_handler(workers_.back().get());

@@ -561,7 +561,9 @@ void TrafficScenario::setup(const std::vector<ClientLoop*>& loops, RunControl& c
   }
 
   // The pid keeps client ids unique when two benches share a broker.
-  const std::string prefix = "sbench-" + std::to_string(::getpid());
+  const std::string prefix = common_.client_id_prefix.empty()
+                                 ? "sbench-" + std::to_string(::getpid())
+                                 : common_.client_id_prefix;
   for (ClientLoop* loop : loops) {
     workers_.push_back(std::make_unique<Worker>(*loop, control, *shared_, common_, window()));
     loop->set_handler(workers_.back().get());

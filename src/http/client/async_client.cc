@@ -104,7 +104,8 @@ void AsyncClient::start_transfers(std::vector<std::unique_ptr<Transfer>>& fresh)
     curl_->easy_setopt(easy, CURLOPT_WRITEFUNCTION, collect);
     curl_->easy_setopt(easy, CURLOPT_WRITEDATA, &t->response);
     curl_->easy_setopt(easy, CURLOPT_PRIVATE, t.get());
-    if (!options_.ca_file.empty()) curl_->easy_setopt(easy, CURLOPT_CAINFO, options_.ca_file.c_str());
+    if (!options_.ca_file.empty())
+      curl_->easy_setopt(easy, CURLOPT_CAINFO, options_.ca_file.c_str());
     if (!r.get) {
       t->headers = curl_->slist_append(t->headers, "Content-Type: application/json");
       curl_->easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.data());
@@ -138,8 +139,8 @@ void AsyncClient::finish_transfers() {
       curl_->easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &t->response.status);
     } else {
       t->response.timed_out = code == CURLE_OPERATION_TIMEDOUT;
-      t->response.error = code == CURLE_WRITE_ERROR ? "answer larger than 1 MiB"
-                                                    : curl_->easy_strerror(code);
+      t->response.error =
+          code == CURLE_WRITE_ERROR ? "answer larger than 1 MiB" : curl_->easy_strerror(code);
       t->response.body.clear();
     }
     curl_->easy_cleanup(easy);

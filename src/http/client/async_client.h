@@ -21,7 +21,7 @@ struct CurlLibrary;
 
 struct Request {
   std::string url;
-  std::string body;                  // POSTed as application/json; GET when `get`
+  std::string body;  // POSTed as application/json; GET when `get`
   bool get = false;
   std::vector<std::string> headers;  // "Name: value"
   uint32_t timeout_ms = 5000;        // the whole exchange, waiting for a pooled connection too
@@ -77,7 +77,7 @@ class AsyncClient {
   ClientOptions options_;
   void* multi_ = nullptr;  // CURLM*
   mutable std::mutex mutex_;
-  std::vector<std::unique_ptr<Transfer>> inbox_;  // submitted, not started
+  std::vector<std::unique_ptr<Transfer>> inbox_;   // submitted, not started
   std::vector<std::unique_ptr<Transfer>> active_;  // in curl (the client's thread only)
   std::vector<Timer> timers_;
   size_t pending_ = 0;

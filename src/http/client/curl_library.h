@@ -7,9 +7,10 @@
 namespace starling::http_client {
 
 // libcurl's entry points, resolved from libcurl.so.4 the first time a feature needs HTTP (the
-// schema registry, the HTTP auth service, JWKS, webhooks). Linked directly, libcurl pulls in about twenty libraries (GnuTLS,
-// Kerberos, LDAP, libssh2, ...) whose constructors run at start and keep ~3 MiB resident in
-// every broker, used or not; loaded on demand, only a broker that needs it pays for it.
+// schema registry, the HTTP auth service, JWKS, webhooks). Linked directly, libcurl pulls in about
+// twenty libraries (GnuTLS, Kerberos, LDAP, libssh2, ...) whose constructors run at start and keep
+// ~3 MiB resident in every broker, used or not; loaded on demand, only a broker that needs it pays
+// for it.
 struct CurlLibrary {
   decltype(&curl_global_init) global_init;
   decltype(&curl_easy_init) easy_init;
