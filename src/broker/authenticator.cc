@@ -77,6 +77,9 @@ Authenticator::Verdict Authenticator::connect(const mqtt::Connect& c, const Clie
   // A certificate verified against the listener's CA is the proof; a password is not asked.
   if (origin.certificate_username) return accept(*origin.certificate_username);
 
+  // A bridge's local session is configured, not a client to ask the token or the service about.
+  if (origin.bridge) return check_files(c, origin);
+
   if (std::optional<Verdict> v = check_jwt(c, origin)) return std::move(*v);
 
   ExternalAuth* external = access_.external();

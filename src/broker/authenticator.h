@@ -37,6 +37,7 @@ struct ClientOrigin {
   std::optional<std::string> certificate_username;  // verified client certificate's CN
   std::string peer;                                 // address:port, for logs
   std::string peerhost;                             // address alone, for the HTTP service
+  bool bridge = false;  // a bridge of this broker: its identity is the config's, not asked
 };
 
 // What a token or the HTTP service granted beyond the files: superuser, its own rules, and for

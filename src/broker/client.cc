@@ -269,7 +269,7 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
   }
 
   pending_client_id_ = std::make_unique<std::string>(c.client_id);  // until the session has it
-  const uint32_t seq = ++question_seq_;
+  const uint16_t seq = ++question_seq_;
   Authenticator::Verdict verdict = auth_.connect(
       c, origin(),
       [control = &broker_.connections(), link = transport_.attachment(), seq](ConnectAnswer a) {
@@ -288,7 +288,7 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
 
 ClientOrigin Client::origin() const {
   return ClientOrigin{transport_.listener_name(), transport_.certificate_username(),
-                      transport_.peer(), transport_.peer_address().host()};
+                      transport_.peer(), transport_.peer_address().host(), transport_.is_bridge()};
 }
 
 bool Client::on_connect_verdict(Authenticator::Verdict& verdict, mqtt::Connect& c, bool assigned) {
@@ -307,12 +307,9 @@ bool Client::on_connect_verdict(Authenticator::Verdict& verdict, mqtt::Connect& 
       break;
   }
   ExternalAuth* external = broker_.access().external();
-  acl_url_ = external != nullptr && external->checks_acl() &&
+  // Bridges keep to the ACL file (their local_username's rules), as at CONNECT.
+  acl_url_ = external != nullptr && external->checks_acl() && !transport_.is_bridge() &&
              !(auth_.grant() != nullptr && auth_.grant()->superuser);
-  if (const Grant* g = auth_.grant();
-      g && g->expires_at && settings_->auth.jwt.disconnect_on_expiry) {
-    token_expires_at_ = *g->expires_at;
-  }
   if (!authorize(c)) {
     if (pending_acl_) {
       // The will's topic waits for the HTTP service: so does the CONNECT.
@@ -327,7 +324,7 @@ bool Client::on_connect_verdict(Authenticator::Verdict& verdict, mqtt::Connect& 
   return finish_connect(c, assigned, {});
 }
 
-void Client::on_connect_answer(uint32_t seq, const ConnectAnswer& answer) {
+void Client::on_connect_answer(uint16_t seq, const ConnectAnswer& answer) {
   if (closing_ || !waiting_connect_ || waiting_connect_->kind != WaitKind::Service ||
       waiting_connect_->seq != seq || pending_acl_) {
     return;  // a connection that is gone or has moved on
@@ -339,7 +336,7 @@ void Client::on_connect_answer(uint32_t seq, const ConnectAnswer& answer) {
   }
 }
 
-void Client::on_acl_answer(uint32_t seq, const std::string& topic, Decision decision) {
+void Client::on_acl_answer(uint16_t seq, const std::string& topic, Decision decision) {
   if (closing_ || !pending_acl_ || pending_acl_->seq != seq) return;
   PendingAcl& p = *pending_acl_;
   p.answers.emplace_back(topic, decision);
@@ -357,17 +354,16 @@ void Client::on_acl_answer(uint32_t seq, const std::string& topic, Decision deci
   }
   // The held packet runs again, finding its answers in pending_acl_ this time.
   const std::string packet = std::move(p.packet);
+  p.rerun = true;
   mqtt::FrameHeader header;
   mqtt::read_frame_header(packet, 0xFFFFFFFF, header);
   const std::string_view body = std::string_view(packet).substr(header.header_size);
-  rerun_ = true;
   bool open = true;
   if (header.type() == PacketType::Publish) {
     open = handle_publish(header, packet, body);
   } else {
     open = handle_subscribe(header.flags(), body, packet);
   }
-  rerun_ = false;
   pending_acl_.reset();
   if (open && !closing_ && !waiting()) transport_.resume_input();
 }
@@ -653,7 +649,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   thread_local mqtt::Publish p;  // reused: the decoder clears it and keeps its capacity
   mqtt::Status st = mqtt::decode_publish(header.flags(), body, version_, p);
   if (!st.ok()) return fail(st.code, st.message);
-  if (!rerun_) metrics::add(metrics::Counter::MessagesReceived);
+  if (!rerunning()) metrics::add(metrics::Counter::MessagesReceived);
 
   // Topic aliases (5.0): an alias with a topic sets it, an alias alone uses it.
   bool used_alias = false;
@@ -682,7 +678,7 @@ bool Client::handle_publish(const mqtt::FrameHeader& header, std::string_view pa
   if (external_acl()) {
     switch (access(AclAction::Publish, p.topic, p.qos, p.retain)) {
       case Access::Ask:
-        if (!rerun_) return hold_for_acl(packet, 1);
+        if (!rerunning()) return hold_for_acl(packet, 1);
         acl = decided_acl(false);  // answered once already: cannot be
         break;
       case Access::Allow:
@@ -985,7 +981,7 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body, std::string_
       const bool shared = mqtt::split_shared_filter(req.filter, group, rest);
       Access a = access(AclAction::Subscribe, shared ? rest : std::string_view(req.filter), req.qos,
                         false);
-      if (a == Access::Ask && rerun_) a = Access::Deny;  // answered once already: cannot be
+      if (a == Access::Ask && rerunning()) a = Access::Deny;  // answered once already: cannot be
       if (a == Access::Ask) ++asks;
       decided.push_back(a);
     }
@@ -1151,9 +1147,10 @@ void Client::on_tick(Clock::time_point now) {
     }
     return;
   }
-  if (token_expires_at_ != 0 &&
+  if (const Grant* g = auth_.grant();
+      g && g->expires_at && settings_->auth.jwt.disconnect_on_expiry &&
       std::chrono::system_clock::now() >=
-          std::chrono::system_clock::time_point(std::chrono::seconds(token_expires_at_))) {
+          std::chrono::system_clock::time_point(std::chrono::seconds(*g->expires_at))) {
     // The token's authorization ended: 0xA0, "the maximum connection time authorized for this
     // connection has been exceeded" (docs/configuration.md, [auth.jwt]).
     metrics::add(metrics::Counter::JwtExpiredDisconnects);

@@ -80,8 +80,8 @@ class Client {
     return (waiting_connect_ && waiting_connect_->kind != WaitKind::Scram) || pending_acl_;
   }
   // The HTTP auth service answered (posted to this client's loop; seq tells stale answers).
-  void on_connect_answer(uint32_t seq, const ConnectAnswer& answer);
-  void on_acl_answer(uint32_t seq, const std::string& topic, Decision decision);
+  void on_connect_answer(uint16_t seq, const ConnectAnswer& answer);
+  void on_acl_answer(uint16_t seq, const std::string& topic, Decision decision);
   // What waited for the cluster is done: the session this CONNECT waited for came from another
   // node (or will not), or every node knows the routes of a SUBSCRIBE. The connection goes on
   // (ConnectionControl::cluster_wait_over).
@@ -112,6 +112,8 @@ class Client {
   bool external_acl() const { return auth_.grant() != nullptr || acl_url_; }
   Access access(AclAction action, std::string_view topic, uint8_t qos, bool retain);
   bool hold_for_acl(std::string_view packet, uint32_t asks);
+  // A held packet runs again with all its answers (not counted again, nothing asked again).
+  bool rerunning() const { return pending_acl_ && pending_acl_->rerun; }
   // The ACL to hand the front door for a publish the chain decided.
   const auth::ClientAcl* decided_acl(bool allowed) const;
   void emit_connected();
@@ -201,22 +203,20 @@ class Client {
     bool assigned = false;        // the client id was assigned by us
     mqtt::Properties properties;  // for the CONNACK (a finished SCRAM exchange's)
     WaitKind kind = WaitKind::Scram;
-    uint32_t seq = 0;  // Service: the question's number
+    uint16_t seq = 0;  // Service: the question's number
   };
   std::unique_ptr<WaitingConnect> waiting_connect_;
   // A PUBLISH or SUBSCRIBE (or the CONNECT's will, packet empty) waiting for the HTTP service's
   // ACL answers; run again with them once all came (reading paused meanwhile).
   struct PendingAcl {
-    uint32_t seq = 0;
+    uint16_t seq = 0;
     std::string packet;
     uint32_t waiting = 0;
+    bool rerun = false;  // all answers are in: the packet runs again
     std::vector<std::pair<std::string, Decision>> answers;
   };
   std::unique_ptr<PendingAcl> pending_acl_;
-  uint32_t question_seq_ = 0;  // numbers the questions to the HTTP service
-  // Seconds since the epoch when this client's token expires; 0: no token deadline.
-  int64_t token_expires_at_ = 0;
-  uint8_t disconnect_reason_ = 0xFF;  // the reason code of the end, for client.disconnected
+
   struct HeldSuback {
     struct Accepted {
       std::string filter;
@@ -240,7 +240,9 @@ class Client {
   uint16_t keep_alive_ = 0;                  // seconds, as in force (server keep alive applied)
   uint16_t receive_maximum_;
   uint16_t topic_alias_maximum_;
+  uint16_t question_seq_ = 0;  // numbers the questions to the HTTP service (wraps: one waits)
   mqtt::Version version_ = mqtt::Version::V311;
+  uint8_t disconnect_reason_ = 0xFF;  // the reason code of the end, for client.disconnected
   bool connected_ = false;
   bool closing_ = false;
   bool request_problem_information_ = true;
@@ -249,7 +251,6 @@ class Client {
   bool session_awaited_ = false;  // asked once: the second finish_connect goes on
   bool paused_for_held_acks_ = false;
   bool acl_url_ = false;  // [auth.http] acl_url is asked for this client
-  bool rerun_ = false;    // a held packet runs again: not counted again
   // Topic aliases from the client (index = alias - 1), made at its first alias.
   std::unique_ptr<std::vector<std::string>> inbound_aliases_;
   // The last packet from the client once connected; before, when the connection began.

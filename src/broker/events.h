@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "broker/message.h"
+
 namespace starling::broker {
 
 enum class EventKind : uint8_t {
@@ -40,12 +42,12 @@ struct Event {
   uint8_t proto_ver = 0;     // client.connected
   uint16_t keepalive = 0;    // client.connected
   bool clean_start = false;  // client.connected
-  std::string topic;         // session.(un)subscribed: the filter; message.*: the topic
-  uint8_t qos = 0;
+  std::string topic;         // session.(un)subscribed: the filter
+  uint8_t qos = 0;           // session.subscribed; message.*: the delivery's
   bool retain = false;
-  std::string payload;         // message.*
-  std::string from_client_id;  // message.*: the publisher
-  std::string from_username;
+  // message.*: the message itself (topic, payload, publisher), shared, not copied: it is
+  // immutable once routed, and the webhook's thread reads it when it makes the JSON.
+  MessagePtr message;
 };
 
 class EventSink {
@@ -53,7 +55,8 @@ class EventSink {
   virtual ~EventSink() = default;
   // Any thread; must not block.
   virtual void emit(Event&& event) = 0;
-  // message.* and session.(un)subscribed events only for topics some webhook filters on.
+  // message.* and session.(un)subscribed events only for topics some webhook filters on and
+  // has room for (an event no such webhook has room for is counted dropped and not made).
   virtual bool wants_topic(EventKind kind, std::string_view topic) const = 0;
   // Its Prometheus families, appended to /metrics.
   virtual void render_metrics(std::string& out) const = 0;

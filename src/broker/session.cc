@@ -44,12 +44,9 @@ void message_event(EventKind kind, const Delivery& d, std::string_view receiver,
   Event e;
   e.kind = kind;
   e.client_id = receiver;
-  e.topic = m.topic;
-  e.payload = m.payload;
+  e.message = d.message;
   e.qos = d.qos;
   e.retain = d.retain;
-  e.from_client_id = m.origin_client_id;
-  e.from_username = m.origin_username;
   if (reason != nullptr) e.reason = reason;
   Events::emit(std::move(e));
 }

@@ -2,66 +2,124 @@
 
 #include <spdlog/spdlog.h>
 
-#include <nlohmann/json.hpp>
-
 #include "core/base64.h"
+#include "mqtt/topic.h"
 
 namespace starling::hooks {
 
 using broker::Event;
 using broker::EventKind;
-using json = nlohmann::json;
 
-std::string event_json(const Event& e, uint64_t seq, const std::string& node) {
-  json j = {{"event", broker::event_name(e.kind)},
-            {"seq", seq},
-            {"timestamp", e.timestamp_ms},
-            {"node", node},
-            {"clientid", e.client_id}};
+namespace {
+
+// Events are written by hand rather than through a JSON object: at a hundred thousand
+// deliveries a second the webhook's thread is a CPU the broker's workers share.
+class JsonObject {
+ public:
+  explicit JsonObject(std::string& out) : out_(out) { out_ += '{'; }
+  ~JsonObject() { out_ += '}'; }
+
+  void text(const char* key, std::string_view value) {
+    name(key);
+    quoted(value);
+  }
+  void number(const char* key, int64_t value) {
+    name(key);
+    out_ += std::to_string(value);
+  }
+  void boolean(const char* key, bool value) {
+    name(key);
+    out_ += value ? "true" : "false";
+  }
+
+ private:
+  void name(const char* key) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    out_ += '"';
+    out_ += key;
+    out_ += "\":";
+  }
+  // MQTT strings are valid UTF-8 (the codec checks); anything else has its bytes above 0x7F
+  // replaced, so the document stays valid JSON.
+  void quoted(std::string_view s) {
+    const bool utf8 = mqtt::valid_utf8(s);
+    out_ += '"';
+    for (const char c : s) {
+      const auto u = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\') {
+        out_ += '\\';
+        out_ += c;
+      } else if (u < 0x20) {
+        static constexpr char kHex[] = "0123456789abcdef";
+        out_ += "\\u00";
+        out_ += kHex[u >> 4];
+        out_ += kHex[u & 15];
+      } else if (u >= 0x80 && !utf8) {
+        out_ += "\\ufffd";
+      } else {
+        out_ += c;
+      }
+    }
+    out_ += '"';
+  }
+
+  std::string& out_;
+  bool first_ = true;
+};
+
+}  // namespace
+
+void append_event_json(std::string& out, const Event& e, uint64_t seq, const std::string& node) {
+  JsonObject j(out);
+  j.text("event", broker::event_name(e.kind));
+  j.number("seq", static_cast<int64_t>(seq));
+  j.number("timestamp", e.timestamp_ms);
+  j.text("node", node);
+  j.text("clientid", e.client_id);
   switch (e.kind) {
     case EventKind::ClientConnected:
-      j["username"] = e.username;
-      j["peerhost"] = e.peerhost;
-      j["proto_ver"] = e.proto_ver;
-      j["keepalive"] = e.keepalive;
-      j["clean_start"] = e.clean_start;
+      j.text("username", e.username);
+      j.text("peerhost", e.peerhost);
+      j.number("proto_ver", e.proto_ver);
+      j.number("keepalive", e.keepalive);
+      j.boolean("clean_start", e.clean_start);
       break;
     case EventKind::ClientDisconnected:
-      j["username"] = e.username;
-      j["peerhost"] = e.peerhost;
-      j["reason"] = e.reason;
-      if (e.reason_code >= 0) j["reason_code"] = e.reason_code;
+      j.text("username", e.username);
+      j.text("peerhost", e.peerhost);
+      j.text("reason", e.reason);
+      if (e.reason_code >= 0) j.number("reason_code", e.reason_code);
       break;
     case EventKind::SessionCreated:
       break;
     case EventKind::SessionTerminated:
-      j["reason"] = e.reason;
+      j.text("reason", e.reason);
       break;
     case EventKind::SessionSubscribed:
-      j["username"] = e.username;
-      j["topic"] = e.topic;
-      j["qos"] = e.qos;
+      j.text("username", e.username);
+      j.text("topic", e.topic);
+      j.number("qos", e.qos);
       break;
     case EventKind::SessionUnsubscribed:
-      j["username"] = e.username;
-      j["topic"] = e.topic;
+      j.text("username", e.username);
+      j.text("topic", e.topic);
       break;
     case EventKind::MessageDelivered:
     case EventKind::MessageDropped:
-      j["from_clientid"] = e.from_client_id;
-      j["from_username"] = e.from_username;
-      j["topic"] = e.topic;
-      j["qos"] = e.qos;
-      j["retain"] = e.retain;
-      j["payload"] = core::base64_encode(e.payload);
-      j["payload_encoding"] = "base64";
-      if (e.kind == EventKind::MessageDropped) j["reason"] = e.reason;
+      if (!e.message) break;
+      j.text("from_clientid", e.message->origin_client_id);
+      j.text("from_username", e.message->origin_username);
+      j.text("topic", e.message->topic);
+      j.number("qos", e.qos);
+      j.boolean("retain", e.retain);
+      j.text("payload", core::base64_encode(e.message->payload));
+      j.text("payload_encoding", "base64");
+      if (e.kind == EventKind::MessageDropped) j.text("reason", e.reason);
       break;
     case EventKind::kCount:
       break;
   }
-  // Client ids and topics are UTF-8 by the protocol; replace guards anything else.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 // --- One webhook --------------------------------------------------------------------------------
@@ -84,6 +142,14 @@ Webhook::Webhook(const config::WebhookSettings& settings, std::string node)
 
 Webhook::~Webhook() = default;
 
+bool Webhook::has_room() const {
+  return size_.load(std::memory_order_relaxed) < settings_.queue_max;
+}
+
+void Webhook::count_drop() const {
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+}
+
 bool Webhook::wants_topic(std::string_view topic) const {
   for (const auth::TopicFilter& f : filters_) {
     if (f.matches(topic)) return true;
@@ -91,7 +157,7 @@ bool Webhook::wants_topic(std::string_view topic) const {
   return false;
 }
 
-void Webhook::push(const Event& event) {
+void Webhook::push(Event event) {
   bool schedule = false;
   bool now = false;
   {
@@ -101,7 +167,8 @@ void Webhook::push(const Event& event) {
       return;
     }
     if (queue_.empty()) oldest_at_ = std::chrono::steady_clock::now();
-    queue_.push_back(event);
+    queue_.push_back(std::move(event));
+    size_.store(queue_.size(), std::memory_order_relaxed);
     ++next_seq_;
     if (in_flight_ == 0 && backoff_ms_ == 0) {
       if (!pump_due_) {
@@ -142,9 +209,10 @@ void Webhook::pump() {
     first_seq = front_seq_;
   }
   std::string body = "[";
+  body.reserve(batch.size() * 256);
   for (size_t i = 0; i < batch.size(); ++i) {
     if (i > 0) body += ',';
-    body += event_json(*batch[i], first_seq + i, node_);
+    append_event_json(body, *batch[i], first_seq + i, node_);
   }
   body += ']';
   http_client::Request r;
@@ -172,6 +240,7 @@ void Webhook::sent(bool ok, const std::string& why) {
       posts_ok_.fetch_add(1, std::memory_order_relaxed);
       delivered_.fetch_add(in_flight_, std::memory_order_relaxed);
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(in_flight_));
+      size_.store(queue_.size(), std::memory_order_relaxed);
       front_seq_ += in_flight_;
       in_flight_ = 0;
       if (backoff_ms_ != 0)
@@ -234,18 +303,30 @@ bool filtered_by_topic(EventKind kind) {
 }  // namespace
 
 bool Webhooks::wants_topic(EventKind kind, std::string_view topic) const {
+  // An event every interested webhook has no room for is counted dropped here, and not made;
+  // otherwise push() counts the drops of the full ones.
+  std::vector<const Webhook*> full;
   for (const auto& h : hooks_) {
-    if (h->wants(kind) && (!filtered_by_topic(kind) || h->wants_topic(topic))) return true;
+    if (!h->wants(kind) || (filtered_by_topic(kind) && !h->wants_topic(topic))) continue;
+    if (h->has_room()) return true;
+    full.push_back(h.get());
   }
+  for (const Webhook* h : full)
+    h->count_drop();
   return false;
 }
 
 void Webhooks::emit(Event&& event) {
+  const std::string_view topic =
+      event.message ? std::string_view(event.message->topic) : std::string_view(event.topic);
+  Webhook* last = nullptr;
   for (const auto& h : hooks_) {
     if (!h->wants(event.kind)) continue;
-    if (filtered_by_topic(event.kind) && !h->wants_topic(event.topic)) continue;
-    h->push(event);
+    if (filtered_by_topic(event.kind) && !h->wants_topic(topic)) continue;
+    if (last != nullptr) last->push(event);  // a copy for all but the last
+    last = h.get();
   }
+  if (last != nullptr) last->push(std::move(event));
 }
 
 void Webhooks::render_metrics(std::string& out) const {

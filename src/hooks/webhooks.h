@@ -25,8 +25,9 @@
 
 namespace starling::hooks {
 
-// The JSON object of one event (EMQX's field names where EMQX has the event).
-std::string event_json(const broker::Event& event, uint64_t seq, const std::string& node);
+// The JSON object of one event (EMQX's field names where EMQX has the event), appended.
+void append_event_json(std::string& out, const broker::Event& event, uint64_t seq,
+                       const std::string& node);
 
 class Webhook {
  public:
@@ -38,7 +39,10 @@ class Webhook {
   bool wants_topic(std::string_view topic) const;
   uint32_t kinds() const { return kinds_; }
   // Any thread: queued, or dropped when the queue is full.
-  void push(const broker::Event& event);
+  void push(broker::Event event);
+  // Any thread, before an event is made (no lock).
+  bool has_room() const;
+  void count_drop() const;
   struct Counts {
     uint64_t delivered = 0, dropped = 0, posts_ok = 0, posts_failed = 0, queued = 0;
   };
@@ -63,7 +67,8 @@ class Webhook {
   uint32_t backoff_ms_ = 0;  // 0: the last POST went through
 
   std::atomic<uint64_t> delivered_{0};
-  std::atomic<uint64_t> dropped_{0};
+  mutable std::atomic<uint64_t> dropped_{0};
+  std::atomic<size_t> size_{0};  // queue_.size(), readable without the lock
   std::atomic<uint64_t> posts_ok_{0};
   std::atomic<uint64_t> posts_failed_{0};
   http_client::AsyncClient client_;  // last: destroyed first
