@@ -269,17 +269,16 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
   }
 
   pending_client_id_ = std::make_unique<std::string>(c.client_id);  // until the session has it
-  const uint16_t seq = ++question_seq_;
   Authenticator::Verdict verdict = auth_.connect(
       c, origin(),
-      [control = &broker_.connections(), link = transport_.attachment(), seq](ConnectAnswer a) {
+      [control = &broker_.connections(), link = transport_.attachment()](ConnectAnswer a) {
         control->post_to_client(
-            link, [seq, a = std::move(a)](Client& client) { client.on_connect_answer(seq, a); });
+            link, [a = std::move(a)](Client& client) { client.on_connect_answer(a); });
       });
   if (verdict.outcome == Authenticator::Outcome::Pending) {
     // The HTTP service decides: the CONNECT waits, reading nothing meanwhile.
     waiting_connect_ = std::make_unique<WaitingConnect>(
-        WaitingConnect{std::move(c), assigned, mqtt::Properties{}, WaitKind::Service, seq});
+        WaitingConnect{std::move(c), assigned, mqtt::Properties{}, WaitKind::Service});
     transport_.pause_reading(true);
     return true;
   }
@@ -314,8 +313,8 @@ bool Client::on_connect_verdict(Authenticator::Verdict& verdict, mqtt::Connect& 
     if (pending_acl_) {
       // The will's topic waits for the HTTP service: so does the CONNECT.
       pending_acl_->waiting = 1;
-      waiting_connect_ = std::make_unique<WaitingConnect>(WaitingConnect{
-          std::move(c), assigned, mqtt::Properties{}, WaitKind::Service, pending_acl_->seq});
+      waiting_connect_ = std::make_unique<WaitingConnect>(
+          WaitingConnect{std::move(c), assigned, mqtt::Properties{}, WaitKind::Service});
       transport_.pause_reading(true);
       return true;
     }
@@ -324,10 +323,10 @@ bool Client::on_connect_verdict(Authenticator::Verdict& verdict, mqtt::Connect& 
   return finish_connect(c, assigned, {});
 }
 
-void Client::on_connect_answer(uint16_t seq, const ConnectAnswer& answer) {
+void Client::on_connect_answer(const ConnectAnswer& answer) {
   if (closing_ || !waiting_connect_ || waiting_connect_->kind != WaitKind::Service ||
-      waiting_connect_->seq != seq || pending_acl_) {
-    return;  // a connection that is gone or has moved on
+      pending_acl_) {
+    return;  // closing
   }
   const std::unique_ptr<WaitingConnect> waited = std::move(waiting_connect_);
   Authenticator::Verdict verdict = auth_.resume_connect(waited->connect, origin(), answer);
@@ -336,8 +335,8 @@ void Client::on_connect_answer(uint16_t seq, const ConnectAnswer& answer) {
   }
 }
 
-void Client::on_acl_answer(uint16_t seq, const std::string& topic, Decision decision) {
-  if (closing_ || !pending_acl_ || pending_acl_->seq != seq) return;
+void Client::on_acl_answer(const std::string& topic, Decision decision) {
+  if (closing_ || !pending_acl_ || pending_acl_->waiting == 0) return;  // closing
   PendingAcl& p = *pending_acl_;
   p.answers.emplace_back(topic, decision);
   if (--p.waiting > 0) return;
@@ -394,7 +393,6 @@ Client::Access Client::access(AclAction action, std::string_view topic, uint8_t 
     if (!decision) {
       const bool created = !pending_acl_;
       if (created) pending_acl_ = std::make_unique<PendingAcl>();
-      if (pending_acl_->seq == 0) pending_acl_->seq = ++question_seq_;
       AclQuery q;
       q.client_id = std::string(client_id());
       if (!auth_.username().empty()) q.username = std::string(auth_.username());
@@ -405,9 +403,9 @@ Client::Access Client::access(AclAction action, std::string_view topic, uint8_t 
       q.retain = retain;
       decision = broker_.access().external()->acl(
           q, [control = &broker_.connections(), link = transport_.attachment(),
-              seq = pending_acl_->seq, topic = std::string(topic)](Decision d) {
-            control->post_to_client(
-                link, [seq, topic, d](Client& client) { client.on_acl_answer(seq, topic, d); });
+              topic = std::string(topic)](Decision d) {
+            control->post_to_client(link,
+                                    [topic, d](Client& client) { client.on_acl_answer(topic, d); });
           });
       if (!decision) return Access::Ask;
       if (created) pending_acl_.reset();  // answered from the cache: nothing waits

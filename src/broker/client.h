@@ -79,9 +79,11 @@ class Client {
   bool waiting() const {
     return (waiting_connect_ && waiting_connect_->kind != WaitKind::Scram) || pending_acl_;
   }
-  // The HTTP auth service answered (posted to this client's loop; seq tells stale answers).
-  void on_connect_answer(uint16_t seq, const ConnectAnswer& answer);
-  void on_acl_answer(uint16_t seq, const std::string& topic, Decision decision);
+  // The HTTP auth service answered (posted to this client's loop). A client waits for one
+  // question at a time (all of a SUBSCRIBE's together), and every question is answered, so an
+  // answer always finds the wait it belongs to (a closed connection's are dropped on the way).
+  void on_connect_answer(const ConnectAnswer& answer);
+  void on_acl_answer(const std::string& topic, Decision decision);
   // What waited for the cluster is done: the session this CONNECT waited for came from another
   // node (or will not), or every node knows the routes of a SUBSCRIBE. The connection goes on
   // (ConnectionControl::cluster_wait_over).
@@ -203,13 +205,11 @@ class Client {
     bool assigned = false;        // the client id was assigned by us
     mqtt::Properties properties;  // for the CONNACK (a finished SCRAM exchange's)
     WaitKind kind = WaitKind::Scram;
-    uint16_t seq = 0;  // Service: the question's number
   };
   std::unique_ptr<WaitingConnect> waiting_connect_;
   // A PUBLISH or SUBSCRIBE (or the CONNECT's will, packet empty) waiting for the HTTP service's
   // ACL answers; run again with them once all came (reading paused meanwhile).
   struct PendingAcl {
-    uint16_t seq = 0;
     std::string packet;
     uint32_t waiting = 0;
     bool rerun = false;  // all answers are in: the packet runs again
@@ -240,7 +240,6 @@ class Client {
   uint16_t keep_alive_ = 0;                  // seconds, as in force (server keep alive applied)
   uint16_t receive_maximum_;
   uint16_t topic_alias_maximum_;
-  uint16_t question_seq_ = 0;  // numbers the questions to the HTTP service (wraps: one waits)
   mqtt::Version version_ = mqtt::Version::V311;
   uint8_t disconnect_reason_ = 0xFF;  // the reason code of the end, for client.disconnected
   bool connected_ = false;

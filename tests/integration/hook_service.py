@@ -8,6 +8,7 @@ what users run beside their broker, on a free loopback port, in a thread of the 
 - POST /hook: a webhook; each accepted body (a JSON array) is appended to `batches`, while
   `hook_status` is 2xx; other statuses are answered and the batch is not kept (`refused`
   counts them).
+- HookService(tls=(cert, key)) serves HTTPS with that certificate.
 - stop() closes the listening socket (the service is "down": connections are refused) and
   start() opens it again on the same port.
 
@@ -24,7 +25,8 @@ from harness import HOST, free_port
 
 
 class HookService:
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.tls = tls
         self.port = free_port()
         self.lock = threading.Lock()
         self.requests = []
@@ -115,6 +117,11 @@ class HookService:
             allow_reuse_address = True
 
         self.server = Server((HOST, self.port), Handler)
+        if self.tls:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -130,7 +137,8 @@ class HookService:
 
     # -- what the tests read
     def url(self, path):
-        return f"http://{HOST}:{self.port}{path}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{HOST}:{self.port}{path}"
 
     def count(self, path):
         with self.lock:

@@ -7,12 +7,14 @@ holds the ones behind it), a will topic the service refuses, and the counters.
 """
 
 import os
+import tempfile
 import unittest
 
 from harness import HOST, BrokerTestCase, metric, unique
 from hook_service import HookService
 from mqtt_raw import PUBACK, PUBLISH, RawClient
 from test_auth import starling_passwd
+from tls_certs import make_pki
 
 RC_SUCCESS = 0x00
 RC_BAD_USERNAME_OR_PASSWORD = 0x86
@@ -217,6 +219,42 @@ connect_url = "{self.service.url('/auth')}"
         self.service.connect_answer = lambda req: (204, None)  # EMQX: 204 is allow
         _, ack = self.connack(username="u", password=b"p")
         self.assertEqual(ack.reason_code, RC_SUCCESS)
+
+
+
+class HttpsAuthTest(BrokerTestCase):
+    """The service over HTTPS: its certificate is checked against ca_file."""
+    broker_scope = None
+
+    def setUp(self):
+        super().setUp()
+        tmp = tempfile.TemporaryDirectory(prefix="https-auth-")
+        self.addCleanup(tmp.cleanup)
+        self.pki = make_pki(tmp.name)
+        self.service = HookService(tls=(self.pki.server_cert, self.pki.server_key))
+        self.addCleanup(self.service.close)
+
+    def connack(self, ca_file):
+        broker = self.new_broker(http=True, config_text=f"""
+[auth.http]
+connect_url = "{self.service.url('/auth')}"
+ca_file = "{ca_file}"
+timeout_ms = 2000
+""")
+        c = RawClient(broker.port, 5)
+        self.addCleanup(c.close)
+        return c.connect(unique("tls"), username="u", password=b"p").reason_code, broker
+
+    def test_trusted_service(self):
+        rc, _ = self.connack(self.pki.ca_cert)
+        self.assertEqual(rc, RC_SUCCESS)
+        self.assertEqual(self.service.count("/auth"), 1)
+
+    def test_untrusted_certificate_fails_closed(self):
+        rc, broker = self.connack(self.pki.other_ca_cert)
+        self.assertEqual(rc, RC_SERVER_UNAVAILABLE)
+        self.assertEqual(self.service.count("/auth"), 0)
+        self.assertIn("auth service (connect): no usable answer", broker.log())
 
 
 if __name__ == "__main__":
