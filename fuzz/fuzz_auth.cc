@@ -14,27 +14,15 @@
 #include "auth/scram.h"
 #include "auth/topic_match.h"
 #include "core/base64.h"
+#include "fuzz_support.h"
 #include "mqtt/topic.h"
 
 namespace {
 
 using namespace starling::auth;
 
-void check(bool ok) {
-  if (!ok) __builtin_trap();
-}
-
-std::vector<std::string_view> lines_of(std::string_view text, size_t limit) {
-  std::vector<std::string_view> lines;
-  size_t start = 0;
-  while (start <= text.size() && lines.size() < limit) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return lines;
-}
+using starling::fuzz::check;
+using starling::fuzz::lines_of;
 
 bool plain_valid_filter(std::string_view s) {
   return valid_filter(s) && starling::mqtt::valid_topic_filter(s) && !s.starts_with("$share/");

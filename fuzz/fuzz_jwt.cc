@@ -17,6 +17,7 @@
 #include "auth/jwt.h"
 #include "auth/topic_match.h"
 #include "core/base64.h"
+#include "fuzz_support.h"
 
 namespace {
 
@@ -25,21 +26,8 @@ using namespace starling::auth;
 constexpr int64_t kNow = 1'700'000'000;
 constexpr std::string_view kSecret = "fuzz-secret";
 
-void check(bool ok) {
-  if (!ok) __builtin_trap();
-}
-
-std::vector<std::string_view> lines_of(std::string_view text, size_t limit) {
-  std::vector<std::string_view> lines;
-  size_t start = 0;
-  while (start <= text.size() && lines.size() < limit) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return lines;
-}
+using starling::fuzz::check;
+using starling::fuzz::lines_of;
 
 size_t dots_in(std::string_view text) {
   size_t dots = 0;

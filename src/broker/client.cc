@@ -1030,16 +1030,7 @@ bool Client::handle_subscribe(uint8_t flags, std::string_view body, std::string_
     options.retain_handling = req.retain_handling;
     options.subscription_id = sub_id;
     bool existed = broker_.subscribe(session_, req.filter, options, ticket, &route_wait);
-    if (Events::wanted(EventKind::SessionSubscribed) &&
-        Events::wants_topic(EventKind::SessionSubscribed, req.filter)) {
-      Event e;
-      e.kind = EventKind::SessionSubscribed;
-      e.client_id = client_id();
-      e.username = auth_.username();
-      e.topic = req.filter;
-      e.qos = options.qos;
-      Events::emit(std::move(e));
-    }
+    emit_subscription(EventKind::SessionSubscribed, req.filter, options.qos);
     accepted.push_back(HeldSuback::Accepted{req.filter, options, existed, shared});
     ack.reason_codes.push_back(options.qos);
   }
@@ -1093,15 +1084,7 @@ bool Client::handle_unsubscribe(uint8_t flags, std::string_view body) {
   }
   for (const auto& filter : unsub.filters) {
     bool removed = broker_.unsubscribe(session_, filter, ticket);
-    if (removed && Events::wanted(EventKind::SessionUnsubscribed) &&
-        Events::wants_topic(EventKind::SessionUnsubscribed, filter)) {
-      Event e;
-      e.kind = EventKind::SessionUnsubscribed;
-      e.client_id = client_id();
-      e.username = auth_.username();
-      e.topic = filter;
-      Events::emit(std::move(e));
-    }
+    if (removed) emit_subscription(EventKind::SessionUnsubscribed, filter, 0);
     ack.reason_codes.push_back(removed ? rc::Success : rc::NoSubscriptionExisted);
   }
   std::string bytes;
@@ -1162,6 +1145,17 @@ void Client::on_tick(Clock::time_point now) {
     metrics::add(metrics::Counter::KeepAliveTimeouts);
     disconnect(rc::KeepAliveTimeout, "keep alive timeout");
   }
+}
+
+void Client::emit_subscription(EventKind kind, const std::string& filter, uint8_t qos) {
+  if (!Events::wanted(kind) || !Events::wants_topic(kind, filter)) return;
+  Event e;
+  e.kind = kind;
+  e.client_id = client_id();
+  e.username = auth_.username();
+  e.topic = filter;
+  e.qos = qos;
+  Events::emit(std::move(e));
 }
 
 void Client::emit_connected() {

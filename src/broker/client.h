@@ -13,6 +13,7 @@
 #include "auth/acl.h"
 #include "broker/authenticator.h"
 #include "broker/broker.h"
+#include "broker/events.h"
 #include "broker/external_auth.h"
 #include "broker/session.h"
 #include "core/peer_address.h"
@@ -119,6 +120,8 @@ class Client {
   // The ACL to hand the front door for a publish the chain decided.
   const auth::ClientAcl* decided_acl(bool allowed) const;
   void emit_connected();
+  // session.subscribed (with the granted QoS) or session.unsubscribed, when a webhook wants it.
+  void emit_subscription(EventKind kind, const std::string& filter, uint8_t qos);
   void emit_disconnected();
   // Compiles the ACL ([auth] acl_file as loaded now) for the authenticated client.
   void compile_acl();
