@@ -68,7 +68,7 @@ Authenticator::Verdict Authenticator::connect(const mqtt::Connect& c, const Clie
     scram_method_ = true;
     Verdict v;
     if (!start_scram(std::move(passwords), c.properties.authentication_data.value_or(""), v)) {
-      spdlog::info("connect from {} refused: SCRAM: {}", origin.peer, v.reason);
+      spdlog::info("connect from {} refused: SCRAM: {}", origin.peer(), v.reason);
       return refuse(rc::NotAuthorized, "SCRAM-SHA-256 exchange failed");
     }
     return v;
@@ -88,7 +88,7 @@ Authenticator::Verdict Authenticator::connect(const mqtt::Connect& c, const Clie
     q.client_id = c.client_id;
     q.username = c.username;
     q.password = c.password;
-    q.peerhost = origin.peerhost;
+    q.peerhost = origin.address.host();
     q.proto_ver = c.version == mqtt::Version::V5 ? 5 : c.version == mqtt::Version::V31 ? 3 : 4;
     q.cert_common_name = origin.certificate_username;
     q.listener = std::string(origin.listener);
@@ -109,7 +109,7 @@ Authenticator::Verdict Authenticator::resume_connect(const mqtt::Connect& c,
   if (decision == Decision::Failed) {
     // The service could not say: fail closed unless told otherwise (counted by the service).
     if (settings_.auth.http.on_error != "ignore") {
-      spdlog::debug("connect from {} refused: the auth service did not answer: {}", origin.peer,
+      spdlog::debug("connect from {} refused: the auth service did not answer: {}", origin.peer(),
                     answer.reason);
       return refuse(rc::ServerUnavailable, "the authentication service is unavailable");
     }
@@ -123,7 +123,7 @@ Authenticator::Verdict Authenticator::resume_connect(const mqtt::Connect& c,
       return accept(c.username ? std::string_view(*c.username) : std::string_view());
     case Decision::Deny:
       metrics::add(Counter::AuthBadCredentials);
-      spdlog::info("connect from {} refused by the auth service (client '{}')", origin.peer,
+      spdlog::info("connect from {} refused by the auth service (client '{}')", origin.peer(),
                    c.client_id);
       return refuse(rc::BadUserNameOrPassword, "refused by the authentication service");
     default:
@@ -147,7 +147,7 @@ std::optional<Authenticator::Verdict> Authenticator::check_jwt(const mqtt::Conne
   count_jwt(v.error);
   if (v.error == auth::JwtError::NoKey) access_.unknown_key();
   if (!v.ok()) {
-    spdlog::info("connect from {} refused: token: {}", origin.peer, v.message);
+    spdlog::info("connect from {} refused: token: {}", origin.peer(), v.message);
     return refuse(rc::BadUserNameOrPassword, "invalid token");
   }
   // The user name: the claim's, or the CONNECT's when no claim is named.
@@ -186,7 +186,7 @@ Authenticator::Verdict Authenticator::check_files(const mqtt::Connect& c,
   if (c.username && passwords) {
     if (!c.password || !passwords->check(*c.username, *c.password)) {
       metrics::add(Counter::AuthBadCredentials);
-      spdlog::info("connect from {} refused: bad user name or password for '{}'", origin.peer,
+      spdlog::info("connect from {} refused: bad user name or password for '{}'", origin.peer(),
                    *c.username);
       return refuse(rc::BadUserNameOrPassword, "bad user name or password");
     }
@@ -205,7 +205,7 @@ Authenticator::Verdict Authenticator::check_files(const mqtt::Connect& c,
     metrics::add(Counter::AuthAnonymousRefused);
     const char* why = c.username ? "user name cannot be verified (no password file)"
                                  : "anonymous clients are not allowed";
-    spdlog::info("connect from {} refused on {}: {}", origin.peer, origin.listener, why);
+    spdlog::info("connect from {} refused on {}: {}", origin.peer(), origin.listener, why);
     return refuse(rc::NotAuthorized, why);
   }
   if (c.username) username_ = core::InlineString(*c.username);

@@ -27,6 +27,7 @@
 #include "broker/external_auth.h"
 #include "config/config.h"
 #include "core/inline_string.h"
+#include "core/peer_address.h"
 #include "mqtt/packet.h"
 
 namespace starling::broker {
@@ -35,9 +36,9 @@ namespace starling::broker {
 struct ClientOrigin {
   std::string_view listener;                        // [listeners.NAME] it connected to
   std::optional<std::string> certificate_username;  // verified client certificate's CN
-  std::string peer;                                 // address:port, for logs
-  std::string peerhost;                             // address alone, for the HTTP service
-  bool bridge = false;  // a bridge of this broker: its identity is the config's, not asked
+  core::PeerAddress address;  // formatted only when a log line or the HTTP service needs it
+  bool bridge = false;        // a bridge of this broker: its identity is the config's, not asked
+  std::string peer() const { return address.to_string(); }  // "address:port", for logs
 };
 
 // What a token or the HTTP service granted beyond the files: superuser, its own rules, and for

@@ -287,7 +287,7 @@ bool Client::handle_connect(uint8_t flags, std::string_view body) {
 
 ClientOrigin Client::origin() const {
   return ClientOrigin{transport_.listener_name(), transport_.certificate_username(),
-                      transport_.peer(), transport_.peer_address().host(), transport_.is_bridge()};
+                      transport_.peer_address(), transport_.is_bridge()};
 }
 
 bool Client::on_connect_verdict(Authenticator::Verdict& verdict, mqtt::Connect& c, bool assigned) {

@@ -169,7 +169,6 @@ void Webhook::push(Event event) {
     if (queue_.empty()) oldest_at_ = std::chrono::steady_clock::now();
     queue_.push_back(std::move(event));
     size_.store(queue_.size(), std::memory_order_relaxed);
-    ++next_seq_;
     if (in_flight_ == 0 && backoff_ms_ == 0) {
       if (!pump_due_) {
         pump_due_ = true;

@@ -60,8 +60,7 @@ class Webhook {
   mutable std::mutex mutex_;
   std::deque<broker::Event> queue_;
   std::chrono::steady_clock::time_point oldest_at_;  // when the queue's front came
-  uint64_t next_seq_ = 1;
-  uint64_t front_seq_ = 1;   // seq of queue_.front()
+  uint64_t front_seq_ = 1;                           // seq of queue_.front()
   size_t in_flight_ = 0;     // events of the batch being POSTed (the queue's first ones)
   bool pump_due_ = false;    // a pump() is scheduled
   uint32_t backoff_ms_ = 0;  // 0: the last POST went through

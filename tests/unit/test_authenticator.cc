@@ -65,7 +65,7 @@ class AuthenticatorTest : public ::testing::Test {
     return c;
   }
   static ClientOrigin origin(std::optional<std::string> certificate_user = std::nullopt) {
-    return ClientOrigin{"mqtt", std::move(certificate_user), "127.0.0.1:1"};
+    return ClientOrigin{"mqtt", std::move(certificate_user), core::PeerAddress("127.0.0.1:1")};
   }
 
   std::filesystem::path dir_;

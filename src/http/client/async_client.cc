@@ -15,7 +15,6 @@ struct AsyncClient::Transfer {
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   Response response;
-  bool too_large = false;
 };
 
 namespace {
@@ -73,11 +72,6 @@ void AsyncClient::after(std::chrono::milliseconds delay, std::function<void()> f
     timers_.push_back({std::chrono::steady_clock::now() + delay, std::move(fn)});
   }
   curl_->multi_wakeup(multi_);
-}
-
-size_t AsyncClient::pending() const {
-  std::lock_guard lock(mutex_);
-  return pending_;
 }
 
 void AsyncClient::start_transfers(std::vector<std::unique_ptr<Transfer>>& fresh) {

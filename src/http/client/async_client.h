@@ -58,8 +58,6 @@ class AsyncClient {
   bool submit(Request request, Callback done);
   // Any thread: fn runs on the client's thread after delay (retries, refreshes).
   void after(std::chrono::milliseconds delay, std::function<void()> fn);
-  // Requests submitted and not answered yet.
-  size_t pending() const;
 
  private:
   struct Transfer;
@@ -76,7 +74,7 @@ class AsyncClient {
   const CurlLibrary* curl_;
   ClientOptions options_;
   void* multi_ = nullptr;  // CURLM*
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::vector<std::unique_ptr<Transfer>> inbox_;   // submitted, not started
   std::vector<std::unique_ptr<Transfer>> active_;  // in curl (the client's thread only)
   std::vector<Timer> timers_;
